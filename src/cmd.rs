@@ -1,0 +1,62 @@
+//! Runs the few programs the hook needs, found in a fixed list of system directories with a
+//! fixed environment: nothing in the caller's environment (PATH, LD_PRELOAD) can change which
+//! program runs or how. No shell is ever involved.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+const DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"];
+const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub fn find(name: &str) -> Option<PathBuf> {
+    DIRS.iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+}
+
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `program args`, feeding `input` to its standard input.
+pub fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<Output> {
+    let path = find(program).ok_or_else(|| {
+        Error::system(format!("{program} is not installed (looked in {})", DIRS.join(", ")))
+    })?;
+    log::debug!("running {} {}", path.display(), args.join(" "));
+    let mut child = Command::new(&path)
+        .args(args)
+        .env_clear()
+        .env("PATH", SAFE_PATH)
+        .env("LC_ALL", "C")
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::system(format!("cannot run {}: {e}", path.display())))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A program that exits early closes its end; its exit status says why.
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::system(format!("cannot run {}: {e}", path.display())))?;
+    Ok(Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// The first line of a program's complaint that says something, for one-line errors.
+pub fn first_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Try `"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

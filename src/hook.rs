@@ -1,0 +1,383 @@
+//! The commands: `up`, `down` and `plan`, wiring config, plan, rendering and the apply step.
+//! Every kernel change is printed as `[#] ...`, like wg-quick's own lines.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::cli::{Args, Options};
+use crate::cmd;
+use crate::error::{Error, Result};
+use crate::host;
+use crate::iptables::{self, Chain, Live, Member, Table, Variant};
+use crate::plan::{self, Family, FamilyPlan, Plan};
+use crate::residue;
+use crate::settings;
+use crate::state::{Record, Store};
+use crate::sysctl::{self, Key, Ledger, Write};
+use crate::types::{BackendChoice, IfaceName};
+use crate::wgconf::{self, WgConfig};
+
+const LEDGER: &str = "sysctl";
+const NFT_BEFORE: &str = "nft-before";
+
+fn load(args: &Args) -> Result<(Options, WgConfig)> {
+    let file = settings::read(&settings::path_for(&args.iface))?;
+    let opts = args.options.clone().over(file);
+    let path = opts
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/etc/wireguard/{}.conf", args.iface)));
+    let conf = wgconf::read(&path)?;
+    Ok((opts, conf))
+}
+
+/// The backend for this interface: the one it was installed with, else the one the other
+/// managed interfaces use (they share a chain), else the option, else auto-detected.
+fn backend(choice: Option<BackendChoice>, mine: Option<&Record>, others: &[Record]) -> Result<(Variant, String)> {
+    let recorded = mine.or(others.first()).and_then(|r| Variant::parse(&r.backend).map(|v| (v, r)));
+    let asked = match choice.unwrap_or(BackendChoice::Auto) {
+        BackendChoice::Auto => None,
+        BackendChoice::IptablesNft => Some(Variant::Nft),
+        BackendChoice::IptablesLegacy => Some(Variant::Legacy),
+    };
+    match (recorded, asked) {
+        (Some((v, r)), Some(a)) if v != a => Err(Error::usage(format!(
+            "{} is managed with {} here; one namespace uses one backend: run \"wgfw-hook down\" for its interfaces first",
+            r.iface,
+            v.name()
+        ))),
+        (Some((v, r)), _) => Ok((v, format!("{} is managed with it", r.iface))),
+        (None, Some(a)) => Ok((a, "--backend".into())),
+        (None, None) => Ok(host::auto_variant()),
+    }
+}
+
+fn families(ipv6: bool) -> Vec<Family> {
+    Family::BOTH.into_iter().filter(|f| *f == Family::V4 || ipv6).collect()
+}
+
+fn members(records: &[Record], family: Family) -> Vec<Member> {
+    records
+        .iter()
+        .filter_map(|r| Some(Member { iface: r.iface.clone(), policy: *r.policies.get(&family)?, log: r.log }))
+        .collect()
+}
+
+fn restore(variant: Variant, family: Family, script: &str) -> Result<()> {
+    let prog = variant.restore(family);
+    eprintln!("[#] {prog} --noflush");
+    log::debug!("{prog} script:\n{script}");
+    let out = cmd::run(&prog, &["--noflush", "--wait", "10"], Some(script))?;
+    if out.ok {
+        Ok(())
+    } else {
+        Err(Error::system(format!("{prog} refused the {} rules: {}", family, cmd::first_line(&out.stderr))))
+    }
+}
+
+/// Our chains as they stand in `live`, to put them back after a failed change.
+fn chains_in(live: &Live, names: &[(Table, String)]) -> Vec<Chain> {
+    names
+        .iter()
+        .filter(|(t, n)| live.has_chain(*t, n))
+        .map(|(t, n)| {
+            let jump = format!("-j {n}");
+            let hook = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]
+                .into_iter()
+                .find(|h| live.rules.get(&(*t, h.to_string())).is_some_and(|r| r.contains(&jump)));
+            Chain { table: *t, name: n.clone(), hook, rules: live.rules.get(&(*t, n.clone())).cloned().unwrap_or_default() }
+        })
+        .collect()
+}
+
+fn ours(iface: &IfaceName) -> Vec<(Table, String)> {
+    let mut names = iptables::own_chains(iface);
+    names.push((Table::Filter, iptables::SHARED_INPUT.to_string()));
+    names
+}
+
+pub fn up(args: &Args) -> Result<()> {
+    let iface = &args.iface;
+    let (opts, conf) = load(args)?;
+    let store = Store::open()?;
+    store.check_writable()?;
+    let records = store.records()?;
+    let mine = records.iter().find(|r| &r.iface == iface).cloned();
+    let others: Vec<Record> = records.into_iter().filter(|r| &r.iface != iface).collect();
+    let (variant, why) = backend(opts.backend, mine.as_ref(), &others)?;
+    log::info!("backend {} ({why})", variant.name());
+
+    let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
+    let mut lives = BTreeMap::new();
+    for family in families(facts.ipv6_enabled) {
+        let live = host::live_rules(variant, family)?;
+        if let Some(owner) = host::input_owner(&live) {
+            facts.input_owner.insert(family, owner);
+        }
+        lives.insert(family, live);
+    }
+    let plan = plan::derive(iface, &conf, &opts, &facts)?;
+    for note in &plan.notes {
+        log::info!("{note}");
+    }
+
+    let mut scripts = Vec::new();
+    for fp in &plan.families {
+        let mut m = members(&others, fp.family);
+        m.push(Member { iface: iface.clone(), policy: fp.policy, log: plan.log });
+        let mut desired = iptables::shared_chains(fp.family, &m);
+        desired.extend(iptables::iface_chains(&plan, fp));
+        if let Some(s) = iptables::transaction(&desired, &iptables::own_chains(iface), &lives[&fp.family]) {
+            scripts.push((fp.family, s));
+        }
+    }
+
+    // Record first: whatever happens next, `down` knows what may be there.
+    if variant == Variant::Nft && others.is_empty() && store.read_named(NFT_BEFORE)?.is_none() {
+        if let Some(inv) = nft_inventory() {
+            let names: Vec<String> = inv.names().into_iter().collect();
+            store.write_named(NFT_BEFORE, &format!("{}\n", names.join("\n")))?;
+        }
+    }
+    let record = Record {
+        iface: iface.clone(),
+        backend: variant.name().to_string(),
+        log: plan.log,
+        policies: plan.families.iter().map(|f| (f.family, f.policy)).collect(),
+    };
+    store.save_record(&record)?;
+
+    let undo_record = |store: &Store| match &mine {
+        Some(r) => store.save_record(r),
+        None => store.remove_record(iface),
+    };
+    let mut applied = Vec::new();
+    for (family, script) in &scripts {
+        if let Err(e) = restore(variant, *family, script) {
+            undo_rules(variant, iface, &applied, &lives);
+            let _ = undo_record(&store);
+            return Err(e);
+        }
+        applied.push(*family);
+    }
+    if let Err(e) = apply_sysctls(&store, iface, &plan.sysctls) {
+        undo_rules(variant, iface, &applied, &lives);
+        let _ = undo_record(&store);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Puts our chains of the applied families back as they were before this run.
+fn undo_rules(variant: Variant, iface: &IfaceName, applied: &[Family], before: &BTreeMap<Family, Live>) {
+    for family in applied.iter().rev() {
+        let names = ours(iface);
+        let old = chains_in(&before[family], &names);
+        let result = host::live_rules(variant, *family).and_then(|now| {
+            match iptables::transaction(&old, &names, &now) {
+                Some(script) => restore(variant, *family, &script),
+                None => Ok(()),
+            }
+        });
+        if let Err(e) = result {
+            eprintln!("wgfw-hook: warning: could not undo the {family} rules: {e}");
+        }
+    }
+}
+
+/// Writes the plan's sysctls that differ, recording the values from before; on failure puts
+/// back what it wrote and the ledger as it was.
+fn apply_sysctls(store: &Store, iface: &IfaceName, wanted: &[Write]) -> Result<()> {
+    let old_text = store.read_named(LEDGER)?.unwrap_or_default();
+    let mut ledger = Ledger::parse(&old_text);
+    let mut keys: Vec<Key> = wanted.iter().map(|w| w.key.clone()).collect();
+    for w in wanted.iter().filter(|w| w.key.is_forwarding_switch()) {
+        keys.extend(sysctl::spread_of(&w.key));
+    }
+    keys.extend(ledger.entries.keys().cloned());
+    let before = host::read_sysctls(keys.iter());
+    let writes = ledger.acquire(iface.as_str(), wanted, &before);
+    store.write_named(LEDGER, &ledger.render())?;
+    let mut done: Vec<&Write> = Vec::new();
+    for w in &writes {
+        if let Err(e) = sysctl::write(&w.key, &w.value) {
+            // Put back in reverse, so that forwarding switches go back last... and then
+            // what they spread to, as it was.
+            for d in done.iter().rev() {
+                if let Some(v) = before.get(&d.key) {
+                    let _ = sysctl::write(&d.key, v);
+                }
+            }
+            for (k, v) in &before {
+                if sysctl::read(k).ok().as_ref() != Some(v) && !writes.iter().any(|w| &w.key == k) {
+                    let _ = sysctl::write(k, v);
+                }
+            }
+            let _ = store.write_named(LEDGER, &old_text);
+            return Err(e);
+        }
+        done.push(w);
+    }
+    Ok(())
+}
+
+fn nft_inventory() -> Option<residue::Inventory> {
+    let out = cmd::run("nft", &["list", "ruleset"], None).ok().filter(|o| o.ok)?;
+    Some(residue::Inventory::parse(&out.stdout))
+}
+
+/// Removes what `up` installed. Forgiving: what is already gone is fine, and problems are
+/// warnings, because a failing PreDown would keep the interface up.
+pub fn down(args: &Args) -> Result<()> {
+    let iface = &args.iface;
+    let store = Store::open()?;
+    let records = store.records()?;
+    let others: Vec<Record> = records.iter().filter(|r| &r.iface != iface).cloned().collect();
+    let mine = records.iter().find(|r| &r.iface == iface);
+    let variant = match mine.and_then(|r| Variant::parse(&r.backend)) {
+        Some(v) => v,
+        None => {
+            // Nothing recorded (a reboot emptied /run, or never up): remove chains that carry
+            // this interface's name, if any are there.
+            let (v, _) = backend(None, None, &others)?;
+            v
+        }
+    };
+    let mut warned = false;
+    for family in families(std::path::Path::new("/proc/sys/net/ipv6").exists()) {
+        let live = match host::live_rules(variant, family) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("wgfw-hook: warning: {e}");
+                warned = true;
+                continue;
+            }
+        };
+        let m = members(&others, family);
+        let desired = iptables::shared_chains(family, &m);
+        let mut remove = iptables::own_chains(iface);
+        if m.is_empty() {
+            remove.push((Table::Filter, iptables::SHARED_INPUT.to_string()));
+        }
+        // Only touch the shared chain when this interface is in it or it must go.
+        let in_shared = live
+            .rules
+            .get(&(Table::Filter, iptables::SHARED_INPUT.to_string()))
+            .is_some_and(|r| r.contains(&format!("-j WGFW-{iface}-IN")));
+        let desired = if in_shared || m.is_empty() { desired } else { Vec::new() };
+        if let Some(script) = iptables::transaction(&desired, &remove, &live) {
+            if let Err(e) = restore(variant, family, &script) {
+                eprintln!("wgfw-hook: warning: {e}");
+                warned = true;
+            }
+        }
+    }
+
+    let mut ledger = Ledger::parse(&store.read_named(LEDGER)?.unwrap_or_default());
+    for w in ledger.release(iface.as_str()) {
+        if w.key.file().exists() && sysctl::read(&w.key).ok().as_deref() != Some(w.value.as_str()) {
+            if let Err(e) = sysctl::write(&w.key, &w.value) {
+                eprintln!("wgfw-hook: warning: {e}");
+                warned = true;
+            }
+        }
+    }
+    store.write_named(LEDGER, &ledger.render())?;
+
+    if others.is_empty() {
+        if let Some(before) = store.read_named(NFT_BEFORE)? {
+            let before = before.lines().map(String::from).collect();
+            if let Some(script) = nft_inventory().and_then(|inv| residue::cleanup(&before, &inv)) {
+                eprintln!("[#] nft -f - (remove empty tables and chains iptables-nft created)");
+                log::debug!("nft script:\n{script}");
+                match cmd::run("nft", &["-f", "-"], Some(&script)) {
+                    Ok(o) if o.ok => {}
+                    Ok(o) => eprintln!("wgfw-hook: warning: nft refused the cleanup: {}", cmd::first_line(&o.stderr)),
+                    Err(e) => eprintln!("wgfw-hook: warning: {e}"),
+                }
+            }
+            store.write_named(NFT_BEFORE, "")?;
+        }
+    }
+    store.remove_record(iface)?;
+    store.remove_dir_if_empty();
+    if warned {
+        eprintln!("wgfw-hook: {iface}: removed what could be removed (see the warnings above)");
+    }
+    Ok(())
+}
+
+/// Prints what `up` would do on this host if no wgfw rules were installed yet.
+pub fn plan(args: &Args) -> Result<()> {
+    let iface = &args.iface;
+    let (opts, conf) = load(args)?;
+    let (variant, why) = match opts.backend {
+        Some(BackendChoice::IptablesNft) => (Variant::Nft, "--backend".to_string()),
+        Some(BackendChoice::IptablesLegacy) => (Variant::Legacy, "--backend".to_string()),
+        _ => host::auto_variant(),
+    };
+    let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
+    let mut notes = Vec::new();
+    for family in families(facts.ipv6_enabled) {
+        match host::live_rules(variant, family) {
+            Ok(live) => {
+                if let Some(owner) = host::input_owner(&live) {
+                    facts.input_owner.insert(family, owner);
+                }
+            }
+            Err(_) => notes.push(format!("the live {family} ruleset is not readable (not root?): input policy auto means drop here")),
+        }
+    }
+    let mut plan = plan::derive(iface, &conf, &opts, &facts)?;
+    plan.notes.extend(notes);
+    let current = host::read_sysctls(plan.sysctls.iter().map(|w| &w.key));
+    print!("{}", render(&plan, variant, &why, &current));
+    Ok(())
+}
+
+/// What `plan` prints: a header of facts, one restore script per family, the sysctl writes.
+pub fn render(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, String>) -> String {
+    let mut s = format!(
+        "# wgfw-hook plan for {} (server role)\n# listen port {}, MTU {}, backend {} ({why})\n",
+        plan.iface,
+        plan.port,
+        plan.mtu,
+        variant.name()
+    );
+    for fp in &plan.families {
+        s.push_str(&format!("# {}\n", describe(plan, fp)));
+    }
+    for n in &plan.notes {
+        s.push_str(&format!("# note: {n}\n"));
+    }
+    for fp in &plan.families {
+        let script = iptables::render_fresh(plan, fp, &[]);
+        s.push_str(&format!("[#] {} --noflush <<'EOF'\n{script}EOF\n", variant.restore(fp.family)));
+    }
+    for w in &plan.sysctls {
+        match current.get(&w.key) {
+            Some(v) if *v == w.value => s.push_str(&format!("# {} is already {}\n", w.key, w.value)),
+            _ => s.push_str(&format!("[#] sysctl -q {}={}\n", w.key, w.value)),
+        }
+    }
+    s
+}
+
+fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
+    let nets: Vec<String> = fp.tunnel_nets.iter().map(ToString::to_string).collect();
+    let nets = if nets.is_empty() { "none".to_string() } else { nets.join(" ") };
+    let wan = fp.wan.as_ref().map(ToString::to_string).unwrap_or_else(|| "none".into());
+    let nat = if fp.masquerade { "masquerade" } else { "routed" };
+    let ssh = match (plan.ssh_port, &fp.admin) {
+        (None, _) => "closed".to_string(),
+        (Some(p), None) => format!("{p} from anywhere"),
+        (Some(_), Some(n)) if n.is_empty() => "closed".to_string(),
+        (Some(p), Some(n)) => format!("{p} from {}", n.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")),
+    };
+    format!(
+        "{}: tunnel {nets}; WAN {wan}; {nat}; input {}; SSH {ssh}; MSS {}",
+        fp.family,
+        fp.policy.as_str(),
+        fp.mss
+    )
+}

@@ -1,0 +1,152 @@
+//! Reads the facts a plan needs from the running system: default routes, the live interface,
+//! current sysctls, the live ruleset. Read-only: nothing here changes the host.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::cmd;
+use crate::error::{Error, Result};
+use crate::iptables::{Live, Table, Variant};
+use crate::plan::{Family, HostFacts};
+use crate::sysctl::{self, Key};
+use crate::types::{IfaceName, Port};
+
+pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> HostFacts {
+    let mut facts = HostFacts {
+        ipv6_enabled: Path::new("/proc/sys/net/ipv6").exists(),
+        ..HostFacts::default()
+    };
+    if let Some(dev) = default_dev_v4(&read("/proc/net/route")) {
+        facts.default_dev.insert(Family::V4, dev);
+    }
+    if let Some(dev) = default_dev_v6(&read("/proc/net/ipv6_route")) {
+        facts.default_dev.insert(Family::V6, dev);
+    }
+    facts.live_mtu = read(&format!("/sys/class/net/{iface}/mtu")).trim().parse().ok();
+    if need_port && facts.live_mtu.is_some() {
+        facts.live_port = cmd::run("wg", &["show", iface.as_str(), "listen-port"], None)
+            .ok()
+            .filter(|o| o.ok)
+            .and_then(|o| o.stdout.trim().parse::<Port>().ok());
+    }
+    let mut devs: Vec<String> = vec!["all".into(), "default".into(), iface.to_string()];
+    devs.extend(facts.default_dev.values().map(ToString::to_string));
+    devs.extend(wan.map(ToString::to_string));
+    for dev in devs {
+        for key in [format!("net/ipv4/conf/{dev}/rp_filter"), format!("net/ipv6/conf/{dev}/accept_ra")] {
+            let key = Key::new(key);
+            if let Ok(v) = sysctl::read(&key) {
+                facts.sysctl.insert(key, v);
+            }
+        }
+    }
+    facts
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The device of the IPv4 default route with the lowest metric, from /proc/net/route.
+pub fn default_dev_v4(table: &str) -> Option<IfaceName> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+            (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000")
+                .then(|| Some((f[6].parse::<u64>().ok()?, f[0].parse::<IfaceName>().ok()?)))?
+        })
+        .min_by_key(|(metric, _)| *metric)
+        .map(|(_, dev)| dev)
+}
+
+/// The device of the IPv6 default route with the lowest metric, from /proc/net/ipv6_route,
+/// skipping the kernel's unreachable routes on lo.
+pub fn default_dev_v6(table: &str) -> Option<IfaceName> {
+    const RTF_REJECT: u32 = 0x0200;
+    table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // dest plen src splen nexthop metric refcnt use flags dev
+            if f.len() < 10 || f[0] != "00000000000000000000000000000000" || f[1] != "00" {
+                return None;
+            }
+            let flags = u32::from_str_radix(f[8], 16).ok()?;
+            if flags & RTF_REJECT != 0 || f[9] == "lo" {
+                return None;
+            }
+            Some((u32::from_str_radix(f[5], 16).ok()?, f[9].parse::<IfaceName>().ok()?))
+        })
+        .min_by_key(|(metric, _)| *metric)
+        .map(|(_, dev)| dev)
+}
+
+/// The live ruleset of one family as the variant's `-save` shows it.
+pub fn live_rules(variant: Variant, family: Family) -> Result<Live> {
+    let prog = variant.save(family);
+    let out = cmd::run(&prog, &[], None)?;
+    if !out.ok {
+        return Err(Error::system(format!("{prog} failed: {}", cmd::first_line(&out.stderr))));
+    }
+    Ok(Live::parse(&out.stdout))
+}
+
+/// Why another firewall manager owns this family's input, if one does.
+pub fn input_owner(live: &Live) -> Option<String> {
+    if live.chains.iter().any(|(_, c)| c.starts_with("ufw-") || c.starts_with("ufw6-")) {
+        return Some("ufw's chains are present".into());
+    }
+    match live.policies.get(&(Table::Filter, "INPUT".to_string())) {
+        Some(p) if p != "ACCEPT" => Some(format!("the INPUT chain's policy is {p}")),
+        _ => None,
+    }
+}
+
+/// Which iptables variant `--backend auto` picks, and why.
+pub fn auto_variant() -> (Variant, String) {
+    let legacy_rules = Family::BOTH.iter().any(|f| {
+        live_rules(Variant::Legacy, *f).map(|l| l.has_foreign_rules()).unwrap_or(false)
+    });
+    if legacy_rules {
+        return (Variant::Legacy, "the iptables-legacy tables have rules".into());
+    }
+    if cmd::find("iptables-nft-restore").is_some() {
+        return (Variant::Nft, "no iptables-legacy rules on this host".into());
+    }
+    (Variant::Legacy, "iptables-nft is not installed".into())
+}
+
+/// Reads the current value of every key, for the record taken before the first write.
+pub fn read_sysctls<'a>(keys: impl Iterator<Item = &'a Key>) -> BTreeMap<Key, String> {
+    keys.filter_map(|k| sysctl::read(k).ok().map(|v| (k.clone(), v))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_default_routes() {
+        let v4 = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                  eth1\t00000000\t0101A8C0\t0003\t0\t0\t200\t00000000\t0\t0\t0\n\
+                  eth0\t00000000\t017100CB\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+                  eth0\t007100CB\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        assert_eq!(default_dev_v4(v4).unwrap().as_str(), "eth0");
+        assert_eq!(default_dev_v4(""), None);
+        let v6 = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n\
+                  00000000000000000000000000000000 00 00000000000000000000000000000000 00 20010db8000100000000000000000001 00000400 00000001 00000000 00000003     eth0\n\
+                  20010db8000100000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n";
+        assert_eq!(default_dev_v6(v6).unwrap().as_str(), "eth0");
+        assert_eq!(default_dev_v6(&v6.lines().next().unwrap()), None);
+    }
+
+    #[test]
+    fn input_owners() {
+        assert_eq!(input_owner(&Live::parse("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")), None);
+        assert!(input_owner(&Live::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n")).unwrap().contains("DROP"));
+        assert!(input_owner(&Live::parse("*filter\n:INPUT ACCEPT [0:0]\n:ufw-user-input - [0:0]\nCOMMIT\n")).is_some());
+    }
+}

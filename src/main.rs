@@ -1,0 +1,66 @@
+//! wgfw-hook: the firewall of a WireGuard server, installed by wg-quick's PostUp and removed by
+//! its PreDown. `main` only wires the modules: read config, derive a plan, render, apply.
+
+mod cli;
+mod cmd;
+mod error;
+mod hook;
+mod host;
+mod iptables;
+mod plan;
+mod residue;
+mod settings;
+mod state;
+mod sysctl;
+mod types;
+mod wgconf;
+
+#[cfg(test)]
+mod golden;
+
+use cli::{Command, Invocation};
+
+fn main() {
+    let code = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Invocation::Help) => {
+            print!("{}", cli::help());
+            0
+        }
+        Ok(Invocation::Version) => {
+            println!("wgfw-hook {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Invocation::Run(args)) => {
+            init_log(args.verbose);
+            let result = match args.command {
+                Command::Up => hook::up(&args),
+                Command::Down => hook::down(&args),
+                Command::Plan => hook::plan(&args),
+            };
+            match result {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("wgfw-hook: {}: {e}", args.iface);
+                    e.exit_code()
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("wgfw-hook: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn init_log(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+}

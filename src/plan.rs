@@ -1,0 +1,358 @@
+//! Derives what `up` will install from the wg-quick config, the options and a few facts about
+//! the host. Pure: the facts are gathered elsewhere (`host`), so every decision here is
+//! unit-tested and `plan` can print it without root.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ipnet::IpNet;
+
+use crate::cli::Options;
+use crate::error::{Error, Result};
+use crate::sysctl::{Key, Write};
+use crate::types::{IfaceName, Policy, Port, Rate, RateUnit, Service};
+use crate::wgconf::WgConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    pub fn of(net: &IpNet) -> Family {
+        match net {
+            IpNet::V4(_) => Family::V4,
+            IpNet::V6(_) => Family::V6,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the host says, gathered before planning.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// The device of each family's default route.
+    pub default_dev: BTreeMap<Family, IfaceName>,
+    pub ipv6_enabled: bool,
+    /// The live interface, when it exists.
+    pub live_port: Option<Port>,
+    pub live_mtu: Option<u32>,
+    /// Per family: why another firewall manager owns the host's input, if one does.
+    pub input_owner: BTreeMap<Family, String>,
+    /// Current values of the sysctls the plan may write (absent: not readable).
+    pub sysctl: BTreeMap<Key, String>,
+}
+
+/// What happens, per family, to inbound traffic that nothing allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputPolicy {
+    Drop,
+    Accept,
+    /// Another manager owns input: accept what the tunnel needs, return the rest to it.
+    Defer,
+}
+
+impl InputPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputPolicy::Drop => "drop",
+            InputPolicy::Accept => "accept",
+            InputPolicy::Defer => "defer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InputPolicy> {
+        match s {
+            "drop" => Some(InputPolicy::Drop),
+            "accept" => Some(InputPolicy::Accept),
+            "defer" => Some(InputPolicy::Defer),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilyPlan {
+    pub family: Family,
+    /// The networks behind the tunnel: sources that may only arrive on it.
+    pub tunnel_nets: Vec<IpNet>,
+    pub wan: Option<IfaceName>,
+    pub policy: InputPolicy,
+    pub masquerade: bool,
+    /// Where SSH is accepted from: `None` anywhere; `Some` only these networks (none: closed).
+    pub admin: Option<Vec<IpNet>>,
+    /// The largest TCP MSS that fits the tunnel MTU.
+    pub mss: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub iface: IfaceName,
+    pub port: Port,
+    pub mtu: u32,
+    pub ssh_port: Option<Port>,
+    pub allow: Vec<Service>,
+    pub handshake_limit: Rate,
+    pub handshake_burst: u32,
+    pub log: bool,
+    pub families: Vec<FamilyPlan>,
+    pub sysctls: Vec<Write>,
+    /// Facts the reader should know: where values came from, what was left out and why.
+    pub notes: Vec<String>,
+}
+
+pub const DEFAULT_HANDSHAKE_LIMIT: Rate = Rate { count: 30, unit: RateUnit::Minute };
+pub const DEFAULT_HANDSHAKE_BURST: u32 = 5;
+pub const DEFAULT_SSH_PORT: u16 = 22;
+/// wg-quick's own fallback when it cannot find the route's MTU: 1500 minus 80.
+pub const FALLBACK_MTU: u32 = 1420;
+
+pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFacts) -> Result<Plan> {
+    let mut notes = Vec::new();
+    let file = conf.path.display();
+
+    let port = match (conf.listen_port, host.live_port) {
+        (Some(p), _) => p,
+        (None, Some(p)) => {
+            notes.push(format!("ListenPort {p} comes from the live interface (the config sets none)"));
+            p
+        }
+        (None, None) => {
+            return Err(Error::usage(format!(
+                "{file}: no ListenPort, and {iface} is not up to read its random port from: set ListenPort"
+            )));
+        }
+    };
+    let mtu = match (conf.mtu, host.live_mtu) {
+        (Some(m), _) => m,
+        (None, Some(m)) => {
+            notes.push(format!("MTU {m} comes from the live interface"));
+            m
+        }
+        (None, None) => {
+            notes.push(format!(
+                "MTU {FALLBACK_MTU} is assumed: {iface} is not up, and at up time its live MTU is used"
+            ));
+            FALLBACK_MTU
+        }
+    };
+    if conf.addresses.is_empty() {
+        return Err(Error::usage(format!(
+            "{file}: [Interface] has no Address, so there is no tunnel network to protect"
+        )));
+    }
+
+    let mut families = Vec::new();
+    for family in Family::BOTH {
+        if family == Family::V6 && !host.ipv6_enabled {
+            if conf.addresses.iter().any(|a| Family::of(a) == Family::V6) {
+                notes.push("IPv6 is disabled in this kernel: no IPv6 rules".into());
+            }
+            continue;
+        }
+        let tunnel_nets = tunnel_nets(conf, family, &mut notes);
+        let wan = opts.wan.clone().or_else(|| host.default_dev.get(&family).cloned());
+        if wan.is_none() && !tunnel_nets.is_empty() {
+            notes.push(format!(
+                "no {family} default route and no --wan: peers get no {family} internet"
+            ));
+        }
+        let policy = match opts.policy.unwrap_or(Policy::Auto) {
+            Policy::Drop => InputPolicy::Drop,
+            Policy::Accept => InputPolicy::Accept,
+            Policy::Auto => match host.input_owner.get(&family) {
+                Some(why) => {
+                    notes.push(format!("{family} input is deferred to another manager: {why}"));
+                    InputPolicy::Defer
+                }
+                None => InputPolicy::Drop,
+            },
+        };
+        let masquerade = match family {
+            Family::V4 => !opts.no_nat,
+            Family::V6 => opts.nat6 && !opts.no_nat,
+        };
+        let header = match family {
+            Family::V4 => 40,
+            Family::V6 => 60,
+        };
+        families.push(FamilyPlan {
+            family,
+            tunnel_nets,
+            wan,
+            policy,
+            masquerade,
+            admin: (!opts.admin.is_empty())
+                .then(|| opts.admin.iter().filter(|n| Family::of(n) == family).copied().collect()),
+            mss: mtu.saturating_sub(header),
+        });
+    }
+    for f in &families {
+        if f.admin.as_ref().is_some_and(Vec::is_empty) {
+            notes.push(format!("{} SSH is closed: no --admin network is {}", f.family, f.family));
+        }
+    }
+
+    let mut plan = Plan {
+        iface: iface.clone(),
+        port,
+        mtu,
+        ssh_port: opts
+            .ssh_port
+            .unwrap_or(Port::new(DEFAULT_SSH_PORT)),
+        allow: opts.allow.clone(),
+        handshake_limit: opts.handshake_limit.unwrap_or(DEFAULT_HANDSHAKE_LIMIT),
+        handshake_burst: DEFAULT_HANDSHAKE_BURST,
+        log: !opts.no_log,
+        families,
+        sysctls: Vec::new(),
+        notes,
+    };
+    plan.sysctls = crate::sysctl::server_writes(&plan, host);
+    Ok(plan)
+}
+
+/// The networks behind the tunnel in one family: each Address's network, or where an Address
+/// is a host route (/32, /128), the peers' AllowedIPs.
+fn tunnel_nets(conf: &WgConfig, family: Family, notes: &mut Vec<String>) -> Vec<IpNet> {
+    let mut nets: Vec<IpNet> = Vec::new();
+    for addr in conf.addresses.iter().filter(|a| Family::of(a) == family) {
+        if addr.prefix_len() == addr.max_prefix_len() {
+            for peer in &conf.peers {
+                for net in peer.allowed_ips.iter().filter(|n| Family::of(n) == family) {
+                    if net.prefix_len() == 0 {
+                        notes.push(format!(
+                            "{}:{}: a peer's AllowedIPs {net} is not a tunnel network (it is everything): ignored",
+                            conf.path.display(),
+                            peer.line
+                        ));
+                    } else {
+                        nets.push(net.trunc());
+                    }
+                }
+            }
+        } else {
+            nets.push(addr.trunc());
+        }
+    }
+    // Sorted, without duplicates and without networks inside others.
+    IpNet::aggregate(&nets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wgconf;
+    use std::path::Path;
+
+    pub fn host() -> HostFacts {
+        HostFacts {
+            default_dev: [(Family::V4, "eth0".parse().unwrap()), (Family::V6, "eth0".parse().unwrap())].into(),
+            ipv6_enabled: true,
+            ..HostFacts::default()
+        }
+    }
+
+    fn conf(text: &str) -> WgConfig {
+        wgconf::parse(Path::new("/etc/wireguard/wg0.conf"), text).unwrap()
+    }
+
+    fn plan(text: &str, opts: &Options, host: &HostFacts) -> Result<Plan> {
+        derive(&"wg0".parse().unwrap(), &conf(text), opts, host)
+    }
+
+    const DUAL: &str = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";
+
+    #[test]
+    fn dual_stack_defaults() {
+        let p = plan(DUAL, &Options::default(), &host()).unwrap();
+        assert_eq!((p.port.get(), p.mtu, p.ssh_port, p.log), (51820, 1420, Port::new(22), true));
+        assert_eq!(p.families.len(), 2);
+        let v4 = &p.families[0];
+        assert_eq!(v4.tunnel_nets, vec!["10.66.0.0/24".parse::<IpNet>().unwrap()]);
+        assert_eq!((v4.masquerade, v4.mss, v4.policy), (true, 1380, InputPolicy::Drop));
+        let v6 = &p.families[1];
+        assert_eq!((v6.masquerade, v6.mss), (false, 1360));
+        assert_eq!(v6.wan.as_ref().unwrap().as_str(), "eth0");
+    }
+
+    #[test]
+    fn host_route_address_takes_peers_allowed_ips() {
+        let p = plan(
+            "[Interface]\nAddress = 10.66.0.1/32\nListenPort = 1\n\
+             [Peer]\nAllowedIPs = 10.66.0.2/32, 10.70.0.0/16, 0.0.0.0/0\n[Peer]\nAllowedIPs = 10.66.0.3/32, 10.70.1.0/24\n",
+            &Options::default(),
+            &host(),
+        )
+        .unwrap();
+        let want: Vec<IpNet> = ["10.66.0.2/31", "10.70.0.0/16"].iter().map(|s| s.parse().unwrap()).collect();
+        assert_eq!(p.families[0].tunnel_nets, want);
+        assert!(p.notes.iter().any(|n| n.contains("wg0.conf:4: a peer's AllowedIPs 0.0.0.0/0")), "{:?}", p.notes);
+        assert!(p.families[1].tunnel_nets.is_empty());
+    }
+
+    #[test]
+    fn missing_port_and_mtu_come_from_the_live_interface() {
+        let text = "[Interface]\nAddress = 10.66.0.1/24\n";
+        let e = plan(text, &Options::default(), &host()).unwrap_err();
+        assert!(e.to_string().contains("no ListenPort"), "{e}");
+        let live = HostFacts { live_port: Port::new(40000), live_mtu: Some(1380), ..host() };
+        let p = plan(text, &Options::default(), &live).unwrap();
+        assert_eq!((p.port.get(), p.mtu, p.families[0].mss), (40000, 1380, 1340));
+        assert_eq!(p.notes.len(), 2);
+    }
+
+    #[test]
+    fn options_shape_the_plan() {
+        let opts = Options {
+            no_nat: true,
+            admin: vec!["192.0.2.0/24".parse().unwrap()],
+            policy: Some(Policy::Accept),
+            wan: "ens3".parse().ok(),
+            ..Options::default()
+        };
+        let p = plan(DUAL, &opts, &host()).unwrap();
+        assert!(!p.families[0].masquerade);
+        assert_eq!(p.families[0].admin.as_ref().unwrap().len(), 1);
+        assert!(p.families[1].admin.as_ref().unwrap().is_empty());
+        assert!(p.notes.iter().any(|n| n == "IPv6 SSH is closed: no --admin network is IPv6"), "{:?}", p.notes);
+        assert_eq!(p.families[0].wan.as_ref().unwrap().as_str(), "ens3");
+        assert_eq!(p.families[1].policy, InputPolicy::Accept);
+        let nat6 = Options { nat6: true, ..Options::default() };
+        assert!(plan(DUAL, &nat6, &host()).unwrap().families[1].masquerade);
+    }
+
+    #[test]
+    fn auto_policy_defers_to_an_input_owner() {
+        let mut h = host();
+        h.input_owner.insert(Family::V4, "ufw's chains are present".into());
+        let p = plan(DUAL, &Options::default(), &h).unwrap();
+        assert_eq!(p.families[0].policy, InputPolicy::Defer);
+        assert_eq!(p.families[1].policy, InputPolicy::Drop);
+        let forced = Options { policy: Some(Policy::Drop), ..Options::default() };
+        assert_eq!(plan(DUAL, &forced, &h).unwrap().families[0].policy, InputPolicy::Drop);
+    }
+
+    #[test]
+    fn no_address_and_no_ipv6() {
+        assert!(plan("[Interface]\nListenPort = 1\n", &Options::default(), &host()).is_err());
+        let h = HostFacts { ipv6_enabled: false, ..host() };
+        let p = plan(DUAL, &Options::default(), &h).unwrap();
+        assert_eq!(p.families.len(), 1);
+    }
+}

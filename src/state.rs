@@ -1,0 +1,213 @@
+//! What `up` recorded, under `/run/wgfw/NETNS/` (directories 0700, files 0600), so that `down`
+//! removes exactly that. Rules and sysctls belong to a network namespace, so their records are
+//! keyed by the namespace's identity (the inode of /proc/self/ns/net). One lock serialises
+//! every run of the hook.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::plan::{Family, InputPolicy};
+use crate::types::IfaceName;
+
+pub const RUN_DIR: &str = "/run/wgfw";
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// One managed interface, as recorded by `up`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub iface: IfaceName,
+    pub backend: String,
+    pub log: bool,
+    /// The input policy of each family that has rules.
+    pub policies: BTreeMap<Family, InputPolicy>,
+}
+
+impl Record {
+    pub fn render(&self) -> String {
+        let mut s = format!("iface={}\nbackend={}\nlog={}\n", self.iface, self.backend, u8::from(self.log));
+        for (f, p) in &self.policies {
+            let key = match f {
+                Family::V4 => "policy4",
+                Family::V6 => "policy6",
+            };
+            s.push_str(&format!("{key}={}\n", p.as_str()));
+        }
+        s
+    }
+
+    pub fn parse(text: &str) -> Option<Record> {
+        let mut iface = None;
+        let mut backend = None;
+        let mut log = true;
+        let mut policies = BTreeMap::new();
+        for line in text.lines() {
+            let (k, v) = line.split_once('=')?;
+            match k {
+                "iface" => iface = v.parse().ok(),
+                "backend" => backend = Some(v.to_string()),
+                "log" => log = v == "1",
+                "policy4" => _ = policies.insert(Family::V4, InputPolicy::parse(v)?),
+                "policy6" => _ = policies.insert(Family::V6, InputPolicy::parse(v)?),
+                _ => {}
+            }
+        }
+        Some(Record { iface: iface?, backend: backend?, log, policies })
+    }
+}
+
+/// The records of the current network namespace, opened under the lock.
+pub struct Store {
+    dir: PathBuf,
+    _lock: File,
+}
+
+fn netns_id() -> Result<u64> {
+    std::fs::metadata("/proc/self/ns/net")
+        .map(|m| m.ino())
+        .map_err(|e| Error::system(format!("cannot identify the network namespace (/proc/self/ns/net): {e}")))
+}
+
+fn mkdir_private(path: &Path) -> Result<()> {
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::system(format!("cannot create {}: {e}", path.display()))),
+    }
+}
+
+impl Store {
+    /// Takes the lock (waiting a bounded time) and finds this namespace's directory.
+    pub fn open() -> Result<Store> {
+        mkdir_private(Path::new(RUN_DIR))?;
+        let lock_path = Path::new(RUN_DIR).join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| Error::system(format!("cannot open {}: {e}", lock_path.display())))?;
+        let start = Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::system(format!(
+                        "another wgfw-hook has held {} for {} s: is one stuck?",
+                        lock_path.display(),
+                        LOCK_WAIT.as_secs()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::system(format!("cannot lock {}: {e}", lock_path.display())));
+                }
+            }
+        }
+        let dir = Path::new(RUN_DIR).join(format!("netns-{}", netns_id()?));
+        Ok(Store { dir, _lock: lock })
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn read(&self, name: &str) -> Result<Option<String>> {
+        match std::fs::read_to_string(self.file(name)) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::system(format!("cannot read {}: {e}", self.file(name).display()))),
+        }
+    }
+
+    /// Writes a file whole, through a temporary file, so that a crash leaves the old or the new.
+    fn write(&self, name: &str, text: &str) -> Result<()> {
+        mkdir_private(&self.dir)?;
+        let path = self.file(name);
+        let tmp = self.file(&format!(".{name}.tmp"));
+        let result = (|| {
+            use std::io::Write;
+            let mut f = OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        result.map_err(|e| Error::system(format!("cannot write {}: {e}", path.display())))
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        match std::fs::remove_file(self.file(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::system(format!("cannot remove {}: {e}", self.file(name).display()))),
+        }
+    }
+
+    /// Checks that records can be written at all, before anything is changed.
+    pub fn check_writable(&self) -> Result<()> {
+        self.write(".probe", "")?;
+        self.remove(".probe")
+    }
+
+    pub fn record(&self, iface: &IfaceName) -> Result<Option<Record>> {
+        Ok(self.read(&format!("{iface}.state"))?.and_then(|t| Record::parse(&t)))
+    }
+
+    pub fn records(&self) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Ok(out) };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(iface) = name.strip_suffix(".state").and_then(|i| i.parse::<IfaceName>().ok()) {
+                out.extend(self.record(&iface)?);
+            }
+        }
+        out.sort_by(|a, b| a.iface.cmp(&b.iface));
+        Ok(out)
+    }
+
+    pub fn save_record(&self, r: &Record) -> Result<()> {
+        self.write(&format!("{}.state", r.iface), &r.render())
+    }
+
+    pub fn remove_record(&self, iface: &IfaceName) -> Result<()> {
+        self.remove(&format!("{iface}.state"))
+    }
+
+    pub fn read_named(&self, name: &str) -> Result<Option<String>> {
+        self.read(name)
+    }
+
+    pub fn write_named(&self, name: &str, text: &str) -> Result<()> {
+        if text.is_empty() { self.remove(name) } else { self.write(name, text) }
+    }
+
+    /// Removes the namespace's directory once nothing is recorded in it.
+    pub fn remove_dir_if_empty(&self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = Record {
+            iface: "wg0".parse().unwrap(),
+            backend: "iptables-nft".into(),
+            log: false,
+            policies: [(Family::V4, InputPolicy::Drop), (Family::V6, InputPolicy::Defer)].into(),
+        };
+        assert_eq!(Record::parse(&r.render()), Some(r));
+        assert_eq!(Record::parse("garbage"), None);
+        assert_eq!(Record::parse("iface=wg0\n"), None);
+    }
+}

@@ -1,0 +1,334 @@
+//! The kernel settings the tunnel needs, and the ledger that puts them back.
+//!
+//! Settings are shared by every tunnel of a network namespace, so the ledger (kept by `state`)
+//! records each setting's value from before the first tunnel changed it, and which tunnels hold
+//! it; the last holder's `down` restores it. Writing a forwarding switch also rewrites every
+//! interface's forwarding (and IPv4's `conf.all.accept_redirects`): so every value is read before
+//! the first write, the per-interface values it spreads to are recorded with it, and on restore
+//! forwarding goes back first, then the rest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::plan::{Family, HostFacts, Plan};
+
+/// A sysctl as its path below /proc/sys, e.g. `net/ipv4/ip_forward`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(String);
+
+impl Key {
+    pub fn new(path: impl Into<String>) -> Key {
+        Key(path.into())
+    }
+
+    pub fn as_path(&self) -> &str {
+        &self.0
+    }
+
+    pub fn file(&self) -> PathBuf {
+        PathBuf::from("/proc/sys").join(&self.0)
+    }
+
+    /// Writing this key rewrites every interface's forwarding setting.
+    pub fn is_forwarding_switch(&self) -> bool {
+        self.0 == IP_FORWARD || self.0 == IPV6_FORWARDING
+    }
+}
+
+impl fmt::Display for Key {
+    /// Dotted like sysctl(8), unless a part (an interface name) has a dot of its own.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.split('/').any(|part| part.contains('.')) {
+            f.write_str(&self.0)
+        } else {
+            f.write_str(&self.0.replace('/', "."))
+        }
+    }
+}
+
+pub const IP_FORWARD: &str = "net/ipv4/ip_forward";
+pub const IPV6_FORWARDING: &str = "net/ipv6/conf/all/forwarding";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub key: Key,
+    pub value: String,
+}
+
+fn w(key: String, value: &str) -> Write {
+    Write { key: Key(key), value: value.to_string() }
+}
+
+/// The settings of the server role, in the order they are written (forwarding first).
+pub fn server_writes(plan: &Plan, host: &HostFacts) -> Vec<Write> {
+    let mut out = Vec::new();
+    let current = |k: &str| host.sysctl.get(&Key::new(k)).map(String::as_str);
+    let v4 = plan.families.iter().find(|f| f.family == Family::V4);
+    let v6 = plan.families.iter().find(|f| f.family == Family::V6);
+    let iface = plan.iface.as_str();
+
+    if v4.is_some() {
+        out.push(w(IP_FORWARD.into(), "1"));
+    }
+    let v6_forwarding = v6.is_some_and(|f| !f.tunnel_nets.is_empty());
+    if v6_forwarding {
+        out.push(w(IPV6_FORWARDING.into(), "1"));
+        // A forwarding interface ignores router advertisements unless accept_ra is 2.
+        if let Some(wan) = &v6.unwrap().wan {
+            let key = format!("net/ipv6/conf/{wan}/accept_ra");
+            if matches!(current(&key), Some("1" | "2")) {
+                out.push(w(key, "2"));
+            }
+        }
+    }
+    if let Some(v4) = v4 {
+        let devs = conf_devices(iface, v4.wan.as_ref().map(|w| w.as_str()));
+        for dev in &devs {
+            // Loose mode (2) stays: wg-quick's full-tunnel routing relies on it.
+            let key = format!("net/ipv4/conf/{dev}/rp_filter");
+            if current(&key) != Some("2") {
+                out.push(w(key, "1"));
+            }
+        }
+        for dev in &devs {
+            out.push(w(format!("net/ipv4/conf/{dev}/accept_redirects"), "0"));
+        }
+        for dev in &devs {
+            out.push(w(format!("net/ipv4/conf/{dev}/send_redirects"), "0"));
+        }
+    }
+    if let Some(v6) = v6 {
+        for dev in conf_devices(iface, v6.wan.as_ref().map(|w| w.as_str())) {
+            out.push(w(format!("net/ipv6/conf/{dev}/accept_redirects"), "0"));
+        }
+    }
+    if v4.is_some() {
+        out.push(w("net/ipv4/tcp_syncookies".into(), "1"));
+    }
+    out
+}
+
+fn conf_devices<'a>(iface: &'a str, wan: Option<&'a str>) -> Vec<&'a str> {
+    let mut devs = vec!["all", "default"];
+    devs.extend(wan);
+    if !devs.contains(&iface) {
+        devs.push(iface);
+    }
+    devs.dedup();
+    devs
+}
+
+/// The per-interface forwarding settings that writing `switch` rewrites.
+pub fn spread_of(switch: &Key) -> Vec<Key> {
+    let dir = match switch.as_path() {
+        IP_FORWARD => "net/ipv4/conf",
+        IPV6_FORWARDING => "net/ipv6/conf",
+        _ => return Vec::new(),
+    };
+    let mut keys = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(PathBuf::from("/proc/sys").join(dir)) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let key = Key(format!("{dir}/{name}/forwarding"));
+            if &key != switch {
+                keys.push(key);
+            }
+        }
+    }
+    if switch.as_path() == IP_FORWARD {
+        keys.push(Key::new("net/ipv4/conf/all/accept_redirects"));
+    }
+    keys.sort();
+    keys
+}
+
+pub fn read(key: &Key) -> Result<String> {
+    std::fs::read_to_string(key.file())
+        .map(|s| s.trim().to_string())
+        .map_err(|e| Error::system(format!("cannot read sysctl {key}: {e}")))
+}
+
+pub fn write(key: &Key, value: &str) -> Result<()> {
+    eprintln!("[#] sysctl -q {key}={value}");
+    std::fs::write(key.file(), format!("{value}\n"))
+        .map_err(|e| Error::system(format!("cannot write sysctl {key}={value}: {e}")))
+}
+
+/// One recorded setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub original: String,
+    pub holders: BTreeSet<String>,
+    /// Recorded because writing this forwarding switch rewrote it; restored right after it.
+    pub follows: Option<Key>,
+}
+
+/// Every setting the tunnels of one network namespace changed, with its value from before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ledger {
+    pub entries: BTreeMap<Key, Entry>,
+}
+
+impl Ledger {
+    /// Parses the ledger file: `key<TAB>original<TAB>holder,holder<TAB>follows`.
+    pub fn parse(text: &str) -> Ledger {
+        let mut entries = BTreeMap::new();
+        for line in text.lines() {
+            let mut f = line.split('\t');
+            let (Some(k), Some(orig)) = (f.next(), f.next()) else { continue };
+            let holders = f.next().unwrap_or("").split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+            let follows = f.next().filter(|s| !s.is_empty()).map(Key::new);
+            entries.insert(Key::new(k), Entry { original: orig.to_string(), holders, follows });
+        }
+        Ledger { entries }
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for (k, e) in &self.entries {
+            let holders: Vec<&str> = e.holders.iter().map(String::as_str).collect();
+            let follows = e.follows.as_ref().map(Key::as_path).unwrap_or("");
+            s.push_str(&format!("{}\t{}\t{}\t{}\n", k.as_path(), e.original, holders.join(","), follows));
+        }
+        s
+    }
+
+    /// Takes `writes` on behalf of `holder`, releasing what it held before and no longer
+    /// wants. `before` holds every value read before any write; returns the writes to perform,
+    /// in order. Pure: the caller performs them.
+    pub fn acquire(&mut self, holder: &str, writes: &[Write], before: &BTreeMap<Key, String>) -> Vec<Write> {
+        let wanted: BTreeSet<&Key> = writes.iter().map(|w| &w.key).collect();
+        let mut out = self.release_where(holder, |k| !wanted.contains(k));
+        for wr in writes {
+            let current = before.get(&wr.key).cloned().unwrap_or_default();
+            match self.entries.get_mut(&wr.key) {
+                Some(e) => {
+                    e.holders.insert(holder.to_string());
+                    e.follows = None;
+                }
+                None => {
+                    if wr.key.is_forwarding_switch() && current != wr.value {
+                        for k in spread_of(&wr.key) {
+                            if let (false, Some(orig)) = (self.entries.contains_key(&k), before.get(&k)) {
+                                let follows = Some(wr.key.clone());
+                                self.entries.insert(k, Entry { original: orig.clone(), holders: BTreeSet::new(), follows });
+                            }
+                        }
+                    }
+                    let holders = BTreeSet::from([holder.to_string()]);
+                    self.entries.insert(wr.key.clone(), Entry { original: current.clone(), holders, follows: None });
+                }
+            }
+            if current != wr.value {
+                out.push(wr.clone());
+            }
+        }
+        out
+    }
+
+    /// Drops `holder` from every setting; returns the restoring writes for the settings nobody
+    /// holds any more (forwarding switches first, each followed by what it spread to).
+    pub fn release(&mut self, holder: &str) -> Vec<Write> {
+        self.release_where(holder, |_| true)
+    }
+
+    fn release_where(&mut self, holder: &str, pick: impl Fn(&Key) -> bool) -> Vec<Write> {
+        let mut freed = Vec::new();
+        for (k, e) in self.entries.iter_mut() {
+            if e.follows.is_none() && pick(k) && e.holders.remove(holder) && e.holders.is_empty() {
+                freed.push(k.clone());
+            }
+        }
+        freed.sort_by_key(|k| !k.is_forwarding_switch());
+        let mut out = Vec::new();
+        for k in freed {
+            if let Some(e) = self.entries.remove(&k) {
+                out.push(Write { key: k.clone(), value: e.original });
+            }
+            if k.is_forwarding_switch() {
+                let followers: Vec<Key> =
+                    self.entries.iter().filter(|(_, e)| e.follows.as_ref() == Some(&k)).map(|(f, _)| f.clone()).collect();
+                for f in followers {
+                    // A follower that is also held on its own is restored with its own entry.
+                    let e = self.entries.remove(&f).expect("listed above");
+                    out.push(Write { key: f, value: e.original });
+                }
+            }
+        }
+        // Followers of a restored switch that somebody still holds stay with their holders.
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn before(pairs: &[(&str, &str)]) -> BTreeMap<Key, String> {
+        pairs.iter().map(|(k, v)| (Key::new(*k), v.to_string())).collect()
+    }
+
+    fn writes(pairs: &[(&str, &str)]) -> Vec<Write> {
+        pairs.iter().map(|(k, v)| w(k.to_string(), v)).collect()
+    }
+
+    #[test]
+    fn keys_display_like_sysctl() {
+        assert_eq!(Key::new("net/ipv4/conf/wg0/rp_filter").to_string(), "net.ipv4.conf.wg0.rp_filter");
+        assert_eq!(Key::new("net/ipv4/conf/wg.1/rp_filter").to_string(), "net/ipv4/conf/wg.1/rp_filter");
+    }
+
+    #[test]
+    fn only_changes_are_written_and_the_last_holder_restores() {
+        let mut l = Ledger::default();
+        let want = writes(&[("net/ipv4/tcp_syncookies", "1"), ("net/ipv4/conf/all/rp_filter", "1")]);
+        let b = before(&[("net/ipv4/tcp_syncookies", "1"), ("net/ipv4/conf/all/rp_filter", "0")]);
+        let out = l.acquire("wg0", &want, &b);
+        assert_eq!(out, writes(&[("net/ipv4/conf/all/rp_filter", "1")]));
+        // A second tunnel holds the same settings and writes nothing.
+        let b2 = before(&[("net/ipv4/tcp_syncookies", "1"), ("net/ipv4/conf/all/rp_filter", "1")]);
+        assert!(l.acquire("wg1", &want, &b2).is_empty());
+        assert!(l.release("wg0").is_empty());
+        let out = l.release("wg1");
+        assert_eq!(out, writes(&[("net/ipv4/conf/all/rp_filter", "0"), ("net/ipv4/tcp_syncookies", "1")]));
+        assert!(l.entries.is_empty());
+    }
+
+    #[test]
+    fn up_twice_changes_nothing_and_round_trips() {
+        let mut l = Ledger::default();
+        let want = writes(&[("net/ipv4/conf/all/send_redirects", "0")]);
+        let b = before(&[("net/ipv4/conf/all/send_redirects", "1")]);
+        assert_eq!(l.acquire("wg0", &want, &b).len(), 1);
+        let b = before(&[("net/ipv4/conf/all/send_redirects", "0")]);
+        assert!(l.acquire("wg0", &want, &b).is_empty());
+        let again = Ledger::parse(&l.render());
+        assert_eq!(again, l);
+        assert_eq!(l.release("wg0"), writes(&[("net/ipv4/conf/all/send_redirects", "1")]));
+    }
+
+    #[test]
+    fn a_changed_plan_releases_what_it_no_longer_wants() {
+        let mut l = Ledger::default();
+        let b = before(&[("a/x", "0"), ("a/y", "0")]);
+        l.acquire("wg0", &writes(&[("a/x", "1"), ("a/y", "1")]), &b);
+        let b = before(&[("a/x", "1"), ("a/y", "1")]);
+        let out = l.acquire("wg0", &writes(&[("a/x", "1")]), &b);
+        assert_eq!(out, writes(&[("a/y", "0")]));
+    }
+
+    #[test]
+    fn forwarding_is_restored_first() {
+        let mut l = Ledger::default();
+        let b = before(&[("net/ipv4/conf/all/rp_filter", "0"), (IP_FORWARD, "0"), ("net/ipv4/conf/all/accept_redirects", "1")]);
+        l.acquire("wg0", &writes(&[(IP_FORWARD, "1"), ("net/ipv4/conf/all/rp_filter", "1")]), &b);
+        let out = l.release("wg0");
+        assert_eq!(out[0].key.as_path(), IP_FORWARD);
+        assert_eq!(out[0].value, "0");
+        // all.accept_redirects was rewritten by the switch, so it is put back after it.
+        let redirects = out.iter().position(|w| w.key.as_path() == "net/ipv4/conf/all/accept_redirects");
+        assert!(redirects.is_some_and(|i| i > 0), "{out:?}");
+    }
+}

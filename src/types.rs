@@ -1,0 +1,247 @@
+//! Validated values from the edge (command line, settings, wg-quick config): once a value has
+//! one of these types it is known to be safe to render into a ruleset.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A network interface name, validated exactly as wg-quick does (`^[a-zA-Z0-9_=+.-]{1,15}$`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IfaceName(String);
+
+impl IfaceName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for IfaceName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || "_=+.-".contains(c);
+        if (1..=15).contains(&s.len()) && s.chars().all(ok_char) && s != "." && s != ".." {
+            Ok(IfaceName(s.to_string()))
+        } else {
+            Err(format!(
+                "\"{s}\" is not a valid interface name (1 to 15 of a-z A-Z 0-9 _ = + . -)"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for IfaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A TCP/UDP port, 1..=65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Port(u16);
+
+impl Port {
+    pub fn new(n: u16) -> Option<Port> {
+        (n != 0).then_some(Port(n))
+    }
+    #[cfg(test)]
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl FromStr for Port {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse::<u16>()
+            .ok()
+            .and_then(Port::new)
+            .ok_or_else(|| format!("\"{s}\" is not a port (1-65535)"))
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// A host service opened with `--allow`: `tcp/443`, `udp/60000:60010`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Service {
+    pub proto: Proto,
+    pub first: Port,
+    pub last: Port,
+}
+
+impl FromStr for Service {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("\"{s}\" is not a service: use PROTO/PORT or PROTO/FIRST:LAST, e.g. tcp/443");
+        let (proto, ports) = s.split_once('/').ok_or_else(bad)?;
+        let proto = match proto.to_ascii_lowercase().as_str() {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            _ => return Err(bad()),
+        };
+        let (first, last) = match ports.split_once(':') {
+            Some((a, b)) => (a.parse::<Port>()?, b.parse::<Port>()?),
+            None => {
+                let p = ports.parse::<Port>()?;
+                (p, p)
+            }
+        };
+        if first > last {
+            return Err(format!("\"{s}\": the port range runs backwards"));
+        }
+        Ok(Service { proto, first, last })
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}/{}", self.proto.as_str(), self.first)
+        } else {
+            write!(f, "{}/{}:{}", self.proto.as_str(), self.first, self.last)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateUnit {
+    Second,
+    Minute,
+}
+
+/// A per-source rate such as `30/minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub unit: RateUnit,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("\"{s}\" is not a rate: use N/second or N/minute, e.g. 30/minute");
+        let (n, unit) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        // The kernel's hashlimit refuses rates above 10000/second.
+        if count == 0 || count > 10_000 {
+            return Err(format!("\"{s}\": the count must be 1 to 10000"));
+        }
+        let unit = match unit.trim().to_ascii_lowercase().as_str() {
+            "s" | "sec" | "second" => RateUnit::Second,
+            "m" | "min" | "minute" => RateUnit::Minute,
+            _ => return Err(bad()),
+        };
+        Ok(Rate { count, unit })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.unit {
+            RateUnit::Second => "second",
+            RateUnit::Minute => "minute",
+        };
+        write!(f, "{}/{}", self.count, unit)
+    }
+}
+
+/// What happens to inbound traffic that nothing allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Auto,
+    Drop,
+    Accept,
+}
+
+impl FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Policy::Auto),
+            "drop" => Ok(Policy::Drop),
+            "accept" => Ok(Policy::Accept),
+            _ => Err(format!("\"{s}\" is not a policy (auto, drop, accept)")),
+        }
+    }
+}
+
+/// Which kernel interface programs the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendChoice {
+    Auto,
+    IptablesNft,
+    IptablesLegacy,
+}
+
+impl FromStr for BackendChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(BackendChoice::Auto),
+            "iptables-nft" => Ok(BackendChoice::IptablesNft),
+            "iptables-legacy" => Ok(BackendChoice::IptablesLegacy),
+            "nft" => Err("the nft backend is not available yet: use auto, iptables-nft or iptables-legacy".into()),
+            _ => Err(format!(
+                "\"{s}\" is not a backend (auto, iptables-nft, iptables-legacy)"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iface_names_follow_wg_quick() {
+        for ok in ["wg0", "a", "wg_home.1", "x=+-", "abcdefghijklmno"] {
+            assert!(ok.parse::<IfaceName>().is_ok(), "{ok}");
+        }
+        for bad in ["", "abcdefghijklmnop", "wg 0", "wg0;rm", "wg/0", "wg$0", "..", "wg0\n"] {
+            assert!(bad.parse::<IfaceName>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ports_and_services() {
+        assert_eq!("51820".parse::<Port>().unwrap().get(), 51820);
+        for bad in ["0", "65536", "-1", "x", ""] {
+            assert!(bad.parse::<Port>().is_err(), "{bad}");
+        }
+        let s: Service = "tcp/443".parse().unwrap();
+        assert_eq!(s.to_string(), "tcp/443");
+        let s: Service = "UDP/60000:60010".parse().unwrap();
+        assert_eq!(s.to_string(), "udp/60000:60010");
+        for bad in ["443", "icmp/1", "tcp/", "tcp/9:8", "tcp/1:x", "tcp/0"] {
+            assert!(bad.parse::<Service>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates() {
+        let r: Rate = "30/minute".parse().unwrap();
+        assert_eq!((r.count, r.unit), (30, RateUnit::Minute));
+        assert_eq!("5/s".parse::<Rate>().unwrap().to_string(), "5/second");
+        for bad in ["0/minute", "30", "30/hour", "x/minute", "10001/second"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Reads a wg-quick config the way wg-quick (and `wg setconf`) read it, keeping line numbers so
+//! that errors can say `file:line`.
+//!
+//! wg-quick's rules: `#` starts a comment anywhere on a line; the key is what stands before the
+//! first `=`, the value what follows it, both trimmed of whitespace (CR included, so CRLF files
+//! work); keys and section names are case-insensitive; `Address` and `AllowedIPs` are lists split
+//! on commas and whitespace and may repeat; unknown keys are ignored. Nothing here unescapes
+//! backslashes or strips quotes: hook lines keep them.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+
+use crate::error::{Error, Result};
+use crate::types::Port;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WgConfig {
+    pub path: PathBuf,
+    pub addresses: Vec<IpNet>,
+    pub listen_port: Option<Port>,
+    pub mtu: Option<u32>,
+    pub fwmark: Option<String>,
+    pub table: Option<String>,
+    pub peers: Vec<Peer>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// The line of the `[Peer]` header, for messages.
+    pub line: usize,
+    pub public_key: Option<String>,
+    pub endpoint: Option<String>,
+    pub allowed_ips: Vec<IpNet>,
+}
+
+#[derive(PartialEq)]
+enum Section {
+    None,
+    Interface,
+    Peer,
+}
+
+pub fn read(path: &Path) -> Result<WgConfig> {
+    let bytes = fs_err::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::usage(format!(
+            "{}: no such wg-quick config (name another with --config PATH)",
+            path.display()
+        )),
+        _ => Error::usage(e.to_string()),
+    })?;
+    parse(path, &String::from_utf8_lossy(&bytes))
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
+    let mut conf = WgConfig {
+        path: path.to_path_buf(),
+        ..WgConfig::default()
+    };
+    let mut section = Section::None;
+    let err = |line: usize, msg: String| Error::usage(format!("{}:{line}: {msg}", path.display()));
+
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = i + 1;
+        let stripped = raw.split('#').next().unwrap_or("");
+        let (key, value) = match stripped.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => (stripped.trim(), stripped.trim()),
+        };
+        if key.starts_with('[') {
+            section = if key.eq_ignore_ascii_case("[Interface]") {
+                Section::Interface
+            } else if key.eq_ignore_ascii_case("[Peer]") {
+                conf.peers.push(Peer {
+                    line,
+                    ..Peer::default()
+                });
+                Section::Peer
+            } else {
+                Section::None
+            };
+            continue;
+        }
+        let key = key.to_ascii_lowercase();
+        match (&section, key.as_str()) {
+            (Section::Interface, "address") => {
+                for item in list(value) {
+                    let net = parse_net(item)
+                        .ok_or_else(|| err(line, format!("Address \"{item}\" is not an IP network")))?;
+                    conf.addresses.push(net);
+                }
+            }
+            (Section::Interface, "listenport") => {
+                let port = value
+                    .parse::<Port>()
+                    .map_err(|_| err(line, format!("ListenPort \"{value}\" is not a port (1-65535)")))?;
+                conf.listen_port = Some(port);
+            }
+            (Section::Interface, "mtu") => {
+                let mtu = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|m| (576..=65535).contains(m))
+                    .ok_or_else(|| err(line, format!("MTU \"{value}\" is not an MTU (576-65535)")))?;
+                conf.mtu = Some(mtu);
+            }
+            (Section::Interface, "fwmark") => conf.fwmark = Some(value.to_string()),
+            (Section::Interface, "table") => conf.table = Some(value.to_string()),
+            (Section::Peer, "publickey") => last_peer(&mut conf).public_key = Some(value.to_string()),
+            (Section::Peer, "endpoint") => last_peer(&mut conf).endpoint = Some(value.to_string()),
+            (Section::Peer, "allowedips") => {
+                for item in list(value) {
+                    let net = parse_net(item).ok_or_else(|| {
+                        err(line, format!("AllowedIPs \"{item}\" is not an IP network"))
+                    })?;
+                    last_peer(&mut conf).allowed_ips.push(net);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(conf)
+}
+
+fn last_peer(conf: &mut WgConfig) -> &mut Peer {
+    conf.peers.last_mut().expect("a [Peer] header pushed a peer")
+}
+
+/// wg-quick splits lists on commas and on whitespace alike (`${value//,/ }`).
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+}
+
+/// `10.0.0.1/24` keeps its host bits (the interface address); a bare address is a host route,
+/// as `ip address add` and `wg` read it.
+fn parse_net(s: &str) -> Option<IpNet> {
+    if s.contains('/') {
+        s.parse::<IpNet>().ok()
+    } else {
+        s.parse::<IpAddr>().ok().map(IpNet::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<WgConfig> {
+        parse(Path::new("/etc/wireguard/wg0.conf"), text)
+    }
+
+    #[test]
+    fn reads_a_dual_stack_server() {
+        let c = p("[Interface]\n\
+                   Address = 10.66.0.1/24, fd66::1/64\n\
+                   ListenPort = 51820\n\
+                   PrivateKey = aGVsbG8=\n\
+                   [Peer]\nPublicKey = abc=\nAllowedIPs = 10.66.0.2/32, fd66::2/128\n\
+                   [Peer]\nPublicKey = def=\nAllowedIPs = 10.66.0.3/32\nEndpoint = 192.0.2.7:4500\n")
+        .unwrap();
+        assert_eq!(c.addresses, vec!["10.66.0.1/24".parse::<IpNet>().unwrap(), "fd66::1/64".parse().unwrap()]);
+        assert_eq!(c.listen_port, Port::new(51820));
+        assert_eq!(c.mtu, None);
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.peers[0].allowed_ips.len(), 2);
+        assert_eq!(c.peers[1].endpoint.as_deref(), Some("192.0.2.7:4500"));
+        assert_eq!(c.peers[1].public_key.as_deref(), Some("def="));
+    }
+
+    #[test]
+    fn follows_wg_quick_semantics() {
+        let c = p("[interface] # a comment\r\n\
+                   address=10.1.0.1/24#inline\r\n\
+                   ADDRESS = fd01::1/64 10.2.0.1/16,,\r\n\
+                   \tMtU\t=\t1380 \r\n\
+                   PostUp = iptables -A FORWARD -i %i -m comment --comment \"a\\b\" -j ACCEPT\r\n\
+                   Unknown = whatever\r\n\
+                   FwMark = 0xca6c\r\n\
+                   Table = off\r\n\
+                   [PEER]\r\nallowedips = 10.9.0.0/16\r\n\
+                   AllowedIPs = 10.8.0.5\r\n")
+        .unwrap();
+        assert_eq!(c.addresses.len(), 3);
+        assert_eq!(c.addresses[2], "10.2.0.1/16".parse::<IpNet>().unwrap());
+        assert_eq!(c.mtu, Some(1380));
+        assert_eq!(c.fwmark.as_deref(), Some("0xca6c"));
+        assert_eq!(c.table.as_deref(), Some("off"));
+        assert_eq!(c.peers[0].allowed_ips, vec!["10.9.0.0/16".parse::<IpNet>().unwrap(), "10.8.0.5/32".parse().unwrap()]);
+    }
+
+    #[test]
+    fn keys_outside_their_section_are_ignored() {
+        let c = p("Address = 10.0.0.1/24\n[Peer]\nAddress = 10.0.0.2/24\nListenPort = 1\n[Other]\nAddress = x\n").unwrap();
+        assert!(c.addresses.is_empty());
+        assert_eq!(c.listen_port, None);
+    }
+
+    #[test]
+    fn missing_keys_stay_unknown() {
+        let c = p("[Interface]\nAddress = 10.0.0.1/32\n").unwrap();
+        assert_eq!(c.listen_port, None);
+        assert_eq!(c.mtu, None);
+        assert!(c.peers.is_empty());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_value() {
+        let e = p("[Interface]\n\nAddress = 10.0.0.300/24\n").unwrap_err();
+        assert_eq!(
+            e,
+            Error::usage("/etc/wireguard/wg0.conf:3: Address \"10.0.0.300/24\" is not an IP network")
+        );
+        let e = p("[Interface]\nListenPort = 70000\n").unwrap_err();
+        assert!(e.to_string().starts_with("/etc/wireguard/wg0.conf:2: ListenPort \"70000\""), "{e}");
+        let e = p("[Interface]\nMTU = big\n").unwrap_err();
+        assert!(e.to_string().contains(":2: MTU \"big\""), "{e}");
+        let e = p("[Peer]\nAllowedIPs = 10.0.0.0/33\n").unwrap_err();
+        assert!(e.to_string().contains(":2: AllowedIPs \"10.0.0.0/33\""), "{e}");
+    }
+
+    #[test]
+    fn never_panics_on_odd_bytes() {
+        for text in ["", "=", "[", "[Peer", "#", "\0\0", "[Interface]\n=\n= =\nAddress =\n", "[Peer]\n[Peer]\n"] {
+            let _ = p(text);
+        }
+    }
+}

@@ -1,0 +1,340 @@
+# shellcheck shell=bash
+# Helpers for the wgfw-hook end-to-end tests. Source this file; it does not run anything.
+#
+# Everything the tests change lives in network namespaces created here (names unique per run) and
+# in /etc/netns/<ns>/ directories; `cleanup` (installed as an EXIT/INT/TERM trap by `setup_traps`)
+# removes all of it, also when a test fails or is interrupted. Nothing here touches the machine's
+# own network namespace.
+
+E2E_PREFIX="wgfwt$$"          # namespace prefix, unique per run
+E2E_PASSED=0
+E2E_FAILED=0
+E2E_NAMESPACES=()             # namespaces to delete on exit
+E2E_BG_PIDS=()                # background processes we started (by PID)
+E2E_CLEANUP_HOOKS=()          # extra commands run first during cleanup
+E2E_TMP=$(mktemp -d /tmp/wgfw-e2e.XXXXXX)
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+step() { printf '\n[+] %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+
+pass() {
+	E2E_PASSED=$((E2E_PASSED + 1))
+	printf '    PASS: %s\n' "$1"
+}
+
+# fail DESC [DETAIL_LINE...]
+fail() {
+	E2E_FAILED=$((E2E_FAILED + 1))
+	printf '    FAIL: %s\n' "$1"
+	shift
+	local line
+	for line in "$@"; do
+		printf '%s\n' "$line" | sed 's/^/          | /'
+	done
+}
+
+# summary: the last line of every run; returns non-zero when something failed.
+summary() {
+	printf '\n%d passed, %d failed\n' "$E2E_PASSED" "$E2E_FAILED"
+	[[ $E2E_FAILED -eq 0 ]]
+}
+
+# ---------------------------------------------------------------------------------------------
+# assertions
+
+# assert_eq DESC EXPECTED GOT
+assert_eq() {
+	if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1" "expected: $2" "got:      $3"; fi
+}
+
+# assert_ge DESC MIN GOT / assert_le DESC MAX GOT (integers)
+assert_ge() {
+	if [[ "$3" =~ ^-?[0-9]+$ ]] && (($3 >= $2)); then pass "$1 ($3 >= $2)"; else fail "$1" "expected: >= $2" "got:      $3"; fi
+}
+assert_le() {
+	if [[ "$3" =~ ^-?[0-9]+$ ]] && (($3 <= $2)); then pass "$1 ($3 <= $2)"; else fail "$1" "expected: <= $2" "got:      $3"; fi
+}
+
+# assert_match DESC EXTENDED_REGEX TEXT / assert_no_match DESC EXTENDED_REGEX TEXT
+assert_match() {
+	if grep -qE -- "$2" <<<"$3"; then pass "$1"; else fail "$1" "expected to match: $2" "got:" "$3"; fi
+}
+assert_no_match() {
+	if grep -qE -- "$2" <<<"$3"; then
+		fail "$1" "expected NOT to match: $2" "got (matching lines):" "$(grep -E -- "$2" <<<"$3")"
+	else
+		pass "$1"
+	fi
+}
+
+# run_capture CMD...: runs CMD (errexit-safe), sets RUN_RC and RUN_OUT (stdout+stderr).
+run_capture() {
+	RUN_OUT=$("$@" 2>&1) && RUN_RC=0 || RUN_RC=$?
+}
+
+# assert_rc DESC EXPECTED_RC CMD...: runs CMD, prints command + output on mismatch.
+assert_rc() {
+	local desc=$1 want=$2
+	shift 2
+	run_capture "$@"
+	if [[ $RUN_RC -eq $want ]]; then
+		pass "$desc"
+	else
+		fail "$desc" "command:  $*" "expected exit $want, got exit $RUN_RC" "output:" "$RUN_OUT"
+	fi
+}
+assert_ok() { local d=$1; shift; assert_rc "$d" 0 "$@"; }
+
+# assert_fails DESC CMD...: CMD must exit non-zero.
+assert_fails() {
+	local desc=$1
+	shift
+	run_capture "$@"
+	if [[ $RUN_RC -ne 0 ]]; then
+		pass "$desc"
+	else
+		fail "$desc" "command:  $*" "expected a non-zero exit, got 0" "output:" "$RUN_OUT"
+	fi
+}
+
+# assert_same_file DESC EXPECTED_FILE GOT_FILE: shows a unified diff on mismatch.
+assert_same_file() {
+	local d
+	if d=$(diff -u --label expected "$2" --label got "$3"); then
+		pass "$1"
+	else
+		fail "$1" "$d"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# namespaces and processes
+
+# ns_add NS: creates namespace NS (use a "$E2E_PREFIX-..." name) with lo up; deleted on exit.
+ns_add() {
+	E2E_NAMESPACES+=("$1")
+	ip netns add "$1"
+	ip -n "$1" link set lo up
+}
+
+# in_ns NS CMD...: runs CMD inside NS.
+in_ns() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# bg NS LOGFILE CMD...: starts CMD in NS in the background; sets BG_PID. `ip netns exec` execs
+# the command, so the PID is the command's own.
+bg() {
+	local ns=$1 log=$2
+	shift 2
+	ip netns exec "$ns" "$@" >"$log" 2>&1 &
+	BG_PID=$!
+	E2E_BG_PIDS+=("$BG_PID")
+}
+
+# bg_stop PID: stops a background process we started.
+bg_stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# wait_for SECONDS CMD...: polls CMD every 0.1s until it succeeds; bounded.
+wait_for() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_tcp_listen NS PORT: waits (max 5s) until something listens on tcp PORT in NS.
+wait_tcp_listen() {
+	wait_for 5 bash -c "ip netns exec '$1' ss -Hltn 'sport = :$2' | grep -q ."
+}
+
+# netns_inode NS: the namespace's identity (what /proc/self/ns/net shows inside it).
+netns_inode() { stat -L -c %i "/run/netns/$1"; }
+
+# cleanup: kills what we started, deletes our namespaces and /etc/netns dirs, temp files.
+cleanup() {
+	local rc=$? ns pid hook
+	trap - EXIT INT TERM ERR
+	set +e
+	for hook in "${E2E_CLEANUP_HOOKS[@]}"; do eval "$hook" >/dev/null 2>&1; done
+	for pid in "${E2E_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+	for ns in "${E2E_NAMESPACES[@]}"; do
+		# Deleting the links stops wireguard-go (it exits when its link goes).
+		for link in $(ip -n "$ns" -o link show type tun 2>/dev/null | awk -F': ' '{print $2}'); do
+			ip -n "$ns" link del "${link%@*}" 2>/dev/null
+		done
+		# Anything still running inside our namespace was started by this test (wireguard-go,
+		# listeners): stop it by PID so the namespace can go.
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
+	done
+	sleep 0.3
+	for ns in "${E2E_NAMESPACES[@]}"; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+		[[ -d "/etc/netns/$ns" ]] && rm -rf -- "/etc/netns/$ns"
+	done
+	rmdir /etc/netns 2>/dev/null # only if empty, i.e. if only we used it
+	for pid in "${E2E_BG_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+	rm -rf -- "$E2E_TMP"
+	exit "$rc"
+}
+
+setup_traps() {
+	trap cleanup EXIT
+	trap 'echo "interrupted" >&2; exit 130' INT TERM
+}
+
+# ---------------------------------------------------------------------------------------------
+# snapshots (counters stripped, so that before/after compare exactly)
+
+# normalize_save: iptables-save output without comments and counters.
+normalize_save() { sed -E -e '/^#/d' -e 's/ ?\[[0-9]+:[0-9]+\]//g'; }
+
+# normalize_nft: `nft list ruleset` output without counter values.
+normalize_nft() { sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/g'; }
+
+# save_rules NS VARIANT FAMILY: normalised ruleset of one iptables variant (nft|legacy) and
+# family (4|6) in NS.
+save_rules() {
+	local ns=$1 variant=$2 family=$3 cmd
+	if [[ $family == 6 ]]; then cmd="ip6tables-$variant-save"; else cmd="iptables-$variant-save"; fi
+	ip netns exec "$ns" "$cmd" 2>/dev/null | normalize_save
+}
+
+# save_nft NS: normalised `nft list ruleset` in NS.
+save_nft() { ip netns exec "$1" nft list ruleset 2>/dev/null | normalize_nft; }
+
+# snapshot_rules NS FILE: every ruleset view of NS (both iptables variants, both families, nft).
+snapshot_rules() {
+	local ns=$1 out=$2 v f
+	{
+		for v in nft legacy; do
+			for f in 4 6; do
+				echo "=== ip${f/4/}tables-$v-save"
+				save_rules "$ns" "$v" "$f"
+			done
+		done
+		echo "=== nft list ruleset"
+		save_nft "$ns"
+	} >"$out"
+}
+
+# The sysctls wgfw-hook sets (and a few it changes as a side effect); WAN is the uplink.
+sysctl_keys() {
+	local wan=$1 c
+	echo net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv4.tcp_syncookies
+	for c in all default "$wan"; do
+		echo "net.ipv4.conf.$c.forwarding net.ipv6.conf.$c.forwarding"
+		echo "net.ipv4.conf.$c.rp_filter net.ipv4.conf.$c.accept_redirects net.ipv4.conf.$c.send_redirects"
+		echo "net.ipv6.conf.$c.accept_redirects net.ipv6.conf.$c.accept_ra"
+	done
+}
+
+# snapshot_sysctls NS WAN FILE
+snapshot_sysctls() {
+	local ns=$1 wan=$2 out=$3 k v
+	for k in $(sysctl_keys "$wan"); do
+		v=$(ip netns exec "$ns" sysctl -n "$k" 2>/dev/null) || v="<unreadable>"
+		printf '%s = %s\n' "$k" "$v"
+	done >"$out"
+}
+
+# chain_rules NS VARIANT FAMILY TABLE CHAIN: the `-A CHAIN ...` lines of one chain.
+chain_rules() {
+	save_rules "$1" "$2" "$3" | awk -v t="*$4" -v c="-A $5 " '
+		/^\*/ { in_t = ($0 == t) }
+		in_t && index($0, c) == 1 { print }'
+}
+
+# counted_rules NS VARIANT FAMILY TABLE: `iptables-save -c` lines ("[pkts:bytes] -A ...") of TABLE.
+counted_rules() {
+	local cmd
+	if [[ $3 == 6 ]]; then cmd="ip6tables-$2-save"; else cmd="iptables-$2-save"; fi
+	ip netns exec "$1" "$cmd" -c -t "$4" 2>/dev/null | { grep -E '^\[[0-9]+:[0-9]+\] -A ' || true; }
+}
+
+# sum_packets EXTENDED_REGEX: sums the packet counters of `counted_rules` lines (stdin) that match.
+sum_packets() {
+	{ grep -E -- "$1" || true; } | sed -E 's/^\[([0-9]+):.*/\1/' | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# ---------------------------------------------------------------------------------------------
+# traffic
+
+# tcp_probe NS HOST PORT [CONNECT_TIMEOUT]: one new TCP connection from NS (HOST: 1.2.3.4 or
+# [2001:db8::1]). Sets PROBE to open|timeout|refused|error and PROBE_OUT to what the peer sent
+# (our listeners answer one line) or socat's error.
+tcp_probe() {
+	local ns=$1 host=$2 port=$3 ct=${4:-3} rc
+	PROBE_OUT=$(timeout $((ct + 3)) ip netns exec "$ns" \
+		socat -T2 - "TCP:$host:$port,connect-timeout=$ct" </dev/null 2>&1) && rc=0 || rc=$?
+	if [[ $rc -eq 0 ]]; then
+		PROBE=open
+	elif [[ $rc -eq 124 ]] || grep -qiE 'timed out|timeout' <<<"$PROBE_OUT"; then
+		PROBE=timeout
+	elif grep -qi 'refused' <<<"$PROBE_OUT"; then
+		PROBE=refused
+	else
+		PROBE=error
+	fi
+}
+
+# assert_tcp DESC EXPECTED(open|timeout|refused) NS HOST PORT [CONNECT_TIMEOUT]
+assert_tcp() {
+	local desc=$1 want=$2
+	shift 2
+	tcp_probe "$@"
+	if [[ $PROBE == "$want" ]]; then
+		pass "$desc"
+	else
+		fail "$desc" "command:  ip netns exec $1 socat - TCP:$2:$3,connect-timeout=${4:-3}" \
+			"expected: $want" "got:      $PROBE" "output:   $PROBE_OUT"
+	fi
+}
+
+# ping_until NS ADDR [TRIES]: pings (1s timeout each) until one reply; bounded.
+ping_until() {
+	local i
+	for ((i = 0; i < ${3:-10}; i++)); do
+		ip netns exec "$1" ping -n -q -c 1 -W 1 "$2" >/dev/null 2>&1 && return 0
+	done
+	return 1
+}
+
+# capture_start NS IFACE FILTER: starts tcpdump for the first packet matching FILTER, waits until
+# it listens. Sets CAP_PID and CAP_LOG.
+capture_start() {
+	CAP_LOG=$(mktemp "$E2E_TMP/cap.XXXXXX")
+	bg "$1" "$CAP_LOG" timeout 10 tcpdump --immediate-mode -i "$2" -n -l -c 1 "$3"
+	CAP_PID=$BG_PID
+	wait_for 5 grep -q 'listening on' "$CAP_LOG" || info "tcpdump on $1/$2 did not start: $(cat "$CAP_LOG")"
+}
+
+# capture_wait PID...: waits for captures (bounded by tcpdump's timeout); not in a subshell.
+capture_wait() {
+	local pid
+	for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# capture_line LOG: the captured packet's line, or tcpdump's whole output when it captured nothing.
+capture_line() {
+	if grep -qE ' IP6? ' "$1"; then
+		grep -E ' IP6? ' "$1" | head -n 1
+	else
+		echo "<nothing captured; tcpdump said: $(tr '\n' ' ' <"$1")>"
+	fi
+}
+
+# mss_of LINE: the MSS option of a tcpdump line (empty when none).
+mss_of() { sed -nE 's/.*[[,]mss ([0-9]+)[],].*/\1/p' <<<"$1"; }
