@@ -116,7 +116,7 @@ pub fn up(args: &Args) -> Result<()> {
         }
         lives.insert(family, live);
     }
-    let plan = plan::derive(iface, &conf, &opts, &facts)?;
+    let plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Install)?;
     for note in &plan.notes {
         log::info!("{note}");
     }
@@ -328,7 +328,7 @@ pub fn plan(args: &Args) -> Result<()> {
             Err(_) => notes.push(format!("the live {family} ruleset is not readable (not root?): input policy auto means drop here")),
         }
     }
-    let mut plan = plan::derive(iface, &conf, &opts, &facts)?;
+    let mut plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Show)?;
     plan.notes.extend(notes);
     let current = host::read_sysctls(plan.sysctls.iter().map(|w| &w.key));
     print!("{}", render(&plan, variant, &why, &current));
@@ -340,7 +340,7 @@ pub fn render(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, 
     let mut s = format!(
         "# wgfw-hook plan for {} (server role)\n# listen port {}, MTU {}, backend {} ({why})\n",
         plan.iface,
-        plan.port,
+        plan.port.map(|p| p.to_string()).unwrap_or_else(|| "from the live interface".into()),
         plan.mtu,
         variant.name()
     );

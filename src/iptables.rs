@@ -148,7 +148,8 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     }
 
     let mut rules = Vec::new();
-    let udp = format!("-p udp -m udp --dport {}", plan.port);
+    let port = plan.port.map(|p| p.to_string()).unwrap_or_else(|| "LISTEN-PORT".into());
+    let udp = format!("-p udp -m udp --dport {port}");
     let new = "-m conntrack --ctstate NEW";
     let limit = hashlimit(i, "h", fp.family, plan.handshake_limit, plan.handshake_burst);
     rules.push(format!("{udp} {new} {limit} -j ACCEPT"));
@@ -420,7 +421,7 @@ mod tests {
             ..HostFacts::default()
         };
         let conf = crate::wgconf::parse(Path::new("wg0.conf"), text).unwrap();
-        plan::derive(&"wg0".parse().unwrap(), &conf, opts, &host).unwrap()
+        plan::derive(&"wg0".parse().unwrap(), &conf, opts, &host, plan::Purpose::Install).unwrap()
     }
 
     const DUAL: &str = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";

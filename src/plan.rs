@@ -103,7 +103,8 @@ pub struct FamilyPlan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub iface: IfaceName,
-    pub port: Port,
+    /// `None` only when planning for display without the live interface.
+    pub port: Option<Port>,
     pub mtu: u32,
     pub ssh_port: Option<Port>,
     pub allow: Vec<Service>,
@@ -122,17 +123,30 @@ pub const DEFAULT_SSH_PORT: u16 = 22;
 /// wg-quick's own fallback when it cannot find the route's MTU: 1500 minus 80.
 pub const FALLBACK_MTU: u32 = 1420;
 
-pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFacts) -> Result<Plan> {
+/// Whether the plan is for installing (every value must be known) or for showing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Install,
+    Show,
+}
+
+pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFacts, purpose: Purpose) -> Result<Plan> {
     let mut notes = Vec::new();
     let file = conf.path.display();
 
-    let port = match (conf.listen_port, host.live_port) {
-        (Some(p), _) => p,
-        (None, Some(p)) => {
+    let port = match (conf.listen_port, host.live_port, purpose) {
+        (Some(p), _, _) => Some(p),
+        (None, Some(p), _) => {
             notes.push(format!("ListenPort {p} comes from the live interface (the config sets none)"));
-            p
+            Some(p)
         }
-        (None, None) => {
+        (None, None, Purpose::Show) => {
+            notes.push(format!(
+                "the config sets no ListenPort: at up time the random port is read from the live {iface} (shown as LISTEN-PORT)"
+            ));
+            None
+        }
+        (None, None, Purpose::Install) => {
             return Err(Error::usage(format!(
                 "{file}: no ListenPort, and {iface} is not up to read its random port from: set ListenPort"
             )));
@@ -273,7 +287,7 @@ mod tests {
     }
 
     fn plan(text: &str, opts: &Options, host: &HostFacts) -> Result<Plan> {
-        derive(&"wg0".parse().unwrap(), &conf(text), opts, host)
+        derive(&"wg0".parse().unwrap(), &conf(text), opts, host, Purpose::Install)
     }
 
     const DUAL: &str = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";
@@ -281,7 +295,7 @@ mod tests {
     #[test]
     fn dual_stack_defaults() {
         let p = plan(DUAL, &Options::default(), &host()).unwrap();
-        assert_eq!((p.port.get(), p.mtu, p.ssh_port, p.log), (51820, 1420, Port::new(22), true));
+        assert_eq!((p.port, p.mtu, p.ssh_port, p.log), (Port::new(51820), 1420, Port::new(22), true));
         assert_eq!(p.families.len(), 2);
         let v4 = &p.families[0];
         assert_eq!(v4.tunnel_nets, vec!["10.66.0.0/24".parse::<IpNet>().unwrap()]);
@@ -311,9 +325,11 @@ mod tests {
         let text = "[Interface]\nAddress = 10.66.0.1/24\n";
         let e = plan(text, &Options::default(), &host()).unwrap_err();
         assert!(e.to_string().contains("no ListenPort"), "{e}");
+        let shown = derive(&"wg0".parse().unwrap(), &conf(text), &Options::default(), &host(), Purpose::Show).unwrap();
+        assert_eq!(shown.port, None);
         let live = HostFacts { live_port: Port::new(40000), live_mtu: Some(1380), ..host() };
         let p = plan(text, &Options::default(), &live).unwrap();
-        assert_eq!((p.port.get(), p.mtu, p.families[0].mss), (40000, 1380, 1340));
+        assert_eq!((p.port, p.mtu, p.families[0].mss), (Port::new(40000), 1380, 1340));
         assert_eq!(p.notes.len(), 2);
     }
 

@@ -1,0 +1,135 @@
+//! End-to-end tests: real WireGuard tunnels (wireguard-go) in network namespaces, with the hook
+//! run by wg-quick's PostUp/PreDown, checked with real packets. See tests/e2e/server.sh.
+//!
+//! These need root and the e2e prerequisites (installed by the project's test script); a missing
+//! prerequisite is a failure, not a skip. Everything happens inside namespaces the script creates
+//! and deletes; the machine's own network namespace is never changed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// The scenarios share fixed names (wg0, /var/run/wireguard/wg0.sock): run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const PREREQUISITES: &[&str] = &[
+    "bash",
+    "ip",
+    "wg",
+    "wg-quick",
+    "wireguard-go",
+    "iptables-nft",
+    "ip6tables-nft",
+    "iptables-nft-save",
+    "ip6tables-nft-save",
+    "iptables-legacy",
+    "ip6tables-legacy",
+    "iptables-legacy-save",
+    "ip6tables-legacy-save",
+    "nft",
+    "tcpdump",
+    "socat",
+    "ping",
+    "ss",
+    "sysctl",
+    "timeout",
+];
+
+fn search_path() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    // Tools like ip and iptables live in sbin, which a non-login environment may lack.
+    format!("{path}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+}
+
+fn find_in(path: &str, tool: &str) -> Option<PathBuf> {
+    path.split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(dir).join(tool))
+        .find(|candidate| candidate.is_file())
+}
+
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn check_prerequisites(path: &str) {
+    assert_eq!(
+        effective_uid(),
+        Some(0),
+        "the e2e tests must run as root (they create network namespaces); \
+         run `cargo test` as root"
+    );
+    let missing: Vec<&str> = PREREQUISITES
+        .iter()
+        .copied()
+        .filter(|tool| find_in(path, tool).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "e2e prerequisites missing: {} (the project's test script must install them: \
+         iproute2 wireguard-tools wireguard-go iptables nftables tcpdump socat iputils-ping)",
+        missing.join(", ")
+    );
+    assert!(
+        Path::new("/dev/net/tun").exists(),
+        "/dev/net/tun is missing: wireguard-go cannot create interfaces"
+    );
+}
+
+/// Runs `bash tests/e2e/server.sh BACKEND`, streaming its output live, and panics when it fails.
+fn run_server_scenario(backend: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let path = search_path();
+    check_prerequisites(&path);
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("tests/e2e/server.sh");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let mut child = Command::new("bash")
+        .arg(&script)
+        .arg(backend)
+        .current_dir(root)
+        .env("PATH", &path)
+        .env("WGFW_HOOK_BIN", env!("CARGO_BIN_EXE_wgfw-hook"))
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone().expect("pipe"))
+        .stderr(writer)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+
+    // Stream every line to the real stderr (not captured by the test harness, so progress shows
+    // live), and keep the FAIL lines and the summary for the panic message.
+    let mut failures = Vec::new();
+    let mut last_line = String::new();
+    let mut stderr = std::io::stderr();
+    for line in BufReader::new(reader).lines() {
+        let line = line.unwrap_or_else(|e| format!("<unreadable output: {e}>"));
+        let _ = writeln!(stderr, "[e2e {backend}] {line}");
+        if line.trim_start().starts_with("FAIL:") {
+            failures.push(line.trim().to_string());
+        }
+        if !line.trim().is_empty() {
+            last_line = line;
+        }
+    }
+    let status = child.wait().expect("wait for the e2e script");
+    if !status.success() {
+        panic!(
+            "e2e server scenario with --backend {backend} failed ({status}); last line: {last_line}\n{}",
+            failures.join("\n")
+        );
+    }
+}
+
+#[test]
+fn e2e_server_iptables_nft() {
+    run_server_scenario("iptables-nft");
+}
+
+#[test]
+fn e2e_server_iptables_legacy() {
+    run_server_scenario("iptables-legacy");
+}

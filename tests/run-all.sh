@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of wgfw-hook: unit tests, golden files, the real iptables-restore check of the
+# golden rulesets, and the end-to-end tests that bring up real WireGuard tunnels (wireguard-go)
+# with wg-quick in network namespaces. Installs what they need on Debian; must run as root,
+# because the end-to-end tests create network namespaces (never touching the host's own).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/run-all.sh: run as root: the end-to-end tests create network namespaces" >&2
+  exit 1
+fi
+
+packages=(iptables nftables wireguard-tools wireguard-go iproute2 tcpdump socat netcat-openbsd
+          conntrack util-linux procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "[+] installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null || { echo "tests/run-all.sh: cargo is not installed (https://rustup.rs)" >&2; exit 1; }
+
+echo "[+] cargo test (unit, golden, restore --test, end-to-end)"
+cargo test --locked -- --test-threads=1
