@@ -23,11 +23,20 @@ const NFT_BEFORE: &str = "nft-before";
 fn load(args: &Args) -> Result<(Options, WgConfig)> {
     let file = settings::read(&settings::path_for(&args.iface))?;
     let opts = args.options.clone().over(file);
-    let path = opts
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("/etc/wireguard/{}.conf", args.iface)));
-    let conf = wgconf::read(&path)?;
+    let conf = match &opts.config {
+        Some(path) => wgconf::read(path)?,
+        None => {
+            let path = PathBuf::from(format!("/etc/wireguard/{}.conf", args.iface));
+            // `wg-quick up /elsewhere/wg0.conf` is legal: then the live interface tells.
+            match (path.exists(), host::live_config(&args.iface)) {
+                (false, Some(conf)) => {
+                    log::info!("{} does not exist: reading {} from the live interface", path.display(), args.iface);
+                    conf
+                }
+                _ => wgconf::read(&path)?,
+            }
+        }
+    };
     Ok((opts, conf))
 }
 
@@ -99,6 +108,15 @@ fn ours(iface: &IfaceName) -> Vec<(Table, String)> {
 pub fn up(args: &Args) -> Result<()> {
     let iface = &args.iface;
     let (opts, conf) = load(args)?;
+    let exists = |dev: &IfaceName| std::path::Path::new("/sys/class/net").join(dev.as_str()).exists();
+    if !exists(iface) {
+        return Err(Error::usage(format!(
+            "no interface {iface} here: wgfw-hook up runs from wg-quick's PostUp, once the interface exists"
+        )));
+    }
+    if let Some(wan) = opts.wan.as_ref().filter(|w| !exists(w)) {
+        return Err(Error::usage(format!("--wan {wan}: no such interface")));
+    }
     let store = Store::open()?;
     store.check_writable()?;
     let records = store.records()?;
@@ -374,8 +392,10 @@ fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
         (Some(_), Some(n)) if n.is_empty() => "closed".to_string(),
         (Some(p), Some(n)) => format!("{p} from {}", n.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")),
     };
+    let addrs: Vec<String> = fp.addresses.iter().map(ToString::to_string).collect();
+    let addrs = if addrs.is_empty() { "none".to_string() } else { addrs.join(" ") };
     format!(
-        "{}: tunnel {nets}; WAN {wan}; {nat}; input {}; SSH {ssh}; MSS {}",
+        "{}: address {addrs}; tunnel {nets}; WAN {wan}; {nat}; input {}; SSH {ssh}; MSS {}",
         fp.family,
         fp.policy.as_str(),
         fp.mss

@@ -10,6 +10,7 @@ use crate::iptables::{Live, Table, Variant};
 use crate::plan::{Family, HostFacts};
 use crate::sysctl::{self, Key};
 use crate::types::{IfaceName, Port};
+use crate::wgconf::{Peer, WgConfig};
 
 pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> HostFacts {
     let mut facts = HostFacts {
@@ -41,6 +42,49 @@ pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> Ho
         }
     }
     facts
+}
+
+/// What the live interface shows, as a config: its global addresses, listen port, MTU and the
+/// peers' allowed IPs. `None` when the interface is not up.
+pub fn live_config(iface: &IfaceName) -> Option<WgConfig> {
+    let mtu = read(&format!("/sys/class/net/{iface}/mtu")).trim().parse().ok()?;
+    let addrs = cmd::run("ip", &["-o", "address", "show", "dev", iface.as_str()], None).ok().filter(|o| o.ok)?;
+    let dump = cmd::run("wg", &["show", iface.as_str(), "dump"], None).ok().filter(|o| o.ok)?;
+    let mut conf = parse_live(iface, &addrs.stdout, &dump.stdout);
+    conf.mtu = Some(mtu);
+    Some(conf)
+}
+
+/// Builds a config from `ip -o address show dev IFACE` and `wg show IFACE dump`.
+pub fn parse_live(iface: &IfaceName, addrs: &str, dump: &str) -> WgConfig {
+    let mut conf = WgConfig { path: format!("(live interface {iface})").into(), ..WgConfig::default() };
+    for line in addrs.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // 2: wg0    inet 10.66.0.1/24 scope global wg0 ...
+        if let Some(i) = f.iter().position(|w| *w == "inet" || *w == "inet6") {
+            let global = f.windows(2).any(|w| w == ["scope", "global"]);
+            if let (true, Some(Ok(net))) = (global, f.get(i + 1).map(|a| a.parse::<ipnet::IpNet>())) {
+                conf.addresses.push(net);
+            }
+        }
+    }
+    let mut lines = dump.lines();
+    // private-key public-key listen-port fwmark
+    if let Some(first) = lines.next() {
+        conf.listen_port = first.split('\t').nth(2).and_then(|p| p.parse::<Port>().ok());
+    }
+    for (n, line) in lines.enumerate() {
+        // public-key preshared-key endpoint allowed-ips latest-handshake rx tx keepalive
+        let f: Vec<&str> = line.split('\t').collect();
+        let allowed_ips = f.get(3).map(|a| a.split(',').filter_map(|n| n.parse().ok()).collect()).unwrap_or_default();
+        conf.peers.push(Peer {
+            line: n + 2,
+            public_key: f.first().map(|k| k.to_string()),
+            endpoint: f.get(2).filter(|e| **e != "(none)").map(|e| e.to_string()),
+            allowed_ips,
+        });
+    }
+    conf
 }
 
 fn read(path: &str) -> String {
@@ -141,6 +185,23 @@ mod tests {
                   20010db8000100000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n";
         assert_eq!(default_dev_v6(v6).unwrap().as_str(), "eth0");
         assert_eq!(default_dev_v6(&v6.lines().next().unwrap()), None);
+    }
+
+    #[test]
+    fn reads_the_live_interface() {
+        let addrs = "5: wg0    inet 10.66.0.1/24 scope global wg0\\       valid_lft forever preferred_lft forever\n\
+                     5: wg0    inet6 fd66::1/64 scope global \\       valid_lft forever preferred_lft forever\n\
+                     5: wg0    inet6 fe80::1/64 scope link \\       valid_lft forever preferred_lft forever\n";
+        let dump = "cHJpdg==\tcHVi\t40123\toff\n\
+                    a2V5MQ==\t(none)\t198.51.100.2:51820\t10.66.0.2/32,fd66::2/128\t0\t0\t0\toff\n\
+                    a2V5Mg==\t(none)\t(none)\t(none)\t0\t0\t0\toff\n";
+        let c = parse_live(&"wg0".parse().unwrap(), addrs, dump);
+        assert_eq!(c.addresses.len(), 2);
+        assert_eq!(c.listen_port, Port::new(40123));
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.peers[0].allowed_ips.len(), 2);
+        assert_eq!(c.peers[0].endpoint.as_deref(), Some("198.51.100.2:51820"));
+        assert!(c.peers[1].allowed_ips.is_empty() && c.peers[1].endpoint.is_none());
     }
 
     #[test]

@@ -89,6 +89,8 @@ impl InputPolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FamilyPlan {
     pub family: Family,
+    /// The interface's own addresses, as the config gives them.
+    pub addresses: Vec<IpNet>,
     /// The networks behind the tunnel: sources that may only arrive on it.
     pub tunnel_nets: Vec<IpNet>,
     pub wan: Option<IfaceName>,
@@ -207,6 +209,7 @@ pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFac
         };
         families.push(FamilyPlan {
             family,
+            addresses: conf.addresses.iter().filter(|a| Family::of(a) == family).copied().collect(),
             tunnel_nets,
             wan,
             policy,
