@@ -108,7 +108,7 @@ fn ours(iface: &IfaceName) -> Vec<(Table, String)> {
 pub fn up(args: &Args) -> Result<()> {
     let iface = &args.iface;
     let (opts, conf) = load(args)?;
-    let exists = |dev: &IfaceName| std::path::Path::new("/sys/class/net").join(dev.as_str()).exists();
+    let exists = host::iface_exists;
     if !exists(iface) {
         return Err(Error::usage(format!(
             "no interface {iface} here: wgfw-hook up runs from wg-quick's PostUp, once the interface exists"
@@ -165,22 +165,25 @@ pub fn up(args: &Args) -> Result<()> {
     };
     store.save_record(&record)?;
 
-    let undo_record = |store: &Store| match &mine {
-        Some(r) => store.save_record(r),
-        None => store.remove_record(iface),
+    let undo_record = |store: &Store| {
+        let _ = match &mine {
+            Some(r) => store.save_record(r),
+            None => store.remove_record(iface),
+        };
+        let _ = tidy(store);
     };
     let mut applied = Vec::new();
     for (family, script) in &scripts {
         if let Err(e) = restore(variant, *family, script) {
             undo_rules(variant, iface, &applied, &lives);
-            let _ = undo_record(&store);
+            undo_record(&store);
             return Err(e);
         }
         applied.push(*family);
     }
     if let Err(e) = apply_sysctls(&store, iface, &plan.sysctls) {
         undo_rules(variant, iface, &applied, &lives);
-        let _ = undo_record(&store);
+        undo_record(&store);
         return Err(e);
     }
     Ok(())
@@ -236,6 +239,32 @@ fn apply_sysctls(store: &Store, iface: &IfaceName, wanted: &[Write]) -> Result<(
         }
         done.push(w);
     }
+    Ok(())
+}
+
+/// Once no interface is managed in this namespace any more: deletes the empty tables and base
+/// chains iptables-nft created for us, and the namespace's records.
+fn tidy(store: &Store) -> Result<()> {
+    if !store.records()?.is_empty() {
+        return Ok(());
+    }
+    if let Some(before) = store.read_named(NFT_BEFORE)? {
+        let before = before.lines().map(String::from).collect();
+        if let Some(script) = nft_inventory().and_then(|inv| residue::cleanup(&before, &inv)) {
+            eprintln!("[#] nft -f - (delete the empty tables and chains iptables-nft created)");
+            log::debug!("nft script:\n{script}");
+            match cmd::run("nft", &["-f", "-"], Some(&script)) {
+                Ok(o) if o.ok => {}
+                Ok(o) => eprintln!("wgfw-hook: warning: nft refused the cleanup: {}", cmd::first_line(&o.stderr)),
+                Err(e) => eprintln!("wgfw-hook: warning: {e}"),
+            }
+        }
+        store.write_named(NFT_BEFORE, "")?;
+    }
+    if Ledger::parse(&store.read_named(LEDGER)?.unwrap_or_default()).entries.is_empty() {
+        store.write_named(LEDGER, "")?;
+    }
+    store.remove_dir_if_empty();
     Ok(())
 }
 
@@ -302,23 +331,8 @@ pub fn down(args: &Args) -> Result<()> {
     }
     store.write_named(LEDGER, &ledger.render())?;
 
-    if others.is_empty() {
-        if let Some(before) = store.read_named(NFT_BEFORE)? {
-            let before = before.lines().map(String::from).collect();
-            if let Some(script) = nft_inventory().and_then(|inv| residue::cleanup(&before, &inv)) {
-                eprintln!("[#] nft -f - (remove empty tables and chains iptables-nft created)");
-                log::debug!("nft script:\n{script}");
-                match cmd::run("nft", &["-f", "-"], Some(&script)) {
-                    Ok(o) if o.ok => {}
-                    Ok(o) => eprintln!("wgfw-hook: warning: nft refused the cleanup: {}", cmd::first_line(&o.stderr)),
-                    Err(e) => eprintln!("wgfw-hook: warning: {e}"),
-                }
-            }
-            store.write_named(NFT_BEFORE, "")?;
-        }
-    }
     store.remove_record(iface)?;
-    store.remove_dir_if_empty();
+    tidy(&store)?;
     if warned {
         eprintln!("wgfw-hook: {iface}: removed what could be removed (see the warnings above)");
     }

@@ -23,7 +23,7 @@ pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> Ho
     if let Some(dev) = default_dev_v6(&read("/proc/net/ipv6_route")) {
         facts.default_dev.insert(Family::V6, dev);
     }
-    facts.live_mtu = read(&format!("/sys/class/net/{iface}/mtu")).trim().parse().ok();
+    facts.live_mtu = live_mtu(iface);
     if need_port && facts.live_mtu.is_some() {
         facts.live_port = cmd::run("wg", &["show", iface.as_str(), "listen-port"], None)
             .ok()
@@ -44,10 +44,30 @@ pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> Ho
     facts
 }
 
+/// Whether the interface exists in this network namespace. (/proc/sys/net follows the
+/// caller's namespace; /sys/class/net follows the namespace /sys was mounted in.)
+pub fn iface_exists(iface: &IfaceName) -> bool {
+    Path::new("/proc/sys/net/ipv4/conf").join(iface.as_str()).exists()
+}
+
+/// The interface's MTU, from `ip -o link show dev IFACE`.
+pub fn live_mtu(iface: &IfaceName) -> Option<u32> {
+    if !iface_exists(iface) {
+        return None;
+    }
+    let out = cmd::run("ip", &["-o", "link", "show", "dev", iface.as_str()], None).ok().filter(|o| o.ok)?;
+    parse_mtu(&out.stdout)
+}
+
+fn parse_mtu(link: &str) -> Option<u32> {
+    let words: Vec<&str> = link.split_whitespace().collect();
+    words.windows(2).find(|w| w[0] == "mtu").and_then(|w| w[1].parse().ok())
+}
+
 /// What the live interface shows, as a config: its global addresses, listen port, MTU and the
 /// peers' allowed IPs. `None` when the interface is not up.
 pub fn live_config(iface: &IfaceName) -> Option<WgConfig> {
-    let mtu = read(&format!("/sys/class/net/{iface}/mtu")).trim().parse().ok()?;
+    let mtu = live_mtu(iface)?;
     let addrs = cmd::run("ip", &["-o", "address", "show", "dev", iface.as_str()], None).ok().filter(|o| o.ok)?;
     let dump = cmd::run("wg", &["show", iface.as_str(), "dump"], None).ok().filter(|o| o.ok)?;
     let mut conf = parse_live(iface, &addrs.stdout, &dump.stdout);
@@ -202,6 +222,12 @@ mod tests {
         assert_eq!(c.peers[0].allowed_ips.len(), 2);
         assert_eq!(c.peers[0].endpoint.as_deref(), Some("198.51.100.2:51820"));
         assert!(c.peers[1].allowed_ips.is_empty() && c.peers[1].endpoint.is_none());
+    }
+
+    #[test]
+    fn reads_the_mtu() {
+        assert_eq!(parse_mtu("7: wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue state UNKNOWN"), Some(1420));
+        assert_eq!(parse_mtu(""), None);
     }
 
     #[test]

@@ -13,6 +13,8 @@ E2E_NAMESPACES=()             # namespaces to delete on exit
 E2E_BG_PIDS=()                # background processes we started (by PID)
 E2E_CLEANUP_HOOKS=()          # extra commands run first during cleanup
 E2E_TMP=$(mktemp -d /tmp/wgfw-e2e.XXXXXX)
+E2E_ETC_NETNS_EXISTED=0       # /etc/netns is removed on exit only if we created it
+[[ -d /etc/netns ]] && E2E_ETC_NETNS_EXISTED=1
 
 # ---------------------------------------------------------------------------------------------
 # output
@@ -184,7 +186,7 @@ cleanup() {
 		ip netns del "$ns" 2>/dev/null
 		[[ -d "/etc/netns/$ns" ]] && rm -rf -- "/etc/netns/$ns"
 	done
-	rmdir /etc/netns 2>/dev/null # only if empty, i.e. if only we used it
+	[[ $E2E_ETC_NETNS_EXISTED == 1 ]] || rmdir /etc/netns 2>/dev/null
 	for pid in "${E2E_BG_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
 	rm -rf -- "$E2E_TMP"
 	exit "$rc"

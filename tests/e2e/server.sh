@@ -79,7 +79,6 @@ setup_traps
 trap 'echo "error: line $LINENO: $BASH_COMMAND exited with $?" >&2' ERR
 
 srv() { ip netns exec "$SRV" "$@"; }
-cli() { ip netns exec "$CLI" "$@"; }
 inet() { ip netns exec "$INET" "$@"; }
 
 echo "wgfw-hook e2e, server role, backend $BACKEND"
@@ -100,7 +99,7 @@ cleanup_hook_state() {
 	local dirs
 	dirs=$(srv_state_dirs)
 	[[ -n $dirs ]] || return 0
-	srv "$BIN" down wg0
+	timeout 30 ip netns exec "$SRV" "$BIN" down wg0
 	rm -rf -- $dirs
 }
 E2E_CLEANUP_HOOKS+=(cleanup_hook_state)
@@ -233,13 +232,13 @@ assert_tcp "inet -> [2001:db8:1::2]:8081 connects without the hook" open "$INET"
 
 # ---------------------------------------------------------------------------------------------
 step "wg-quick up wg0 in srv (PostUp runs wgfw-hook up)"
-assert_ok "wg-quick up wg0 (srv) exits 0" srv wg-quick up wg0
+assert_ok "wg-quick up wg0 (srv) exits 0" timeout 60 ip netns exec "$SRV" wg-quick up wg0
 printf '%s\n' "$RUN_OUT" | sed 's/^/    | /'
 SRV_UP=0
 if [[ $RUN_RC -eq 0 ]] && srv ip link show wg0 >/dev/null 2>&1; then SRV_UP=1; fi
 
 step "wg-quick up $CLI_CONF in cli (no hook)"
-assert_ok "wg-quick up (cli) exits 0" cli wg-quick up "$CLI_CONF"
+assert_ok "wg-quick up (cli) exits 0" timeout 60 ip netns exec "$CLI" wg-quick up "$CLI_CONF"
 CLI_UP=$((RUN_RC == 0))
 
 if ((SRV_UP && CLI_UP)); then
@@ -424,7 +423,7 @@ if ((SRV_UP && CLI_UP)); then
 	step "up twice equals up once (rules and sysctls unchanged by a second up)"
 	snapshot_rules "$SRV" "$E2E_TMP/rules.up1"
 	snapshot_sysctls "$SRV" eth0 "$E2E_TMP/sysctl.up1"
-	assert_ok "second 'wgfw-hook up wg0 ${HOOK_OPTS[*]}' exits 0" srv "$BIN" up wg0 "${HOOK_OPTS[@]}"
+	assert_ok "second 'wgfw-hook up wg0 ${HOOK_OPTS[*]}' exits 0" timeout 60 ip netns exec "$SRV" "$BIN" up wg0 "${HOOK_OPTS[@]}"
 	snapshot_rules "$SRV" "$E2E_TMP/rules.up2"
 	snapshot_sysctls "$SRV" eth0 "$E2E_TMP/sysctl.up2"
 	assert_same_file "rulesets after the second up equal those after the first" "$E2E_TMP/rules.up1" "$E2E_TMP/rules.up2"
@@ -440,10 +439,10 @@ fi
 # ---------------------------------------------------------------------------------------------
 step "wg-quick down in srv (PreDown runs wgfw-hook down) and cli"
 if srv ip link show wg0 >/dev/null 2>&1; then
-	assert_ok "wg-quick down wg0 (srv) exits 0" srv wg-quick down wg0
+	assert_ok "wg-quick down wg0 (srv) exits 0" timeout 60 ip netns exec "$SRV" wg-quick down wg0
 	printf '%s\n' "$RUN_OUT" | sed 's/^/    | /'
 fi
-if ((CLI_UP)); then cli wg-quick down "$CLI_CONF" >/dev/null 2>&1 || info "cli wg-quick down failed"; fi
+if ((CLI_UP)); then timeout 60 ip netns exec "$CLI" wg-quick down "$CLI_CONF" >/dev/null 2>&1 || info "cli wg-quick down failed"; fi
 if srv ip link show wg0 >/dev/null 2>&1; then
 	fail "wg0 is gone from srv" "$(srv ip link show wg0 2>&1)"
 	srv ip link del wg0 || true
@@ -467,7 +466,7 @@ else
 fi
 
 step "down with nothing installed"
-assert_ok "'wgfw-hook down wg0' with nothing installed exits 0" srv "$BIN" down wg0
+assert_ok "'wgfw-hook down wg0' with nothing installed exits 0" timeout 60 ip netns exec "$SRV" "$BIN" down wg0
 snapshot_rules "$SRV" "$E2E_TMP/rules.after2"
 snapshot_sysctls "$SRV" eth0 "$E2E_TMP/sysctl.after2"
 assert_same_file "rulesets unchanged by a down with nothing installed" "$E2E_TMP/rules.before" "$E2E_TMP/rules.after2"

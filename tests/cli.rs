@@ -1,0 +1,188 @@
+//! The binary as a user meets it: help, usage and config errors, and how it fails. Each test
+//! that could touch the kernel runs in a network namespace of its own (`unshare -n`, and `-m`
+//! where it changes mounts), which the kernel deletes when the test's shell exits. Root is
+//! required (the README's test command runs as root); a missing prerequisite fails the test.
+
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wgfw-hook");
+
+fn hook(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("RUST_LOG", "off").output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs a bash script in fresh network and mount namespaces, with `$BIN` set.
+fn in_netns(script: &str) -> Output {
+    let uid = text(&Command::new("id").arg("-u").output().unwrap().stdout);
+    assert_eq!(uid.trim(), "0", "these tests need root (run the README's test command as root)");
+    let out = Command::new("unshare")
+        .args(["--mount", "--net", "bash", "-euo", "pipefail", "-c", script])
+        .env("BIN", BIN)
+        .output()
+        .expect("unshare (util-linux) is needed");
+    eprintln!("--- script ({}) stdout:\n{}--- script stderr:\n{}", out.status, text(&out.stdout), text(&out.stderr));
+    out
+}
+
+fn assert_one_line_error(out: &Output, code: i32, want: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
+    assert!(err.contains(want), "{err:?} should say {want:?}");
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn help_and_version() {
+    let out = hook(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for word in ["up IFACE", "down IFACE", "plan IFACE", "PostUp  = wgfw-hook up %i", "--handshake-limit", "/etc/wgfw/IFACE.conf"] {
+        assert!(help.contains(word), "--help lacks {word}");
+    }
+    let out = hook(&["--version"]);
+    assert_eq!(text(&out.stdout), format!("wgfw-hook {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_2() {
+    assert_one_line_error(&hook(&[]), 2, "no command given");
+    assert_one_line_error(&hook(&["up", "wg0;reboot"]), 2, "not a valid interface name");
+    assert_one_line_error(&hook(&["up", "wg0", "--bogus"]), 2, "invalid option '--bogus'");
+    assert_one_line_error(&hook(&["plan", "wg0", "--config", "/nonexistent/wg0.conf"]), 2, "/nonexistent/wg0.conf: no such wg-quick config");
+}
+
+#[test]
+fn config_errors_name_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("wgfw-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("wg0.conf");
+    std::fs::write(&conf, "[Interface]\nListenPort = 51820\nAddress = 10.0.0.300/24\n").unwrap();
+    let out = hook(&["plan", "wg0", "--config", conf.to_str().unwrap()]);
+    assert_one_line_error(&out, 2, &format!("{}:3: Address \"10.0.0.300/24\" is not an IP network", conf.display()));
+    // Odd configs never panic: each is a clean plan or a clean error.
+    let odd = [
+        "", "[Interface]", "[Interface]\nAddress =", "[Interface]\nAddress = ::/0\nListenPort = 1",
+        "[Interface]\nAddress = 10.0.0.1/24\nListenPort = 65535\nMTU = 576", "\0\u{feff}[Peer]\nAllowedIPs = 0.0.0.0/0",
+        "[Interface]\nAddress = 10.0.0.1/24\nListenPort = 1\n[Peer]\nAllowedIPs = 0.0.0.0/0, ::/0",
+    ];
+    for o in odd {
+        std::fs::write(&conf, o).unwrap();
+        let out = hook(&["plan", "wg0", "--config", conf.to_str().unwrap()]);
+        assert!(matches!(out.status.code(), Some(0 | 2)), "{o:?}: {out:?}");
+        assert!(!text(&out.stderr).contains("panicked"), "{o:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn plan_needs_no_root() {
+    let dir = std::env::temp_dir().join(format!("wgfw-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("wg0.conf");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wg0.conf"), &conf).unwrap();
+    Command::new("chmod").args(["-R", "a+rX", dir.to_str().unwrap()]).status().unwrap();
+    let bin_copy = dir.join("wgfw-hook");
+    std::fs::copy(BIN, &bin_copy).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin_copy.to_str().unwrap(), "plan", "wg0", "--config"])
+        .arg(&conf)
+        .output()
+        .expect("setpriv (util-linux) is needed");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let plan = text(&out.stdout);
+    assert!(plan.contains("-A WGFW-wg0-NAT -s 10.66.0.0/24"), "{plan}");
+    assert!(plan.contains("[#] sysctl -q net.ipv4.ip_forward=1") || plan.contains("# net.ipv4.ip_forward is already 1"));
+}
+
+/// A veth pair stands in for the tunnel: enough for rules and sysctls, no WireGuard needed.
+const SETUP: &str = r#"
+ip link add wg0 type veth peer name wgpeer
+ip link add eth0 type veth peer name ethpeer
+ip link set wg0 up; ip link set eth0 up
+ip addr add 203.0.113.2/24 dev eth0
+ip route add default via 203.0.113.1
+conf=$(mktemp); printf '[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n' > "$conf"
+snapshot() {
+  for t in iptables-nft-save ip6tables-nft-save; do
+    $t | { grep -v '^#' || true; } | sed 's/\[[0-9]*:[0-9]*\]//'
+  done
+  # A legacy table, once used, cannot be removed: only rules, user chains and policies count.
+  for t in iptables-legacy-save ip6tables-legacy-save; do
+    $t | { grep -v -e '^#' -e '^\*' -e '^COMMIT' -e '^:[A-Z]* ACCEPT' || true; } | sed 's/\[[0-9]*:[0-9]*\]//'
+  done
+  nft list ruleset
+  { sysctl -a 2>/dev/null || true; } | grep -E '^net\.(ipv4|ipv6)\.' | { grep -v -e nf_conntrack -e '\.stable_secret' || true; }
+}
+"#;
+
+#[test]
+fn down_without_up_and_nothing_to_remove_exits_0() {
+    let out = in_netns(&format!("{SETUP}\nsnapshot > /tmp/before.$$\n\"$BIN\" down wg0\n\"$BIN\" down wg0\nsnapshot | diff /tmp/before.$$ - && echo SAME; rm /tmp/before.$$"));
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("SAME"));
+}
+
+#[test]
+fn read_only_run_changes_nothing() {
+    let out = in_netns(&format!(
+        "{SETUP}\nsnapshot > /tmp/before.$$\nmount -t tmpfs -o ro tmpfs /run\nset +e\n\"$BIN\" up wg0 --config \"$conf\" 2>/tmp/err.$$; echo \"rc=$?\"\nset -e\n\
+         snapshot | diff /tmp/before.$$ - && echo SAME; cat /tmp/err.$$; rm /tmp/before.$$ /tmp/err.$$"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("rc=1"), "{stdout}");
+    assert!(stdout.contains("SAME"), "{stdout}");
+    assert!(stdout.contains("cannot create /run/wgfw"), "{stdout}");
+}
+
+#[test]
+fn a_refused_ipv6_half_undoes_the_ipv4_half() {
+    // ip6tables-legacy-restore is replaced, in this mount namespace only, by one that fails.
+    let out = in_netns(&format!(
+        "{SETUP}\nsnapshot > /tmp/before.$$\n\
+         fake=$(mktemp -d); cp -a /usr/sbin/. \"$fake\"/\n\
+         rm \"$fake/ip6tables-legacy-restore\"; printf '#!/bin/sh\\necho \"ip6tables-restore: line 7 failed\" >&2\\nexit 1\\n' > \"$fake/ip6tables-legacy-restore\"; chmod +x \"$fake/ip6tables-legacy-restore\"\n\
+         mount --bind \"$fake\" /usr/sbin\n\
+         set +e; \"$BIN\" up wg0 --config \"$conf\" --backend iptables-legacy 2>/tmp/err.$$; echo \"rc=$?\"; set -e\n\
+         umount /usr/sbin; rm -rf \"$fake\"\n\
+         snapshot | diff /tmp/before.$$ - && echo SAME\n\
+         ls /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net) 2>/dev/null && echo STATE-LEFT\n\
+         cat /tmp/err.$$; rm /tmp/before.$$ /tmp/err.$$"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("rc=1"), "{stdout}");
+    assert!(stdout.contains("SAME"), "rules or sysctls changed: {stdout}");
+    assert!(!stdout.contains("STATE-LEFT"), "{stdout}");
+    assert!(stdout.contains("refused the IPv6 rules: ip6tables-restore: line 7 failed"), "{stdout}");
+}
+
+#[test]
+fn up_twice_equals_once_and_down_restores_everything() {
+    for backend in ["iptables-nft", "iptables-legacy"] {
+        let out = in_netns(&format!(
+            "{SETUP}\niptables-{v} -A INPUT -s 192.0.2.99 -j ACCEPT; ip6tables-{v} -N FOREIGN; iptables-{v} -t nat -A POSTROUTING -o eth0 -s 192.0.2.0/24 -j MASQUERADE\n\
+             snapshot > /tmp/before.$$\n\
+             \"$BIN\" up wg0 --config \"$conf\" --backend {backend}\n\
+             snapshot > /tmp/once.$$\n\
+             \"$BIN\" up wg0 --config \"$conf\"\n\
+             snapshot | diff /tmp/once.$$ - && echo TWICE-SAME\n\
+             iptables-{v}-save | grep -cE -- '^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) -j WGFW-' | sed 's/^/JUMPS=/'\n\
+             \"$BIN\" down wg0\n\
+             snapshot | diff /tmp/before.$$ - && echo DOWN-SAME\n\
+             rm /tmp/before.$$ /tmp/once.$$",
+            v = backend.trim_start_matches("iptables-"),
+        ));
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{backend}: {stdout}");
+        assert!(stdout.contains("TWICE-SAME"), "{backend}: {stdout}");
+        assert!(stdout.contains("DOWN-SAME"), "{backend}: {stdout}");
+        // From the built-in chains, once each: raw PREROUTING, mangle FORWARD, nat POSTROUTING,
+        // filter FORWARD, and filter INPUT to the shared chain.
+        assert!(stdout.contains("JUMPS=5"), "{backend}: {stdout}");
+    }
+}
