@@ -51,6 +51,9 @@ pub const FLAGS: &[Flag] = &[
     flag("ssh-port", Some("PORT|none"), "management SSH port kept open, brute-force limited [default: 22]"),
     Flag { repeatable: true, ..flag("admin", Some("CIDR"), "accept SSH only from this network") },
     Flag { repeatable: true, ..flag("allow", Some("PROTO/PORT[:PORT]"), "open another host service, e.g. tcp/443") },
+    Flag { repeatable: true, ..flag("lan", Some("CIDR"), "a local network peers may reach through this host, e.g. your home network 192.168.1.0/24") },
+    flag("no-internet", None, "peers may reach only this host and the --lan networks, not the internet"),
+    flag("peer-to-peer", None, "peers of this interface may reach each other"),
     flag("handshake-limit", Some("N/UNIT"), "new WireGuard flows accepted per source address, per second or minute [default: 30/minute]"),
     flag("no-nat", None, "route the tunnel networks instead of masquerading them"),
     flag("nat6", None, "masquerade the IPv6 tunnel networks too"),
@@ -72,6 +75,9 @@ pub struct Options {
     pub admin: Vec<IpNet>,
     pub allow: Vec<Service>,
     pub handshake_limit: Option<Rate>,
+    pub lan: Vec<IpNet>,
+    pub no_internet: bool,
+    pub peer_to_peer: bool,
     pub no_nat: bool,
     pub nat6: bool,
     pub no_log: bool,
@@ -93,14 +99,10 @@ impl Options {
                     p => Some(p.parse()?),
                 })
             }
-            "admin" => {
-                let s = v()?;
-                let net = s
-                    .parse::<IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("\"{s}\" is not an IP network"))?;
-                self.admin.push(net.trunc());
-            }
+            "admin" => self.admin.push(network(v()?)?),
+            "lan" => self.lan.push(network(v()?)?),
+            "no-internet" => self.no_internet = switch(value)?,
+            "peer-to-peer" => self.peer_to_peer = switch(value)?,
             "allow" => self.allow.push(v()?.parse()?),
             "handshake-limit" => self.handshake_limit = Some(v()?.parse()?),
             "no-nat" => self.no_nat = switch(value)?,
@@ -123,12 +125,23 @@ impl Options {
             admin: if self.admin.is_empty() { base.admin } else { self.admin },
             allow: if self.allow.is_empty() { base.allow } else { self.allow },
             handshake_limit: self.handshake_limit.or(base.handshake_limit),
+            lan: if self.lan.is_empty() { base.lan } else { self.lan },
+            no_internet: self.no_internet || base.no_internet,
+            peer_to_peer: self.peer_to_peer || base.peer_to_peer,
             no_nat: self.no_nat || base.no_nat,
             nat6: self.nat6 || base.nat6,
             no_log: self.no_log || base.no_log,
             backend: self.backend.or(base.backend),
         }
     }
+}
+
+/// A network such as `192.168.1.0/24`; a bare address is a host.
+fn network(s: &str) -> std::result::Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| format!("\"{s}\" is not an IP network"))
 }
 
 /// A switch takes no value on the command line; in the settings file it may say yes or no.
@@ -270,7 +283,7 @@ mod tests {
         let o = opts(&[
             "plan", "wg0", "-c", "/tmp/x.conf", "--wan=eth0", "--policy", "accept", "--ssh-port", "2222",
             "--admin", "192.0.2.0/24", "--admin", "2001:db8::1", "--allow", "tcp/443", "--allow", "udp/1000:1010",
-            "--handshake-limit", "10/second", "--no-nat", "--nat6", "--no-log", "--backend", "iptables-legacy",
+            "--handshake-limit", "10/second", "--lan", "192.168.1.0/24", "--lan", "fd00:1::/64", "--no-internet", "--peer-to-peer", "--no-nat", "--nat6", "--no-log", "--backend", "iptables-legacy",
         ]);
         assert_eq!(o.config, Some(PathBuf::from("/tmp/x.conf")));
         assert_eq!(o.wan.unwrap().as_str(), "eth0");
@@ -280,7 +293,8 @@ mod tests {
         assert_eq!(o.admin[1].to_string(), "2001:db8::1/128");
         assert_eq!(o.allow.len(), 2);
         assert_eq!(o.handshake_limit.unwrap().to_string(), "10/second");
-        assert!(o.no_nat && o.nat6 && o.no_log);
+        assert!(o.no_nat && o.nat6 && o.no_log && o.no_internet && o.peer_to_peer);
+        assert_eq!(o.lan.len(), 2);
         assert_eq!(o.backend, Some(BackendChoice::IptablesLegacy));
         assert_eq!(opts(&["up", "wg0", "--ssh-port", "none"]).ssh_port, Some(None));
         // Every flag of the table is handled by parse or by Options::set.
@@ -302,6 +316,7 @@ mod tests {
             (&["up", "wg0", "--policy", "maybe"], "--policy: \"maybe\" is not a policy"),
             (&["up", "wg0", "--ssh-port", "0"], "--ssh-port: \"0\" is not a port"),
             (&["up", "wg0", "--admin", "10.0.0.0/33"], "--admin: \"10.0.0.0/33\" is not an IP network"),
+            (&["up", "wg0", "--lan", "home"], "--lan: \"home\" is not an IP network"),
             (&["up", "wg0", "--allow", "443"], "--allow: \"443\" is not a service"),
             (&["up", "wg0", "--wan"], "--wan"),
             (&["up", "wg0", "--backend", "nft"], "not available yet"),

@@ -400,6 +400,15 @@ fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
     let nets = if nets.is_empty() { "none".to_string() } else { nets.join(" ") };
     let wan = fp.wan.as_ref().map(ToString::to_string).unwrap_or_else(|| "none".into());
     let nat = if fp.masquerade { "masquerade" } else { "routed" };
+    let mut reach = Vec::new();
+    if fp.internet {
+        reach.push("internet".to_string());
+    }
+    reach.extend(fp.lans.iter().map(ToString::to_string));
+    if plan.peer_to_peer {
+        reach.push("each other".to_string());
+    }
+    let reach = if reach.is_empty() { "this host only".to_string() } else { format!("this host, {}", reach.join(", ")) };
     let ssh = match (plan.ssh_port, &fp.admin) {
         (None, _) => "closed".to_string(),
         (Some(p), None) => format!("{p} from anywhere"),
@@ -409,7 +418,7 @@ fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
     let addrs: Vec<String> = fp.addresses.iter().map(ToString::to_string).collect();
     let addrs = if addrs.is_empty() { "none".to_string() } else { addrs.join(" ") };
     format!(
-        "{}: address {addrs}; tunnel {nets}; WAN {wan}; {nat}; input {}; SSH {ssh}; MSS {}",
+        "{}: address {addrs}; tunnel {nets}; WAN {wan}; peers reach {reach}; {nat}; input {}; SSH {ssh}; MSS {}",
         fp.family,
         fp.policy.as_str(),
         fp.mss

@@ -140,8 +140,16 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     );
     chains.push(chain(Table::Mangle, mss, Some("FORWARD"), vec![format!("-o {i} {clamp}"), format!("-i {i} {clamp}")]));
 
-    if let (true, Some(wan)) = (fp.masquerade, &fp.wan) {
-        let rules = fp.tunnel_nets.iter().map(|n| format!("-s {n} -o {wan} -j MASQUERADE")).collect::<Vec<_>>();
+    // Peers leave masqueraded, so the internet and the LAN hosts need no route back; traffic
+    // between peers never is.
+    if fp.masquerade {
+        let mut rules = Vec::new();
+        for n in &fp.tunnel_nets {
+            if let (true, Some(wan)) = (fp.internet, &fp.wan) {
+                rules.push(format!("-s {n} -o {wan} -j MASQUERADE"));
+            }
+            rules.extend(fp.lans.iter().map(|lan| format!("-s {n} -d {lan} ! -o {i} -j MASQUERADE")));
+        }
         if !rules.is_empty() {
             chains.push(chain(Table::Nat, nat, Some("POSTROUTING"), rules));
         }
@@ -173,12 +181,18 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
 
     let mut rules = vec![
         format!("-o {i} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+        format!("-i {i} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
         format!("-i {i} -m conntrack --ctstate INVALID -j {drop}"),
-        // Peers are isolated from each other.
-        format!("-i {i} -o {i} -j {drop}"),
+        // Peers are isolated from each other unless --peer-to-peer.
+        format!("-i {i} -o {i} -j {}", if plan.peer_to_peer { "ACCEPT" } else { drop.as_str() }),
     ];
+    for lan in &fp.lans {
+        rules.push(format!("-d {lan} -i {i} -j ACCEPT"));
+        rules.push(format!("-s {lan} -o {i} -j ACCEPT"));
+    }
+    // Anti-pivot: the internet, yes; the networks around this host, no.
     rules.extend(local_ranges(fp.family).iter().map(|r| format!("-d {r} -i {i} -j {drop}")));
-    if let Some(wan) = &fp.wan {
+    if let (true, Some(wan)) = (fp.internet, &fp.wan) {
         rules.push(format!("-i {i} -o {wan} -j ACCEPT"));
     }
     rules.push(format!("-i {i} -j {drop}"));

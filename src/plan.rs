@@ -96,6 +96,10 @@ pub struct FamilyPlan {
     pub wan: Option<IfaceName>,
     pub policy: InputPolicy,
     pub masquerade: bool,
+    /// Local networks peers may reach (`--lan`), in this family.
+    pub lans: Vec<IpNet>,
+    /// Whether peers may reach the internet through the WAN.
+    pub internet: bool,
     /// Where SSH is accepted from: `None` anywhere; `Some` only these networks (none: closed).
     pub admin: Option<Vec<IpNet>>,
     /// The largest TCP MSS that fits the tunnel MTU.
@@ -113,6 +117,7 @@ pub struct Plan {
     pub handshake_limit: Rate,
     pub handshake_burst: u32,
     pub log: bool,
+    pub peer_to_peer: bool,
     pub families: Vec<FamilyPlan>,
     pub sysctls: Vec<Write>,
     /// Facts the reader should know: where values came from, what was left out and why.
@@ -183,7 +188,7 @@ pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFac
         }
         let tunnel_nets = tunnel_nets(conf, family, &mut notes);
         let wan = opts.wan.clone().or_else(|| host.default_dev.get(&family).cloned());
-        if wan.is_none() && !tunnel_nets.is_empty() {
+        if wan.is_none() && !tunnel_nets.is_empty() && !opts.no_internet {
             notes.push(format!(
                 "no {family} default route and no --wan: peers get no {family} internet"
             ));
@@ -214,6 +219,8 @@ pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFac
             wan,
             policy,
             masquerade,
+            lans: opts.lan.iter().filter(|n| Family::of(n) == family).copied().collect(),
+            internet: !opts.no_internet,
             admin: (!opts.admin.is_empty())
                 .then(|| opts.admin.iter().filter(|n| Family::of(n) == family).copied().collect()),
             mss: mtu.saturating_sub(header),
@@ -236,6 +243,7 @@ pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFac
         handshake_limit: opts.handshake_limit.unwrap_or(DEFAULT_HANDSHAKE_LIMIT),
         handshake_burst: DEFAULT_HANDSHAKE_BURST,
         log: !opts.no_log,
+        peer_to_peer: opts.peer_to_peer,
         families,
         sysctls: Vec::new(),
         notes,
