@@ -212,7 +212,7 @@ fn apply_sysctls(store: &Store, iface: &IfaceName, wanted: &[Write]) -> Result<(
     let old_text = store.read_named(LEDGER)?.unwrap_or_default();
     let mut ledger = Ledger::parse(&old_text);
     let mut keys: Vec<Key> = wanted.iter().map(|w| w.key.clone()).collect();
-    for w in wanted.iter().filter(|w| w.key.is_forwarding_switch()) {
+    for w in wanted.iter().filter(|w| w.key.spreads()) {
         keys.extend(sysctl::spread_of(&w.key));
     }
     keys.extend(ledger.entries.keys().cloned());

@@ -71,10 +71,23 @@ fn netns_id() -> Result<u64> {
         .map_err(|e| Error::system(format!("cannot identify the network namespace (/proc/self/ns/net): {e}")))
 }
 
+/// Creates a directory only root can enter, or makes an existing one so.
 fn mkdir_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     match std::fs::DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(path)
+                .map_err(|e| Error::system(format!("cannot inspect {}: {e}", path.display())))?;
+            if !meta.is_dir() {
+                return Err(Error::system(format!("{} is not a directory", path.display())));
+            }
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| Error::system(format!("cannot make {} private: {e}", path.display())))?;
+            }
+            Ok(())
+        }
         Err(e) => Err(Error::system(format!("cannot create {}: {e}", path.display()))),
     }
 }

@@ -5,7 +5,8 @@
 //! it; the last holder's `down` restores it. Writing a forwarding switch also rewrites every
 //! interface's forwarding (and IPv4's `conf.all.accept_redirects`): so every value is read before
 //! the first write, the per-interface values it spreads to are recorded with it, and on restore
-//! forwarding goes back first, then the rest.
+//! forwarding goes back first, then the rest. IPv4's `conf.default` keys spread too: the kernel
+//! copies them to every interface whose own key was never written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -35,6 +36,12 @@ impl Key {
     pub fn is_forwarding_switch(&self) -> bool {
         self.0 == IP_FORWARD || self.0 == IPV6_FORWARDING
     }
+
+    /// Writing this key rewrites other keys: a forwarding switch, or an IPv4 `default` key,
+    /// which the kernel copies to every interface whose own key was never written.
+    pub fn spreads(&self) -> bool {
+        self.is_forwarding_switch() || self.0.starts_with(IPV4_DEFAULT)
+    }
 }
 
 impl fmt::Display for Key {
@@ -50,6 +57,7 @@ impl fmt::Display for Key {
 
 pub const IP_FORWARD: &str = "net/ipv4/ip_forward";
 pub const IPV6_FORWARDING: &str = "net/ipv6/conf/all/forwarding";
+const IPV4_DEFAULT: &str = "net/ipv4/conf/default/";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
@@ -120,19 +128,23 @@ fn conf_devices<'a>(iface: &'a str, wan: Option<&'a str>) -> Vec<&'a str> {
     devs
 }
 
-/// The per-interface forwarding settings that writing `switch` rewrites.
+/// The settings that writing `switch` rewrites (see `Key::spreads`).
 pub fn spread_of(switch: &Key) -> Vec<Key> {
-    let dir = match switch.as_path() {
-        IP_FORWARD => "net/ipv4/conf",
-        IPV6_FORWARDING => "net/ipv6/conf",
-        _ => return Vec::new(),
+    let (dir, leaf) = match switch.as_path() {
+        IP_FORWARD => ("net/ipv4/conf", "forwarding"),
+        IPV6_FORWARDING => ("net/ipv6/conf", "forwarding"),
+        p => match p.strip_prefix(IPV4_DEFAULT) {
+            Some(leaf) => ("net/ipv4/conf", leaf),
+            None => return Vec::new(),
+        },
     };
     let mut keys = Vec::new();
     if let Ok(entries) = std::fs::read_dir(PathBuf::from("/proc/sys").join(dir)) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let key = Key(format!("{dir}/{name}/forwarding"));
-            if &key != switch {
+            let key = Key(format!("{dir}/{name}/{leaf}"));
+            let own = name == "all" || name == "default";
+            if &key != switch && (!own || leaf == "forwarding") {
                 keys.push(key);
             }
         }
@@ -161,7 +173,7 @@ pub fn write(key: &Key, value: &str) -> Result<()> {
 pub struct Entry {
     pub original: String,
     pub holders: BTreeSet<String>,
-    /// Recorded because writing this forwarding switch rewrote it; restored right after it.
+    /// Recorded because writing this key rewrote it; restored right after it.
     pub follows: Option<Key>,
 }
 
@@ -209,7 +221,7 @@ impl Ledger {
                     e.follows = None;
                 }
                 None => {
-                    if wr.key.is_forwarding_switch() && current != wr.value {
+                    if wr.key.spreads() && current != wr.value {
                         for k in spread_of(&wr.key) {
                             if let (false, Some(orig)) = (self.entries.contains_key(&k), before.get(&k)) {
                                 let follows = Some(wr.key.clone());
@@ -241,13 +253,14 @@ impl Ledger {
                 freed.push(k.clone());
             }
         }
-        freed.sort_by_key(|k| !k.is_forwarding_switch());
+        // Forwarding first (it rewrites other keys), then the other spreading keys.
+        freed.sort_by_key(|k| (!k.is_forwarding_switch(), !k.spreads()));
         let mut out = Vec::new();
         for k in freed {
             if let Some(e) = self.entries.remove(&k) {
                 out.push(Write { key: k.clone(), value: e.original });
             }
-            if k.is_forwarding_switch() {
+            if k.spreads() {
                 let followers: Vec<Key> =
                     self.entries.iter().filter(|(_, e)| e.follows.as_ref() == Some(&k)).map(|(f, _)| f.clone()).collect();
                 for f in followers {

@@ -186,3 +186,52 @@ fn up_twice_equals_once_and_down_restores_everything() {
         assert!(stdout.contains("JUMPS=5"), "{backend}: {stdout}");
     }
 }
+
+#[test]
+fn a_second_up_revalidates_and_replaces_atomically() {
+    let out = in_netns(&format!(
+        "{SETUP}\nsnapshot > /tmp/before.$$\n\"$BIN\" up wg0 --config \"$conf\" --backend iptables-nft\nsnapshot > /tmp/once.$$\n\
+         bad=$(mktemp); printf '[Interface]\\nAddress = 10.66.0.300/24\\nListenPort = 51820\\n' > \"$bad\"\n\
+         set +e; \"$BIN\" up wg0 --config \"$bad\"; echo \"bad-rc=$?\"; set -e\n\
+         snapshot | diff /tmp/once.$$ - && echo KEPT\n\
+         \"$BIN\" up wg0 --config \"$conf\" --no-nat\n\
+         iptables-nft-save -t nat | grep -c WGFW | sed 's/^/NAT=/' || true\n\
+         iptables-nft-save -t filter | grep -c 'WGFW-wg0-FWD' | sed 's/^/FWD=/'\n\
+         \"$BIN\" down wg0\nsnapshot | diff /tmp/before.$$ - && echo DOWN-SAME\nrm /tmp/before.$$ /tmp/once.$$ \"$bad\""
+    ));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("bad-rc=2") && stdout.contains("KEPT"), "{stdout}");
+    assert!(stdout.contains("NAT=0") && !stdout.contains("FWD=0"), "{stdout}");
+    assert!(stdout.contains("DOWN-SAME"), "{stdout}");
+}
+
+#[test]
+fn tunnels_going_up_and_down_together_share_and_restore() {
+    // Four tunnels at once, twice: the lock serialises them, the shared chain serves all, and
+    // the last one down puts forwarding back.
+    let out = in_netns(&format!(
+        "{SETUP}\nfor i in 1 2 3; do ip link add wg$i type veth peer name wgpeer$i; ip link set wg$i up;\n\
+           printf \"[Interface]\\nAddress = 10.7$i.0.1/24\\nListenPort = 5182$i\\n\" > /tmp/wg$i.$$; done\n\
+         snapshot > /tmp/before.$$\n\
+         for round in 1 2; do\n\
+           pids=(); \"$BIN\" up wg0 --config \"$conf\" --backend iptables-legacy 2>/dev/null & pids+=($!)\n\
+           for i in 1 2 3; do \"$BIN\" up wg$i --config /tmp/wg$i.$$ --backend iptables-legacy 2>/dev/null & pids+=($!); done\n\
+           for p in \"${{pids[@]}}\"; do wait $p; done\n\
+           echo \"round $round jumps=$(iptables-legacy-save -t filter | grep -c -- '-A WGFW-INPUT -j WGFW-wg[0-3]-IN')\"\n\
+           echo \"round $round input=$(iptables-legacy-save -t filter | grep -c -- '-A INPUT -j WGFW-INPUT')\"\n\
+           echo \"round $round forward=$(cat /proc/sys/net/ipv4/ip_forward)\"\n\
+           pids=(); for i in 0 1 2 3; do \"$BIN\" down wg$i 2>/dev/null & pids+=($!); done\n\
+           for p in \"${{pids[@]}}\"; do wait $p; done\n\
+         done\n\
+         snapshot | diff /tmp/before.$$ - && echo DOWN-SAME\nrm /tmp/before.$$ /tmp/wg?.$$"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for round in [1, 2] {
+        assert!(stdout.contains(&format!("round {round} jumps=4")), "{stdout}");
+        assert!(stdout.contains(&format!("round {round} input=1")), "{stdout}");
+        assert!(stdout.contains(&format!("round {round} forward=1")), "{stdout}");
+    }
+    assert!(stdout.contains("DOWN-SAME"), "{stdout}");
+}

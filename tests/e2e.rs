@@ -81,7 +81,9 @@ fn check_prerequisites(path: &str) {
 
 /// Runs `bash tests/e2e/server.sh BACKEND`, streaming its output live, and panics when it fails.
 fn run_server_scenario(backend: &str) {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let path = search_path();
     check_prerequisites(&path);
 

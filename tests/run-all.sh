@@ -11,8 +11,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(iptables nftables wireguard-tools wireguard-go iproute2 tcpdump socat netcat-openbsd
-          conntrack util-linux procps)
+packages=(iptables nftables wireguard-tools wireguard-go iproute2 iputils-ping tcpdump socat
+          netcat-openbsd conntrack util-linux procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

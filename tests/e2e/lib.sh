@@ -12,7 +12,7 @@ E2E_FAILED=0
 E2E_NAMESPACES=()             # namespaces to delete on exit
 E2E_BG_PIDS=()                # background processes we started (by PID)
 E2E_CLEANUP_HOOKS=()          # extra commands run first during cleanup
-E2E_TMP=$(mktemp -d /tmp/wgfw-e2e.XXXXXX)
+E2E_TMP=                      # scratch directory, made by setup_traps
 E2E_ETC_NETNS_EXISTED=0       # /etc/netns is removed on exit only if we created it
 [[ -d /etc/netns ]] && E2E_ETC_NETNS_EXISTED=1
 
@@ -188,13 +188,15 @@ cleanup() {
 	done
 	[[ $E2E_ETC_NETNS_EXISTED == 1 ]] || rmdir /etc/netns 2>/dev/null
 	for pid in "${E2E_BG_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-	rm -rf -- "$E2E_TMP"
+	[[ -z $E2E_TMP ]] || rm -rf -- "$E2E_TMP"
 	exit "$rc"
 }
 
+# setup_traps: installs the cleanup and makes the scratch directory $E2E_TMP.
 setup_traps() {
 	trap cleanup EXIT
 	trap 'echo "interrupted" >&2; exit 130' INT TERM
+	E2E_TMP=$(mktemp -d /tmp/wgfw-e2e.XXXXXX)
 }
 
 # ---------------------------------------------------------------------------------------------

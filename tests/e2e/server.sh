@@ -63,6 +63,7 @@ if [[ -S /var/run/wireguard/wg0.sock ]] && socat -u /dev/null UNIX-CONNECT:/var/
 	exit 2
 fi
 
+setup_traps
 export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
 
 IPT=iptables-$VARIANT
@@ -75,7 +76,6 @@ CLI_CONF=$E2E_TMP/$CLI_IF.conf
 HOOK_OPTS=(--backend "$BACKEND" --allow tcp/8443)
 WG_PORT=51820
 
-setup_traps
 trap 'echo "error: line $LINENO: $BASH_COMMAND exited with $?" >&2' ERR
 
 srv() { ip netns exec "$SRV" "$@"; }
@@ -110,6 +110,8 @@ ns_add "$INET"
 ns_add "$SRV"
 ns_add "$CLI"
 SRV_INODE=$(netns_inode "$SRV")
+stale=$(srv_state_dirs)
+[[ -z $stale ]] || info "note: /run/wgfw already holds state for this namespace inode (an earlier run's?): $stale"
 ip -n "$INET" link add to-srv type veth peer name eth0 netns "$SRV"
 ip -n "$INET" link add to-cli type veth peer name eth0 netns "$CLI"
 
@@ -233,7 +235,7 @@ assert_tcp "inet -> [2001:db8:1::2]:8081 connects without the hook" open "$INET"
 # ---------------------------------------------------------------------------------------------
 step "wg-quick up wg0 in srv (PostUp runs wgfw-hook up)"
 assert_ok "wg-quick up wg0 (srv) exits 0" timeout 60 ip netns exec "$SRV" wg-quick up wg0
-printf '%s\n' "$RUN_OUT" | sed 's/^/    | /'
+[[ $RUN_RC -ne 0 ]] || printf '%s\n' "$RUN_OUT" | sed 's/^/    | /'
 SRV_UP=0
 if [[ $RUN_RC -eq 0 ]] && srv ip link show wg0 >/dev/null 2>&1; then SRV_UP=1; fi
 
@@ -246,17 +248,17 @@ if ((SRV_UP && CLI_UP)); then
 	step "the hook's chains and jumps ($BACKEND)"
 	V4=$(save_rules "$SRV" "$VARIANT" 4)
 	V6=$(save_rules "$SRV" "$VARIANT" 6)
-	for c in WGFW-INPUT WGFW-FORWARD WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-MSS WGFW-wg0-NAT WGFW-wg0-PRE; do
+	for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-NAT WGFW-wg0-PRE; do
 		assert_match "IPv4 chain $c exists" "^:$c " "$V4"
 	done
-	for c in WGFW-INPUT WGFW-FORWARD WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-MSS WGFW-wg0-PRE; do
+	for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-PRE; do
 		assert_match "IPv6 chain $c exists" "^:$c " "$V6"
 	done
 	assert_no_match "IPv6: no MASQUERADE without --nat6" '^-A WGFW.*MASQUERADE' "$V6"
 	for f in 4 6; do
 		assert_match "IPv$f filter INPUT: first rule jumps to WGFW-INPUT" '^-A INPUT (.* )?-j WGFW-INPUT( |$)' \
 			"$(chain_rules "$SRV" "$VARIANT" $f filter INPUT | head -n 1)"
-		assert_match "IPv$f filter FORWARD: first rule jumps to WGFW-FORWARD" '^-A FORWARD (.* )?-j WGFW-FORWARD( |$)' \
+		assert_match "IPv$f filter FORWARD: first rule jumps to WGFW-wg0-FWD" '^-A FORWARD (.* )?-j WGFW-wg0-FWD( |$)' \
 			"$(chain_rules "$SRV" "$VARIANT" $f filter FORWARD | head -n 1)"
 		assert_match "IPv$f mangle FORWARD: first rule jumps to WGFW-wg0-MSS" '^-A FORWARD (.* )?-j WGFW-wg0-MSS( |$)' \
 			"$(chain_rules "$SRV" "$VARIANT" $f mangle FORWARD | head -n 1)"
@@ -440,7 +442,7 @@ fi
 step "wg-quick down in srv (PreDown runs wgfw-hook down) and cli"
 if srv ip link show wg0 >/dev/null 2>&1; then
 	assert_ok "wg-quick down wg0 (srv) exits 0" timeout 60 ip netns exec "$SRV" wg-quick down wg0
-	printf '%s\n' "$RUN_OUT" | sed 's/^/    | /'
+	[[ $RUN_RC -ne 0 ]] || printf '%s\n' "$RUN_OUT" | sed 's/^/    | /'
 fi
 if ((CLI_UP)); then timeout 60 ip netns exec "$CLI" wg-quick down "$CLI_CONF" >/dev/null 2>&1 || info "cli wg-quick down failed"; fi
 if srv ip link show wg0 >/dev/null 2>&1; then
