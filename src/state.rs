@@ -1,7 +1,7 @@
 //! What `up` recorded, under `/run/wgfw/NETNS/` (directories 0700, files 0600), so that `down`
 //! removes exactly that. Rules and sysctls belong to a network namespace, so their records are
-//! keyed by the namespace's identity (the inode of /proc/self/ns/net). One lock serialises
-//! every run of the hook.
+//! keyed by the namespace's identity (the inode of /proc/self/ns/net and the namespace's cookie).
+//! One lock serialises every run of the hook.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -65,10 +65,35 @@ pub struct Store {
     _lock: File,
 }
 
-fn netns_id() -> Result<u64> {
-    std::fs::metadata("/proc/self/ns/net")
+/// The current network namespace's identity: the inode of /proc/self/ns/net, which names it
+/// while it lives, plus its cookie, which the kernel never hands out twice. The inode alone is
+/// reused once a namespace is gone, and a new namespace must not inherit a dead one's records.
+fn netns_id() -> Result<String> {
+    let ino = std::fs::metadata("/proc/self/ns/net")
         .map(|m| m.ino())
-        .map_err(|e| Error::system(format!("cannot identify the network namespace (/proc/self/ns/net): {e}")))
+        .map_err(|e| Error::system(format!("cannot identify the network namespace (/proc/self/ns/net): {e}")))?;
+    Ok(match netns_cookie() {
+        Some(cookie) => format!("{ino}.{cookie}"),
+        None => ino.to_string(),
+    })
+}
+
+/// SO_NETNS_COOKIE (Linux 5.14 and later) of a socket made here.
+fn netns_cookie() -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    const SOL_SOCKET: i32 = 1;
+    const SO_NETNS_COOKIE: i32 = 71;
+    unsafe extern "C" {
+        fn getsockopt(fd: i32, level: i32, name: i32, value: *mut std::ffi::c_void, len: *mut u32) -> i32;
+    }
+    let sock = std::os::unix::net::UnixDatagram::unbound().ok()?;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as u32;
+    // SAFETY: the buffer is a live u64 and `len` says its size; the kernel writes at most that.
+    let rc = unsafe {
+        getsockopt(sock.as_raw_fd(), SOL_SOCKET, SO_NETNS_COOKIE, (&raw mut cookie).cast(), &mut len)
+    };
+    (rc == 0 && len == 8).then_some(cookie)
 }
 
 /// Creates a directory only root can enter, or makes an existing one so.
@@ -210,6 +235,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespaces_have_a_cookie() {
+        let id = netns_id().unwrap();
+        assert!(id.contains('.'), "{id}");
+        assert_eq!(id, netns_id().unwrap());
+    }
 
     #[test]
     fn records_round_trip() {

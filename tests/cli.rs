@@ -151,7 +151,7 @@ fn a_refused_ipv6_half_undoes_the_ipv4_half() {
          set +e; \"$BIN\" up wg0 --config \"$conf\" --backend iptables-legacy 2>/tmp/err.$$; echo \"rc=$?\"; set -e\n\
          umount /usr/sbin; rm -rf \"$fake\"\n\
          snapshot | diff /tmp/before.$$ - && echo SAME\n\
-         ls /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net) 2>/dev/null && echo STATE-LEFT\n\
+         ls -d /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net).* 2>/dev/null && echo STATE-LEFT\n\
          cat /tmp/err.$$; rm /tmp/before.$$ /tmp/err.$$"
     ));
     let stdout = text(&out.stdout);
@@ -174,6 +174,7 @@ fn up_twice_equals_once_and_down_restores_everything() {
              iptables-{v}-save | grep -cE -- '^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) -j WGFW-' | sed 's/^/JUMPS=/'\n\
              \"$BIN\" down wg0\n\
              snapshot | diff /tmp/before.$$ - && echo DOWN-SAME\n\
+             ls -d /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net).* 2>/dev/null && echo STATE-LEFT\n\
              rm /tmp/before.$$ /tmp/once.$$",
             v = backend.trim_start_matches("iptables-"),
         ));
@@ -181,6 +182,7 @@ fn up_twice_equals_once_and_down_restores_everything() {
         assert!(out.status.success(), "{backend}: {stdout}");
         assert!(stdout.contains("TWICE-SAME"), "{backend}: {stdout}");
         assert!(stdout.contains("DOWN-SAME"), "{backend}: {stdout}");
+        assert!(!stdout.contains("STATE-LEFT"), "{backend}: {stdout}");
         // From the built-in chains, once each: raw PREROUTING, mangle FORWARD, nat POSTROUTING,
         // filter FORWARD, and filter INPUT to the shared chain.
         assert!(stdout.contains("JUMPS=5"), "{backend}: {stdout}");

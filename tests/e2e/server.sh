@@ -89,11 +89,11 @@ echo "namespaces: $INET $SRV $CLI"
 # namespace (the namespaces themselves go anyway), then remove what it left under /run/wgfw.
 SRV_INODE=
 # srv_state_dirs: the hook's state directories for srv's namespace: the entries of /run/wgfw
-# named by the namespace's inode (e.g. /run/wgfw/4026532246 or /run/wgfw/netns-4026532246).
+# named by the namespace's inode and cookie (/run/wgfw/netns-INODE.COOKIE).
 srv_state_dirs() {
 	[[ -n $SRV_INODE ]] || return 0
 	find /run/wgfw -mindepth 1 -maxdepth 1 -regextype posix-extended \
-		-regex ".*/([^/]*[^0-9/])?$SRV_INODE" 2>/dev/null || true
+		-regex ".*/netns-$SRV_INODE(\.[0-9]+)?" 2>/dev/null || true
 }
 cleanup_hook_state() {
 	local dirs
