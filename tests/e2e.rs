@@ -1,5 +1,5 @@
 //! End-to-end tests: real WireGuard tunnels (wireguard-go) in network namespaces, with the hook
-//! run by wg-quick's PostUp/PreDown, checked with real packets. See tests/e2e/server.sh.
+//! run by wg-quick's PostUp/PreDown, checked with real packets. See tests/e2e/*.sh.
 //!
 //! These need root and the e2e prerequisites (installed by the project's test script); a missing
 //! prerequisite is a failure, not a skip. Everything happens inside namespaces the script creates
@@ -79,8 +79,8 @@ fn check_prerequisites(path: &str) {
     );
 }
 
-/// Runs `bash tests/e2e/server.sh BACKEND`, streaming its output live, and panics when it fails.
-fn run_server_scenario(backend: &str) {
+/// Runs `bash tests/e2e/SCRIPT.sh ARG`, streaming its output live, and panics when it fails.
+fn run_scenario(name: &str, backend: &str) {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -88,7 +88,7 @@ fn run_server_scenario(backend: &str) {
     check_prerequisites(&path);
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = root.join("tests/e2e/server.sh");
+    let script = root.join(format!("tests/e2e/{name}.sh"));
     let (reader, writer) = std::io::pipe().expect("pipe");
     let mut child = Command::new("bash")
         .arg(&script)
@@ -109,7 +109,7 @@ fn run_server_scenario(backend: &str) {
     let mut stderr = std::io::stderr();
     for line in BufReader::new(reader).lines() {
         let line = line.unwrap_or_else(|e| format!("<unreadable output: {e}>"));
-        let _ = writeln!(stderr, "[e2e {backend}] {line}");
+        let _ = writeln!(stderr, "[e2e {name} {backend}] {line}");
         if line.trim_start().starts_with("FAIL:") {
             failures.push(line.trim().to_string());
         }
@@ -120,7 +120,7 @@ fn run_server_scenario(backend: &str) {
     let status = child.wait().expect("wait for the e2e script");
     if !status.success() {
         panic!(
-            "e2e server scenario with --backend {backend} failed ({status}); last line: {last_line}\n{}",
+            "e2e {name} scenario with --backend {backend} failed ({status}); last line: {last_line}\n{}",
             failures.join("\n")
         );
     }
@@ -128,10 +128,15 @@ fn run_server_scenario(backend: &str) {
 
 #[test]
 fn e2e_server_iptables_nft() {
-    run_server_scenario("iptables-nft");
+    run_scenario("server", "iptables-nft");
 }
 
 #[test]
 fn e2e_server_iptables_legacy() {
-    run_server_scenario("iptables-legacy");
+    run_scenario("server", "iptables-legacy");
+}
+
+#[test]
+fn e2e_config_reader_agrees_with_wg_quick() {
+    run_scenario("parser", "iptables-nft");
 }

@@ -1,0 +1,624 @@
+#!/usr/bin/env bash
+# End-to-end test of wgfw-hook's forwarding policy (server role): what peers may reach through the
+# server, with real TCP connections, in network namespaces.
+#
+#   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/forwarding.sh iptables-nft|iptables-legacy
+#
+# Topology (five namespaces, "$E2E_PREFIX-{inet,srv,lan,c1,c2}", deleted on exit; N = this PID):
+#
+#                 ┌──────────────────────────────────────────────────────────────┐
+#                 │ inet: the "internet" (router, v4+v6 forwarding). On lo:      │
+#                 │   192.0.2.1/32 2001:db8:ff::1/128       internet services    │
+#                 │   172.16.5.1/32 fd00:5::1/128           a PRIVATE range that │
+#                 │                                         is reachable via WAN │
+#                 │ tcp/8080 (all addresses) answers the peer address it sees    │
+#                 │ route fd66::/64 via srv (IPv6 from the tunnel is routed)     │
+#                 └───┬───────────────────────────┬────────────────────────┬─────┘
+#     to-srv 203.0.113.1/24           to-c1 198.51.100.1/26       to-c2 198.51.100.65/26
+#            2001:db8:1::1/64               2001:db8:2::1/64             2001:db8:3::1/64
+#                     │                           │                        │
+#     eth0 203.0.113.2/24             eth0 198.51.100.2/26        eth0 198.51.100.66/26
+#          2001:db8:1::2/64                2001:db8:2::2/64             2001:db8:3::2/64
+#   ┌─────────────────┴─────────────┐  ┌──────────┴────────────┐ ┌─────────┴─────────────┐
+#   │ srv: the WireGuard server     │  │ c1: peer (no hook)    │ │ c2: peer (no hook)    │
+#   │ wgsN 10.66.0.1/24 fd66::1/64  │◄═╡ wgaN 10.66.0.2/32     │ │ wgbN 10.66.0.3/32     │
+#   │ udp/51820  tcp/8080 listener  │  │      fd66::2/128      │ │      fd66::3/128      │
+#   │ PostUp  = wgfw-hook up %i     │◄═╪═══════════════════════╪═╡ tcp/8080 listener     │
+#   │ PreDown = wgfw-hook down %i   │  │ tcp/8080 listener     │ │                       │
+#   │ settings /etc/wgfw/wgsN.conf  │  └───────────────────────┘ └───────────────────────┘
+#   │ (backend = B, + the phase's)  │   both clients' AllowedIPs: 10.66.0.0/24 fd66::/64
+#   └─────────────────┬─────────────┘   192.0.2.0/24 2001:db8:ff::/64 172.16.5.0/24
+#     lan0 192.168.1.1/24                fd00:5::/64 192.168.1.0/24 fd00:1::/64
+#          fd00:1::1/64
+#                     │
+#     eth0 192.168.1.10/24 fd00:1::10/64
+#   ┌─────────────────┴─────────────┐
+#   │ lan: a LAN host. NO default   │
+#   │ route, no route to the tunnel │
+#   │ tcp/8080 answers peer address │
+#   └───────────────────────────────┘
+#
+# Phases (srv: wg-quick down, settings file changed, wg-quick up between them; the clients are
+# restarted too, so that each phase starts with fresh handshakes):
+#   0 snapshot srv's rulesets (iptables-nft/legacy v4+v6, nft) and sysctls before anything
+#   1 control without the hook (forwarding enabled by hand): every destination is reachable,
+#     so every later denial is the hook's doing; the hand-made changes are then undone exactly
+#   2 default policy      3 lan + nat6      4 lan + no-internet      5 peer-to-peer
+#   after each down: srv's rulesets and sysctls equal the phase-0 snapshot.
+#
+# srv's wg-quick config is /etc/netns/<srv>/wireguard/wgsN.conf and its settings file
+# /etc/netns/<srv>/wgfw/wgsN.conf; `ip netns exec` binds them onto /etc/wireguard and /etc/wgfw.
+# Every WireGuard interface name carries this run's PID: wireguard-go's control socket
+# (/var/run/wireguard/<if>.sock) is shared by all namespaces.
+
+set -Eeuo pipefail
+
+BACKEND=${1:-}
+case "$BACKEND" in
+iptables-nft) VARIANT=nft ;;
+iptables-legacy) VARIANT=legacy ;;
+*)
+	echo "usage: $0 iptables-nft|iptables-legacy" >&2
+	exit 2
+	;;
+esac
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/e2e/lib.sh
+source "$HERE/lib.sh"
+
+BIN=${WGFW_HOOK_BIN:-$HERE/../../target/debug/wgfw-hook}
+BIN=$(realpath -e -- "$BIN" 2>/dev/null) || { echo "wgfw-hook binary not found: ${WGFW_HOOK_BIN:-target/debug/wgfw-hook}" >&2; exit 2; }
+[[ -x $BIN ]] || { echo "not executable: $BIN" >&2; exit 2; }
+[[ $EUID -eq 0 ]] || { echo "must run as root (creates network namespaces)" >&2; exit 2; }
+for tool in ip wg wg-quick wireguard-go "iptables-$VARIANT" "ip6tables-$VARIANT" \
+	iptables-nft-save ip6tables-nft-save iptables-legacy-save ip6tables-legacy-save nft \
+	socat ping ss timeout sysctl; do
+	command -v "$tool" >/dev/null || { echo "missing prerequisite: $tool" >&2; exit 2; }
+done
+[[ -d /etc/wireguard ]] || { echo "/etc/wireguard is missing (wireguard-tools installs it; ip netns exec binds onto it)" >&2; exit 2; }
+
+SRV_IF=wgs$$
+C1_IF=wga$$
+C2_IF=wgb$$
+for ifc in "$SRV_IF" "$C1_IF" "$C2_IF"; do
+	if [[ -S /var/run/wireguard/$ifc.sock ]] && socat -u /dev/null "UNIX-CONNECT:/var/run/wireguard/$ifc.sock" 2>/dev/null; then
+		echo "a wireguard-go for some '$ifc' is running (its control socket path is shared by all namespaces); cannot run now" >&2
+		exit 2
+	fi
+done
+
+setup_traps
+export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
+
+INET=$E2E_PREFIX-inet
+SRV=$E2E_PREFIX-srv
+LAN=$E2E_PREFIX-lan
+C1=$E2E_PREFIX-c1
+C2=$E2E_PREFIX-c2
+SRV_CONF=/etc/netns/$SRV/wireguard/$SRV_IF.conf
+SETTINGS=/etc/netns/$SRV/wgfw/$SRV_IF.conf
+C1_CONF=$E2E_TMP/$C1_IF.conf
+C2_CONF=$E2E_TMP/$C2_IF.conf
+WG_PORT=51820
+PORT=8080
+CT=2 # connect timeout (s) of the probes; a denied connection is one that times out
+
+trap 'echo "error: line $LINENO: $BASH_COMMAND exited with $?" >&2' ERR
+
+srv() { ip netns exec "$SRV" "$@"; }
+inet() { ip netns exec "$INET" "$@"; }
+lanh() { ip netns exec "$LAN" "$@"; }
+
+echo "wgfw-hook e2e, forwarding policy (server role), backend $BACKEND"
+echo "binary: $BIN"
+echo "namespaces: $INET $SRV $LAN $C1 $C2; WireGuard interfaces: $SRV_IF (srv) $C1_IF (c1) $C2_IF (c2)"
+
+# ---------------------------------------------------------------------------------------------
+# helpers of this test
+
+# `ip netns exec` binds /etc/netns/<ns>/wgfw onto /etc/wgfw only where /etc/wgfw exists. Create
+# the (empty) mount point when the machine lacks it; removed on exit when we made it and no other
+# run's namespace has a wgfw settings directory.
+E2E_MADE_ETC_WGFW=0
+if [[ ! -d /etc/wgfw ]]; then
+	mkdir -m 755 /etc/wgfw
+	E2E_MADE_ETC_WGFW=1
+fi
+remove_etc_wgfw() {
+	[[ $E2E_MADE_ETC_WGFW == 1 ]] || return 0
+	local d
+	for d in /etc/netns/*/wgfw; do
+		[[ -e $d && $d != "/etc/netns/$SRV/wgfw" ]] && return 0
+	done
+	rmdir /etc/wgfw 2>/dev/null || true
+}
+
+# If the test dies with the hook's rules installed, let the hook clean up its state for srv's
+# namespace (the namespace goes anyway), then remove what it left under /run/wgfw.
+SRV_INODE=
+srv_state_dirs() {
+	[[ -n $SRV_INODE ]] || return 0
+	find /run/wgfw -mindepth 1 -maxdepth 1 -regextype posix-extended \
+		-regex ".*/([^/]*[^0-9/])?$SRV_INODE" 2>/dev/null || true
+}
+cleanup_hook_state() {
+	local dirs
+	dirs=$(srv_state_dirs)
+	[[ -n $dirs ]] || return 0
+	timeout 30 ip netns exec "$SRV" "$BIN" down "$SRV_IF"
+	rm -rf -- $dirs
+}
+E2E_CLEANUP_HOOKS+=(cleanup_hook_state remove_etc_wgfw)
+
+# v6peer ADDR: how socat's $SOCAT_PEERADDR shows an IPv6 address: [fd66:0000:...:0002].
+v6peer() {
+	local a=$1 head tail x out=() h=() t=() i n
+	if [[ $a == *::* ]]; then head=${a%%::*} tail=${a#*::}; else head=$a tail=; fi
+	[[ -z $head ]] || IFS=: read -ra h <<<"$head"
+	[[ -z $tail ]] || IFS=: read -ra t <<<"$tail"
+	n=$((8 - ${#h[@]} - ${#t[@]}))
+	for x in "${h[@]}"; do out+=("$(printf '%04x' "0x$x")"); done
+	for ((i = 0; i < n; i++)); do out+=(0000); done
+	for x in "${t[@]}"; do out+=("$(printf '%04x' "0x$x")"); done
+	local IFS=:
+	printf '[%s]\n' "${out[*]}"
+}
+
+# host HOST: socat's form of a destination (IPv6 in brackets).
+host() { if [[ $1 == *:* ]]; then printf '[%s]' "$1"; else printf '%s' "$1"; fi; }
+# seen ADDR: the form in which a listener reports ADDR as the peer.
+seen() { if [[ $1 == *:* ]]; then v6peer "$1"; else printf '%s' "$1"; fi; }
+
+# expect_open DESC NS ADDR [SOURCE_SEEN]: a TCP connection from NS to ADDR:8080 succeeds, and
+# (when given) the listener sees SOURCE_SEEN as the peer address.
+expect_open() {
+	local desc=$1 ns=$2 addr=$3 src=${4:-}
+	tcp_probe "$ns" "$(host "$addr")" "$PORT" "$CT"
+	if [[ $PROBE != open ]]; then
+		fail "$desc: connects" "command:  ip netns exec $ns socat - TCP:$(host "$addr"):$PORT,connect-timeout=$CT" \
+			"expected: open" "got:      $PROBE" "output:   $PROBE_OUT"
+		return 0
+	fi
+	if [[ -z $src ]]; then
+		pass "$desc: connects (peer seen as $PROBE_OUT)"
+	elif [[ $PROBE_OUT == "$(seen "$src")" ]]; then
+		pass "$desc: connects, seen from $src"
+	else
+		fail "$desc: connects, seen from $src" "expected source: $(seen "$src")" "got:             $PROBE_OUT"
+	fi
+}
+
+# expect_denied DESC NS ADDR: a TCP connection from NS to ADDR:8080 times out (dropped).
+expect_denied() {
+	assert_tcp "$1: DENIED (times out)" timeout "$2" "$(host "$3")" "$PORT" "$CT"
+}
+
+# The sysctls compared before/after: those the hook sets, and those its writes change as a side
+# effect, for all, default, the WAN (eth0) and the LAN interface (lan0).
+fw_sysctl_keys() {
+	local c
+	echo net.ipv4.ip_forward net.ipv4.tcp_syncookies
+	for c in all default eth0 lan0; do
+		echo "net.ipv4.conf.$c.forwarding net.ipv6.conf.$c.forwarding"
+		echo "net.ipv4.conf.$c.rp_filter net.ipv4.conf.$c.src_valid_mark"
+		echo "net.ipv4.conf.$c.accept_redirects net.ipv4.conf.$c.send_redirects net.ipv4.conf.$c.secure_redirects"
+		echo "net.ipv6.conf.$c.accept_redirects net.ipv6.conf.$c.accept_ra"
+	done
+}
+fw_snapshot_sysctls() {
+	local k v
+	for k in $(fw_sysctl_keys); do
+		v=$(srv sysctl -n "$k" 2>/dev/null) || v="<unreadable>"
+		printf '%s = %s\n' "$k" "$v"
+	done >"$1"
+}
+
+# fw_snapshot_rules FILE: srv's rulesets (lib's snapshot_rules). In the iptables-legacy sections,
+# empty built-in tables that the kernel keeps once they were used are not residue: their
+# "*table", "COMMIT" and ":BUILTIN ACCEPT" lines are left out.
+fw_snapshot_rules() {
+	snapshot_rules "$SRV" "$1.raw"
+	awk '
+		/^=== / { legacy = ($0 ~ /legacy/); print; next }
+		legacy && (/^\*/ || /^COMMIT$/ || /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT$/) { next }
+		{ print }' "$1.raw" >"$1"
+}
+
+# restore_sysctls FILE: writes the values of a fw_snapshot_sysctls file back, forwarding first
+# (writing it rewrites other keys), then the rest.
+restore_sysctls() {
+	local k eq v
+	while read -r k eq v; do
+		case $k in *forward*) srv sysctl -q -w "$k=$v" || true ;; esac
+	done <"$1"
+	while read -r k eq v; do
+		case $k in *forward*) ;; *) srv sysctl -q -w "$k=$v" || true ;; esac
+	done <"$1"
+}
+
+# write_srv_conf with-hook|no-hook
+write_srv_conf() {
+	local hooks=
+	if [[ $1 == with-hook ]]; then
+		hooks="PostUp = $BIN up %i
+PreDown = $BIN down %i"
+	fi
+	(
+		umask 077
+		cat >"$SRV_CONF" <<-EOF
+			[Interface]
+			Address = 10.66.0.1/24, fd66::1/64
+			ListenPort = $WG_PORT
+			PrivateKey = $SRV_KEY
+			$hooks
+
+			[Peer]
+			PublicKey = $C1_PUB
+			AllowedIPs = 10.66.0.2/32, fd66::2/128
+
+			[Peer]
+			PublicKey = $C2_PUB
+			AllowedIPs = 10.66.0.3/32, fd66::3/128
+		EOF
+	)
+	chmod 600 "$SRV_CONF"
+}
+
+# write_settings LINE...: srv's settings file: "backend = $BACKEND" and the given lines.
+write_settings() {
+	(
+		umask 077
+		{
+			echo "# wgfw-hook settings for $SRV_IF (forwarding e2e test)"
+			echo "backend = $BACKEND"
+			printf '%s\n' "$@"
+		} >"$SETTINGS"
+	)
+	chmod 600 "$SETTINGS"
+	info "settings /etc/wgfw/$SRV_IF.conf: $(grep -v '^#' "$SETTINGS" | paste -sd ';' | sed 's/;/; /g')"
+}
+
+# tunnels_up: wg-quick up in srv (PostUp runs the hook when configured), c1, c2; waits for the
+# handshakes. Sets TUN_OK=1 when everything is up and both peers ping the server.
+TUN_OK=0
+tunnels_up() {
+	TUN_OK=0
+	assert_ok "wg-quick up $SRV_IF (srv) exits 0" timeout 60 ip netns exec "$SRV" wg-quick up "$SRV_IF"
+	printf '%s\n' "$RUN_OUT" >"$E2E_TMP/srv-up.log"
+	if [[ $RUN_RC -ne 0 ]]; then
+		info "wg-quick up output:"
+		printf '%s\n' "$RUN_OUT" | sed 's/^/    | /'
+		return 0
+	fi
+	grep -E '^\[#\] .*wgfw|^# (IPv4|IPv6):|warn|error' <<<"$RUN_OUT" | grep -vE '^\[#\] (ip|wireguard-go|wg) ' | head -n 20 | sed 's/^/    | /' || true
+	assert_ok "wg-quick up $C1_IF (c1) exits 0" timeout 60 ip netns exec "$C1" wg-quick up "$C1_CONF"
+	[[ $RUN_RC -eq 0 ]] || return 0
+	assert_ok "wg-quick up $C2_IF (c2) exits 0" timeout 60 ip netns exec "$C2" wg-quick up "$C2_CONF"
+	[[ $RUN_RC -eq 0 ]] || return 0
+	local ns addr ok=1
+	for ns in "$C1" "$C2"; do
+		for addr in 10.66.0.1 fd66::1; do
+			if ! ping_until "$ns" "$addr" 15; then
+				fail "handshake: ${ns##*-} pings $addr through the tunnel" "ping -c1 -W1 $addr failed 15 times" \
+					"$(srv wg show "$SRV_IF" 2>&1)"
+				ok=0
+			fi
+		done
+	done
+	if ((ok)); then pass "handshakes: c1 and c2 ping 10.66.0.1 and fd66::1 through the tunnel"; fi
+	TUN_OK=$ok
+}
+
+# tunnels_down: wg-quick down in c1, c2 and srv (PreDown runs the hook when configured).
+tunnels_down() {
+	timeout 60 ip netns exec "$C1" wg-quick down "$C1_CONF" >/dev/null 2>&1 || info "c1 wg-quick down failed"
+	timeout 60 ip netns exec "$C2" wg-quick down "$C2_CONF" >/dev/null 2>&1 || info "c2 wg-quick down failed"
+	if srv ip link show "$SRV_IF" >/dev/null 2>&1; then
+		assert_ok "wg-quick down $SRV_IF (srv) exits 0" timeout 60 ip netns exec "$SRV" wg-quick down "$SRV_IF"
+		[[ $RUN_RC -eq 0 ]] || printf '%s\n' "$RUN_OUT" | sed 's/^/    | /'
+	fi
+	if srv ip link show "$SRV_IF" >/dev/null 2>&1; then
+		fail "$SRV_IF is gone from srv after wg-quick down" "$(srv ip link show "$SRV_IF" 2>&1)"
+		srv ip link del "$SRV_IF" || true
+	fi
+}
+
+# check_restored LABEL: srv's rulesets and sysctls equal the phase-0 snapshot.
+check_restored() {
+	fw_snapshot_rules "$E2E_TMP/rules.$1"
+	fw_snapshot_sysctls "$E2E_TMP/sysctl.$1"
+	assert_same_file "$1: rulesets (iptables-nft/legacy v4+v6, nft) equal the phase-0 snapshot" \
+		"$E2E_TMP/rules.before" "$E2E_TMP/rules.$1"
+	assert_same_file "$1: sysctls equal the phase-0 snapshot" "$E2E_TMP/sysctl.before" "$E2E_TMP/sysctl.$1"
+	local state
+	state=$(srv_state_dirs)
+	if [[ -z $state ]] || [[ -z $(find $state -mindepth 1 2>/dev/null) ]]; then
+		pass "$1: no hook state left in /run/wgfw for srv (netns inode $SRV_INODE)"
+	else
+		fail "$1: no hook state left in /run/wgfw for srv (netns inode $SRV_INODE)" "$(find $state -ls)"
+	fi
+}
+
+# dump_rules_on_failure FAILED_BEFORE: when checks failed since FAILED_BEFORE, shows the hook's
+# installed rules (iptables-save of srv) so that the report says what the binary did.
+dump_rules_on_failure() {
+	((E2E_FAILED > $1)) || return 0
+	info "failures in this phase; the hook's rules in srv ($BACKEND):"
+	{
+		echo "## iptables-$VARIANT-save (WGFW lines and their jumps)"
+		save_rules "$SRV" "$VARIANT" 4 | grep -E '^\*|WGFW' || true
+		echo "## ip6tables-$VARIANT-save (WGFW lines and their jumps)"
+		save_rules "$SRV" "$VARIANT" 6 | grep -E '^\*|WGFW' || true
+		echo "## srv routes"
+		srv ip -4 route show
+		srv ip -6 route show | grep -v '^fe80' || true
+		echo "## wg-quick up output"
+		cat "$E2E_TMP/srv-up.log"
+	} | sed 's/^/    | /'
+}
+
+# hook_phase NAME SETTINGS_LINE...: settings file, tunnels up. Then the caller's checks, then
+# end_phase NAME.
+PHASE_FAILED0=0
+hook_phase() {
+	local name=$1
+	shift
+	PHASE_FAILED0=$E2E_FAILED
+	write_settings "$@"
+	tunnels_up
+}
+end_phase() {
+	dump_rules_on_failure "$PHASE_FAILED0"
+	step "$1: wg-quick down (PreDown runs wgfw-hook down); rulesets and sysctls back to phase 0"
+	tunnels_down
+	check_restored "after $1"
+}
+
+# ---------------------------------------------------------------------------------------------
+step "topology: namespaces, veths, addresses, routes"
+for ns in "$INET" "$SRV" "$LAN" "$C1" "$C2"; do ns_add "$ns"; done
+SRV_INODE=$(netns_inode "$SRV")
+stale=$(srv_state_dirs)
+[[ -z $stale ]] || info "note: /run/wgfw already holds state for this namespace inode (an earlier run's?): $stale"
+
+ip -n "$INET" link add to-srv type veth peer name eth0 netns "$SRV"
+ip -n "$INET" link add to-c1 type veth peer name eth0 netns "$C1"
+ip -n "$INET" link add to-c2 type veth peer name eth0 netns "$C2"
+ip -n "$SRV" link add lan0 type veth peer name eth0 netns "$LAN"
+
+ip -n "$INET" addr add 203.0.113.1/24 dev to-srv
+ip -n "$INET" addr add 2001:db8:1::1/64 dev to-srv nodad
+ip -n "$INET" addr add 198.51.100.1/26 dev to-c1
+ip -n "$INET" addr add 2001:db8:2::1/64 dev to-c1 nodad
+ip -n "$INET" addr add 198.51.100.65/26 dev to-c2
+ip -n "$INET" addr add 2001:db8:3::1/64 dev to-c2 nodad
+ip -n "$INET" addr add 192.0.2.1/32 dev lo
+ip -n "$INET" addr add 2001:db8:ff::1/128 dev lo nodad
+ip -n "$INET" addr add 172.16.5.1/32 dev lo
+ip -n "$INET" addr add fd00:5::1/128 dev lo nodad
+for l in to-srv to-c1 to-c2; do ip -n "$INET" link set "$l" up; done
+inet sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+# The tunnel's IPv6 network is routed (no NAT by default): the internet knows the way back. There
+# is no IPv4 route to the tunnel in inet (except during the control phase): IPv4 must be NATed.
+ip -n "$INET" -6 route add fd66::/64 via 2001:db8:1::2
+
+ip -n "$SRV" addr add 203.0.113.2/24 dev eth0
+ip -n "$SRV" addr add 2001:db8:1::2/64 dev eth0 nodad
+ip -n "$SRV" addr add 192.168.1.1/24 dev lan0
+ip -n "$SRV" addr add fd00:1::1/64 dev lan0 nodad
+ip -n "$SRV" link set eth0 up
+ip -n "$SRV" link set lan0 up
+ip -n "$SRV" route add default via 203.0.113.1
+ip -n "$SRV" -6 route add default via 2001:db8:1::1
+
+ip -n "$LAN" addr add 192.168.1.10/24 dev eth0
+ip -n "$LAN" addr add fd00:1::10/64 dev eth0 nodad
+ip -n "$LAN" link set eth0 up
+
+ip -n "$C1" addr add 198.51.100.2/26 dev eth0
+ip -n "$C1" addr add 2001:db8:2::2/64 dev eth0 nodad
+ip -n "$C2" addr add 198.51.100.66/26 dev eth0
+ip -n "$C2" addr add 2001:db8:3::2/64 dev eth0 nodad
+ip -n "$C1" link set eth0 up
+ip -n "$C2" link set eth0 up
+ip -n "$C1" route add default via 198.51.100.1
+ip -n "$C1" -6 route add default via 2001:db8:2::1
+ip -n "$C2" route add default via 198.51.100.65
+ip -n "$C2" -6 route add default via 2001:db8:3::1
+
+for pair in "$C1 203.0.113.2" "$C1 2001:db8:1::2" "$C2 203.0.113.2" "$C2 2001:db8:1::2" \
+	"$SRV 172.16.5.1" "$SRV fd00:5::1" "$SRV 192.168.1.10" "$SRV fd00:1::10"; do
+	read -r ns addr <<<"$pair"
+	ping_until "$ns" "$addr" 5 || { echo "topology broken: ${ns##*-} cannot ping $addr" >&2; exit 1; }
+done
+info "c1 and c2 reach srv over inet; srv reaches 172.16.5.1/fd00:5::1 via the WAN and the lan host (v4 and v6)"
+if lanh ip route get 10.66.0.2 >/dev/null 2>&1 || lanh ip -6 route get fd66::2 >/dev/null 2>&1; then
+	echo "topology broken: the lan host has a route to the tunnel" >&2
+	exit 1
+fi
+info "the lan host has no route to the tunnel networks"
+
+# ---------------------------------------------------------------------------------------------
+step "phase 0: snapshot srv BEFORE anything (rulesets of both iptables variants and nft, sysctls)"
+fw_snapshot_rules "$E2E_TMP/rules.before"
+fw_snapshot_sysctls "$E2E_TMP/sysctl.before"
+info "$(grep -c . "$E2E_TMP/rules.before") ruleset lines; sysctls:"
+sed 's/^/      /' "$E2E_TMP/sysctl.before"
+
+# ---------------------------------------------------------------------------------------------
+step "listeners on tcp/$PORT that answer the peer address they see: inet, lan, srv, c1, c2"
+for ns in "$INET" "$LAN" "$SRV" "$C1" "$C2"; do
+	bg "$ns" "$E2E_TMP/${ns##*-}-l4.log" socat "TCP4-LISTEN:$PORT,reuseaddr,fork" 'SYSTEM:echo $SOCAT_PEERADDR'
+	bg "$ns" "$E2E_TMP/${ns##*-}-l6.log" socat "TCP6-LISTEN:$PORT,ipv6only=1,reuseaddr,fork" 'SYSTEM:echo $SOCAT_PEERADDR'
+done
+for ns in "$INET" "$LAN" "$SRV" "$C1" "$C2"; do
+	wait_for 5 bash -c "[[ \$(ip netns exec '$ns' ss -Hltn 'sport = :$PORT' | wc -l) -ge 2 ]]" ||
+		{ echo "listeners in ${ns##*-} did not start: $(cat "$E2E_TMP/${ns##*-}"-l?.log)" >&2; exit 1; }
+done
+tcp_probe "$SRV" 192.168.1.10 "$PORT" "$CT"
+[[ $PROBE == open && $PROBE_OUT == 192.168.1.1 ]] || { echo "listener check failed: srv -> lan host: $PROBE $PROBE_OUT" >&2; exit 1; }
+tcp_probe "$SRV" '[fd00:5::1]' "$PORT" "$CT"
+[[ $PROBE == open && $PROBE_OUT == "$(v6peer 2001:db8:1::2)" ]] || { echo "listener check failed: srv -> fd00:5::1: $PROBE $PROBE_OUT" >&2; exit 1; }
+info "listeners answer (srv -> lan host seen as 192.168.1.1, srv -> [fd00:5::1] seen as $PROBE_OUT)"
+
+# ---------------------------------------------------------------------------------------------
+step "keys and wg-quick configs (srv: $SRV_CONF, clients: $C1_CONF $C2_CONF)"
+SRV_KEY=$(wg genkey)
+C1_KEY=$(wg genkey)
+C2_KEY=$(wg genkey)
+SRV_PUB=$(wg pubkey <<<"$SRV_KEY")
+C1_PUB=$(wg pubkey <<<"$C1_KEY")
+C2_PUB=$(wg pubkey <<<"$C2_KEY")
+mkdir -p "/etc/netns/$SRV/wireguard" "/etc/netns/$SRV/wgfw"
+chmod 700 "/etc/netns/$SRV/wireguard" "/etc/netns/$SRV/wgfw"
+CLIENT_ALLOWED="10.66.0.0/24, fd66::/64, 192.0.2.0/24, 2001:db8:ff::/64, 172.16.5.0/24, fd00:5::/64, 192.168.1.0/24, fd00:1::/64"
+for c in 1 2; do
+	if [[ $c == 1 ]]; then key=$C1_KEY conf=$C1_CONF a4=10.66.0.2 a6=fd66::2; else key=$C2_KEY conf=$C2_CONF a4=10.66.0.3 a6=fd66::3; fi
+	(
+		umask 077
+		cat >"$conf" <<-EOF
+			[Interface]
+			Address = $a4/32, $a6/128
+			PrivateKey = $key
+
+			[Peer]
+			PublicKey = $SRV_PUB
+			Endpoint = 203.0.113.2:$WG_PORT
+			AllowedIPs = $CLIENT_ALLOWED
+		EOF
+	)
+	chmod 600 "$conf"
+done
+write_srv_conf no-hook
+srv test -f "/etc/wireguard/$SRV_IF.conf" || { echo "ip netns exec did not bind /etc/netns/$SRV/wireguard" >&2; exit 1; }
+write_settings
+srv test -f "/etc/wgfw/$SRV_IF.conf" || { echo "ip netns exec did not bind /etc/netns/$SRV/wgfw onto /etc/wgfw" >&2; exit 1; }
+info "client AllowedIPs: $CLIENT_ALLOWED"
+
+# =============================================================================================
+step "phase 1: CONTROL without the hook (no PostUp; forwarding enabled by hand in srv)"
+info "srv: ip_forward=1, all.forwarding=1 (v6); inet: route 10.66.0.0/24 via srv; lan: routes to the tunnel via srv"
+srv sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+inet ip route add 10.66.0.0/24 via 203.0.113.2
+lanh ip route add 10.66.0.0/24 via 192.168.1.1
+lanh ip -6 route add fd66::/64 via fd00:1::1
+PHASE_FAILED0=$E2E_FAILED
+tunnels_up
+if ((TUN_OK)); then
+	expect_open "control: c1 -> lan host 192.168.1.10" "$C1" 192.168.1.10 10.66.0.2
+	expect_open "control: c1 -> lan host [fd00:1::10]" "$C1" fd00:1::10 fd66::2
+	expect_open "control: c1 -> private range via the WAN 172.16.5.1" "$C1" 172.16.5.1 10.66.0.2
+	expect_open "control: c1 -> private range via the WAN [fd00:5::1]" "$C1" fd00:5::1 fd66::2
+	expect_open "control: c1 -> c2 10.66.0.3" "$C1" 10.66.0.3 10.66.0.2
+	expect_open "control: c1 -> c2 [fd66::3]" "$C1" fd66::3 fd66::2
+	expect_open "control: c1 -> internet 192.0.2.1" "$C1" 192.0.2.1 10.66.0.2
+	expect_open "control: c1 -> internet [2001:db8:ff::1]" "$C1" 2001:db8:ff::1 fd66::2
+	expect_open "control: c1 -> srv 10.66.0.1" "$C1" 10.66.0.1 10.66.0.2
+	expect_open "control: lan host -> c1 10.66.0.2" "$LAN" 10.66.0.2 192.168.1.10
+	expect_open "control: lan host -> c1 [fd66::2]" "$LAN" fd66::2 fd00:1::10
+else
+	fail "control checks ran" "the tunnels did not come up (see above)"
+fi
+dump_rules_on_failure "$PHASE_FAILED0"
+
+step "phase 1: undo the hand-made changes exactly, bring the tunnels down"
+tunnels_down
+lanh ip route del 10.66.0.0/24 via 192.168.1.1
+lanh ip -6 route del fd66::/64 via fd00:1::1
+inet ip route del 10.66.0.0/24 via 203.0.113.2
+restore_sysctls "$E2E_TMP/sysctl.before"
+if lanh ip route get 10.66.0.2 >/dev/null 2>&1 || lanh ip -6 route get fd66::2 >/dev/null 2>&1; then
+	fail "the lan host has no route to the tunnel again" "$(lanh ip route; lanh ip -6 route)"
+else
+	pass "the lan host has no route to the tunnel again"
+fi
+check_restored "after the control phase"
+write_srv_conf with-hook
+info "srv config now has PostUp = $BIN up %i, PreDown = $BIN down %i"
+
+# =============================================================================================
+step "phase 2: DEFAULT policy (hook, no forwarding options)"
+hook_phase default
+if ((TUN_OK)); then
+	expect_open "default: c1 -> internet 192.0.2.1 (masqueraded)" "$C1" 192.0.2.1 203.0.113.2
+	expect_open "default: c1 -> internet [2001:db8:ff::1] (routed, no NAT)" "$C1" 2001:db8:ff::1 fd66::2
+	expect_denied "default: c1 -> private range via the WAN 172.16.5.1" "$C1" 172.16.5.1
+	expect_denied "default: c1 -> private range via the WAN [fd00:5::1]" "$C1" fd00:5::1
+	expect_denied "default: c1 -> lan host 192.168.1.10 (another interface)" "$C1" 192.168.1.10
+	expect_denied "default: c1 -> lan host [fd00:1::10] (another interface)" "$C1" fd00:1::10
+	expect_denied "default: c1 -> c2 10.66.0.3 (peers isolated)" "$C1" 10.66.0.3
+	expect_denied "default: c1 -> c2 [fd66::3] (peers isolated)" "$C1" fd66::3
+	expect_denied "default: c2 -> c1 10.66.0.2 (peers isolated)" "$C2" 10.66.0.2
+	expect_open "default: c1 -> srv's own tunnel address 10.66.0.1" "$C1" 10.66.0.1 10.66.0.2
+	expect_open "default: c1 -> srv's own tunnel address [fd66::1]" "$C1" fd66::1 fd66::2
+else
+	fail "default-policy checks ran" "the tunnels did not come up (see above)"
+fi
+end_phase "phase 2 (default)"
+
+# =============================================================================================
+step "phase 3: lan = 192.168.1.0/24, lan = fd00:1::/64, nat6 = yes"
+hook_phase lan-nat6 "lan = 192.168.1.0/24" "lan = fd00:1::/64" "nat6 = yes"
+if ((TUN_OK)); then
+	expect_open "lan+nat6: c1 -> lan host 192.168.1.10 (masqueraded to srv's lan0 address)" "$C1" 192.168.1.10 192.168.1.1
+	expect_open "lan+nat6: c1 -> lan host [fd00:1::10] (masqueraded, --nat6)" "$C1" fd00:1::10 fd00:1::1
+	expect_denied "lan+nat6: c1 -> private range via the WAN 172.16.5.1 (not a --lan)" "$C1" 172.16.5.1
+	expect_denied "lan+nat6: c1 -> private range via the WAN [fd00:5::1] (not a --lan)" "$C1" fd00:5::1
+	expect_open "lan+nat6: c1 -> internet 192.0.2.1 (masqueraded)" "$C1" 192.0.2.1 203.0.113.2
+	expect_open "lan+nat6: c1 -> internet [2001:db8:ff::1] (masqueraded, --nat6)" "$C1" 2001:db8:ff::1 2001:db8:1::2
+	expect_denied "lan+nat6: c1 -> c2 10.66.0.3 (peers still isolated)" "$C1" 10.66.0.3
+	info "lan host -> c1: temporary routes to the tunnel via srv on the lan host, for this probe only"
+	lanh ip route add 10.66.0.0/24 via 192.168.1.1
+	lanh ip -6 route add fd66::/64 via fd00:1::1
+	expect_open "lan+nat6: lan host -> c1 10.66.0.2 (a --lan network opens connections to peers)" "$LAN" 10.66.0.2
+	expect_open "lan+nat6: lan host -> c1 [fd66::2] (a --lan network opens connections to peers)" "$LAN" fd66::2
+	lanh ip route del 10.66.0.0/24 via 192.168.1.1
+	lanh ip -6 route del fd66::/64 via fd00:1::1
+	info "temporary routes removed"
+else
+	fail "lan+nat6 checks ran" "the tunnels did not come up (see above)"
+fi
+end_phase "phase 3 (lan + nat6)"
+
+# =============================================================================================
+step "phase 4: lan = 192.168.1.0/24, no-internet = yes"
+hook_phase lan-no-internet "lan = 192.168.1.0/24" "no-internet = yes"
+if ((TUN_OK)); then
+	expect_open "no-internet: c1 -> lan host 192.168.1.10 (a --lan network, masqueraded)" "$C1" 192.168.1.10 192.168.1.1
+	expect_denied "no-internet: c1 -> internet 192.0.2.1" "$C1" 192.0.2.1
+	expect_denied "no-internet: c1 -> internet [2001:db8:ff::1]" "$C1" 2001:db8:ff::1
+	expect_denied "no-internet: c1 -> private range via the WAN 172.16.5.1" "$C1" 172.16.5.1
+	expect_denied "no-internet: c1 -> lan host [fd00:1::10] (fd00:1::/64 is not a --lan here)" "$C1" fd00:1::10
+	expect_denied "no-internet: c1 -> c2 10.66.0.3 (peers still isolated)" "$C1" 10.66.0.3
+	expect_open "no-internet: c1 -> srv's own tunnel address 10.66.0.1" "$C1" 10.66.0.1 10.66.0.2
+	expect_open "no-internet: c1 -> srv's own tunnel address [fd66::1]" "$C1" fd66::1 fd66::2
+	expect_open "no-internet: c1 -> srv's own lan0 address 192.168.1.1 (every address of the host)" "$C1" 192.168.1.1 10.66.0.2
+else
+	fail "no-internet checks ran" "the tunnels did not come up (see above)"
+fi
+end_phase "phase 4 (lan + no-internet)"
+
+# =============================================================================================
+step "phase 5: peer-to-peer = yes"
+hook_phase peer-to-peer "peer-to-peer = yes"
+if ((TUN_OK)); then
+	expect_open "peer-to-peer: c1 -> c2 10.66.0.3 (never masqueraded)" "$C1" 10.66.0.3 10.66.0.2
+	expect_open "peer-to-peer: c1 -> c2 [fd66::3] (never masqueraded)" "$C1" fd66::3 fd66::2
+	expect_open "peer-to-peer: c2 -> c1 10.66.0.2 (never masqueraded)" "$C2" 10.66.0.2 10.66.0.3
+	expect_open "peer-to-peer: c2 -> c1 [fd66::2] (never masqueraded)" "$C2" fd66::2 fd66::3
+	expect_open "peer-to-peer: c1 -> internet 192.0.2.1 (masqueraded)" "$C1" 192.0.2.1 203.0.113.2
+	expect_open "peer-to-peer: c1 -> internet [2001:db8:ff::1] (routed)" "$C1" 2001:db8:ff::1 fd66::2
+	expect_denied "peer-to-peer: c1 -> lan host 192.168.1.10 (no --lan)" "$C1" 192.168.1.10
+	expect_denied "peer-to-peer: c1 -> lan host [fd00:1::10] (no --lan)" "$C1" fd00:1::10
+	expect_denied "peer-to-peer: c1 -> private range via the WAN 172.16.5.1" "$C1" 172.16.5.1
+else
+	fail "peer-to-peer checks ran" "the tunnels did not come up (see above)"
+fi
+end_phase "phase 5 (peer-to-peer)"
+
+# ---------------------------------------------------------------------------------------------
+step "final: srv's rulesets and sysctls equal the phase-0 snapshot"
+check_restored "final"
+
+summary || exit 1
