@@ -41,27 +41,106 @@ pub struct Flag {
 }
 
 const fn flag(long: &'static str, value: Option<&'static str>, help: &'static str) -> Flag {
-    Flag { long, short: None, value, repeatable: false, help, in_settings: true }
+    Flag {
+        long,
+        short: None,
+        value,
+        repeatable: false,
+        help,
+        in_settings: true,
+    }
 }
 
 pub const FLAGS: &[Flag] = &[
-    Flag { short: Some('c'), ..flag("config", Some("PATH"), "the wg-quick config to read [default: /etc/wireguard/IFACE.conf]") },
-    flag("wan", Some("IFACE"), "the public (uplink) interface [default: the device of the default route]"),
-    flag("policy", Some("auto|drop|accept"), "inbound traffic nothing allowed: auto is drop, unless another firewall manager owns input [default: auto]"),
-    flag("ssh-port", Some("PORT|none"), "management SSH port kept open, brute-force limited [default: 22]"),
-    Flag { repeatable: true, ..flag("admin", Some("CIDR"), "accept SSH only from this network") },
-    Flag { repeatable: true, ..flag("allow", Some("PROTO/PORT[:PORT]"), "open another host service, e.g. tcp/443") },
-    Flag { repeatable: true, ..flag("lan", Some("CIDR"), "a local network peers may reach through this host, e.g. your home network 192.168.1.0/24") },
-    flag("no-internet", None, "peers may reach only this host and the --lan networks, not the internet"),
-    flag("peer-to-peer", None, "peers of this interface may reach each other"),
-    flag("handshake-limit", Some("N/UNIT"), "new WireGuard flows accepted per source address, per second or minute [default: 30/minute]"),
-    flag("no-nat", None, "route the tunnel networks instead of masquerading them"),
+    Flag {
+        short: Some('c'),
+        ..flag(
+            "config",
+            Some("PATH"),
+            "the wg-quick config to read [default: /etc/wireguard/IFACE.conf]",
+        )
+    },
+    flag(
+        "wan",
+        Some("IFACE"),
+        "the public (uplink) interface [default: the device of the default route]",
+    ),
+    flag(
+        "policy",
+        Some("auto|drop|accept"),
+        "inbound traffic nothing allowed: auto is drop, unless another firewall manager owns input [default: auto]",
+    ),
+    flag(
+        "ssh-port",
+        Some("PORT|none"),
+        "management SSH port kept open, brute-force limited [default: 22]",
+    ),
+    Flag {
+        repeatable: true,
+        ..flag("admin", Some("CIDR"), "accept SSH only from this network")
+    },
+    Flag {
+        repeatable: true,
+        ..flag(
+            "allow",
+            Some("PROTO/PORT[:PORT]"),
+            "open another host service, e.g. tcp/443",
+        )
+    },
+    Flag {
+        repeatable: true,
+        ..flag(
+            "lan",
+            Some("CIDR"),
+            "a local network peers may reach through this host, e.g. your home network 192.168.1.0/24",
+        )
+    },
+    flag(
+        "no-internet",
+        None,
+        "peers may reach only this host and the --lan networks, not the internet",
+    ),
+    flag(
+        "peer-to-peer",
+        None,
+        "peers of this interface may reach each other",
+    ),
+    flag(
+        "handshake-limit",
+        Some("N/UNIT"),
+        "new WireGuard flows accepted per source address, per second or minute [default: 30/minute]",
+    ),
+    flag(
+        "no-nat",
+        None,
+        "route the tunnel networks instead of masquerading them",
+    ),
     flag("nat6", None, "masquerade the IPv6 tunnel networks too"),
     flag("no-log", None, "do not log dropped packets"),
-    flag("backend", Some("auto|iptables-nft|iptables-legacy"), "which kernel interface to program [default: auto]"),
-    Flag { short: Some('v'), in_settings: false, ..flag("verbose", None, "show each step (repeat for more; RUST_LOG works too)") },
-    Flag { short: Some('h'), in_settings: false, ..flag("help", None, "print this help") },
-    Flag { short: Some('V'), in_settings: false, ..flag("version", None, "print the version") },
+    flag(
+        "backend",
+        Some("auto|iptables-nft|iptables-legacy"),
+        "which kernel interface to program [default: auto]",
+    ),
+    Flag {
+        short: Some('v'),
+        in_settings: false,
+        ..flag(
+            "verbose",
+            None,
+            "show each step (repeat for more; RUST_LOG works too)",
+        )
+    },
+    Flag {
+        short: Some('h'),
+        in_settings: false,
+        ..flag("help", None, "print this help")
+    },
+    Flag {
+        short: Some('V'),
+        in_settings: false,
+        ..flag("version", None, "print the version")
+    },
 ];
 
 /// The options as given, before anything is resolved against the host.
@@ -122,10 +201,22 @@ impl Options {
             wan: self.wan.or(base.wan),
             policy: self.policy.or(base.policy),
             ssh_port: self.ssh_port.or(base.ssh_port),
-            admin: if self.admin.is_empty() { base.admin } else { self.admin },
-            allow: if self.allow.is_empty() { base.allow } else { self.allow },
+            admin: if self.admin.is_empty() {
+                base.admin
+            } else {
+                self.admin
+            },
+            allow: if self.allow.is_empty() {
+                base.allow
+            } else {
+                self.allow
+            },
             handshake_limit: self.handshake_limit.or(base.handshake_limit),
-            lan: if self.lan.is_empty() { base.lan } else { self.lan },
+            lan: if self.lan.is_empty() {
+                base.lan
+            } else {
+                self.lan
+            },
             no_internet: self.no_internet || base.no_internet,
             peer_to_peer: self.peer_to_peer || base.peer_to_peer,
             no_nat: self.no_nat || base.no_nat,
@@ -185,7 +276,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
                 None => return Err(usage(format!("invalid option '-{c}'"))),
             },
             Value(v) => {
-                let v = v.string().map_err(|_| usage("arguments must be UTF-8".into()))?;
+                let v = v
+                    .string()
+                    .map_err(|_| usage("arguments must be UTF-8".into()))?;
                 if command.is_none() {
                     command = Some(Command::parse(&v).ok_or_else(|| {
                         usage(format!("unknown command \"{v}\": use up, down or plan"))
@@ -224,7 +317,12 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
     }
     let command = command.ok_or_else(|| usage("no command given: use up, down or plan".into()))?;
     let iface = iface.ok_or_else(|| usage("no interface given, e.g. wgfw-hook up wg0".into()))?;
-    Ok(Invocation::Run(Args { command, iface, options, verbose }))
+    Ok(Invocation::Run(Args {
+        command,
+        iface,
+        options,
+        verbose,
+    }))
 }
 
 pub fn help() -> String {
@@ -269,9 +367,16 @@ mod tests {
 
     #[test]
     fn commands_and_interface() {
-        let Invocation::Run(a) = run(&["up", "wg0"]).unwrap() else { panic!() };
-        assert_eq!((a.command, a.iface.as_str(), a.verbose), (Command::Up, "wg0", 0));
-        let Invocation::Run(a) = run(&["down", "-vv", "wg1"]).unwrap() else { panic!() };
+        let Invocation::Run(a) = run(&["up", "wg0"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (a.command, a.iface.as_str(), a.verbose),
+            (Command::Up, "wg0", 0)
+        );
+        let Invocation::Run(a) = run(&["down", "-vv", "wg1"]).unwrap() else {
+            panic!()
+        };
         assert_eq!((a.command, a.verbose), (Command::Down, 2));
         assert_eq!(run(&["--help"]).unwrap(), Invocation::Help);
         assert_eq!(run(&["up", "wg0", "-h"]).unwrap(), Invocation::Help);
@@ -281,9 +386,36 @@ mod tests {
     #[test]
     fn every_flag_parses() {
         let o = opts(&[
-            "plan", "wg0", "-c", "/tmp/x.conf", "--wan=eth0", "--policy", "accept", "--ssh-port", "2222",
-            "--admin", "192.0.2.0/24", "--admin", "2001:db8::1", "--allow", "tcp/443", "--allow", "udp/1000:1010",
-            "--handshake-limit", "10/second", "--lan", "192.168.1.0/24", "--lan", "fd00:1::/64", "--no-internet", "--peer-to-peer", "--no-nat", "--nat6", "--no-log", "--backend", "iptables-legacy",
+            "plan",
+            "wg0",
+            "-c",
+            "/tmp/x.conf",
+            "--wan=eth0",
+            "--policy",
+            "accept",
+            "--ssh-port",
+            "2222",
+            "--admin",
+            "192.0.2.0/24",
+            "--admin",
+            "2001:db8::1",
+            "--allow",
+            "tcp/443",
+            "--allow",
+            "udp/1000:1010",
+            "--handshake-limit",
+            "10/second",
+            "--lan",
+            "192.168.1.0/24",
+            "--lan",
+            "fd00:1::/64",
+            "--no-internet",
+            "--peer-to-peer",
+            "--no-nat",
+            "--nat6",
+            "--no-log",
+            "--backend",
+            "iptables-legacy",
         ]);
         assert_eq!(o.config, Some(PathBuf::from("/tmp/x.conf")));
         assert_eq!(o.wan.unwrap().as_str(), "eth0");
@@ -296,7 +428,10 @@ mod tests {
         assert!(o.no_nat && o.nat6 && o.no_log && o.no_internet && o.peer_to_peer);
         assert_eq!(o.lan.len(), 2);
         assert_eq!(o.backend, Some(BackendChoice::IptablesLegacy));
-        assert_eq!(opts(&["up", "wg0", "--ssh-port", "none"]).ssh_port, Some(None));
+        assert_eq!(
+            opts(&["up", "wg0", "--ssh-port", "none"]).ssh_port,
+            Some(None)
+        );
         // Every flag of the table is handled by parse or by Options::set.
         for f in FLAGS.iter().filter(|f| f.in_settings) {
             let e = Options::default().set(f.long, Some("x"));
@@ -312,12 +447,30 @@ mod tests {
             (&["start", "wg0"], "unknown command \"start\""),
             (&["up", "wg0;reboot"], "not a valid interface name"),
             (&["up", "wg0", "extra"], "unexpected argument \"extra\""),
-            (&["up", "wg0", "--frobnicate"], "invalid option '--frobnicate'"),
-            (&["up", "wg0", "--policy", "maybe"], "--policy: \"maybe\" is not a policy"),
-            (&["up", "wg0", "--ssh-port", "0"], "--ssh-port: \"0\" is not a port"),
-            (&["up", "wg0", "--admin", "10.0.0.0/33"], "--admin: \"10.0.0.0/33\" is not an IP network"),
-            (&["up", "wg0", "--lan", "home"], "--lan: \"home\" is not an IP network"),
-            (&["up", "wg0", "--allow", "443"], "--allow: \"443\" is not a service"),
+            (
+                &["up", "wg0", "--frobnicate"],
+                "invalid option '--frobnicate'",
+            ),
+            (
+                &["up", "wg0", "--policy", "maybe"],
+                "--policy: \"maybe\" is not a policy",
+            ),
+            (
+                &["up", "wg0", "--ssh-port", "0"],
+                "--ssh-port: \"0\" is not a port",
+            ),
+            (
+                &["up", "wg0", "--admin", "10.0.0.0/33"],
+                "--admin: \"10.0.0.0/33\" is not an IP network",
+            ),
+            (
+                &["up", "wg0", "--lan", "home"],
+                "--lan: \"home\" is not an IP network",
+            ),
+            (
+                &["up", "wg0", "--allow", "443"],
+                "--allow: \"443\" is not a service",
+            ),
             (&["up", "wg0", "--wan"], "--wan"),
             (&["up", "wg0", "--backend", "nft"], "not available yet"),
             (&["up", "wg0", "--no-nat=yes"], "--no-nat"),
@@ -332,8 +485,16 @@ mod tests {
 
     #[test]
     fn command_line_wins_over_settings() {
-        let file = Options { wan: "eth1".parse().ok(), admin: vec!["10.0.0.0/8".parse().unwrap()], no_log: true, ..Options::default() };
-        let cli = Options { wan: "eth0".parse().ok(), ..Options::default() };
+        let file = Options {
+            wan: "eth1".parse().ok(),
+            admin: vec!["10.0.0.0/8".parse().unwrap()],
+            no_log: true,
+            ..Options::default()
+        };
+        let cli = Options {
+            wan: "eth0".parse().ok(),
+            ..Options::default()
+        };
         let o = cli.over(file);
         assert_eq!(o.wan.unwrap().as_str(), "eth0");
         assert_eq!(o.admin.len(), 1);

@@ -8,11 +8,20 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 
-const DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"];
+const DIRS: &[&str] = &[
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+    "/usr/local/sbin",
+    "/usr/local/bin",
+];
 const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 pub fn find(name: &str) -> Option<PathBuf> {
-    DIRS.iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    DIRS.iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }
 
 pub struct Output {
@@ -24,7 +33,10 @@ pub struct Output {
 /// Runs `program args`, feeding `input` to its standard input.
 pub fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<Output> {
     let path = find(program).ok_or_else(|| {
-        Error::system(format!("{program} is not installed (looked in {})", DIRS.join(", ")))
+        Error::system(format!(
+            "{program} is not installed (looked in {})",
+            DIRS.join(", ")
+        ))
     })?;
     log::debug!("running {} {}", path.display(), args.join(" "));
     let mut child = Command::new(&path)
@@ -32,7 +44,11 @@ pub fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<Output> 
         .env_clear()
         .env("PATH", SAFE_PATH)
         .env("LC_ALL", "C")
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

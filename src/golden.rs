@@ -16,7 +16,11 @@ use crate::wgconf;
 
 fn golden_host() -> HostFacts {
     HostFacts {
-        default_dev: [(Family::V4, "eth0".parse().unwrap()), (Family::V6, "eth0".parse().unwrap())].into(),
+        default_dev: [
+            (Family::V4, "eth0".parse().unwrap()),
+            (Family::V6, "eth0".parse().unwrap()),
+        ]
+        .into(),
         ipv6_enabled: true,
         ..HostFacts::default()
     }
@@ -25,10 +29,22 @@ fn golden_host() -> HostFacts {
 pub fn render_case(dir: &Path, name: &str) -> String {
     let text = std::fs::read_to_string(dir.join(format!("{name}.conf"))).unwrap();
     let extra = std::fs::read_to_string(dir.join(format!("{name}.args"))).unwrap_or_default();
-    let argv = ["plan", "wg0"].into_iter().map(String::from).chain(extra.split_whitespace().map(String::from));
-    let Invocation::Run(args) = cli::parse(argv.map(OsString::from)).unwrap() else { panic!("{name}: not a run") };
+    let argv = ["plan", "wg0"]
+        .into_iter()
+        .map(String::from)
+        .chain(extra.split_whitespace().map(String::from));
+    let Invocation::Run(args) = cli::parse(argv.map(OsString::from)).unwrap() else {
+        panic!("{name}: not a run")
+    };
     let conf = wgconf::parse(Path::new(&format!("{name}.conf")), &text).unwrap();
-    let plan = plan::derive(&args.iface, &conf, &args.options, &golden_host(), Purpose::Show).unwrap();
+    let plan = plan::derive(
+        &args.iface,
+        &conf,
+        &args.options,
+        &golden_host(),
+        Purpose::Show,
+    )
+    .unwrap();
     let (variant, why) = match args.options.backend {
         Some(BackendChoice::IptablesLegacy) => (Variant::Legacy, "--backend"),
         Some(BackendChoice::IptablesNft) => (Variant::Nft, "--backend"),
@@ -43,7 +59,13 @@ fn plan_output_matches_golden_files() {
     let update = std::env::var_os("WGFW_UPDATE_GOLDEN").is_some();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".conf").map(String::from))
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".conf")
+                .map(String::from)
+        })
         .collect();
     names.sort();
     assert!(names.len() >= 7, "golden cases missing: {names:?}");
@@ -58,5 +80,8 @@ fn plan_output_matches_golden_files() {
             eprintln!("--- {name}.plan differs; got:\n{got}");
         }
     }
-    assert!(stale.is_empty(), "golden files differ: {stale:?} (WGFW_UPDATE_GOLDEN=1 refreshes them)");
+    assert!(
+        stale.is_empty(),
+        "golden files differ: {stale:?} (WGFW_UPDATE_GOLDEN=1 refreshes them)"
+    );
 }

@@ -30,7 +30,11 @@ fn load(args: &Args) -> Result<(Options, WgConfig)> {
             // `wg-quick up /elsewhere/wg0.conf` is legal: then the live interface tells.
             match (path.exists(), host::live_config(&args.iface)) {
                 (false, Some(conf)) => {
-                    log::info!("{} does not exist: reading {} from the live interface", path.display(), args.iface);
+                    log::info!(
+                        "{} does not exist: reading {} from the live interface",
+                        path.display(),
+                        args.iface
+                    );
                     conf
                 }
                 _ => wgconf::read(&path)?,
@@ -42,8 +46,14 @@ fn load(args: &Args) -> Result<(Options, WgConfig)> {
 
 /// The backend for this interface: the one it was installed with, else the one the other
 /// managed interfaces use (they share a chain), else the option, else auto-detected.
-fn backend(choice: Option<BackendChoice>, mine: Option<&Record>, others: &[Record]) -> Result<(Variant, String)> {
-    let recorded = mine.or(others.first()).and_then(|r| Variant::parse(&r.backend).map(|v| (v, r)));
+fn backend(
+    choice: Option<BackendChoice>,
+    mine: Option<&Record>,
+    others: &[Record],
+) -> Result<(Variant, String)> {
+    let recorded = mine
+        .or(others.first())
+        .and_then(|r| Variant::parse(&r.backend).map(|v| (v, r)));
     let asked = match choice.unwrap_or(BackendChoice::Auto) {
         BackendChoice::Auto => None,
         BackendChoice::IptablesNft => Some(Variant::Nft),
@@ -62,13 +72,22 @@ fn backend(choice: Option<BackendChoice>, mine: Option<&Record>, others: &[Recor
 }
 
 fn families(ipv6: bool) -> Vec<Family> {
-    Family::BOTH.into_iter().filter(|f| *f == Family::V4 || ipv6).collect()
+    Family::BOTH
+        .into_iter()
+        .filter(|f| *f == Family::V4 || ipv6)
+        .collect()
 }
 
 fn members(records: &[Record], family: Family) -> Vec<Member> {
     records
         .iter()
-        .filter_map(|r| Some(Member { iface: r.iface.clone(), policy: *r.policies.get(&family)?, log: r.log }))
+        .filter_map(|r| {
+            Some(Member {
+                iface: r.iface.clone(),
+                policy: *r.policies.get(&family)?,
+                log: r.log,
+            })
+        })
         .collect()
 }
 
@@ -80,7 +99,11 @@ fn restore(variant: Variant, family: Family, script: &str) -> Result<()> {
     if out.ok {
         Ok(())
     } else {
-        Err(Error::system(format!("{prog} refused the {} rules: {}", family, cmd::first_line(&out.stderr))))
+        Err(Error::system(format!(
+            "{prog} refused the {} rules: {}",
+            family,
+            cmd::first_line(&out.stderr)
+        )))
     }
 }
 
@@ -93,8 +116,21 @@ fn chains_in(live: &Live, names: &[(Table, String)]) -> Vec<Chain> {
             let jump = format!("-j {n}");
             let hook = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]
                 .into_iter()
-                .find(|h| live.rules.get(&(*t, h.to_string())).is_some_and(|r| r.contains(&jump)));
-            Chain { table: *t, name: n.clone(), hook, rules: live.rules.get(&(*t, n.clone())).cloned().unwrap_or_default() }
+                .find(|h| {
+                    live.rules
+                        .get(&(*t, h.to_string()))
+                        .is_some_and(|r| r.contains(&jump))
+                });
+            Chain {
+                table: *t,
+                name: n.clone(),
+                hook,
+                rules: live
+                    .rules
+                    .get(&(*t, n.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
+            }
         })
         .collect()
 }
@@ -142,20 +178,28 @@ pub fn up(args: &Args) -> Result<()> {
     let mut scripts = Vec::new();
     for fp in &plan.families {
         let mut m = members(&others, fp.family);
-        m.push(Member { iface: iface.clone(), policy: fp.policy, log: plan.log });
+        m.push(Member {
+            iface: iface.clone(),
+            policy: fp.policy,
+            log: plan.log,
+        });
         let mut desired = iptables::shared_chains(fp.family, &m);
         desired.extend(iptables::iface_chains(&plan, fp));
-        if let Some(s) = iptables::transaction(&desired, &iptables::own_chains(iface), &lives[&fp.family]) {
+        if let Some(s) =
+            iptables::transaction(&desired, &iptables::own_chains(iface), &lives[&fp.family])
+        {
             scripts.push((fp.family, s));
         }
     }
 
     // Record first: whatever happens next, `down` knows what may be there.
-    if variant == Variant::Nft && others.is_empty() && store.read_named(NFT_BEFORE)?.is_none() {
-        if let Some(inv) = nft_inventory() {
-            let names: Vec<String> = inv.names().into_iter().collect();
-            store.write_named(NFT_BEFORE, &format!("{}\n", names.join("\n")))?;
-        }
+    if variant == Variant::Nft
+        && others.is_empty()
+        && store.read_named(NFT_BEFORE)?.is_none()
+        && let Some(inv) = nft_inventory()
+    {
+        let names: Vec<String> = inv.names().into_iter().collect();
+        store.write_named(NFT_BEFORE, &format!("{}\n", names.join("\n")))?;
     }
     let record = Record {
         iface: iface.clone(),
@@ -190,16 +234,22 @@ pub fn up(args: &Args) -> Result<()> {
 }
 
 /// Puts our chains of the applied families back as they were before this run.
-fn undo_rules(variant: Variant, iface: &IfaceName, applied: &[Family], before: &BTreeMap<Family, Live>) {
+fn undo_rules(
+    variant: Variant,
+    iface: &IfaceName,
+    applied: &[Family],
+    before: &BTreeMap<Family, Live>,
+) {
     for family in applied.iter().rev() {
         let names = ours(iface);
         let old = chains_in(&before[family], &names);
-        let result = host::live_rules(variant, *family).and_then(|now| {
-            match iptables::transaction(&old, &names, &now) {
-                Some(script) => restore(variant, *family, &script),
-                None => Ok(()),
-            }
-        });
+        let result =
+            host::live_rules(variant, *family).and_then(|now| {
+                match iptables::transaction(&old, &names, &now) {
+                    Some(script) => restore(variant, *family, &script),
+                    None => Ok(()),
+                }
+            });
         if let Err(e) = result {
             eprintln!("wgfw-hook: warning: could not undo the {family} rules: {e}");
         }
@@ -255,13 +305,19 @@ fn tidy(store: &Store) -> Result<()> {
             log::debug!("nft script:\n{script}");
             match cmd::run("nft", &["-f", "-"], Some(&script)) {
                 Ok(o) if o.ok => {}
-                Ok(o) => eprintln!("wgfw-hook: warning: nft refused the cleanup: {}", cmd::first_line(&o.stderr)),
+                Ok(o) => eprintln!(
+                    "wgfw-hook: warning: nft refused the cleanup: {}",
+                    cmd::first_line(&o.stderr)
+                ),
                 Err(e) => eprintln!("wgfw-hook: warning: {e}"),
             }
         }
         store.write_named(NFT_BEFORE, "")?;
     }
-    if Ledger::parse(&store.read_named(LEDGER)?.unwrap_or_default()).entries.is_empty() {
+    if Ledger::parse(&store.read_named(LEDGER)?.unwrap_or_default())
+        .entries
+        .is_empty()
+    {
         store.write_named(LEDGER, "")?;
     }
     store.remove_dir_if_empty();
@@ -269,7 +325,9 @@ fn tidy(store: &Store) -> Result<()> {
 }
 
 fn nft_inventory() -> Option<residue::Inventory> {
-    let out = cmd::run("nft", &["list", "ruleset"], None).ok().filter(|o| o.ok)?;
+    let out = cmd::run("nft", &["list", "ruleset"], None)
+        .ok()
+        .filter(|o| o.ok)?;
     Some(residue::Inventory::parse(&out.stdout))
 }
 
@@ -279,7 +337,11 @@ pub fn down(args: &Args) -> Result<()> {
     let iface = &args.iface;
     let store = Store::open()?;
     let records = store.records()?;
-    let others: Vec<Record> = records.iter().filter(|r| &r.iface != iface).cloned().collect();
+    let others: Vec<Record> = records
+        .iter()
+        .filter(|r| &r.iface != iface)
+        .cloned()
+        .collect();
     let mine = records.iter().find(|r| &r.iface == iface);
     let variant = match mine.and_then(|r| Variant::parse(&r.backend)) {
         Some(v) => v,
@@ -311,22 +373,27 @@ pub fn down(args: &Args) -> Result<()> {
             .rules
             .get(&(Table::Filter, iptables::SHARED_INPUT.to_string()))
             .is_some_and(|r| r.contains(&format!("-j WGFW-{iface}-IN")));
-        let desired = if in_shared || m.is_empty() { desired } else { Vec::new() };
-        if let Some(script) = iptables::transaction(&desired, &remove, &live) {
-            if let Err(e) = restore(variant, family, &script) {
-                eprintln!("wgfw-hook: warning: {e}");
-                warned = true;
-            }
+        let desired = if in_shared || m.is_empty() {
+            desired
+        } else {
+            Vec::new()
+        };
+        if let Some(script) = iptables::transaction(&desired, &remove, &live)
+            && let Err(e) = restore(variant, family, &script)
+        {
+            eprintln!("wgfw-hook: warning: {e}");
+            warned = true;
         }
     }
 
     let mut ledger = Ledger::parse(&store.read_named(LEDGER)?.unwrap_or_default());
     for w in ledger.release(iface.as_str()) {
-        if w.key.file().exists() && sysctl::read(&w.key).ok().as_deref() != Some(w.value.as_str()) {
-            if let Err(e) = sysctl::write(&w.key, &w.value) {
-                eprintln!("wgfw-hook: warning: {e}");
-                warned = true;
-            }
+        if w.key.file().exists()
+            && sysctl::read(&w.key).ok().as_deref() != Some(w.value.as_str())
+            && let Err(e) = sysctl::write(&w.key, &w.value)
+        {
+            eprintln!("wgfw-hook: warning: {e}");
+            warned = true;
         }
     }
     store.write_named(LEDGER, &ledger.render())?;
@@ -372,7 +439,9 @@ pub fn render(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, 
     let mut s = format!(
         "# wgfw-hook plan for {} (server role)\n# listen port {}, MTU {}, backend {} ({why})\n",
         plan.iface,
-        plan.port.map(|p| p.to_string()).unwrap_or_else(|| "from the live interface".into()),
+        plan.port
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "from the live interface".into()),
         plan.mtu,
         variant.name()
     );
@@ -384,11 +453,16 @@ pub fn render(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, 
     }
     for fp in &plan.families {
         let script = iptables::render_fresh(plan, fp, &[]);
-        s.push_str(&format!("[#] {} --noflush <<'EOF'\n{script}EOF\n", variant.restore(fp.family)));
+        s.push_str(&format!(
+            "[#] {} --noflush <<'EOF'\n{script}EOF\n",
+            variant.restore(fp.family)
+        ));
     }
     for w in &plan.sysctls {
         match current.get(&w.key) {
-            Some(v) if *v == w.value => s.push_str(&format!("# {} is already {}\n", w.key, w.value)),
+            Some(v) if *v == w.value => {
+                s.push_str(&format!("# {} is already {}\n", w.key, w.value))
+            }
             _ => s.push_str(&format!("[#] sysctl -q {}={}\n", w.key, w.value)),
         }
     }
@@ -397,9 +471,21 @@ pub fn render(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, 
 
 fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
     let nets: Vec<String> = fp.tunnel_nets.iter().map(ToString::to_string).collect();
-    let nets = if nets.is_empty() { "none".to_string() } else { nets.join(" ") };
-    let wan = fp.wan.as_ref().map(ToString::to_string).unwrap_or_else(|| "none".into());
-    let nat = if fp.masquerade { "masquerade" } else { "routed" };
+    let nets = if nets.is_empty() {
+        "none".to_string()
+    } else {
+        nets.join(" ")
+    };
+    let wan = fp
+        .wan
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| "none".into());
+    let nat = if fp.masquerade {
+        "masquerade"
+    } else {
+        "routed"
+    };
     let mut reach = Vec::new();
     if fp.internet {
         reach.push("internet".to_string());
@@ -408,15 +494,29 @@ fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
     if plan.peer_to_peer {
         reach.push("each other".to_string());
     }
-    let reach = if reach.is_empty() { "this host only".to_string() } else { format!("this host, {}", reach.join(", ")) };
+    let reach = if reach.is_empty() {
+        "this host only".to_string()
+    } else {
+        format!("this host, {}", reach.join(", "))
+    };
     let ssh = match (plan.ssh_port, &fp.admin) {
         (None, _) => "closed".to_string(),
         (Some(p), None) => format!("{p} from anywhere"),
         (Some(_), Some(n)) if n.is_empty() => "closed".to_string(),
-        (Some(p), Some(n)) => format!("{p} from {}", n.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")),
+        (Some(p), Some(n)) => format!(
+            "{p} from {}",
+            n.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
     };
     let addrs: Vec<String> = fp.addresses.iter().map(ToString::to_string).collect();
-    let addrs = if addrs.is_empty() { "none".to_string() } else { addrs.join(" ") };
+    let addrs = if addrs.is_empty() {
+        "none".to_string()
+    } else {
+        addrs.join(" ")
+    };
     format!(
         "{}: address {addrs}; tunnel {nets}; WAN {wan}; peers reach {reach}; {nat}; input {}; SSH {ssh}; MSS {}",
         fp.family,

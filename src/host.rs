@@ -34,7 +34,10 @@ pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> Ho
     devs.extend(facts.default_dev.values().map(ToString::to_string));
     devs.extend(wan.map(ToString::to_string));
     for dev in devs {
-        for key in [format!("net/ipv4/conf/{dev}/rp_filter"), format!("net/ipv6/conf/{dev}/accept_ra")] {
+        for key in [
+            format!("net/ipv4/conf/{dev}/rp_filter"),
+            format!("net/ipv6/conf/{dev}/accept_ra"),
+        ] {
             let key = Key::new(key);
             if let Ok(v) = sysctl::read(&key) {
                 facts.sysctl.insert(key, v);
@@ -47,7 +50,9 @@ pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> Ho
 /// Whether the interface exists in this network namespace. (/proc/sys/net follows the
 /// caller's namespace; /sys/class/net follows the namespace /sys was mounted in.)
 pub fn iface_exists(iface: &IfaceName) -> bool {
-    Path::new("/proc/sys/net/ipv4/conf").join(iface.as_str()).exists()
+    Path::new("/proc/sys/net/ipv4/conf")
+        .join(iface.as_str())
+        .exists()
 }
 
 /// The interface's MTU, from `ip -o link show dev IFACE`.
@@ -55,21 +60,34 @@ pub fn live_mtu(iface: &IfaceName) -> Option<u32> {
     if !iface_exists(iface) {
         return None;
     }
-    let out = cmd::run("ip", &["-o", "link", "show", "dev", iface.as_str()], None).ok().filter(|o| o.ok)?;
+    let out = cmd::run("ip", &["-o", "link", "show", "dev", iface.as_str()], None)
+        .ok()
+        .filter(|o| o.ok)?;
     parse_mtu(&out.stdout)
 }
 
 fn parse_mtu(link: &str) -> Option<u32> {
     let words: Vec<&str> = link.split_whitespace().collect();
-    words.windows(2).find(|w| w[0] == "mtu").and_then(|w| w[1].parse().ok())
+    words
+        .windows(2)
+        .find(|w| w[0] == "mtu")
+        .and_then(|w| w[1].parse().ok())
 }
 
 /// What the live interface shows, as a config: its global addresses, listen port, MTU and the
 /// peers' allowed IPs. `None` when the interface is not up.
 pub fn live_config(iface: &IfaceName) -> Option<WgConfig> {
     let mtu = live_mtu(iface)?;
-    let addrs = cmd::run("ip", &["-o", "address", "show", "dev", iface.as_str()], None).ok().filter(|o| o.ok)?;
-    let dump = cmd::run("wg", &["show", iface.as_str(), "dump"], None).ok().filter(|o| o.ok)?;
+    let addrs = cmd::run(
+        "ip",
+        &["-o", "address", "show", "dev", iface.as_str()],
+        None,
+    )
+    .ok()
+    .filter(|o| o.ok)?;
+    let dump = cmd::run("wg", &["show", iface.as_str(), "dump"], None)
+        .ok()
+        .filter(|o| o.ok)?;
     let mut conf = parse_live(iface, &addrs.stdout, &dump.stdout);
     conf.mtu = Some(mtu);
     Some(conf)
@@ -77,13 +95,17 @@ pub fn live_config(iface: &IfaceName) -> Option<WgConfig> {
 
 /// Builds a config from `ip -o address show dev IFACE` and `wg show IFACE dump`.
 pub fn parse_live(iface: &IfaceName, addrs: &str, dump: &str) -> WgConfig {
-    let mut conf = WgConfig { path: format!("(live interface {iface})").into(), ..WgConfig::default() };
+    let mut conf = WgConfig {
+        path: format!("(live interface {iface})").into(),
+        ..WgConfig::default()
+    };
     for line in addrs.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         // 2: wg0    inet 10.66.0.1/24 scope global wg0 ...
         if let Some(i) = f.iter().position(|w| *w == "inet" || *w == "inet6") {
             let global = f.windows(2).any(|w| w == ["scope", "global"]);
-            if let (true, Some(Ok(net))) = (global, f.get(i + 1).map(|a| a.parse::<ipnet::IpNet>())) {
+            if let (true, Some(Ok(net))) = (global, f.get(i + 1).map(|a| a.parse::<ipnet::IpNet>()))
+            {
                 conf.addresses.push(net);
             }
         }
@@ -91,12 +113,18 @@ pub fn parse_live(iface: &IfaceName, addrs: &str, dump: &str) -> WgConfig {
     let mut lines = dump.lines();
     // private-key public-key listen-port fwmark
     if let Some(first) = lines.next() {
-        conf.listen_port = first.split('\t').nth(2).and_then(|p| p.parse::<Port>().ok());
+        conf.listen_port = first
+            .split('\t')
+            .nth(2)
+            .and_then(|p| p.parse::<Port>().ok());
     }
     for (n, line) in lines.enumerate() {
         // public-key preshared-key endpoint allowed-ips latest-handshake rx tx keepalive
         let f: Vec<&str> = line.split('\t').collect();
-        let allowed_ips = f.get(3).map(|a| a.split(',').filter_map(|n| n.parse().ok()).collect()).unwrap_or_default();
+        let allowed_ips = f
+            .get(3)
+            .map(|a| a.split(',').filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_default();
         conf.peers.push(Peer {
             line: n + 2,
             public_key: f.first().map(|k| k.to_string()),
@@ -142,7 +170,10 @@ pub fn default_dev_v6(table: &str) -> Option<IfaceName> {
             if flags & RTF_REJECT != 0 || f[9] == "lo" {
                 return None;
             }
-            Some((u32::from_str_radix(f[5], 16).ok()?, f[9].parse::<IfaceName>().ok()?))
+            Some((
+                u32::from_str_radix(f[5], 16).ok()?,
+                f[9].parse::<IfaceName>().ok()?,
+            ))
         })
         .min_by_key(|(metric, _)| *metric)
         .map(|(_, dev)| dev)
@@ -153,14 +184,21 @@ pub fn live_rules(variant: Variant, family: Family) -> Result<Live> {
     let prog = variant.save(family);
     let out = cmd::run(&prog, &[], None)?;
     if !out.ok {
-        return Err(Error::system(format!("{prog} failed: {}", cmd::first_line(&out.stderr))));
+        return Err(Error::system(format!(
+            "{prog} failed: {}",
+            cmd::first_line(&out.stderr)
+        )));
     }
     Ok(Live::parse(&out.stdout))
 }
 
 /// Why another firewall manager owns this family's input, if one does.
 pub fn input_owner(live: &Live) -> Option<String> {
-    if live.chains.iter().any(|(_, c)| c.starts_with("ufw-") || c.starts_with("ufw6-")) {
+    if live
+        .chains
+        .iter()
+        .any(|(_, c)| c.starts_with("ufw-") || c.starts_with("ufw6-"))
+    {
         return Some("ufw's chains are present".into());
     }
     match live.policies.get(&(Table::Filter, "INPUT".to_string())) {
@@ -172,10 +210,15 @@ pub fn input_owner(live: &Live) -> Option<String> {
 /// Which iptables variant `--backend auto` picks, and why.
 pub fn auto_variant() -> (Variant, String) {
     let legacy_rules = Family::BOTH.iter().any(|f| {
-        live_rules(Variant::Legacy, *f).map(|l| l.has_foreign_rules()).unwrap_or(false)
+        live_rules(Variant::Legacy, *f)
+            .map(|l| l.has_foreign_rules())
+            .unwrap_or(false)
     });
     if legacy_rules {
-        return (Variant::Legacy, "the iptables-legacy tables have rules".into());
+        return (
+            Variant::Legacy,
+            "the iptables-legacy tables have rules".into(),
+        );
     }
     if cmd::find("iptables-nft-restore").is_some() {
         return (Variant::Nft, "no iptables-legacy rules on this host".into());
@@ -185,7 +228,8 @@ pub fn auto_variant() -> (Variant, String) {
 
 /// Reads the current value of every key, for the record taken before the first write.
 pub fn read_sysctls<'a>(keys: impl Iterator<Item = &'a Key>) -> BTreeMap<Key, String> {
-    keys.filter_map(|k| sysctl::read(k).ok().map(|v| (k.clone(), v))).collect()
+    keys.filter_map(|k| sysctl::read(k).ok().map(|v| (k.clone(), v)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -204,7 +248,7 @@ mod tests {
                   00000000000000000000000000000000 00 00000000000000000000000000000000 00 20010db8000100000000000000000001 00000400 00000001 00000000 00000003     eth0\n\
                   20010db8000100000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n";
         assert_eq!(default_dev_v6(v6).unwrap().as_str(), "eth0");
-        assert_eq!(default_dev_v6(&v6.lines().next().unwrap()), None);
+        assert_eq!(default_dev_v6(v6.lines().next().unwrap()), None);
     }
 
     #[test]
@@ -226,14 +270,31 @@ mod tests {
 
     #[test]
     fn reads_the_mtu() {
-        assert_eq!(parse_mtu("7: wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue state UNKNOWN"), Some(1420));
+        assert_eq!(
+            parse_mtu(
+                "7: wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue state UNKNOWN"
+            ),
+            Some(1420)
+        );
         assert_eq!(parse_mtu(""), None);
     }
 
     #[test]
     fn input_owners() {
-        assert_eq!(input_owner(&Live::parse("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")), None);
-        assert!(input_owner(&Live::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n")).unwrap().contains("DROP"));
-        assert!(input_owner(&Live::parse("*filter\n:INPUT ACCEPT [0:0]\n:ufw-user-input - [0:0]\nCOMMIT\n")).is_some());
+        assert_eq!(
+            input_owner(&Live::parse("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")),
+            None
+        );
+        assert!(
+            input_owner(&Live::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"))
+                .unwrap()
+                .contains("DROP")
+        );
+        assert!(
+            input_owner(&Live::parse(
+                "*filter\n:INPUT ACCEPT [0:0]\n:ufw-user-input - [0:0]\nCOMMIT\n"
+            ))
+            .is_some()
+        );
     }
 }

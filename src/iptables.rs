@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-
 use crate::plan::{Family, FamilyPlan, InputPolicy, Plan};
 use crate::types::{IfaceName, Rate, RateUnit};
 
@@ -107,23 +106,39 @@ pub fn own_chains(iface: &IfaceName) -> Vec<(Table, String)> {
 /// Networks that peers may not reach through the server by default (anti-pivot).
 pub fn local_ranges(family: Family) -> &'static [&'static str] {
     match family {
-        Family::V4 => &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"],
+        Family::V4 => &[
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+        ],
         Family::V6 => &["fc00::/7", "fe80::/10"],
     }
 }
 
 /// Log lines are limited so that a flood cannot fill the disk.
 const LOG_LIMIT: &str = "-m limit --limit 5/min --limit-burst 10";
-const SSH_LIMIT: Rate = Rate { count: 10, unit: RateUnit::Minute };
+const SSH_LIMIT: Rate = Rate {
+    count: 10,
+    unit: RateUnit::Minute,
+};
 const SSH_BURST: u32 = 10;
 
 /// One interface's chains for one family.
 pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     let i = &plan.iface;
     let names: Vec<String> = own_chains(i).into_iter().map(|(_, n)| n).collect();
-    let [pre, mss, nat, input, fwd, drop] = &names[..] else { unreachable!("six chains") };
+    let [pre, mss, nat, input, fwd, drop] = &names[..] else {
+        unreachable!("six chains")
+    };
     let mut chains = Vec::new();
-    let chain = |table, name: &String, hook, rules| Chain { table, name: name.clone(), hook, rules };
+    let chain = |table, name: &String, hook, rules| Chain {
+        table,
+        name: name.clone(),
+        hook,
+        rules,
+    };
 
     // Tunnel sources that arrive on any other interface are spoofed.
     if !fp.tunnel_nets.is_empty() {
@@ -138,7 +153,12 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
         fp.mss + 1,
         fp.mss
     );
-    chains.push(chain(Table::Mangle, mss, Some("FORWARD"), vec![format!("-o {i} {clamp}"), format!("-i {i} {clamp}")]));
+    chains.push(chain(
+        Table::Mangle,
+        mss,
+        Some("FORWARD"),
+        vec![format!("-o {i} {clamp}"), format!("-i {i} {clamp}")],
+    ));
 
     // Peers leave masqueraded, so the internet and the LAN hosts need no route back; traffic
     // between peers never is.
@@ -148,7 +168,11 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
             if let (true, Some(wan)) = (fp.internet, &fp.wan) {
                 rules.push(format!("-s {n} -o {wan} -j MASQUERADE"));
             }
-            rules.extend(fp.lans.iter().map(|lan| format!("-s {n} -d {lan} ! -o {i} -j MASQUERADE")));
+            rules.extend(
+                fp.lans
+                    .iter()
+                    .map(|lan| format!("-s {n} -d {lan} ! -o {i} -j MASQUERADE")),
+            );
         }
         if !rules.is_empty() {
             chains.push(chain(Table::Nat, nat, Some("POSTROUTING"), rules));
@@ -156,10 +180,19 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     }
 
     let mut rules = Vec::new();
-    let port = plan.port.map(|p| p.to_string()).unwrap_or_else(|| "LISTEN-PORT".into());
+    let port = plan
+        .port
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "LISTEN-PORT".into());
     let udp = format!("-p udp -m udp --dport {port}");
     let new = "-m conntrack --ctstate NEW";
-    let limit = hashlimit(i, "h", fp.family, plan.handshake_limit, plan.handshake_burst);
+    let limit = hashlimit(
+        i,
+        "h",
+        fp.family,
+        plan.handshake_limit,
+        plan.handshake_burst,
+    );
     rules.push(format!("{udp} {new} {limit} -j ACCEPT"));
     rules.push(format!("{udp} {new} -j {drop}"));
     rules.push(format!("-i {i} -j ACCEPT"));
@@ -168,13 +201,20 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
         let limit = hashlimit(i, "s", fp.family, SSH_LIMIT, SSH_BURST);
         match &fp.admin {
             None => rules.push(format!("{tcp} {new} {limit} -j ACCEPT")),
-            Some(nets) => rules.extend(nets.iter().map(|n| format!("-s {n} {tcp} {new} {limit} -j ACCEPT"))),
+            Some(nets) => rules.extend(
+                nets.iter()
+                    .map(|n| format!("-s {n} {tcp} {new} {limit} -j ACCEPT")),
+            ),
         }
         rules.push(format!("{tcp} {new} -j {drop}"));
     }
     for s in &plan.allow {
         let proto = s.proto.as_str();
-        let ports = if s.first == s.last { s.first.to_string() } else { format!("{}:{}", s.first, s.last) };
+        let ports = if s.first == s.last {
+            s.first.to_string()
+        } else {
+            format!("{}:{}", s.first, s.last)
+        };
         rules.push(format!("-p {proto} -m {proto} --dport {ports} -j ACCEPT"));
     }
     chains.push(chain(Table::Filter, input, None, rules));
@@ -184,14 +224,25 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
         format!("-i {i} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
         format!("-i {i} -m conntrack --ctstate INVALID -j {drop}"),
         // Peers are isolated from each other unless --peer-to-peer.
-        format!("-i {i} -o {i} -j {}", if plan.peer_to_peer { "ACCEPT" } else { drop.as_str() }),
+        format!(
+            "-i {i} -o {i} -j {}",
+            if plan.peer_to_peer {
+                "ACCEPT"
+            } else {
+                drop.as_str()
+            }
+        ),
     ];
     for lan in &fp.lans {
         rules.push(format!("-d {lan} -i {i} -j ACCEPT"));
         rules.push(format!("-s {lan} -o {i} -j ACCEPT"));
     }
     // Anti-pivot: the internet, yes; the networks around this host, no.
-    rules.extend(local_ranges(fp.family).iter().map(|r| format!("-d {r} -i {i} -j {drop}")));
+    rules.extend(
+        local_ranges(fp.family)
+            .iter()
+            .map(|r| format!("-d {r} -i {i} -j {drop}")),
+    );
     if let (true, Some(wan)) = (fp.internet, &fp.wan) {
         rules.push(format!("-i {i} -o {wan} -j ACCEPT"));
     }
@@ -217,7 +268,11 @@ fn hashlimit(iface: &IfaceName, tag: &str, family: Family, rate: Rate, burst: u3
         RateUnit::Minute => "min",
     };
     // IPv6 users get a /64 each: counting single addresses would let one host use millions.
-    let mask = if family == Family::V6 { " --hashlimit-srcmask 64" } else { "" };
+    let mask = if family == Family::V6 {
+        " --hashlimit-srcmask 64"
+    } else {
+        ""
+    };
     let shape = format!("{iface}/{tag}/{}/{per}/{burst}/{mask}", rate.count);
     let name = format!("wgfw{:08x}{tag}", fnv1a(shape.as_bytes()));
     format!(
@@ -227,7 +282,9 @@ fn hashlimit(iface: &IfaceName, tag: &str, family: Family, rate: Rate, burst: u3
 }
 
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// One managed interface as the shared chain sees it.
@@ -254,7 +311,10 @@ pub fn shared_chains(family: Family, members: &[Member]) -> Vec<Chain> {
             for t in [3, 11, 12] {
                 rules.push(format!("-p icmp -m icmp --icmp-type {t} -j ACCEPT"));
             }
-            rules.push("-p icmp -m icmp --icmp-type 8 -m limit --limit 10/sec --limit-burst 20 -j ACCEPT".into());
+            rules.push(
+                "-p icmp -m icmp --icmp-type 8 -m limit --limit 10/sec --limit-burst 20 -j ACCEPT"
+                    .into(),
+            );
         }
         Family::V6 => {
             // Errors (packet-too-big above all) and neighbour discovery keep IPv6 working.
@@ -262,23 +322,37 @@ pub fn shared_chains(family: Family, members: &[Member]) -> Vec<Chain> {
                 rules.push(format!("-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"));
             }
             for t in [133, 134, 135, 136] {
-                rules.push(format!("-p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 255 -j ACCEPT"));
+                rules.push(format!(
+                    "-p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 255 -j ACCEPT"
+                ));
             }
             for t in [130, 131, 132, 143] {
-                rules.push(format!("-s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"));
+                rules.push(format!(
+                    "-s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"
+                ));
             }
             rules.push("-p ipv6-icmp -m icmp6 --icmpv6-type 128 -m limit --limit 10/sec --limit-burst 20 -j ACCEPT".into());
             // DHCPv6 replies come from a link-local server and match no connection.
-            rules.push("-s fe80::/10 -d fe80::/10 -p udp -m udp --sport 547 --dport 546 -j ACCEPT".into());
+            rules.push(
+                "-s fe80::/10 -d fe80::/10 -p udp -m udp --sport 547 --dport 546 -j ACCEPT".into(),
+            );
         }
     }
     if members.iter().any(|m| m.policy == InputPolicy::Drop) {
-        if members.iter().any(|m| m.policy == InputPolicy::Drop && m.log) {
+        if members
+            .iter()
+            .any(|m| m.policy == InputPolicy::Drop && m.log)
+        {
             rules.push(format!("{LOG_LIMIT} -j LOG --log-prefix \"wgfw-input: \""));
         }
         rules.push("-j DROP".to_string());
     }
-    vec![Chain { table: Table::Filter, name: SHARED_INPUT.to_string(), hook: Some("INPUT"), rules }]
+    vec![Chain {
+        table: Table::Filter,
+        name: SHARED_INPUT.to_string(),
+        hook: Some("INPUT"),
+        rules,
+    }]
 }
 
 /// What `iptables-save` shows of one family.
@@ -304,12 +378,16 @@ impl Live {
                 if let (Some(name), Some(policy)) = (parts.next(), parts.next()) {
                     live.chains.insert((t, name.to_string()));
                     if policy != "-" {
-                        live.policies.insert((t, name.to_string()), policy.to_string());
+                        live.policies
+                            .insert((t, name.to_string()), policy.to_string());
                     }
                 }
             } else if let (Some(t), Some(rule)) = (table, line.strip_prefix("-A ")) {
                 let (chain, rest) = rule.split_once(' ').unwrap_or((rule, ""));
-                live.rules.entry((t, chain.to_string())).or_default().push(rest.to_string());
+                live.rules
+                    .entry((t, chain.to_string()))
+                    .or_default()
+                    .push(rest.to_string());
             }
         }
         live
@@ -320,7 +398,10 @@ impl Live {
     }
 
     fn rules_of(&self, table: Table, chain: &str) -> &[String] {
-        self.rules.get(&(table, chain.to_string())).map(Vec::as_slice).unwrap_or(&[])
+        self.rules
+            .get(&(table, chain.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Whether anything but wgfw's own chains has rules (a host that already uses this backend).
@@ -339,7 +420,9 @@ pub fn transaction(desired: &[Chain], remove: &[(Table, String)], live: &Live) -
         let want: Vec<&Chain> = desired.iter().filter(|c| c.table == table).collect();
         let gone: Vec<&String> = remove
             .iter()
-            .filter(|(t, n)| *t == table && live.has_chain(*t, n) && !want.iter().any(|c| &c.name == n))
+            .filter(|(t, n)| {
+                *t == table && live.has_chain(*t, n) && !want.iter().any(|c| &c.name == n)
+            })
             .map(|(_, n)| n)
             .collect();
         if want.is_empty() && gone.is_empty() {
@@ -351,7 +434,8 @@ pub fn transaction(desired: &[Chain], remove: &[(Table, String)], live: &Live) -
             && want.iter().all(|c| {
                 live.has_chain(table, &c.name)
                     && live.rules_of(table, &c.name) == c.rules.as_slice()
-                    && c.hook.is_none_or(|h| jump_is_first_once(live, table, h, &c.name))
+                    && c.hook
+                        .is_none_or(|h| jump_is_first_once(live, table, h, &c.name))
             });
         if unchanged {
             continue;
@@ -406,7 +490,10 @@ pub fn transaction(desired: &[Chain], remove: &[(Table, String)], live: &Live) -
 fn jump_is_first_once(live: &Live, table: Table, hook: &str, chain: &str) -> bool {
     let jump = format!("-j {chain}");
     let rules = live.rules_of(table, hook);
-    let first = rules.iter().take_while(|r| r.starts_with("-j WGFW-")).any(|r| *r == jump);
+    let first = rules
+        .iter()
+        .take_while(|r| r.starts_with("-j WGFW-"))
+        .any(|r| *r == jump);
     first && rules.iter().filter(|r| **r == jump).count() == 1
 }
 
@@ -414,12 +501,15 @@ fn jump_is_first_once(live: &Live, table: Table, hook: &str, chain: &str) -> boo
 /// `plan` shows it.
 pub fn render_fresh(plan: &Plan, fp: &FamilyPlan, others: &[Member]) -> String {
     let mut members = others.to_vec();
-    members.push(Member { iface: plan.iface.clone(), policy: fp.policy, log: plan.log });
+    members.push(Member {
+        iface: plan.iface.clone(),
+        policy: fp.policy,
+        log: plan.log,
+    });
     let mut desired = shared_chains(fp.family, &members);
     desired.extend(iface_chains(plan, fp));
     transaction(&desired, &[], &Live::default()).unwrap_or_default()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -430,12 +520,23 @@ mod tests {
 
     fn plan_for(text: &str, opts: &Options) -> Plan {
         let host = HostFacts {
-            default_dev: [(Family::V4, "eth0".parse().unwrap()), (Family::V6, "eth0".parse().unwrap())].into(),
+            default_dev: [
+                (Family::V4, "eth0".parse().unwrap()),
+                (Family::V6, "eth0".parse().unwrap()),
+            ]
+            .into(),
             ipv6_enabled: true,
             ..HostFacts::default()
         };
         let conf = crate::wgconf::parse(Path::new("wg0.conf"), text).unwrap();
-        plan::derive(&"wg0".parse().unwrap(), &conf, opts, &host, plan::Purpose::Install).unwrap()
+        plan::derive(
+            &"wg0".parse().unwrap(),
+            &conf,
+            opts,
+            &host,
+            plan::Purpose::Install,
+        )
+        .unwrap()
     }
 
     const DUAL: &str = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";
@@ -443,14 +544,25 @@ mod tests {
     fn installed(plan: &Plan, fam: usize) -> Live {
         // What iptables-save would show after the fresh script: our chains with their rules.
         let fp = &plan.families[fam];
-        let m = Member { iface: plan.iface.clone(), policy: fp.policy, log: plan.log };
+        let m = Member {
+            iface: plan.iface.clone(),
+            policy: fp.policy,
+            log: plan.log,
+        };
         let mut live = Live::default();
-        for c in shared_chains(fp.family, &[m]).into_iter().chain(iface_chains(plan, fp)) {
+        for c in shared_chains(fp.family, &[m])
+            .into_iter()
+            .chain(iface_chains(plan, fp))
+        {
             live.chains.insert((c.table, c.name.clone()));
             if let Some(h) = c.hook {
-                live.rules.entry((c.table, h.to_string())).or_default().push(format!("-j {}", c.name));
+                live.rules
+                    .entry((c.table, h.to_string()))
+                    .or_default()
+                    .push(format!("-j {}", c.name));
             }
-            live.rules.insert((c.table, c.name.clone()), c.rules.clone());
+            live.rules
+                .insert((c.table, c.name.clone()), c.rules.clone());
         }
         live
     }
@@ -475,22 +587,36 @@ mod tests {
         let p = plan_for(DUAL, &Options::default());
         let fp = &p.families[0];
         let live = installed(&p, 0);
-        let m = Member { iface: p.iface.clone(), policy: fp.policy, log: p.log };
+        let m = Member {
+            iface: p.iface.clone(),
+            policy: fp.policy,
+            log: p.log,
+        };
         let mut desired = shared_chains(fp.family, &[m]);
         desired.extend(iface_chains(&p, fp));
         assert_eq!(transaction(&desired, &own_chains(&p.iface), &live), None);
         // A chain someone edited is filled again, without touching the jumps.
         let mut edited = live.clone();
-        edited.rules.get_mut(&(Table::Filter, "WGFW-wg0-IN".to_string())).unwrap().pop();
+        edited
+            .rules
+            .get_mut(&(Table::Filter, "WGFW-wg0-IN".to_string()))
+            .unwrap()
+            .pop();
         let s = transaction(&desired, &own_chains(&p.iface), &edited).unwrap();
-        assert!(s.starts_with("*filter\n") && !s.contains("-D ") && !s.contains("-I "), "{s}");
+        assert!(
+            s.starts_with("*filter\n") && !s.contains("-D ") && !s.contains("-I "),
+            "{s}"
+        );
     }
 
     #[test]
     fn duplicated_or_displaced_jumps_are_put_back_first_once() {
         let p = plan_for(DUAL, &Options::default());
         let mut live = installed(&p, 0);
-        let fwd = live.rules.get_mut(&(Table::Filter, "FORWARD".to_string())).unwrap();
+        let fwd = live
+            .rules
+            .get_mut(&(Table::Filter, "FORWARD".to_string()))
+            .unwrap();
         fwd.insert(0, "-j DOCKER-USER".to_string());
         fwd.push("-j WGFW-wg0-FWD".to_string());
         let desired = iface_chains(&p, &p.families[0]);
@@ -519,32 +645,64 @@ mod tests {
     fn a_changed_plan_drops_chains_it_no_longer_has() {
         let p = plan_for(DUAL, &Options::default());
         let live = installed(&p, 0);
-        let no_nat = plan_for(DUAL, &Options { no_nat: true, ..Options::default() });
+        let no_nat = plan_for(
+            DUAL,
+            &Options {
+                no_nat: true,
+                ..Options::default()
+            },
+        );
         let desired = iface_chains(&no_nat, &no_nat.families[0]);
         let s = transaction(&desired, &own_chains(&p.iface), &live).unwrap();
-        assert!(s.contains("*nat\n-D POSTROUTING -j WGFW-wg0-NAT\n-F WGFW-wg0-NAT\n-X WGFW-wg0-NAT\nCOMMIT\n"), "{s}");
+        assert!(
+            s.contains(
+                "*nat\n-D POSTROUTING -j WGFW-wg0-NAT\n-F WGFW-wg0-NAT\n-X WGFW-wg0-NAT\nCOMMIT\n"
+            ),
+            "{s}"
+        );
     }
 
     #[test]
     fn shared_chain_serves_every_interface_and_denies_once() {
-        let m = |i: &str, policy| Member { iface: i.parse().unwrap(), policy, log: true };
-        let c = shared_chains(Family::V4, &[m("wg0", InputPolicy::Drop), m("wg1", InputPolicy::Defer)]);
+        let m = |i: &str, policy| Member {
+            iface: i.parse().unwrap(),
+            policy,
+            log: true,
+        };
+        let c = shared_chains(
+            Family::V4,
+            &[m("wg0", InputPolicy::Drop), m("wg1", InputPolicy::Defer)],
+        );
         let rules = &c[0].rules;
-        assert_eq!(rules.iter().filter(|r| r.starts_with("-j WGFW-")).count(), 2);
+        assert_eq!(
+            rules.iter().filter(|r| r.starts_with("-j WGFW-")).count(),
+            2
+        );
         assert_eq!(rules.last().unwrap(), "-j DROP");
         let c = shared_chains(Family::V4, &[m("wg1", InputPolicy::Defer)]);
-        assert!(!c[0].rules.iter().any(|r| r.contains("DROP\"") || r == "-j DROP" || r.contains("LOG")));
+        assert!(
+            !c[0]
+                .rules
+                .iter()
+                .any(|r| r.contains("DROP\"") || r == "-j DROP" || r.contains("LOG"))
+        );
         assert!(shared_chains(Family::V4, &[]).is_empty());
     }
 
     #[test]
     fn hashlimit_names_fit_and_follow_the_settings() {
         let i: IfaceName = "abcdefghijklmno".parse().unwrap();
-        let r = Rate { count: 30, unit: RateUnit::Minute };
+        let r = Rate {
+            count: 30,
+            unit: RateUnit::Minute,
+        };
         let a = hashlimit(&i, "h", Family::V4, r, 5);
         let name = a.rsplit(' ').next().unwrap();
         assert!(name.len() <= 15, "{name}");
-        assert_ne!(a, hashlimit(&i, "h", Family::V4, Rate { count: 31, ..r }, 5));
+        assert_ne!(
+            a,
+            hashlimit(&i, "h", Family::V4, Rate { count: 31, ..r }, 5)
+        );
     }
 
     #[test]
@@ -557,6 +715,9 @@ mod tests {
         assert_eq!(live.policies[&(Table::Filter, "INPUT".to_string())], "DROP");
         assert_eq!(live.rules_of(Table::Filter, "INPUT").len(), 2);
         assert!(live.has_foreign_rules());
-        assert!(!Live::parse("*filter\n:WGFW-INPUT - [0:0]\n-A INPUT -j WGFW-INPUT\nCOMMIT\n").has_foreign_rules());
+        assert!(
+            !Live::parse("*filter\n:WGFW-INPUT - [0:0]\n-A INPUT -j WGFW-INPUT\nCOMMIT\n")
+                .has_foreign_rules()
+        );
     }
 }

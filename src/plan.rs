@@ -124,7 +124,10 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
-pub const DEFAULT_HANDSHAKE_LIMIT: Rate = Rate { count: 30, unit: RateUnit::Minute };
+pub const DEFAULT_HANDSHAKE_LIMIT: Rate = Rate {
+    count: 30,
+    unit: RateUnit::Minute,
+};
 pub const DEFAULT_HANDSHAKE_BURST: u32 = 5;
 pub const DEFAULT_SSH_PORT: u16 = 22;
 /// wg-quick's own fallback when it cannot find the route's MTU: 1500 minus 80.
@@ -137,14 +140,22 @@ pub enum Purpose {
     Show,
 }
 
-pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFacts, purpose: Purpose) -> Result<Plan> {
+pub fn derive(
+    iface: &IfaceName,
+    conf: &WgConfig,
+    opts: &Options,
+    host: &HostFacts,
+    purpose: Purpose,
+) -> Result<Plan> {
     let mut notes = Vec::new();
     let file = conf.path.display();
 
     let port = match (conf.listen_port, host.live_port, purpose) {
         (Some(p), _, _) => Some(p),
         (None, Some(p), _) => {
-            notes.push(format!("ListenPort {p} comes from the live interface (the config sets none)"));
+            notes.push(format!(
+                "ListenPort {p} comes from the live interface (the config sets none)"
+            ));
             Some(p)
         }
         (None, None, Purpose::Show) => {
@@ -187,7 +198,10 @@ pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFac
             continue;
         }
         let tunnel_nets = tunnel_nets(conf, family, &mut notes);
-        let wan = opts.wan.clone().or_else(|| host.default_dev.get(&family).cloned());
+        let wan = opts
+            .wan
+            .clone()
+            .or_else(|| host.default_dev.get(&family).cloned());
         if wan.is_none() && !tunnel_nets.is_empty() && !opts.no_internet {
             notes.push(format!(
                 "no {family} default route and no --wan: peers get no {family} internet"
@@ -198,7 +212,9 @@ pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFac
             Policy::Accept => InputPolicy::Accept,
             Policy::Auto => match host.input_owner.get(&family) {
                 Some(why) => {
-                    notes.push(format!("{family} input is deferred to another manager: {why}"));
+                    notes.push(format!(
+                        "{family} input is deferred to another manager: {why}"
+                    ));
                     InputPolicy::Defer
                 }
                 None => InputPolicy::Drop,
@@ -214,21 +230,39 @@ pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFac
         };
         families.push(FamilyPlan {
             family,
-            addresses: conf.addresses.iter().filter(|a| Family::of(a) == family).copied().collect(),
+            addresses: conf
+                .addresses
+                .iter()
+                .filter(|a| Family::of(a) == family)
+                .copied()
+                .collect(),
             tunnel_nets,
             wan,
             policy,
             masquerade,
-            lans: opts.lan.iter().filter(|n| Family::of(n) == family).copied().collect(),
+            lans: opts
+                .lan
+                .iter()
+                .filter(|n| Family::of(n) == family)
+                .copied()
+                .collect(),
             internet: !opts.no_internet,
-            admin: (!opts.admin.is_empty())
-                .then(|| opts.admin.iter().filter(|n| Family::of(n) == family).copied().collect()),
+            admin: (!opts.admin.is_empty()).then(|| {
+                opts.admin
+                    .iter()
+                    .filter(|n| Family::of(n) == family)
+                    .copied()
+                    .collect()
+            }),
             mss: mtu.saturating_sub(header),
         });
     }
     for f in &families {
         if f.admin.as_ref().is_some_and(Vec::is_empty) {
-            notes.push(format!("{} SSH is closed: no --admin network is {}", f.family, f.family));
+            notes.push(format!(
+                "{} SSH is closed: no --admin network is {}",
+                f.family, f.family
+            ));
         }
     }
 
@@ -236,9 +270,7 @@ pub fn derive(iface: &IfaceName, conf: &WgConfig, opts: &Options, host: &HostFac
         iface: iface.clone(),
         port,
         mtu,
-        ssh_port: opts
-            .ssh_port
-            .unwrap_or(Port::new(DEFAULT_SSH_PORT)),
+        ssh_port: opts.ssh_port.unwrap_or(Port::new(DEFAULT_SSH_PORT)),
         allow: opts.allow.clone(),
         handshake_limit: opts.handshake_limit.unwrap_or(DEFAULT_HANDSHAKE_LIMIT),
         handshake_burst: DEFAULT_HANDSHAKE_BURST,
@@ -287,7 +319,11 @@ mod tests {
 
     pub fn host() -> HostFacts {
         HostFacts {
-            default_dev: [(Family::V4, "eth0".parse().unwrap()), (Family::V6, "eth0".parse().unwrap())].into(),
+            default_dev: [
+                (Family::V4, "eth0".parse().unwrap()),
+                (Family::V6, "eth0".parse().unwrap()),
+            ]
+            .into(),
             ipv6_enabled: true,
             ..HostFacts::default()
         }
@@ -298,7 +334,13 @@ mod tests {
     }
 
     fn plan(text: &str, opts: &Options, host: &HostFacts) -> Result<Plan> {
-        derive(&"wg0".parse().unwrap(), &conf(text), opts, host, Purpose::Install)
+        derive(
+            &"wg0".parse().unwrap(),
+            &conf(text),
+            opts,
+            host,
+            Purpose::Install,
+        )
     }
 
     const DUAL: &str = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";
@@ -306,11 +348,20 @@ mod tests {
     #[test]
     fn dual_stack_defaults() {
         let p = plan(DUAL, &Options::default(), &host()).unwrap();
-        assert_eq!((p.port, p.mtu, p.ssh_port, p.log), (Port::new(51820), 1420, Port::new(22), true));
+        assert_eq!(
+            (p.port, p.mtu, p.ssh_port, p.log),
+            (Port::new(51820), 1420, Port::new(22), true)
+        );
         assert_eq!(p.families.len(), 2);
         let v4 = &p.families[0];
-        assert_eq!(v4.tunnel_nets, vec!["10.66.0.0/24".parse::<IpNet>().unwrap()]);
-        assert_eq!((v4.masquerade, v4.mss, v4.policy), (true, 1380, InputPolicy::Drop));
+        assert_eq!(
+            v4.tunnel_nets,
+            vec!["10.66.0.0/24".parse::<IpNet>().unwrap()]
+        );
+        assert_eq!(
+            (v4.masquerade, v4.mss, v4.policy),
+            (true, 1380, InputPolicy::Drop)
+        );
         let v6 = &p.families[1];
         assert_eq!((v6.masquerade, v6.mss), (false, 1360));
         assert_eq!(v6.wan.as_ref().unwrap().as_str(), "eth0");
@@ -325,9 +376,18 @@ mod tests {
             &host(),
         )
         .unwrap();
-        let want: Vec<IpNet> = ["10.66.0.2/31", "10.70.0.0/16"].iter().map(|s| s.parse().unwrap()).collect();
+        let want: Vec<IpNet> = ["10.66.0.2/31", "10.70.0.0/16"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         assert_eq!(p.families[0].tunnel_nets, want);
-        assert!(p.notes.iter().any(|n| n.contains("wg0.conf:4: a peer's AllowedIPs 0.0.0.0/0")), "{:?}", p.notes);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("wg0.conf:4: a peer's AllowedIPs 0.0.0.0/0")),
+            "{:?}",
+            p.notes
+        );
         assert!(p.families[1].tunnel_nets.is_empty());
     }
 
@@ -336,11 +396,25 @@ mod tests {
         let text = "[Interface]\nAddress = 10.66.0.1/24\n";
         let e = plan(text, &Options::default(), &host()).unwrap_err();
         assert!(e.to_string().contains("no ListenPort"), "{e}");
-        let shown = derive(&"wg0".parse().unwrap(), &conf(text), &Options::default(), &host(), Purpose::Show).unwrap();
+        let shown = derive(
+            &"wg0".parse().unwrap(),
+            &conf(text),
+            &Options::default(),
+            &host(),
+            Purpose::Show,
+        )
+        .unwrap();
         assert_eq!(shown.port, None);
-        let live = HostFacts { live_port: Port::new(40000), live_mtu: Some(1380), ..host() };
+        let live = HostFacts {
+            live_port: Port::new(40000),
+            live_mtu: Some(1380),
+            ..host()
+        };
         let p = plan(text, &Options::default(), &live).unwrap();
-        assert_eq!((p.port, p.mtu, p.families[0].mss), (Port::new(40000), 1380, 1340));
+        assert_eq!(
+            (p.port, p.mtu, p.families[0].mss),
+            (Port::new(40000), 1380, 1340)
+        );
         assert_eq!(p.notes.len(), 2);
     }
 
@@ -357,28 +431,54 @@ mod tests {
         assert!(!p.families[0].masquerade);
         assert_eq!(p.families[0].admin.as_ref().unwrap().len(), 1);
         assert!(p.families[1].admin.as_ref().unwrap().is_empty());
-        assert!(p.notes.iter().any(|n| n == "IPv6 SSH is closed: no --admin network is IPv6"), "{:?}", p.notes);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n == "IPv6 SSH is closed: no --admin network is IPv6"),
+            "{:?}",
+            p.notes
+        );
         assert_eq!(p.families[0].wan.as_ref().unwrap().as_str(), "ens3");
         assert_eq!(p.families[1].policy, InputPolicy::Accept);
-        let nat6 = Options { nat6: true, ..Options::default() };
+        let nat6 = Options {
+            nat6: true,
+            ..Options::default()
+        };
         assert!(plan(DUAL, &nat6, &host()).unwrap().families[1].masquerade);
     }
 
     #[test]
     fn auto_policy_defers_to_an_input_owner() {
         let mut h = host();
-        h.input_owner.insert(Family::V4, "ufw's chains are present".into());
+        h.input_owner
+            .insert(Family::V4, "ufw's chains are present".into());
         let p = plan(DUAL, &Options::default(), &h).unwrap();
         assert_eq!(p.families[0].policy, InputPolicy::Defer);
         assert_eq!(p.families[1].policy, InputPolicy::Drop);
-        let forced = Options { policy: Some(Policy::Drop), ..Options::default() };
-        assert_eq!(plan(DUAL, &forced, &h).unwrap().families[0].policy, InputPolicy::Drop);
+        let forced = Options {
+            policy: Some(Policy::Drop),
+            ..Options::default()
+        };
+        assert_eq!(
+            plan(DUAL, &forced, &h).unwrap().families[0].policy,
+            InputPolicy::Drop
+        );
     }
 
     #[test]
     fn no_address_and_no_ipv6() {
-        assert!(plan("[Interface]\nListenPort = 1\n", &Options::default(), &host()).is_err());
-        let h = HostFacts { ipv6_enabled: false, ..host() };
+        assert!(
+            plan(
+                "[Interface]\nListenPort = 1\n",
+                &Options::default(),
+                &host()
+            )
+            .is_err()
+        );
+        let h = HostFacts {
+            ipv6_enabled: false,
+            ..host()
+        };
         let p = plan(DUAL, &Options::default(), &h).unwrap();
         assert_eq!(p.families.len(), 1);
     }

@@ -7,7 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Tables iptables-nft manages: `family name`.
 const IPTABLES_TABLES: &[&str] = &[
-    "ip raw", "ip mangle", "ip nat", "ip filter", "ip6 raw", "ip6 mangle", "ip6 nat", "ip6 filter",
+    "ip raw",
+    "ip mangle",
+    "ip nat",
+    "ip filter",
+    "ip6 raw",
+    "ip6 mangle",
+    "ip6 nat",
+    "ip6 filter",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -45,17 +52,26 @@ impl Inventory {
             } else if depth == 1 {
                 if let (Some(t), Some(rest)) = (&table, l.strip_prefix("chain ")) {
                     let name = rest.trim_end_matches('{').trim().to_string();
-                    inv.tables.get_mut(t).expect("entered above").chains.insert(name.clone(), true);
+                    inv.tables
+                        .get_mut(t)
+                        .expect("entered above")
+                        .chains
+                        .insert(name.clone(), true);
                     chain = Some(name);
-                } else if let Some(t) = &table {
-                    if l != "}" {
-                        inv.tables.get_mut(t).expect("entered above").other = true;
-                    }
+                } else if let Some(t) = &table
+                    && l != "}"
+                {
+                    inv.tables.get_mut(t).expect("entered above").other = true;
                 }
             } else if let (2, Some(t), Some(c)) = (depth, &table, &chain) {
                 let is_rule = l != "}" && !(l.starts_with("type ") && l.contains("policy accept"));
                 if is_rule {
-                    *inv.tables.get_mut(t).expect("entered above").chains.get_mut(c).expect("entered") = false;
+                    *inv.tables
+                        .get_mut(t)
+                        .expect("entered above")
+                        .chains
+                        .get_mut(c)
+                        .expect("entered") = false;
                 }
             }
             depth += l.matches('{').count();
@@ -70,7 +86,11 @@ impl Inventory {
     /// `family table` and `family table chain` lines for the iptables-nft tables that exist.
     pub fn names(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        for (t, inv) in self.tables.iter().filter(|(t, _)| IPTABLES_TABLES.contains(&t.as_str())) {
+        for (t, inv) in self
+            .tables
+            .iter()
+            .filter(|(t, _)| IPTABLES_TABLES.contains(&t.as_str()))
+        {
             out.insert(t.clone());
             out.extend(inv.chains.keys().map(|c| format!("{t} {c}")));
         }
@@ -81,9 +101,17 @@ impl Inventory {
 /// The `nft -f` script that deletes what iptables-nft created since `before` and left empty.
 pub fn cleanup(before: &BTreeSet<String>, now: &Inventory) -> Option<String> {
     let mut script = String::new();
-    for (t, inv) in now.tables.iter().filter(|(t, _)| IPTABLES_TABLES.contains(&t.as_str())) {
-        let created: Vec<&String> =
-            inv.chains.iter().filter(|(c, empty)| **empty && !before.contains(&format!("{t} {c}"))).map(|(c, _)| c).collect();
+    for (t, inv) in now
+        .tables
+        .iter()
+        .filter(|(t, _)| IPTABLES_TABLES.contains(&t.as_str()))
+    {
+        let created: Vec<&String> = inv
+            .chains
+            .iter()
+            .filter(|(c, empty)| **empty && !before.contains(&format!("{t} {c}")))
+            .map(|(c, _)| c)
+            .collect();
         let all_gone = created.len() == inv.chains.len() && !inv.other;
         if all_gone && !before.contains(t) {
             script.push_str(&format!("delete table {t}\n"));
@@ -111,9 +139,9 @@ mod tests {
     fn reads_the_ruleset() {
         let inv = Inventory::parse(RULESET);
         let f = &inv.tables["ip filter"];
-        assert_eq!(f.chains["INPUT"], true);
-        assert_eq!(f.chains["FORWARD"], false, "a drop policy is not empty");
-        assert_eq!(f.chains["OUTPUT"], false);
+        assert!(f.chains["INPUT"]);
+        assert!(!f.chains["FORWARD"], "a drop policy is not empty");
+        assert!(!f.chains["OUTPUT"]);
         assert!(inv.tables["inet mine"].other);
         assert!(inv.names().contains("ip nat POSTROUTING"));
         assert!(!inv.names().iter().any(|n| n.starts_with("inet")));
@@ -122,8 +150,14 @@ mod tests {
     #[test]
     fn deletes_only_what_was_created_and_is_empty() {
         let now = Inventory::parse(RULESET);
-        let before: BTreeSet<String> = ["ip filter", "ip filter OUTPUT", "ip filter FORWARD"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(cleanup(&before, &now).unwrap(), "delete chain ip filter INPUT\ndelete table ip nat\n");
+        let before: BTreeSet<String> = ["ip filter", "ip filter OUTPUT", "ip filter FORWARD"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            cleanup(&before, &now).unwrap(),
+            "delete chain ip filter INPUT\ndelete table ip nat\n"
+        );
         assert_eq!(cleanup(&now.names(), &now), None);
     }
 }

@@ -40,7 +40,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
         if !known {
             return Err(err(format!("\"{key}\" is not a setting")));
         }
-        options.set(&key, value).map_err(|e| err(format!("{key}: {e}")))?;
+        options
+            .set(&key, value)
+            .map_err(|e| err(format!("{key}: {e}")))?;
     }
     Ok(options)
 }
@@ -55,9 +57,11 @@ mod tests {
 
     #[test]
     fn reads_long_option_names() {
-        let o = p("# office gateway\n[wgfw]\nwan = eth1\nallow = tcp/443 ; web\nallow = udp/53\n\
-                   admin = 192.0.2.0/24\nno-nat = yes\nno_log\nssh-port = none\n")
-            .unwrap();
+        let o = p(
+            "# office gateway\n[wgfw]\nwan = eth1\nallow = tcp/443 ; web\nallow = udp/53\n\
+                   admin = 192.0.2.0/24\nno-nat = yes\nno_log\nssh-port = none\n",
+        )
+        .unwrap();
         assert_eq!(o.wan.unwrap().as_str(), "eth1");
         assert_eq!(o.allow.len(), 2);
         assert_eq!(o.admin.len(), 1);
@@ -81,6 +85,9 @@ mod tests {
 
     #[test]
     fn missing_file_is_no_settings() {
-        assert_eq!(read(Path::new("/nonexistent/wgfw/wg0.conf")).unwrap(), Options::default());
+        assert_eq!(
+            read(Path::new("/nonexistent/wgfw/wg0.conf")).unwrap(),
+            Options::default()
+        );
     }
 }

@@ -28,7 +28,12 @@ pub struct Record {
 
 impl Record {
     pub fn render(&self) -> String {
-        let mut s = format!("iface={}\nbackend={}\nlog={}\n", self.iface, self.backend, u8::from(self.log));
+        let mut s = format!(
+            "iface={}\nbackend={}\nlog={}\n",
+            self.iface,
+            self.backend,
+            u8::from(self.log)
+        );
         for (f, p) in &self.policies {
             let key = match f {
                 Family::V4 => "policy4",
@@ -55,7 +60,12 @@ impl Record {
                 _ => {}
             }
         }
-        Some(Record { iface: iface?, backend: backend?, log, policies })
+        Some(Record {
+            iface: iface?,
+            backend: backend?,
+            log,
+            policies,
+        })
     }
 }
 
@@ -71,7 +81,11 @@ pub struct Store {
 fn netns_id() -> Result<String> {
     let ino = std::fs::metadata("/proc/self/ns/net")
         .map(|m| m.ino())
-        .map_err(|e| Error::system(format!("cannot identify the network namespace (/proc/self/ns/net): {e}")))?;
+        .map_err(|e| {
+            Error::system(format!(
+                "cannot identify the network namespace (/proc/self/ns/net): {e}"
+            ))
+        })?;
     Ok(match netns_cookie() {
         Some(cookie) => format!("{ino}.{cookie}"),
         None => ino.to_string(),
@@ -84,14 +98,26 @@ fn netns_cookie() -> Option<u64> {
     const SOL_SOCKET: i32 = 1;
     const SO_NETNS_COOKIE: i32 = 71;
     unsafe extern "C" {
-        fn getsockopt(fd: i32, level: i32, name: i32, value: *mut std::ffi::c_void, len: *mut u32) -> i32;
+        fn getsockopt(
+            fd: i32,
+            level: i32,
+            name: i32,
+            value: *mut std::ffi::c_void,
+            len: *mut u32,
+        ) -> i32;
     }
     let sock = std::os::unix::net::UnixDatagram::unbound().ok()?;
     let mut cookie: u64 = 0;
     let mut len = std::mem::size_of::<u64>() as u32;
     // SAFETY: the buffer is a live u64 and `len` says its size; the kernel writes at most that.
     let rc = unsafe {
-        getsockopt(sock.as_raw_fd(), SOL_SOCKET, SO_NETNS_COOKIE, (&raw mut cookie).cast(), &mut len)
+        getsockopt(
+            sock.as_raw_fd(),
+            SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
     };
     (rc == 0 && len == 8).then_some(cookie)
 }
@@ -105,15 +131,22 @@ fn mkdir_private(path: &Path) -> Result<()> {
             let meta = std::fs::symlink_metadata(path)
                 .map_err(|e| Error::system(format!("cannot inspect {}: {e}", path.display())))?;
             if !meta.is_dir() {
-                return Err(Error::system(format!("{} is not a directory", path.display())));
+                return Err(Error::system(format!(
+                    "{} is not a directory",
+                    path.display()
+                )));
             }
             if meta.permissions().mode() & 0o077 != 0 {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-                    .map_err(|e| Error::system(format!("cannot make {} private: {e}", path.display())))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(
+                    |e| Error::system(format!("cannot make {} private: {e}", path.display())),
+                )?;
             }
             Ok(())
         }
-        Err(e) => Err(Error::system(format!("cannot create {}: {e}", path.display()))),
+        Err(e) => Err(Error::system(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -144,7 +177,10 @@ impl Store {
                     )));
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Error::system(format!("cannot lock {}: {e}", lock_path.display())));
+                    return Err(Error::system(format!(
+                        "cannot lock {}: {e}",
+                        lock_path.display()
+                    )));
                 }
             }
         }
@@ -160,7 +196,10 @@ impl Store {
         match std::fs::read_to_string(self.file(name)) {
             Ok(s) => Ok(Some(s)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::system(format!("cannot read {}: {e}", self.file(name).display()))),
+            Err(e) => Err(Error::system(format!(
+                "cannot read {}: {e}",
+                self.file(name).display()
+            ))),
         }
     }
 
@@ -171,7 +210,12 @@ impl Store {
         let tmp = self.file(&format!(".{name}.tmp"));
         let result = (|| {
             use std::io::Write;
-            let mut f = OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)
@@ -183,7 +227,10 @@ impl Store {
         match std::fs::remove_file(self.file(name)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::system(format!("cannot remove {}: {e}", self.file(name).display()))),
+            Err(e) => Err(Error::system(format!(
+                "cannot remove {}: {e}",
+                self.file(name).display()
+            ))),
         }
     }
 
@@ -194,15 +241,22 @@ impl Store {
     }
 
     pub fn record(&self, iface: &IfaceName) -> Result<Option<Record>> {
-        Ok(self.read(&format!("{iface}.state"))?.and_then(|t| Record::parse(&t)))
+        Ok(self
+            .read(&format!("{iface}.state"))?
+            .and_then(|t| Record::parse(&t)))
     }
 
     pub fn records(&self) -> Result<Vec<Record>> {
         let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Ok(out) };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Ok(out);
+        };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(iface) = name.strip_suffix(".state").and_then(|i| i.parse::<IfaceName>().ok()) {
+            if let Some(iface) = name
+                .strip_suffix(".state")
+                .and_then(|i| i.parse::<IfaceName>().ok())
+            {
                 out.extend(self.record(&iface)?);
             }
         }
@@ -223,7 +277,11 @@ impl Store {
     }
 
     pub fn write_named(&self, name: &str, text: &str) -> Result<()> {
-        if text.is_empty() { self.remove(name) } else { self.write(name, text) }
+        if text.is_empty() {
+            self.remove(name)
+        } else {
+            self.write(name, text)
+        }
     }
 
     /// Removes the namespace's directory once nothing is recorded in it.
@@ -249,7 +307,11 @@ mod tests {
             iface: "wg0".parse().unwrap(),
             backend: "iptables-nft".into(),
             log: false,
-            policies: [(Family::V4, InputPolicy::Drop), (Family::V6, InputPolicy::Defer)].into(),
+            policies: [
+                (Family::V4, InputPolicy::Drop),
+                (Family::V6, InputPolicy::Defer),
+            ]
+            .into(),
         };
         assert_eq!(Record::parse(&r.render()), Some(r));
         assert_eq!(Record::parse("garbage"), None);

@@ -66,7 +66,10 @@ pub struct Write {
 }
 
 fn w(key: String, value: &str) -> Write {
-    Write { key: Key(key), value: value.to_string() }
+    Write {
+        key: Key(key),
+        value: value.to_string(),
+    }
 }
 
 /// The settings of the server role, in the order they are written (forwarding first).
@@ -189,10 +192,25 @@ impl Ledger {
         let mut entries = BTreeMap::new();
         for line in text.lines() {
             let mut f = line.split('\t');
-            let (Some(k), Some(orig)) = (f.next(), f.next()) else { continue };
-            let holders = f.next().unwrap_or("").split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+            let (Some(k), Some(orig)) = (f.next(), f.next()) else {
+                continue;
+            };
+            let holders = f
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
             let follows = f.next().filter(|s| !s.is_empty()).map(Key::new);
-            entries.insert(Key::new(k), Entry { original: orig.to_string(), holders, follows });
+            entries.insert(
+                Key::new(k),
+                Entry {
+                    original: orig.to_string(),
+                    holders,
+                    follows,
+                },
+            );
         }
         Ledger { entries }
     }
@@ -202,7 +220,13 @@ impl Ledger {
         for (k, e) in &self.entries {
             let holders: Vec<&str> = e.holders.iter().map(String::as_str).collect();
             let follows = e.follows.as_ref().map(Key::as_path).unwrap_or("");
-            s.push_str(&format!("{}\t{}\t{}\t{}\n", k.as_path(), e.original, holders.join(","), follows));
+            s.push_str(&format!(
+                "{}\t{}\t{}\t{}\n",
+                k.as_path(),
+                e.original,
+                holders.join(","),
+                follows
+            ));
         }
         s
     }
@@ -210,7 +234,12 @@ impl Ledger {
     /// Takes `writes` on behalf of `holder`, releasing what it held before and no longer
     /// wants. `before` holds every value read before any write; returns the writes to perform,
     /// in order. Pure: the caller performs them.
-    pub fn acquire(&mut self, holder: &str, writes: &[Write], before: &BTreeMap<Key, String>) -> Vec<Write> {
+    pub fn acquire(
+        &mut self,
+        holder: &str,
+        writes: &[Write],
+        before: &BTreeMap<Key, String>,
+    ) -> Vec<Write> {
         let wanted: BTreeSet<&Key> = writes.iter().map(|w| &w.key).collect();
         let mut out = self.release_where(holder, |k| !wanted.contains(k));
         for wr in writes {
@@ -223,14 +252,30 @@ impl Ledger {
                 None => {
                     if wr.key.spreads() && current != wr.value {
                         for k in spread_of(&wr.key) {
-                            if let (false, Some(orig)) = (self.entries.contains_key(&k), before.get(&k)) {
+                            if let (false, Some(orig)) =
+                                (self.entries.contains_key(&k), before.get(&k))
+                            {
                                 let follows = Some(wr.key.clone());
-                                self.entries.insert(k, Entry { original: orig.clone(), holders: BTreeSet::new(), follows });
+                                self.entries.insert(
+                                    k,
+                                    Entry {
+                                        original: orig.clone(),
+                                        holders: BTreeSet::new(),
+                                        follows,
+                                    },
+                                );
                             }
                         }
                     }
                     let holders = BTreeSet::from([holder.to_string()]);
-                    self.entries.insert(wr.key.clone(), Entry { original: current.clone(), holders, follows: None });
+                    self.entries.insert(
+                        wr.key.clone(),
+                        Entry {
+                            original: current.clone(),
+                            holders,
+                            follows: None,
+                        },
+                    );
                 }
             }
             if current != wr.value {
@@ -258,15 +303,25 @@ impl Ledger {
         let mut out = Vec::new();
         for k in freed {
             if let Some(e) = self.entries.remove(&k) {
-                out.push(Write { key: k.clone(), value: e.original });
+                out.push(Write {
+                    key: k.clone(),
+                    value: e.original,
+                });
             }
             if k.spreads() {
-                let followers: Vec<Key> =
-                    self.entries.iter().filter(|(_, e)| e.follows.as_ref() == Some(&k)).map(|(f, _)| f.clone()).collect();
+                let followers: Vec<Key> = self
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.follows.as_ref() == Some(&k))
+                    .map(|(f, _)| f.clone())
+                    .collect();
                 for f in followers {
                     // A follower that is also held on its own is restored with its own entry.
                     let e = self.entries.remove(&f).expect("listed above");
-                    out.push(Write { key: f, value: e.original });
+                    out.push(Write {
+                        key: f,
+                        value: e.original,
+                    });
                 }
             }
         }
@@ -280,7 +335,10 @@ mod tests {
     use super::*;
 
     fn before(pairs: &[(&str, &str)]) -> BTreeMap<Key, String> {
-        pairs.iter().map(|(k, v)| (Key::new(*k), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (Key::new(*k), v.to_string()))
+            .collect()
     }
 
     fn writes(pairs: &[(&str, &str)]) -> Vec<Write> {
@@ -289,23 +347,44 @@ mod tests {
 
     #[test]
     fn keys_display_like_sysctl() {
-        assert_eq!(Key::new("net/ipv4/conf/wg0/rp_filter").to_string(), "net.ipv4.conf.wg0.rp_filter");
-        assert_eq!(Key::new("net/ipv4/conf/wg.1/rp_filter").to_string(), "net/ipv4/conf/wg.1/rp_filter");
+        assert_eq!(
+            Key::new("net/ipv4/conf/wg0/rp_filter").to_string(),
+            "net.ipv4.conf.wg0.rp_filter"
+        );
+        assert_eq!(
+            Key::new("net/ipv4/conf/wg.1/rp_filter").to_string(),
+            "net/ipv4/conf/wg.1/rp_filter"
+        );
     }
 
     #[test]
     fn only_changes_are_written_and_the_last_holder_restores() {
         let mut l = Ledger::default();
-        let want = writes(&[("net/ipv4/tcp_syncookies", "1"), ("net/ipv4/conf/all/rp_filter", "1")]);
-        let b = before(&[("net/ipv4/tcp_syncookies", "1"), ("net/ipv4/conf/all/rp_filter", "0")]);
+        let want = writes(&[
+            ("net/ipv4/tcp_syncookies", "1"),
+            ("net/ipv4/conf/all/rp_filter", "1"),
+        ]);
+        let b = before(&[
+            ("net/ipv4/tcp_syncookies", "1"),
+            ("net/ipv4/conf/all/rp_filter", "0"),
+        ]);
         let out = l.acquire("wg0", &want, &b);
         assert_eq!(out, writes(&[("net/ipv4/conf/all/rp_filter", "1")]));
         // A second tunnel holds the same settings and writes nothing.
-        let b2 = before(&[("net/ipv4/tcp_syncookies", "1"), ("net/ipv4/conf/all/rp_filter", "1")]);
+        let b2 = before(&[
+            ("net/ipv4/tcp_syncookies", "1"),
+            ("net/ipv4/conf/all/rp_filter", "1"),
+        ]);
         assert!(l.acquire("wg1", &want, &b2).is_empty());
         assert!(l.release("wg0").is_empty());
         let out = l.release("wg1");
-        assert_eq!(out, writes(&[("net/ipv4/conf/all/rp_filter", "0"), ("net/ipv4/tcp_syncookies", "1")]));
+        assert_eq!(
+            out,
+            writes(&[
+                ("net/ipv4/conf/all/rp_filter", "0"),
+                ("net/ipv4/tcp_syncookies", "1")
+            ])
+        );
         assert!(l.entries.is_empty());
     }
 
@@ -319,7 +398,10 @@ mod tests {
         assert!(l.acquire("wg0", &want, &b).is_empty());
         let again = Ledger::parse(&l.render());
         assert_eq!(again, l);
-        assert_eq!(l.release("wg0"), writes(&[("net/ipv4/conf/all/send_redirects", "1")]));
+        assert_eq!(
+            l.release("wg0"),
+            writes(&[("net/ipv4/conf/all/send_redirects", "1")])
+        );
     }
 
     #[test]
@@ -335,13 +417,23 @@ mod tests {
     #[test]
     fn forwarding_is_restored_first() {
         let mut l = Ledger::default();
-        let b = before(&[("net/ipv4/conf/all/rp_filter", "0"), (IP_FORWARD, "0"), ("net/ipv4/conf/all/accept_redirects", "1")]);
-        l.acquire("wg0", &writes(&[(IP_FORWARD, "1"), ("net/ipv4/conf/all/rp_filter", "1")]), &b);
+        let b = before(&[
+            ("net/ipv4/conf/all/rp_filter", "0"),
+            (IP_FORWARD, "0"),
+            ("net/ipv4/conf/all/accept_redirects", "1"),
+        ]);
+        l.acquire(
+            "wg0",
+            &writes(&[(IP_FORWARD, "1"), ("net/ipv4/conf/all/rp_filter", "1")]),
+            &b,
+        );
         let out = l.release("wg0");
         assert_eq!(out[0].key.as_path(), IP_FORWARD);
         assert_eq!(out[0].value, "0");
         // all.accept_redirects was rewritten by the switch, so it is put back after it.
-        let redirects = out.iter().position(|w| w.key.as_path() == "net/ipv4/conf/all/accept_redirects");
+        let redirects = out
+            .iter()
+            .position(|w| w.key.as_path() == "net/ipv4/conf/all/accept_redirects");
         assert!(redirects.is_some_and(|i| i > 0), "{out:?}");
     }
 }

@@ -90,7 +90,9 @@ pub struct Service {
 impl FromStr for Service {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("\"{s}\" is not a service: use PROTO/PORT or PROTO/FIRST:LAST, e.g. tcp/443");
+        let bad = || {
+            format!("\"{s}\" is not a service: use PROTO/PORT or PROTO/FIRST:LAST, e.g. tcp/443")
+        };
         let (proto, ports) = s.split_once('/').ok_or_else(bad)?;
         let proto = match proto.to_ascii_lowercase().as_str() {
             "tcp" => Proto::Tcp,
@@ -198,7 +200,10 @@ impl FromStr for BackendChoice {
             "auto" => Ok(BackendChoice::Auto),
             "iptables-nft" => Ok(BackendChoice::IptablesNft),
             "iptables-legacy" => Ok(BackendChoice::IptablesLegacy),
-            "nft" => Err("the nft backend is not available yet: use auto, iptables-nft or iptables-legacy".into()),
+            "nft" => Err(
+                "the nft backend is not available yet: use auto, iptables-nft or iptables-legacy"
+                    .into(),
+            ),
             _ => Err(format!(
                 "\"{s}\" is not a backend (auto, iptables-nft, iptables-legacy)"
             )),
@@ -215,7 +220,16 @@ mod tests {
         for ok in ["wg0", "a", "wg_home.1", "x=+-", "abcdefghijklmno"] {
             assert!(ok.parse::<IfaceName>().is_ok(), "{ok}");
         }
-        for bad in ["", "abcdefghijklmnop", "wg 0", "wg0;rm", "wg/0", "wg$0", "..", "wg0\n"] {
+        for bad in [
+            "",
+            "abcdefghijklmnop",
+            "wg 0",
+            "wg0;rm",
+            "wg/0",
+            "wg$0",
+            "..",
+            "wg0\n",
+        ] {
             assert!(bad.parse::<IfaceName>().is_err(), "{bad:?}");
         }
     }

@@ -86,15 +86,19 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
         match (&section, key.as_str()) {
             (Section::Interface, "address") => {
                 for item in list(value) {
-                    let net = parse_net(item)
-                        .ok_or_else(|| err(line, format!("Address \"{item}\" is not an IP network")))?;
+                    let net = parse_net(item).ok_or_else(|| {
+                        err(line, format!("Address \"{item}\" is not an IP network"))
+                    })?;
                     conf.addresses.push(net);
                 }
             }
             (Section::Interface, "listenport") => {
-                let port = value
-                    .parse::<Port>()
-                    .map_err(|_| err(line, format!("ListenPort \"{value}\" is not a port (1-65535)")))?;
+                let port = value.parse::<Port>().map_err(|_| {
+                    err(
+                        line,
+                        format!("ListenPort \"{value}\" is not a port (1-65535)"),
+                    )
+                })?;
                 conf.listen_port = Some(port);
             }
             (Section::Interface, "mtu") => {
@@ -102,12 +106,16 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
                     .parse::<u32>()
                     .ok()
                     .filter(|m| (576..=65535).contains(m))
-                    .ok_or_else(|| err(line, format!("MTU \"{value}\" is not an MTU (576-65535)")))?;
+                    .ok_or_else(|| {
+                        err(line, format!("MTU \"{value}\" is not an MTU (576-65535)"))
+                    })?;
                 conf.mtu = Some(mtu);
             }
             (Section::Interface, "fwmark") => conf.fwmark = Some(value.to_string()),
             (Section::Interface, "table") => conf.table = Some(value.to_string()),
-            (Section::Peer, "publickey") => last_peer(&mut conf).public_key = Some(value.to_string()),
+            (Section::Peer, "publickey") => {
+                last_peer(&mut conf).public_key = Some(value.to_string())
+            }
             (Section::Peer, "endpoint") => last_peer(&mut conf).endpoint = Some(value.to_string()),
             (Section::Peer, "allowedips") => {
                 for item in list(value) {
@@ -124,7 +132,9 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
 }
 
 fn last_peer(conf: &mut WgConfig) -> &mut Peer {
-    conf.peers.last_mut().expect("a [Peer] header pushed a peer")
+    conf.peers
+        .last_mut()
+        .expect("a [Peer] header pushed a peer")
 }
 
 /// wg-quick splits lists on commas and on whitespace alike (`${value//,/ }`).
@@ -161,7 +171,13 @@ mod tests {
                    [Peer]\nPublicKey = abc=\nAllowedIPs = 10.66.0.2/32, fd66::2/128\n\
                    [Peer]\nPublicKey = def=\nAllowedIPs = 10.66.0.3/32\nEndpoint = 192.0.2.7:4500\n")
         .unwrap();
-        assert_eq!(c.addresses, vec!["10.66.0.1/24".parse::<IpNet>().unwrap(), "fd66::1/64".parse().unwrap()]);
+        assert_eq!(
+            c.addresses,
+            vec![
+                "10.66.0.1/24".parse::<IpNet>().unwrap(),
+                "fd66::1/64".parse().unwrap()
+            ]
+        );
         assert_eq!(c.listen_port, Port::new(51820));
         assert_eq!(c.mtu, None);
         assert_eq!(c.peers.len(), 2);
@@ -188,7 +204,13 @@ mod tests {
         assert_eq!(c.mtu, Some(1380));
         assert_eq!(c.fwmark.as_deref(), Some("0xca6c"));
         assert_eq!(c.table.as_deref(), Some("off"));
-        assert_eq!(c.peers[0].allowed_ips, vec!["10.9.0.0/16".parse::<IpNet>().unwrap(), "10.8.0.5/32".parse().unwrap()]);
+        assert_eq!(
+            c.peers[0].allowed_ips,
+            vec![
+                "10.9.0.0/16".parse::<IpNet>().unwrap(),
+                "10.8.0.5/32".parse().unwrap()
+            ]
+        );
     }
 
     #[test]
@@ -211,19 +233,37 @@ mod tests {
         let e = p("[Interface]\n\nAddress = 10.0.0.300/24\n").unwrap_err();
         assert_eq!(
             e,
-            Error::usage("/etc/wireguard/wg0.conf:3: Address \"10.0.0.300/24\" is not an IP network")
+            Error::usage(
+                "/etc/wireguard/wg0.conf:3: Address \"10.0.0.300/24\" is not an IP network"
+            )
         );
         let e = p("[Interface]\nListenPort = 70000\n").unwrap_err();
-        assert!(e.to_string().starts_with("/etc/wireguard/wg0.conf:2: ListenPort \"70000\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/etc/wireguard/wg0.conf:2: ListenPort \"70000\""),
+            "{e}"
+        );
         let e = p("[Interface]\nMTU = big\n").unwrap_err();
         assert!(e.to_string().contains(":2: MTU \"big\""), "{e}");
         let e = p("[Peer]\nAllowedIPs = 10.0.0.0/33\n").unwrap_err();
-        assert!(e.to_string().contains(":2: AllowedIPs \"10.0.0.0/33\""), "{e}");
+        assert!(
+            e.to_string().contains(":2: AllowedIPs \"10.0.0.0/33\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn never_panics_on_odd_bytes() {
-        for text in ["", "=", "[", "[Peer", "#", "\0\0", "[Interface]\n=\n= =\nAddress =\n", "[Peer]\n[Peer]\n"] {
+        for text in [
+            "",
+            "=",
+            "[",
+            "[Peer",
+            "#",
+            "\0\0",
+            "[Interface]\n=\n= =\nAddress =\n",
+            "[Peer]\n[Peer]\n",
+        ] {
             let _ = p(text);
         }
     }

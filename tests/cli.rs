@@ -8,7 +8,11 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_wgfw-hook");
 
 fn hook(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env("RUST_LOG", "off").output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -18,13 +22,22 @@ fn text(b: &[u8]) -> String {
 /// Runs a bash script in fresh network and mount namespaces, with `$BIN` set.
 fn in_netns(script: &str) -> Output {
     let uid = text(&Command::new("id").arg("-u").output().unwrap().stdout);
-    assert_eq!(uid.trim(), "0", "these tests need root (run the README's test command as root)");
+    assert_eq!(
+        uid.trim(),
+        "0",
+        "these tests need root (run the README's test command as root)"
+    );
     let out = Command::new("unshare")
         .args(["--mount", "--net", "bash", "-euo", "pipefail", "-c", script])
         .env("BIN", BIN)
         .output()
         .expect("unshare (util-linux) is needed");
-    eprintln!("--- script ({}) stdout:\n{}--- script stderr:\n{}", out.status, text(&out.stdout), text(&out.stderr));
+    eprintln!(
+        "--- script ({}) stdout:\n{}--- script stderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     out
 }
 
@@ -41,19 +54,41 @@ fn help_and_version() {
     let out = hook(&["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for word in ["up IFACE", "down IFACE", "plan IFACE", "PostUp  = wgfw-hook up %i", "--handshake-limit", "/etc/wgfw/IFACE.conf"] {
+    for word in [
+        "up IFACE",
+        "down IFACE",
+        "plan IFACE",
+        "PostUp  = wgfw-hook up %i",
+        "--handshake-limit",
+        "/etc/wgfw/IFACE.conf",
+    ] {
         assert!(help.contains(word), "--help lacks {word}");
     }
     let out = hook(&["--version"]);
-    assert_eq!(text(&out.stdout), format!("wgfw-hook {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&out.stdout),
+        format!("wgfw-hook {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn usage_errors_are_one_line_and_exit_2() {
     assert_one_line_error(&hook(&[]), 2, "no command given");
-    assert_one_line_error(&hook(&["up", "wg0;reboot"]), 2, "not a valid interface name");
-    assert_one_line_error(&hook(&["up", "wg0", "--bogus"]), 2, "invalid option '--bogus'");
-    assert_one_line_error(&hook(&["plan", "wg0", "--config", "/nonexistent/wg0.conf"]), 2, "/nonexistent/wg0.conf: no such wg-quick config");
+    assert_one_line_error(
+        &hook(&["up", "wg0;reboot"]),
+        2,
+        "not a valid interface name",
+    );
+    assert_one_line_error(
+        &hook(&["up", "wg0", "--bogus"]),
+        2,
+        "invalid option '--bogus'",
+    );
+    assert_one_line_error(
+        &hook(&["plan", "wg0", "--config", "/nonexistent/wg0.conf"]),
+        2,
+        "/nonexistent/wg0.conf: no such wg-quick config",
+    );
 }
 
 #[test]
@@ -61,13 +96,28 @@ fn config_errors_name_file_and_line() {
     let dir = std::env::temp_dir().join(format!("wgfw-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("wg0.conf");
-    std::fs::write(&conf, "[Interface]\nListenPort = 51820\nAddress = 10.0.0.300/24\n").unwrap();
+    std::fs::write(
+        &conf,
+        "[Interface]\nListenPort = 51820\nAddress = 10.0.0.300/24\n",
+    )
+    .unwrap();
     let out = hook(&["plan", "wg0", "--config", conf.to_str().unwrap()]);
-    assert_one_line_error(&out, 2, &format!("{}:3: Address \"10.0.0.300/24\" is not an IP network", conf.display()));
+    assert_one_line_error(
+        &out,
+        2,
+        &format!(
+            "{}:3: Address \"10.0.0.300/24\" is not an IP network",
+            conf.display()
+        ),
+    );
     // Odd configs never panic: each is a clean plan or a clean error.
     let odd = [
-        "", "[Interface]", "[Interface]\nAddress =", "[Interface]\nAddress = ::/0\nListenPort = 1",
-        "[Interface]\nAddress = 10.0.0.1/24\nListenPort = 65535\nMTU = 576", "\0\u{feff}[Peer]\nAllowedIPs = 0.0.0.0/0",
+        "",
+        "[Interface]",
+        "[Interface]\nAddress =",
+        "[Interface]\nAddress = ::/0\nListenPort = 1",
+        "[Interface]\nAddress = 10.0.0.1/24\nListenPort = 65535\nMTU = 576",
+        "\0\u{feff}[Peer]\nAllowedIPs = 0.0.0.0/0",
         "[Interface]\nAddress = 10.0.0.1/24\nListenPort = 1\n[Peer]\nAllowedIPs = 0.0.0.0/0, ::/0",
     ];
     for o in odd {
@@ -84,12 +134,27 @@ fn plan_needs_no_root() {
     let dir = std::env::temp_dir().join(format!("wgfw-plan-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("wg0.conf");
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wg0.conf"), &conf).unwrap();
-    Command::new("chmod").args(["-R", "a+rX", dir.to_str().unwrap()]).status().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wg0.conf"),
+        &conf,
+    )
+    .unwrap();
+    Command::new("chmod")
+        .args(["-R", "a+rX", dir.to_str().unwrap()])
+        .status()
+        .unwrap();
     let bin_copy = dir.join("wgfw-hook");
     std::fs::copy(BIN, &bin_copy).unwrap();
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin_copy.to_str().unwrap(), "plan", "wg0", "--config"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin_copy.to_str().unwrap(),
+            "plan",
+            "wg0",
+            "--config",
+        ])
         .arg(&conf)
         .output()
         .expect("setpriv (util-linux) is needed");
@@ -97,7 +162,10 @@ fn plan_needs_no_root() {
     assert!(out.status.success(), "{out:?}");
     let plan = text(&out.stdout);
     assert!(plan.contains("-A WGFW-wg0-NAT -s 10.66.0.0/24"), "{plan}");
-    assert!(plan.contains("[#] sysctl -q net.ipv4.ip_forward=1") || plan.contains("# net.ipv4.ip_forward is already 1"));
+    assert!(
+        plan.contains("[#] sysctl -q net.ipv4.ip_forward=1")
+            || plan.contains("# net.ipv4.ip_forward is already 1")
+    );
 }
 
 /// A veth pair stands in for the tunnel: enough for rules and sysctls, no WireGuard needed.
@@ -123,7 +191,9 @@ snapshot() {
 
 #[test]
 fn down_without_up_and_nothing_to_remove_exits_0() {
-    let out = in_netns(&format!("{SETUP}\nsnapshot > /tmp/before.$$\n\"$BIN\" down wg0\n\"$BIN\" down wg0\nsnapshot | diff /tmp/before.$$ - && echo SAME; rm /tmp/before.$$"));
+    let out = in_netns(&format!(
+        "{SETUP}\nsnapshot > /tmp/before.$$\n\"$BIN\" down wg0\n\"$BIN\" down wg0\nsnapshot | diff /tmp/before.$$ - && echo SAME; rm /tmp/before.$$"
+    ));
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("SAME"));
 }
@@ -156,9 +226,15 @@ fn a_refused_ipv6_half_undoes_the_ipv4_half() {
     ));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("rc=1"), "{stdout}");
-    assert!(stdout.contains("SAME"), "rules or sysctls changed: {stdout}");
+    assert!(
+        stdout.contains("SAME"),
+        "rules or sysctls changed: {stdout}"
+    );
     assert!(!stdout.contains("STATE-LEFT"), "{stdout}");
-    assert!(stdout.contains("refused the IPv6 rules: ip6tables-restore: line 7 failed"), "{stdout}");
+    assert!(
+        stdout.contains("refused the IPv6 rules: ip6tables-restore: line 7 failed"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -203,8 +279,14 @@ fn a_second_up_revalidates_and_replaces_atomically() {
     ));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("bad-rc=2") && stdout.contains("KEPT"), "{stdout}");
-    assert!(stdout.contains("NAT=0") && !stdout.contains("FWD=0"), "{stdout}");
+    assert!(
+        stdout.contains("bad-rc=2") && stdout.contains("KEPT"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("NAT=0") && !stdout.contains("FWD=0"),
+        "{stdout}"
+    );
     assert!(stdout.contains("DOWN-SAME"), "{stdout}");
 }
 
@@ -231,9 +313,18 @@ fn tunnels_going_up_and_down_together_share_and_restore() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     for round in [1, 2] {
-        assert!(stdout.contains(&format!("round {round} jumps=4")), "{stdout}");
-        assert!(stdout.contains(&format!("round {round} input=1")), "{stdout}");
-        assert!(stdout.contains(&format!("round {round} forward=1")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("round {round} jumps=4")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("round {round} input=1")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("round {round} forward=1")),
+            "{stdout}"
+        );
     }
     assert!(stdout.contains("DOWN-SAME"), "{stdout}");
 }

@@ -12,11 +12,18 @@ fn scripts(plan: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut lines = plan.lines();
     while let Some(line) = lines.next() {
-        let Some(rest) = line.strip_prefix("[#] ") else { continue };
-        let Some(prog) = rest.strip_suffix(" --noflush <<'EOF'") else { continue };
+        let Some(rest) = line.strip_prefix("[#] ") else {
+            continue;
+        };
+        let Some(prog) = rest.strip_suffix(" --noflush <<'EOF'") else {
+            continue;
+        };
         let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "EOF").collect();
         // The random port of a config without ListenPort is only known at up time.
-        out.push((prog.to_string(), body.join("\n").replace("LISTEN-PORT", "51820") + "\n"));
+        out.push((
+            prog.to_string(),
+            body.join("\n").replace("LISTEN-PORT", "51820") + "\n",
+        ));
     }
     out
 }
@@ -29,7 +36,12 @@ fn restore_test(prog: &str, script: &str) -> Result<(), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run unshare -n {prog}: {e}"))?;
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     if out.status.success() {
         Ok(())
@@ -43,15 +55,28 @@ fn golden_rulesets_pass_the_real_restore_test() {
     let uid = std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("Uid:").map(|u| u.split_whitespace().next().unwrap().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|u| u.split_whitespace().next().unwrap().to_string())
+        })
         .unwrap();
-    assert_eq!(uid, "0", "this test needs root (run the README's test command as root)");
+    assert_eq!(
+        uid, "0",
+        "this test needs root (run the README's test command as root)"
+    );
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
-    for path in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "plan")) {
+    for path in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "plan"))
+    {
         let plan = std::fs::read_to_string(path).unwrap();
         let found = scripts(&plan);
         assert!(!found.is_empty(), "{}: no restore script", path.display());
@@ -67,7 +92,11 @@ fn golden_rulesets_pass_the_real_restore_test() {
             }
         }
     }
-    assert!(failures.is_empty(), "restore --test refused:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "restore --test refused:\n{}",
+        failures.join("\n")
+    );
     assert!(checked >= 28, "only {checked} scripts checked");
     println!("{checked} golden scripts accepted by iptables-restore --test");
 }
