@@ -10,21 +10,9 @@ use std::path::Path;
 use crate::cli::{self, Invocation};
 use crate::hook;
 use crate::iptables::Variant;
-use crate::plan::{self, Family, HostFacts, Purpose};
+use crate::plan::{self, HostFacts, Purpose};
 use crate::types::BackendChoice;
 use crate::wgconf;
-
-fn golden_host() -> HostFacts {
-    HostFacts {
-        default_dev: [
-            (Family::V4, "eth0".parse().unwrap()),
-            (Family::V6, "eth0".parse().unwrap()),
-        ]
-        .into(),
-        ipv6_enabled: true,
-        ..HostFacts::default()
-    }
-}
 
 pub fn render_case(dir: &Path, name: &str) -> String {
     let text = std::fs::read_to_string(dir.join(format!("{name}.conf"))).unwrap();
@@ -41,7 +29,7 @@ pub fn render_case(dir: &Path, name: &str) -> String {
         &args.iface,
         &conf,
         &args.options,
-        &golden_host(),
+        &HostFacts::example(),
         Purpose::Show,
     )
     .unwrap();

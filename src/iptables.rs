@@ -519,15 +519,7 @@ mod tests {
     use std::path::Path;
 
     fn plan_for(text: &str, opts: &Options) -> Plan {
-        let host = HostFacts {
-            default_dev: [
-                (Family::V4, "eth0".parse().unwrap()),
-                (Family::V6, "eth0".parse().unwrap()),
-            ]
-            .into(),
-            ipv6_enabled: true,
-            ..HostFacts::default()
-        };
+        let host = HostFacts::example();
         let conf = crate::wgconf::parse(Path::new("wg0.conf"), text).unwrap();
         plan::derive(
             &"wg0".parse().unwrap(),

@@ -58,6 +58,23 @@ pub struct HostFacts {
     pub sysctl: BTreeMap<Key, String>,
 }
 
+impl HostFacts {
+    /// A plain host for tests and golden files: default routes on eth0, IPv6 on, nothing else
+    /// known.
+    #[cfg(test)]
+    pub fn example() -> HostFacts {
+        HostFacts {
+            default_dev: [
+                (Family::V4, "eth0".parse().unwrap()),
+                (Family::V6, "eth0".parse().unwrap()),
+            ]
+            .into(),
+            ipv6_enabled: true,
+            ..HostFacts::default()
+        }
+    }
+}
+
 /// What happens, per family, to inbound traffic that nothing allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputPolicy {
@@ -317,16 +334,8 @@ mod tests {
     use crate::wgconf;
     use std::path::Path;
 
-    pub fn host() -> HostFacts {
-        HostFacts {
-            default_dev: [
-                (Family::V4, "eth0".parse().unwrap()),
-                (Family::V6, "eth0".parse().unwrap()),
-            ]
-            .into(),
-            ipv6_enabled: true,
-            ..HostFacts::default()
-        }
+    fn host() -> HostFacts {
+        HostFacts::example()
     }
 
     fn conf(text: &str) -> WgConfig {
