@@ -154,6 +154,16 @@ pub fn up(args: &Args) -> Result<()> {
         return Err(Error::usage(format!("--wan {wan}: no such interface")));
     }
     let store = Store::open()?;
+    let result = install(args, &opts, &conf, &store);
+    if result.is_err() {
+        // Whatever failed was undone; leave no empty records behind either.
+        let _ = tidy(&store);
+    }
+    result
+}
+
+fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Result<()> {
+    let iface = &args.iface;
     store.check_writable()?;
     let records = store.records()?;
     let mine = records.iter().find(|r| &r.iface == iface).cloned();
@@ -170,7 +180,7 @@ pub fn up(args: &Args) -> Result<()> {
         }
         lives.insert(family, live);
     }
-    let plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Install)?;
+    let plan = plan::derive(iface, conf, opts, &facts, plan::Purpose::Install)?;
     for note in &plan.notes {
         log::info!("{note}");
     }
@@ -220,14 +230,14 @@ pub fn up(args: &Args) -> Result<()> {
     for (family, script) in &scripts {
         if let Err(e) = restore(variant, *family, script) {
             undo_rules(variant, iface, &applied, &lives);
-            undo_record(&store);
+            undo_record(store);
             return Err(e);
         }
         applied.push(*family);
     }
-    if let Err(e) = apply_sysctls(&store, iface, &plan.sysctls) {
+    if let Err(e) = apply_sysctls(store, iface, &plan.sysctls) {
         undo_rules(variant, iface, &applied, &lives);
-        undo_record(&store);
+        undo_record(store);
         return Err(e);
     }
     Ok(())

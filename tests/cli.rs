@@ -221,7 +221,7 @@ fn a_refused_ipv6_half_undoes_the_ipv4_half() {
          set +e; \"$BIN\" up wg0 --config \"$conf\" --backend iptables-legacy 2>/tmp/err.$$; echo \"rc=$?\"; set -e\n\
          umount /usr/sbin; rm -rf \"$fake\"\n\
          snapshot | diff /tmp/before.$$ - && echo SAME\n\
-         ls -d /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net).* 2>/dev/null && echo STATE-LEFT\n\
+         find /run/wgfw -maxdepth 1 -name \"netns-$(stat -L -c %i /proc/self/ns/net).*\" -newer /tmp/before.$$ | grep . && echo STATE-LEFT\n\
          cat /tmp/err.$$; rm /tmp/before.$$ /tmp/err.$$"
     ));
     let stdout = text(&out.stdout);
@@ -250,7 +250,7 @@ fn up_twice_equals_once_and_down_restores_everything() {
              iptables-{v}-save | grep -cE -- '^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) -j WGFW-' | sed 's/^/JUMPS=/'\n\
              \"$BIN\" down wg0\n\
              snapshot | diff /tmp/before.$$ - && echo DOWN-SAME\n\
-             ls -d /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net).* 2>/dev/null && echo STATE-LEFT\n\
+             find /run/wgfw -maxdepth 1 -name \"netns-$(stat -L -c %i /proc/self/ns/net).*\" -newer /tmp/before.$$ | grep . && echo STATE-LEFT\n\
              rm /tmp/before.$$ /tmp/once.$$",
             v = backend.trim_start_matches("iptables-"),
         ));
@@ -327,4 +327,38 @@ fn tunnels_going_up_and_down_together_share_and_restore() {
         );
     }
     assert!(stdout.contains("DOWN-SAME"), "{stdout}");
+}
+
+#[test]
+fn down_after_the_link_is_gone_still_cleans_up() {
+    // A tunnel that died without PreDown (wireguard-go killed, link deleted): `down` later
+    // removes the rules and restores what it can, and exits 0.
+    let out = in_netns(&format!(
+        "{SETUP}\nsnapshot | grep -v -e '\\.wg0\\.' -e '\\.wgpeer\\.' > /tmp/before.$$\n\"$BIN\" up wg0 --config \"$conf\" --backend iptables-nft\n\
+         ip link del wg0\n\"$BIN\" down wg0; echo \"rc=$?\"\n\
+         snapshot | diff /tmp/before.$$ - && echo DOWN-SAME\nrm /tmp/before.$$"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("rc=0") && stdout.contains("DOWN-SAME"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_missing_iptables_is_one_clear_line_and_changes_nothing() {
+    let out = in_netns(&format!(
+        "{SETUP}\nsnapshot > /tmp/before.$$\nmount --bind \"$(mktemp -d)\" /usr/sbin\n\
+         set +e; \"$BIN\" up wg0 --config \"$conf\" --backend iptables-nft 2>/tmp/err.$$; echo \"rc=$?\"; set -e\n\
+         umount /usr/sbin\nsnapshot | diff /tmp/before.$$ - && echo SAME\necho \"lines=$(wc -l < /tmp/err.$$)\"; cat /tmp/err.$$\nrm /tmp/before.$$ /tmp/err.$$"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("rc=1") && stdout.contains("SAME") && stdout.contains("lines=1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("iptables-nft-save is not installed"),
+        "{stdout}"
+    );
 }
