@@ -136,11 +136,20 @@ remove_etc_wgfw() {
 
 # If the test dies with the hook's rules installed, let the hook clean up its state for srv's
 # namespace (the namespace goes anyway), then remove what it left under /run/wgfw.
+# The hook keys its state by the namespace: /run/wgfw/netns-<inode>[.<cookie>]. An inode is reused
+# once a namespace is gone, so directories for srv's inode that exist before srv's first `up`
+# (a dead namespace's) are remembered in SRV_STALE and not counted as ours.
 SRV_INODE=
+SRV_STALE=
 srv_state_dirs() {
 	[[ -n $SRV_INODE ]] || return 0
-	find /run/wgfw -mindepth 1 -maxdepth 1 -regextype posix-extended \
-		-regex ".*/([^/]*[^0-9/])?$SRV_INODE" 2>/dev/null || true
+	local d
+	for d in /run/wgfw/*"$SRV_INODE" /run/wgfw/*"$SRV_INODE".*; do
+		[[ -d $d ]] || continue
+		[[ ${d##*/} =~ ^([^/]*[^0-9/])?$SRV_INODE(\.[0-9]+)?$ ]] || continue
+		grep -qxF -- "$d" <<<"$SRV_STALE" && continue
+		printf '%s\n' "$d"
+	done
 }
 cleanup_hook_state() {
 	local dirs
@@ -277,6 +286,7 @@ write_settings() {
 	)
 	chmod 600 "$SETTINGS"
 	info "settings /etc/wgfw/$SRV_IF.conf: $(grep -v '^#' "$SETTINGS" | paste -sd ';' | sed 's/;/; /g')"
+	info "srv config: PostUp = $BIN up %i, PreDown = $BIN down %i (no options on the command line)"
 }
 
 # tunnels_up: wg-quick up in srv (PostUp runs the hook when configured), c1, c2; waits for the
@@ -379,8 +389,8 @@ end_phase() {
 step "topology: namespaces, veths, addresses, routes"
 for ns in "$INET" "$SRV" "$LAN" "$C1" "$C2"; do ns_add "$ns"; done
 SRV_INODE=$(netns_inode "$SRV")
-stale=$(srv_state_dirs)
-[[ -z $stale ]] || info "note: /run/wgfw already holds state for this namespace inode (an earlier run's?): $stale"
+SRV_STALE=$(srv_state_dirs)
+[[ -z $SRV_STALE ]] || info "note: /run/wgfw already holds state for this namespace inode (a dead namespace's; ignored): $SRV_STALE"
 
 ip -n "$INET" link add to-srv type veth peer name eth0 netns "$SRV"
 ip -n "$INET" link add to-c1 type veth peer name eth0 netns "$C1"
