@@ -137,6 +137,16 @@ fn e2e_server_iptables_legacy() {
 }
 
 #[test]
+fn e2e_forwarding_policy_iptables_nft() {
+    run_scenario("forwarding", "iptables-nft");
+}
+
+#[test]
+fn e2e_forwarding_policy_iptables_legacy() {
+    run_scenario("forwarding", "iptables-legacy");
+}
+
+#[test]
 fn e2e_config_reader_agrees_with_wg_quick() {
     run_scenario("parser", "iptables-nft");
 }

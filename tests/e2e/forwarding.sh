@@ -9,8 +9,9 @@
 #                 ┌──────────────────────────────────────────────────────────────┐
 #                 │ inet: the "internet" (router, v4+v6 forwarding). On lo:      │
 #                 │   192.0.2.1/32 2001:db8:ff::1/128       internet services    │
-#                 │   172.16.5.1/32 fd00:5::1/128           a PRIVATE range that │
-#                 │                                         is reachable via WAN │
+#                 │   198.19.5.1/32 (benchmarking range: counts as internet)     │
+#                 │   172.16.5.1/32 fd00:5::1/128 10.99.5.1/32 100.64.5.1/32     │
+#                 │   169.254.5.1/32: LOCAL ranges that are reachable via WAN    │
 #                 │ tcp/8080 (all addresses) answers the peer address it sees    │
 #                 │ route fd66::/64 via srv (IPv6 from the tunnel is routed)     │
 #                 └───┬───────────────────────────┬────────────────────────┬─────┘
@@ -21,21 +22,22 @@
 #          2001:db8:1::2/64                2001:db8:2::2/64             2001:db8:3::2/64
 #   ┌─────────────────┴─────────────┐  ┌──────────┴────────────┐ ┌─────────┴─────────────┐
 #   │ srv: the WireGuard server     │  │ c1: peer (no hook)    │ │ c2: peer (no hook)    │
-#   │ wgsN 10.66.0.1/24 fd66::1/64  │◄═╡ wgaN 10.66.0.2/32     │ │ wgbN 10.66.0.3/32     │
+#   │ wgsN 10.66.0.1/24 fd66::1/64  │  │ wgaN 10.66.0.2/32     │ │ wgbN 10.66.0.3/32     │
 #   │ udp/51820  tcp/8080 listener  │  │      fd66::2/128      │ │      fd66::3/128      │
-#   │ PostUp  = wgfw-hook up %i     │◄═╪═══════════════════════╪═╡ tcp/8080 listener     │
+#   │ PostUp  = wgfw-hook up %i     │  │                       │ │ tcp/8080 listener     │
 #   │ PreDown = wgfw-hook down %i   │  │ tcp/8080 listener     │ │                       │
 #   │ settings /etc/wgfw/wgsN.conf  │  └───────────────────────┘ └───────────────────────┘
-#   │ (backend = B, + the phase's)  │   both clients' AllowedIPs: 10.66.0.0/24 fd66::/64
+#   │ (backend = B, + the phase's)  │   c1, c2: WireGuard peers of srv (udp/51820 via inet);
+#   │                               │   both clients' AllowedIPs: 10.66.0.0/24 fd66::/64
 #   └─────────────────┬─────────────┘   192.0.2.0/24 2001:db8:ff::/64 172.16.5.0/24
 #     lan0 192.168.1.1/24                fd00:5::/64 192.168.1.0/24 fd00:1::/64
-#          fd00:1::1/64
-#                     │
+#          fd00:1::1/64                  198.18.1.0/24 198.19.5.0/24 10.99.5.0/24
+#                     │                  100.64.5.0/24 169.254.5.0/24
 #     eth0 192.168.1.10/24 fd00:1::10/64
 #   ┌─────────────────┴─────────────┐
-#   │ lan: a LAN host. NO default   │
-#   │ route, no route to the tunnel │
-#   │ tcp/8080 answers peer address │
+#   │ lan: a LAN host. NO default   │   (lan0 also has 198.18.1.1/24, the lan host
+#   │ route, no route to the tunnel │    198.18.1.10/24: a non-local range on an
+#   │ tcp/8080 answers peer address │    interface that is not the WAN)
 #   └───────────────────────────────┘
 #
 # Phases (srv: wg-quick down, settings file changed, wg-quick up between them; the clients are
@@ -44,6 +46,7 @@
 #   1 control without the hook (forwarding enabled by hand): every destination is reachable,
 #     so every later denial is the hook's doing; the hand-made changes are then undone exactly
 #   2 default policy      3 lan + nat6      4 lan + no-internet      5 peer-to-peer
+#   6 (extra) a --lan reached through the WAN, an IPv6 --lan without nat6, with peer-to-peer
 #   after each down: srv's rulesets and sysctls equal the phase-0 snapshot.
 #
 # srv's wg-quick config is /etc/netns/<srv>/wireguard/wgsN.conf and its settings file
@@ -102,7 +105,8 @@ C1_CONF=$E2E_TMP/$C1_IF.conf
 C2_CONF=$E2E_TMP/$C2_IF.conf
 WG_PORT=51820
 PORT=8080
-CT=2 # connect timeout (s) of the probes; a denied connection is one that times out
+CT=2      # connect timeout (s) of the probes that must be denied (dropped: they time out)
+CT_OPEN=3 # connect timeout (s) of the probes that must connect
 
 trap 'echo "error: line $LINENO: $BASH_COMMAND exited with $?" >&2' ERR
 
@@ -117,20 +121,23 @@ echo "namespaces: $INET $SRV $LAN $C1 $C2; WireGuard interfaces: $SRV_IF (srv) $
 # ---------------------------------------------------------------------------------------------
 # helpers of this test
 
-# `ip netns exec` binds /etc/netns/<ns>/wgfw onto /etc/wgfw only where /etc/wgfw exists. Create
-# the (empty) mount point when the machine lacks it; removed on exit when we made it and no other
-# run's namespace has a wgfw settings directory.
-E2E_MADE_ETC_WGFW=0
-if [[ ! -d /etc/wgfw ]]; then
-	mkdir -m 755 /etc/wgfw
-	E2E_MADE_ETC_WGFW=1
-fi
+# `ip netns exec` binds /etc/netns/<ns>/wgfw onto /etc/wgfw only where /etc/wgfw exists. When the
+# machine lacks it, create the mount point with a marker file in it (tests running at the same
+# time share it). On exit, the last test run that uses it (no other namespace has a wgfw settings
+# directory) removes it again, but only when it holds nothing but the marker.
+ETC_WGFW_MARK=/etc/wgfw/.made-by-wgfw-e2e-tests
+ensure_etc_wgfw() {
+	if [[ ! -d /etc/wgfw ]] && mkdir -m 755 /etc/wgfw 2>/dev/null; then : >"$ETC_WGFW_MARK"; fi
+	[[ -d /etc/wgfw ]] || { echo "cannot create the mount point /etc/wgfw" >&2; exit 2; }
+}
 remove_etc_wgfw() {
-	[[ $E2E_MADE_ETC_WGFW == 1 ]] || return 0
+	[[ -f $ETC_WGFW_MARK ]] || return 0
 	local d
 	for d in /etc/netns/*/wgfw; do
 		[[ -e $d && $d != "/etc/netns/$SRV/wgfw" ]] && return 0
 	done
+	[[ $(find /etc/wgfw -mindepth 1 | wc -l) -eq 1 ]] || return 0
+	rm -f -- "$ETC_WGFW_MARK"
 	rmdir /etc/wgfw 2>/dev/null || true
 }
 
@@ -183,9 +190,9 @@ seen() { if [[ $1 == *:* ]]; then v6peer "$1"; else printf '%s' "$1"; fi; }
 # (when given) the listener sees SOURCE_SEEN as the peer address.
 expect_open() {
 	local desc=$1 ns=$2 addr=$3 src=${4:-}
-	tcp_probe "$ns" "$(host "$addr")" "$PORT" "$CT"
+	tcp_probe "$ns" "$(host "$addr")" "$PORT" "$CT_OPEN"
 	if [[ $PROBE != open ]]; then
-		fail "$desc: connects" "command:  ip netns exec $ns socat - TCP:$(host "$addr"):$PORT,connect-timeout=$CT" \
+		fail "$desc: connects" "command:  ip netns exec $ns socat - TCP:$(host "$addr"):$PORT,connect-timeout=$CT_OPEN" \
 			"expected: open" "got:      $PROBE" "output:   $PROBE_OUT"
 		return 0
 	fi
@@ -286,7 +293,6 @@ write_settings() {
 	)
 	chmod 600 "$SETTINGS"
 	info "settings /etc/wgfw/$SRV_IF.conf: $(grep -v '^#' "$SETTINGS" | paste -sd ';' | sed 's/;/; /g')"
-	info "srv config: PostUp = $BIN up %i, PreDown = $BIN down %i (no options on the command line)"
 }
 
 # tunnels_up: wg-quick up in srv (PostUp runs the hook when configured), c1, c2; waits for the
@@ -377,6 +383,17 @@ hook_phase() {
 	PHASE_FAILED0=$E2E_FAILED
 	write_settings "$@"
 	tunnels_up
+	((TUN_OK)) || return 0
+	# The backend comes from the settings file only (nothing on the command line).
+	local other=legacy own
+	[[ $VARIANT == legacy ]] && other=nft
+	own=$(save_rules "$SRV" "$VARIANT" 4; save_rules "$SRV" "$VARIANT" 6)
+	assert_match "$name: the hook's chains are in iptables-$VARIANT (backend from the settings file)" '^:WGFW-' "$own"
+	assert_no_match "$name: nothing of the hook's in iptables-$other" 'WGFW|wgfw' \
+		"$(save_rules "$SRV" "$other" 4; save_rules "$SRV" "$other" 6)"
+	if [[ $VARIANT == legacy ]]; then
+		assert_no_match "$name: nothing of the hook's in nft's ruleset" 'WGFW|wgfw' "$(save_nft "$SRV")"
+	fi
 }
 end_phase() {
 	dump_rules_on_failure "$PHASE_FAILED0"
@@ -407,6 +424,7 @@ ip -n "$INET" addr add 192.0.2.1/32 dev lo
 ip -n "$INET" addr add 2001:db8:ff::1/128 dev lo nodad
 ip -n "$INET" addr add 172.16.5.1/32 dev lo
 ip -n "$INET" addr add fd00:5::1/128 dev lo nodad
+for a in 10.99.5.1 100.64.5.1 169.254.5.1 198.19.5.1; do ip -n "$INET" addr add "$a/32" dev lo; done
 for l in to-srv to-c1 to-c2; do ip -n "$INET" link set "$l" up; done
 inet sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 # The tunnel's IPv6 network is routed (no NAT by default): the internet knows the way back. There
@@ -417,6 +435,7 @@ ip -n "$SRV" addr add 203.0.113.2/24 dev eth0
 ip -n "$SRV" addr add 2001:db8:1::2/64 dev eth0 nodad
 ip -n "$SRV" addr add 192.168.1.1/24 dev lan0
 ip -n "$SRV" addr add fd00:1::1/64 dev lan0 nodad
+ip -n "$SRV" addr add 198.18.1.1/24 dev lan0
 ip -n "$SRV" link set eth0 up
 ip -n "$SRV" link set lan0 up
 ip -n "$SRV" route add default via 203.0.113.1
@@ -424,6 +443,7 @@ ip -n "$SRV" -6 route add default via 2001:db8:1::1
 
 ip -n "$LAN" addr add 192.168.1.10/24 dev eth0
 ip -n "$LAN" addr add fd00:1::10/64 dev eth0 nodad
+ip -n "$LAN" addr add 198.18.1.10/24 dev eth0
 ip -n "$LAN" link set eth0 up
 
 ip -n "$C1" addr add 198.51.100.2/26 dev eth0
@@ -480,9 +500,10 @@ C2_KEY=$(wg genkey)
 SRV_PUB=$(wg pubkey <<<"$SRV_KEY")
 C1_PUB=$(wg pubkey <<<"$C1_KEY")
 C2_PUB=$(wg pubkey <<<"$C2_KEY")
+ensure_etc_wgfw
 mkdir -p "/etc/netns/$SRV/wireguard" "/etc/netns/$SRV/wgfw"
 chmod 700 "/etc/netns/$SRV/wireguard" "/etc/netns/$SRV/wgfw"
-CLIENT_ALLOWED="10.66.0.0/24, fd66::/64, 192.0.2.0/24, 2001:db8:ff::/64, 172.16.5.0/24, fd00:5::/64, 192.168.1.0/24, fd00:1::/64"
+CLIENT_ALLOWED="10.66.0.0/24, fd66::/64, 192.0.2.0/24, 2001:db8:ff::/64, 172.16.5.0/24, fd00:5::/64, 192.168.1.0/24, fd00:1::/64, 198.18.1.0/24, 198.19.5.0/24, 10.99.5.0/24, 100.64.5.0/24, 169.254.5.0/24"
 for c in 1 2; do
 	if [[ $c == 1 ]]; then key=$C1_KEY conf=$C1_CONF a4=10.66.0.2 a6=fd66::2; else key=$C2_KEY conf=$C2_CONF a4=10.66.0.3 a6=fd66::3; fi
 	(
@@ -520,6 +541,10 @@ if ((TUN_OK)); then
 	expect_open "control: c1 -> lan host [fd00:1::10]" "$C1" fd00:1::10 fd66::2
 	expect_open "control: c1 -> private range via the WAN 172.16.5.1" "$C1" 172.16.5.1 10.66.0.2
 	expect_open "control: c1 -> private range via the WAN [fd00:5::1]" "$C1" fd00:5::1 fd66::2
+	expect_open "control: c1 -> lan host 198.18.1.10 (non-local range on lan0)" "$C1" 198.18.1.10 10.66.0.2
+	for a in 10.99.5.1 100.64.5.1 169.254.5.1 198.19.5.1; do
+		expect_open "control: c1 -> $a via the WAN" "$C1" "$a" 10.66.0.2
+	done
 	expect_open "control: c1 -> c2 10.66.0.3" "$C1" 10.66.0.3 10.66.0.2
 	expect_open "control: c1 -> c2 [fd66::3]" "$C1" fd66::3 fd66::2
 	expect_open "control: c1 -> internet 192.0.2.1" "$C1" 192.0.2.1 10.66.0.2
@@ -555,8 +580,13 @@ if ((TUN_OK)); then
 	expect_open "default: c1 -> internet [2001:db8:ff::1] (routed, no NAT)" "$C1" 2001:db8:ff::1 fd66::2
 	expect_denied "default: c1 -> private range via the WAN 172.16.5.1" "$C1" 172.16.5.1
 	expect_denied "default: c1 -> private range via the WAN [fd00:5::1]" "$C1" fd00:5::1
+	expect_denied "default: c1 -> local range via the WAN 10.99.5.1 (10/8)" "$C1" 10.99.5.1
+	expect_denied "default: c1 -> local range via the WAN 100.64.5.1 (100.64/10)" "$C1" 100.64.5.1
+	expect_denied "default: c1 -> local range via the WAN 169.254.5.1 (169.254/16)" "$C1" 169.254.5.1
+	expect_open "default: c1 -> 198.19.5.1 via the WAN (benchmarking range counts as internet)" "$C1" 198.19.5.1 203.0.113.2
 	expect_denied "default: c1 -> lan host 192.168.1.10 (another interface)" "$C1" 192.168.1.10
 	expect_denied "default: c1 -> lan host [fd00:1::10] (another interface)" "$C1" fd00:1::10
+	expect_denied "default: c1 -> lan host 198.18.1.10 (another interface; not a local range)" "$C1" 198.18.1.10
 	expect_denied "default: c1 -> c2 10.66.0.3 (peers isolated)" "$C1" 10.66.0.3
 	expect_denied "default: c1 -> c2 [fd66::3] (peers isolated)" "$C1" fd66::3
 	expect_denied "default: c2 -> c1 10.66.0.2 (peers isolated)" "$C2" 10.66.0.2
@@ -577,6 +607,7 @@ if ((TUN_OK)); then
 	expect_denied "lan+nat6: c1 -> private range via the WAN [fd00:5::1] (not a --lan)" "$C1" fd00:5::1
 	expect_open "lan+nat6: c1 -> internet 192.0.2.1 (masqueraded)" "$C1" 192.0.2.1 203.0.113.2
 	expect_open "lan+nat6: c1 -> internet [2001:db8:ff::1] (masqueraded, --nat6)" "$C1" 2001:db8:ff::1 2001:db8:1::2
+	expect_denied "lan+nat6: c1 -> lan host 198.18.1.10 (lan0, but not a --lan network)" "$C1" 198.18.1.10
 	expect_denied "lan+nat6: c1 -> c2 10.66.0.3 (peers still isolated)" "$C1" 10.66.0.3
 	info "lan host -> c1: temporary routes to the tunnel via srv on the lan host, for this probe only"
 	lanh ip route add 10.66.0.0/24 via 192.168.1.1
@@ -600,6 +631,7 @@ if ((TUN_OK)); then
 	expect_denied "no-internet: c1 -> internet [2001:db8:ff::1]" "$C1" 2001:db8:ff::1
 	expect_denied "no-internet: c1 -> private range via the WAN 172.16.5.1" "$C1" 172.16.5.1
 	expect_denied "no-internet: c1 -> lan host [fd00:1::10] (fd00:1::/64 is not a --lan here)" "$C1" fd00:1::10
+	expect_denied "no-internet: c1 -> lan host 198.18.1.10 (lan0, but not a --lan network)" "$C1" 198.18.1.10
 	expect_denied "no-internet: c1 -> c2 10.66.0.3 (peers still isolated)" "$C1" 10.66.0.3
 	expect_open "no-internet: c1 -> srv's own tunnel address 10.66.0.1" "$C1" 10.66.0.1 10.66.0.2
 	expect_open "no-internet: c1 -> srv's own tunnel address [fd66::1]" "$C1" fd66::1 fd66::2
@@ -622,10 +654,30 @@ if ((TUN_OK)); then
 	expect_denied "peer-to-peer: c1 -> lan host 192.168.1.10 (no --lan)" "$C1" 192.168.1.10
 	expect_denied "peer-to-peer: c1 -> lan host [fd00:1::10] (no --lan)" "$C1" fd00:1::10
 	expect_denied "peer-to-peer: c1 -> private range via the WAN 172.16.5.1" "$C1" 172.16.5.1
+	expect_denied "peer-to-peer: c1 -> lan host 198.18.1.10 (another interface)" "$C1" 198.18.1.10
 else
 	fail "peer-to-peer checks ran" "the tunnels did not come up (see above)"
 fi
 end_phase "phase 5 (peer-to-peer)"
+
+# =============================================================================================
+step "phase 6 (extra): lan = 172.16.5.0/24 (a --lan reached through the WAN), lan = fd00:1::/64 without nat6, peer-to-peer = yes"
+hook_phase lan-via-wan "lan = 172.16.5.0/24" "lan = fd00:1::/64" "peer-to-peer = yes"
+if ((TUN_OK)); then
+	expect_open "lan-via-wan: c1 -> 172.16.5.1 (a --lan network routed via the WAN, masqueraded there)" "$C1" 172.16.5.1 203.0.113.2
+	expect_denied "lan-via-wan: c1 -> [fd00:5::1] (not a --lan)" "$C1" fd00:5::1
+	expect_denied "lan-via-wan: c1 -> lan host 192.168.1.10 (not a --lan)" "$C1" 192.168.1.10
+	expect_open "lan-via-wan: c1 -> c2 10.66.0.3 (peer-to-peer, not masqueraded)" "$C1" 10.66.0.3 10.66.0.2
+	expect_open "lan-via-wan: c1 -> internet 192.0.2.1 (masqueraded)" "$C1" 192.0.2.1 203.0.113.2
+	info "c1 -> [fd00:1::10]: IPv6 towards a --lan is routed without --nat6; the lan host gets a temporary route back"
+	lanh ip -6 route add fd66::/64 via fd00:1::1
+	expect_open "lan-via-wan: c1 -> lan host [fd00:1::10] (a --lan, routed: no --nat6)" "$C1" fd00:1::10 fd66::2
+	lanh ip -6 route del fd66::/64 via fd00:1::1
+	info "temporary route removed"
+else
+	fail "lan-via-wan checks ran" "the tunnels did not come up (see above)"
+fi
+end_phase "phase 6 (lan via the WAN, IPv6 lan routed, peer-to-peer)"
 
 # ---------------------------------------------------------------------------------------------
 step "final: srv's rulesets and sysctls equal the phase-0 snapshot"

@@ -13,8 +13,10 @@ E2E_NAMESPACES=()             # namespaces to delete on exit
 E2E_BG_PIDS=()                # background processes we started (by PID)
 E2E_CLEANUP_HOOKS=()          # extra commands run first during cleanup
 E2E_TMP=                      # scratch directory, made by setup_traps
-E2E_ETC_NETNS_EXISTED=0       # /etc/netns is removed on exit only if we created it
-[[ -d /etc/netns ]] && E2E_ETC_NETNS_EXISTED=1
+# /etc/netns is made with a marker when missing; the last run to finish removes it if nothing but
+# the marker is left (runs may overlap, so "did I create it" is not enough).
+E2E_ETC_NETNS_MARK=/etc/netns/.made-by-wgfw-e2e-tests
+if [[ ! -d /etc/netns ]] && mkdir -m 755 /etc/netns 2>/dev/null; then : >"$E2E_ETC_NETNS_MARK"; fi
 
 # ---------------------------------------------------------------------------------------------
 # output
@@ -186,7 +188,10 @@ cleanup() {
 		ip netns del "$ns" 2>/dev/null
 		[[ -d "/etc/netns/$ns" ]] && rm -rf -- "/etc/netns/$ns"
 	done
-	[[ $E2E_ETC_NETNS_EXISTED == 1 ]] || rmdir /etc/netns 2>/dev/null
+	if [[ -f $E2E_ETC_NETNS_MARK && $(find /etc/netns -mindepth 1 | wc -l) -eq 1 ]]; then
+		rm -f -- "$E2E_ETC_NETNS_MARK"
+		rmdir /etc/netns 2>/dev/null
+	fi
 	for pid in "${E2E_BG_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
 	[[ -z $E2E_TMP ]] || rm -rf -- "$E2E_TMP"
 	exit "$rc"
