@@ -8,13 +8,15 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use crate::error::{Error, Result};
-use crate::types::{BackendChoice, IfaceName, Policy, Port, Rate, Service};
+use crate::types::{BackendChoice, IfaceName, Policy, Port, Rate, Role, Service};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     Up,
     Down,
     Plan,
+    Release,
+    Status,
 }
 
 impl Command {
@@ -23,6 +25,8 @@ impl Command {
             "up" => Some(Command::Up),
             "down" => Some(Command::Down),
             "plan" => Some(Command::Plan),
+            "release" => Some(Command::Release),
+            "status" => Some(Command::Status),
             _ => None,
         }
     }
@@ -51,102 +55,35 @@ const fn flag(long: &'static str, value: Option<&'static str>, help: &'static st
     }
 }
 
+#[rustfmt::skip]
 pub const FLAGS: &[Flag] = &[
-    Flag {
-        short: Some('c'),
-        ..flag(
-            "config",
-            Some("PATH"),
-            "the wg-quick config to read [default: /etc/wireguard/IFACE.conf]",
-        )
-    },
-    flag(
-        "wan",
-        Some("IFACE"),
-        "the public (uplink) interface [default: the device of the default route]",
-    ),
-    flag(
-        "policy",
-        Some("auto|drop|accept"),
-        "inbound traffic nothing allowed: auto is drop, unless another firewall manager owns input [default: auto]",
-    ),
-    flag(
-        "ssh-port",
-        Some("PORT|none"),
-        "management SSH port kept open, brute-force limited [default: 22]",
-    ),
-    Flag {
-        repeatable: true,
-        ..flag("admin", Some("CIDR"), "accept SSH only from this network")
-    },
-    Flag {
-        repeatable: true,
-        ..flag(
-            "allow",
-            Some("PROTO/PORT[:PORT]"),
-            "open another host service, e.g. tcp/443",
-        )
-    },
-    Flag {
-        repeatable: true,
-        ..flag(
-            "lan",
-            Some("CIDR"),
-            "a local network peers may reach through this host, e.g. your home network 192.168.1.0/24",
-        )
-    },
-    flag(
-        "no-internet",
-        None,
-        "peers may reach only this host and the --lan networks, not the internet",
-    ),
-    flag(
-        "peer-to-peer",
-        None,
-        "peers of this interface may reach each other",
-    ),
-    flag(
-        "handshake-limit",
-        Some("N/UNIT"),
-        "new WireGuard flows accepted per source address, per second or minute [default: 30/minute]",
-    ),
-    flag(
-        "no-nat",
-        None,
-        "route the tunnel networks instead of masquerading them",
-    ),
+    Flag { short: Some('c'), ..flag("config", Some("PATH"), "the wg-quick config to read [default: /etc/wireguard/IFACE.conf]") },
+    flag("role", Some("server|client"), "server: the VPN server or gateway; client: this host (or its LAN) talks only through the tunnel [default: server]"),
+    flag("wan", Some("IFACE"), "the public (uplink) interface [default: the device of the default route]"),
+    flag("policy", Some("auto|drop|accept"), "inbound traffic nothing allowed: auto is drop, unless another firewall manager owns input [default: auto]"),
+    flag("ssh-port", Some("PORT|none"), "server role: management SSH port kept open, brute-force limited [default: 22]"),
+    Flag { repeatable: true, ..flag("admin", Some("CIDR"), "server role: accept SSH only from this network") },
+    Flag { repeatable: true, ..flag("allow", Some("PROTO/PORT[:PORT]"), "open another host service, e.g. tcp/443") },
+    flag("handshake-limit", Some("N/UNIT"), "server role: new WireGuard flows accepted per source address, per second or minute [default: 30/minute]"),
+    Flag { repeatable: true, ..flag("lan", Some("CIDR"), "a local network peers may reach through this host, e.g. your home network 192.168.1.0/24") },
+    flag("no-internet", None, "peers may reach only this host and the --lan networks, not the internet"),
+    flag("peer-to-peer", None, "peers of this interface may reach each other"),
+    flag("no-nat", None, "route the tunnel networks instead of masquerading them"),
     flag("nat6", None, "masquerade the IPv6 tunnel networks too"),
     flag("no-log", None, "do not log dropped packets"),
-    flag(
-        "backend",
-        Some("auto|iptables-nft|iptables-legacy"),
-        "which kernel interface to program [default: auto]",
-    ),
-    Flag {
-        short: Some('v'),
-        in_settings: false,
-        ..flag(
-            "verbose",
-            None,
-            "show each step (repeat for more; RUST_LOG works too)",
-        )
-    },
-    Flag {
-        short: Some('h'),
-        in_settings: false,
-        ..flag("help", None, "print this help")
-    },
-    Flag {
-        short: Some('V'),
-        in_settings: false,
-        ..flag("version", None, "print the version")
-    },
+    flag("allow-lan", None, "client role: keep the local networks reachable outside the tunnel"),
+    flag("lockdown", None, "client role: keep the kill switch after down, until release"),
+    flag("backend", Some("auto|iptables-nft|iptables-legacy"), "which kernel interface to program [default: auto]"),
+    Flag { short: Some('v'), in_settings: false, ..flag("verbose", None, "show each step (repeat for more; RUST_LOG works too)") },
+    Flag { short: Some('h'), in_settings: false, ..flag("help", None, "print this help") },
+    Flag { short: Some('V'), in_settings: false, ..flag("version", None, "print the version") },
 ];
 
 /// The options as given, before anything is resolved against the host.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
     pub config: Option<PathBuf>,
+    pub role: Option<Role>,
     pub wan: Option<IfaceName>,
     pub policy: Option<Policy>,
     /// `Some(None)` is `--ssh-port none`.
@@ -160,6 +97,8 @@ pub struct Options {
     pub no_nat: bool,
     pub nat6: bool,
     pub no_log: bool,
+    pub allow_lan: bool,
+    pub lockdown: bool,
     pub backend: Option<BackendChoice>,
 }
 
@@ -170,6 +109,7 @@ impl Options {
         let v = || value.ok_or_else(|| "needs a value".to_string());
         match long {
             "config" => self.config = Some(PathBuf::from(v()?)),
+            "role" => self.role = Some(v()?.parse()?),
             "wan" => self.wan = Some(v()?.parse()?),
             "policy" => self.policy = Some(v()?.parse()?),
             "ssh-port" => {
@@ -187,6 +127,8 @@ impl Options {
             "no-nat" => self.no_nat = switch(value)?,
             "nat6" => self.nat6 = switch(value)?,
             "no-log" => self.no_log = switch(value)?,
+            "allow-lan" => self.allow_lan = switch(value)?,
+            "lockdown" => self.lockdown = switch(value)?,
             "backend" => self.backend = Some(v()?.parse()?),
             _ => return Err("is not an option".into()),
         }
@@ -198,6 +140,7 @@ impl Options {
     pub fn over(self, base: Options) -> Options {
         Options {
             config: self.config.or(base.config),
+            role: self.role.or(base.role),
             wan: self.wan.or(base.wan),
             policy: self.policy.or(base.policy),
             ssh_port: self.ssh_port.or(base.ssh_port),
@@ -222,6 +165,8 @@ impl Options {
             no_nat: self.no_nat || base.no_nat,
             nat6: self.nat6 || base.nat6,
             no_log: self.no_log || base.no_log,
+            allow_lan: self.allow_lan || base.allow_lan,
+            lockdown: self.lockdown || base.lockdown,
             backend: self.backend.or(base.backend),
         }
     }
@@ -249,6 +194,8 @@ pub enum Invocation {
     Help,
     Version,
     Run(Args),
+    /// `status` without an interface: every managed interface.
+    StatusAll,
 }
 
 #[derive(Debug, PartialEq)]
@@ -281,7 +228,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
                     .map_err(|_| usage("arguments must be UTF-8".into()))?;
                 if command.is_none() {
                     command = Some(Command::parse(&v).ok_or_else(|| {
-                        usage(format!("unknown command \"{v}\": use up, down or plan"))
+                        usage(format!(
+                            "unknown command \"{v}\": use up, down, plan, status or release"
+                        ))
                     })?);
                 } else if iface.is_none() {
                     iface = Some(v.parse::<IfaceName>().map_err(usage)?);
@@ -315,7 +264,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
             }
         }
     }
-    let command = command.ok_or_else(|| usage("no command given: use up, down or plan".into()))?;
+    let command = command
+        .ok_or_else(|| usage("no command given: use up, down, plan, status or release".into()))?;
+    if let (Command::Status, None) = (command, &iface) {
+        return Ok(Invocation::StatusAll);
+    }
     let iface = iface.ok_or_else(|| usage("no interface given, e.g. wgfw-hook up wg0".into()))?;
     Ok(Invocation::Run(Args {
         command,
@@ -327,10 +280,12 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
 
 pub fn help() -> String {
     let mut s = format!(
-        "wgfw-hook {} - the firewall of a WireGuard server, installed and removed with the tunnel\n\n\
+        "wgfw-hook {} - the firewall of a WireGuard tunnel, installed and removed with it\n\n\
          Usage:\n  wgfw-hook up IFACE [OPTIONS]     install the firewall (wg-quick PostUp)\n  \
          wgfw-hook down IFACE             remove exactly what up installed (wg-quick PreDown)\n  \
-         wgfw-hook plan IFACE [OPTIONS]   print what up would do; changes nothing, needs no root\n\n\
+         wgfw-hook plan IFACE [OPTIONS]   print what up would do; changes nothing, needs no root\n  \
+         wgfw-hook status [IFACE]         what is installed, and kill switches kept after down\n  \
+         wgfw-hook release IFACE          remove a kill switch that --lockdown kept after down\n\n\
          In the wg-quick config:\n  PostUp  = wgfw-hook up %i\n  PreDown = wgfw-hook down %i\n\n\
          Options (also settable as \"name = value\" in /etc/wgfw/IFACE.conf; the command line wins):\n",
         env!("CARGO_PKG_VERSION")
@@ -381,6 +336,15 @@ mod tests {
         assert_eq!(run(&["--help"]).unwrap(), Invocation::Help);
         assert_eq!(run(&["up", "wg0", "-h"]).unwrap(), Invocation::Help);
         assert_eq!(run(&["-V"]).unwrap(), Invocation::Version);
+        assert_eq!(run(&["status"]).unwrap(), Invocation::StatusAll);
+        let Invocation::Run(a) = run(&["status", "wg0"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.command, Command::Status);
+        let Invocation::Run(a) = run(&["release", "wg0"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.command, Command::Release);
     }
 
     #[test]
@@ -414,6 +378,10 @@ mod tests {
             "--no-nat",
             "--nat6",
             "--no-log",
+            "--role",
+            "client",
+            "--allow-lan",
+            "--lockdown",
             "--backend",
             "iptables-legacy",
         ]);
@@ -427,6 +395,8 @@ mod tests {
         assert_eq!(o.handshake_limit.unwrap().to_string(), "10/second");
         assert!(o.no_nat && o.nat6 && o.no_log && o.no_internet && o.peer_to_peer);
         assert_eq!(o.lan.len(), 2);
+        assert_eq!(o.role, Some(Role::Client));
+        assert!(o.allow_lan && o.lockdown);
         assert_eq!(o.backend, Some(BackendChoice::IptablesLegacy));
         assert_eq!(
             opts(&["up", "wg0", "--ssh-port", "none"]).ssh_port,

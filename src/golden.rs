@@ -25,14 +25,16 @@ pub fn render_case(dir: &Path, name: &str) -> String {
         panic!("{name}: not a run")
     };
     let conf = wgconf::parse(Path::new(&format!("{name}.conf")), &text).unwrap();
-    let plan = plan::derive(
-        &args.iface,
-        &conf,
-        &args.options,
-        &HostFacts::example(),
-        Purpose::Show,
-    )
-    .unwrap();
+    // The peers' endpoints, as a client would find them (the config's, all literal here).
+    let host = HostFacts {
+        endpoints: conf
+            .peers
+            .iter()
+            .filter_map(|p| p.endpoint.as_ref()?.parse().ok())
+            .collect(),
+        ..HostFacts::example()
+    };
+    let plan = plan::derive(&args.iface, &conf, &args.options, &host, Purpose::Show).unwrap();
     let (variant, why) = match args.options.backend {
         Some(BackendChoice::IptablesLegacy) => (Variant::Legacy, "--backend"),
         Some(BackendChoice::IptablesNft) => (Variant::Nft, "--backend"),

@@ -9,12 +9,12 @@ use crate::cmd;
 use crate::error::{Error, Result};
 use crate::host;
 use crate::iptables::{self, Chain, Live, Member, Table, Variant};
-use crate::plan::{self, Family, FamilyPlan, Plan};
+use crate::plan::{self, Family, FamilyPlan, HostFacts, Plan};
 use crate::residue;
 use crate::settings;
 use crate::state::{Record, Store};
 use crate::sysctl::{self, Key, Ledger, Write};
-use crate::types::{BackendChoice, IfaceName};
+use crate::types::{BackendChoice, IfaceName, Role};
 use crate::wgconf::{self, WgConfig};
 
 const LEDGER: &str = "sysctl";
@@ -172,6 +172,7 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
     log::info!("backend {} ({why})", variant.name());
 
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
+    let endpoint_notes = endpoints(&mut facts, iface, conf, opts);
     let mut lives = BTreeMap::new();
     for family in families(facts.ipv6_enabled) {
         let live = host::live_rules(variant, family)?;
@@ -180,7 +181,8 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
         }
         lives.insert(family, live);
     }
-    let plan = plan::derive(iface, conf, opts, &facts, plan::Purpose::Install)?;
+    let mut plan = plan::derive(iface, conf, opts, &facts, plan::Purpose::Install)?;
+    plan.notes.extend(endpoint_notes);
     for note in &plan.notes {
         log::info!("{note}");
     }
@@ -190,7 +192,7 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
         let mut m = members(&others, fp.family);
         m.push(Member {
             iface: iface.clone(),
-            policy: fp.policy,
+            policy: plan.tail_policy(fp),
             log: plan.log,
         });
         let mut desired = iptables::shared_chains(fp.family, &m);
@@ -214,8 +216,14 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
     let record = Record {
         iface: iface.clone(),
         backend: variant.name().to_string(),
+        role: plan.role,
+        lockdown: plan.lockdown,
         log: plan.log,
-        policies: plan.families.iter().map(|f| (f.family, f.policy)).collect(),
+        policies: plan
+            .families
+            .iter()
+            .map(|f| (f.family, plan.tail_policy(f)))
+            .collect(),
     };
     store.save_record(&record)?;
 
@@ -241,6 +249,22 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
         return Err(e);
     }
     Ok(())
+}
+
+/// Client role: the peers' endpoints, as the live interface reports them, else as the config
+/// names them, resolving names only when nothing else is known. Returns notes for the plan.
+fn endpoints(
+    facts: &mut HostFacts,
+    iface: &IfaceName,
+    conf: &WgConfig,
+    opts: &Options,
+) -> Vec<String> {
+    if opts.role != Some(Role::Client) {
+        return Vec::new();
+    }
+    let (found, notes) = host::endpoints(iface, conf);
+    facts.endpoints = found;
+    notes
 }
 
 /// Puts our chains of the applied families back as they were before this run.
@@ -346,6 +370,24 @@ fn nft_inventory() -> Option<residue::Inventory> {
 pub fn down(args: &Args) -> Result<()> {
     let iface = &args.iface;
     let store = Store::open()?;
+    let kept = store.record(iface)?.is_some_and(|r| r.lockdown);
+    if kept {
+        eprintln!(
+            "[!] wgfw-hook: keeping the kill switch of {iface} (--lockdown); \"wgfw-hook release {iface}\" removes it"
+        );
+        return Ok(());
+    }
+    remove(&store, iface)
+}
+
+/// Removes a kill switch that `--lockdown` kept after `down` (or anything else still installed
+/// for the interface). Nothing to release is fine.
+pub fn release(args: &Args) -> Result<()> {
+    let store = Store::open()?;
+    remove(&store, &args.iface)
+}
+
+fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     let records = store.records()?;
     let others: Vec<Record> = records
         .iter()
@@ -409,9 +451,94 @@ pub fn down(args: &Args) -> Result<()> {
     store.write_named(LEDGER, &ledger.render())?;
 
     store.remove_record(iface)?;
-    tidy(&store)?;
+    tidy(store)?;
     if warned {
         eprintln!("wgfw-hook: {iface}: removed what could be removed (see the warnings above)");
+    }
+    Ok(())
+}
+
+fn describe_client(plan: &Plan, fp: &FamilyPlan) -> String {
+    let addrs = join_or_none(&fp.addresses);
+    let endpoints = join_or_none(&fp.endpoints);
+    let lan = if plan.allow_lan {
+        "LAN reachable"
+    } else {
+        "LAN only through the tunnel"
+    };
+    let tunnel_in = if fp.policy == plan::InputPolicy::Accept {
+        "accepted"
+    } else {
+        "only replies"
+    };
+    let nat = if fp.masquerade {
+        "masqueraded into the tunnel"
+    } else {
+        "routed into the tunnel"
+    };
+    let kept = if plan.lockdown {
+        "; kept after down (--lockdown)"
+    } else {
+        ""
+    };
+    format!(
+        "{}: address {addrs}; only the tunnel, and UDP to the endpoints {endpoints}; {lan}; input from the tunnel: {tunnel_in}; forwarded traffic {nat}; MSS {}{kept}",
+        fp.family, fp.mss
+    )
+}
+
+fn join_or_none<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Prints what is installed in this network namespace, one line per managed interface.
+pub fn status(only: Option<&IfaceName>) -> Result<()> {
+    let store = Store::open()?;
+    let records: Vec<Record> = store
+        .records()?
+        .into_iter()
+        .filter(|r| only.is_none_or(|i| &r.iface == i))
+        .collect();
+    if records.is_empty() {
+        match only {
+            Some(i) => println!("{i}: nothing installed"),
+            None => println!("no interface is managed by wgfw-hook here"),
+        }
+        return Ok(());
+    }
+    for r in records {
+        let families: Vec<&str> = r.policies.keys().map(|f| f.name()).collect();
+        let up = host::iface_exists(&r.iface);
+        let state = match (r.role, r.lockdown, up) {
+            (Role::Client, true, false) => format!(
+                "kill switch kept after down (--lockdown): nothing leaves this host outside the tunnel; \"wgfw-hook release {}\" removes it",
+                r.iface
+            ),
+            (Role::Client, _, false) => {
+                "kill switch in place, tunnel gone: nothing leaves outside the tunnel".into()
+            }
+            (Role::Client, true, true) => "kill switch active; kept after down (--lockdown)".into(),
+            (Role::Client, false, true) => "kill switch active".into(),
+            (Role::Server, _, true) => "firewall installed".into(),
+            (Role::Server, _, false) => format!(
+                "firewall installed, interface gone: \"wgfw-hook down {}\" removes it",
+                r.iface
+            ),
+        };
+        println!(
+            "{}: {} role, {}, {}: {state}",
+            r.iface,
+            r.role.as_str(),
+            r.backend,
+            families.join(" and ")
+        );
     }
     Ok(())
 }
@@ -426,7 +553,7 @@ pub fn plan(args: &Args) -> Result<()> {
         _ => host::auto_variant(),
     };
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
-    let mut notes = Vec::new();
+    let mut notes = endpoints(&mut facts, iface, &conf, &opts);
     for family in families(facts.ipv6_enabled) {
         match host::live_rules(variant, family) {
             Ok(live) => {
@@ -447,11 +574,14 @@ pub fn plan(args: &Args) -> Result<()> {
 /// What `plan` prints: a header of facts, one restore script per family, the sysctl writes.
 pub fn render(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, String>) -> String {
     let mut s = format!(
-        "# wgfw-hook plan for {} (server role)\n# listen port {}, MTU {}, backend {} ({why})\n",
+        "# wgfw-hook plan for {} ({} role)\n# listen port {}, MTU {}, backend {} ({why})\n",
         plan.iface,
-        plan.port
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "from the live interface".into()),
+        plan.role.as_str(),
+        match (plan.port, plan.role) {
+            (Some(p), _) => p.to_string(),
+            (None, Role::Client) => "random".into(),
+            (None, Role::Server) => "from the live interface".into(),
+        },
         plan.mtu,
         variant.name()
     );
@@ -480,6 +610,9 @@ pub fn render(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, 
 }
 
 fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
+    if plan.role == Role::Client {
+        return describe_client(plan, fp);
+    }
     let nets: Vec<String> = fp.tunnel_nets.iter().map(ToString::to_string).collect();
     let nets = if nets.is_empty() {
         "none".to_string()

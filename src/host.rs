@@ -2,6 +2,7 @@
 //! current sysctls, the live ruleset. Read-only: nothing here changes the host.
 
 use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
 use crate::cmd;
@@ -45,6 +46,61 @@ pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> Ho
         }
     }
     facts
+}
+
+/// Client role: the peers' endpoints as `wg show IFACE endpoints` reports them; failing that,
+/// the config's `Endpoint`s, names resolved only then. Also says where they came from.
+pub fn endpoints(iface: &IfaceName, conf: &WgConfig) -> (Vec<SocketAddr>, Vec<String>) {
+    let live: Vec<SocketAddr> = cmd::run("wg", &["show", iface.as_str(), "endpoints"], None)
+        .ok()
+        .filter(|o| o.ok)
+        .map(|o| parse_endpoints(&o.stdout))
+        .unwrap_or_default();
+    if !live.is_empty() {
+        return (live, Vec::new());
+    }
+    let mut found = Vec::new();
+    let mut notes = Vec::new();
+    for peer in &conf.peers {
+        let Some(ep) = &peer.endpoint else { continue };
+        match ep.parse::<SocketAddr>() {
+            Ok(a) => found.push(a),
+            Err(_) => match ep.to_socket_addrs() {
+                Ok(addrs) => {
+                    let addrs: Vec<SocketAddr> = addrs.collect();
+                    notes.push(format!("Endpoint {ep} resolves to {}", list(&addrs)));
+                    found.extend(addrs);
+                }
+                Err(e) => notes.push(format!(
+                    "{}:{}: Endpoint {ep} does not resolve ({e}): no way out to it",
+                    conf.path.display(),
+                    peer.line
+                )),
+            },
+        }
+    }
+    found.sort();
+    found.dedup();
+    (found, notes)
+}
+
+fn list(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads `wg show IFACE endpoints`: `PUBLIC-KEY<TAB>ADDRESS:PORT` or `(none)`.
+fn parse_endpoints(text: &str) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = text
+        .lines()
+        .filter_map(|l| l.split('\t').nth(1)?.trim().parse().ok())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Whether the interface exists in this network namespace. (/proc/sys/net follows the
@@ -266,6 +322,23 @@ mod tests {
         assert_eq!(c.peers[0].allowed_ips.len(), 2);
         assert_eq!(c.peers[0].endpoint.as_deref(), Some("198.51.100.2:51820"));
         assert!(c.peers[1].allowed_ips.is_empty() && c.peers[1].endpoint.is_none());
+    }
+
+    #[test]
+    fn reads_endpoints() {
+        let e = parse_endpoints(
+            "a2V5MQ==\t203.0.113.2:51820\nb\t(none)\nc\t[2001:db8::1]:443\nd\t203.0.113.2:51820\n",
+        );
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].to_string(), "203.0.113.2:51820");
+        assert_eq!(e[1].to_string(), "[2001:db8::1]:443");
+        let conf = crate::wgconf::parse(
+            Path::new("c.conf"),
+            "[Peer]\nEndpoint = 198.51.100.9:51820\n[Peer]\nEndpoint = [2001:db8::9]:1\n",
+        )
+        .unwrap();
+        let (found, notes) = endpoints(&"nonexistent-if".parse().unwrap(), &conf);
+        assert_eq!((found.len(), notes.len()), (2, 0));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::plan::{Family, FamilyPlan, InputPolicy, Plan};
-use crate::types::{IfaceName, Rate, RateUnit};
+use crate::types::{IfaceName, Rate, RateUnit, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
@@ -100,7 +100,13 @@ pub fn own_chains(iface: &IfaceName) -> Vec<(Table, String)> {
         (Table::Filter, format!("WGFW-{iface}-IN")),
         (Table::Filter, format!("WGFW-{iface}-FWD")),
         (Table::Filter, format!("WGFW-{iface}-DROP")),
+        (Table::Filter, format!("WGFW-{iface}-OUT")),
+        (Table::Filter, format!("WGFW-{iface}-REJECT")),
     ]
+}
+
+fn own(iface: &IfaceName, suffix: &str) -> String {
+    format!("WGFW-{iface}-{suffix}")
 }
 
 /// Networks that peers may not reach through the server by default (anti-pivot).
@@ -125,13 +131,158 @@ const SSH_LIMIT: Rate = Rate {
 };
 const SSH_BURST: u32 = 10;
 
+/// Networks a client keeps reachable outside the tunnel with `--allow-lan`: the private and
+/// link-local ranges, and (as destinations) multicast and broadcast.
+pub fn lan_ranges(family: Family, destination: bool) -> Vec<&'static str> {
+    let mut r = match family {
+        Family::V4 => vec![
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+        ],
+        Family::V6 => vec!["fc00::/7", "fe80::/10"],
+    };
+    if destination {
+        r.extend(match family {
+            Family::V4 => ["224.0.0.0/4", "255.255.255.255/32"].as_slice(),
+            Family::V6 => ["ff00::/8"].as_slice(),
+        });
+    }
+    r
+}
+
 /// One interface's chains for one family.
 pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
+    match plan.role {
+        Role::Server => server_chains(plan, fp),
+        Role::Client => client_chains(plan, fp),
+    }
+}
+
+fn mss_chain(i: &IfaceName, fp: &FamilyPlan) -> Chain {
+    // TCP through the tunnel must fit its MTU both ways, whatever MTU the peer has.
+    let clamp = format!(
+        "-p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss {}:65535 -j TCPMSS --set-mss {}",
+        fp.mss + 1,
+        fp.mss
+    );
+    Chain {
+        table: Table::Mangle,
+        name: own(i, "MSS"),
+        hook: Some("FORWARD"),
+        rules: vec![format!("-o {i} {clamp}"), format!("-i {i} {clamp}")],
+    }
+}
+
+fn allow_rules(plan: &Plan) -> Vec<String> {
+    plan.allow
+        .iter()
+        .map(|s| {
+            let proto = s.proto.as_str();
+            let ports = if s.first == s.last {
+                s.first.to_string()
+            } else {
+                format!("{}:{}", s.first, s.last)
+            };
+            format!("-p {proto} -m {proto} --dport {ports} -j ACCEPT")
+        })
+        .collect()
+}
+
+/// The kill switch: nothing leaves but through the tunnel, to the peers' endpoints, and the
+/// few things a network needs (DHCP, neighbour discovery), plus the LAN with --allow-lan.
+/// Everything else is rejected, so that applications fail at once instead of hanging. The
+/// rules name the tunnel interface: when it dies, nothing matches them and all is rejected.
+fn client_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     let i = &plan.iface;
-    let names: Vec<String> = own_chains(i).into_iter().map(|(_, n)| n).collect();
-    let [pre, mss, nat, input, fwd, drop] = &names[..] else {
-        unreachable!("six chains")
+    let reject = own(i, "REJECT");
+    let chain = |table, suffix: &str, hook, rules| Chain {
+        table,
+        name: own(i, suffix),
+        hook,
+        rules,
     };
+    let mut chains = vec![mss_chain(i, fp)];
+    if fp.masquerade {
+        let rules = vec![format!(
+            "-o {i} -m addrtype ! --src-type LOCAL -j MASQUERADE"
+        )];
+        chains.push(chain(Table::Nat, "NAT", Some("POSTROUTING"), rules));
+    }
+
+    let mut rules = Vec::new();
+    if fp.policy == InputPolicy::Accept {
+        rules.push(format!("-i {i} -j ACCEPT"));
+    }
+    if plan.allow_lan {
+        rules.extend(
+            lan_ranges(fp.family, false)
+                .iter()
+                .map(|r| format!("-s {r} -j ACCEPT")),
+        );
+    }
+    rules.extend(allow_rules(plan));
+    chains.push(chain(Table::Filter, "IN", None, rules));
+
+    let mut rules = vec!["-o lo -j ACCEPT".to_string(), format!("-o {i} -j ACCEPT")];
+    for e in &fp.endpoints {
+        let host = if e.is_ipv4() { 32 } else { 128 };
+        rules.push(format!(
+            "-d {}/{host} -p udp -m udp --dport {} -j ACCEPT",
+            e.ip(),
+            e.port()
+        ));
+    }
+    match fp.family {
+        Family::V4 => rules.push("-p udp -m udp --sport 68 --dport 67 -j ACCEPT".into()),
+        Family::V6 => {
+            rules.push("-p udp -m udp --sport 546 --dport 547 -j ACCEPT".into());
+            for t in [133, 135, 136, 143] {
+                rules.push(format!("-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"));
+            }
+        }
+    }
+    if plan.allow_lan {
+        rules.extend(
+            lan_ranges(fp.family, true)
+                .iter()
+                .map(|r| format!("-d {r} -j ACCEPT")),
+        );
+    }
+    rules.push(format!("-j {reject}"));
+    chains.push(chain(Table::Filter, "OUT", Some("OUTPUT"), rules));
+
+    let mut rules = vec![
+        format!("-o {i} -j ACCEPT"),
+        format!("-i {i} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+    ];
+    if plan.allow_lan {
+        rules.extend(
+            lan_ranges(fp.family, true)
+                .iter()
+                .map(|r| format!("-d {r} ! -i {i} -j ACCEPT")),
+        );
+    }
+    rules.push(format!("-j {reject}"));
+    chains.push(chain(Table::Filter, "FWD", Some("FORWARD"), rules));
+
+    let mut rules = Vec::new();
+    if plan.log {
+        rules.push(format!("{LOG_LIMIT} -j LOG --log-prefix \"wgfw-{i}: \""));
+    }
+    rules.push("-p tcp -j REJECT --reject-with tcp-reset".to_string());
+    rules.push(match fp.family {
+        Family::V4 => "-j REJECT --reject-with icmp-admin-prohibited".to_string(),
+        Family::V6 => "-j REJECT --reject-with icmp6-adm-prohibited".to_string(),
+    });
+    chains.push(chain(Table::Filter, "REJECT", None, rules));
+    chains
+}
+
+fn server_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
+    let i = &plan.iface;
+    let [pre, nat, input, fwd, drop] = ["PRE", "NAT", "IN", "FWD", "DROP"].map(|s| own(i, s));
     let mut chains = Vec::new();
     let chain = |table, name: &String, hook, rules| Chain {
         table,
@@ -144,21 +295,10 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     if !fp.tunnel_nets.is_empty() {
         let mut rules = vec![format!("-i {i} -j RETURN"), "-i lo -j RETURN".to_string()];
         rules.extend(fp.tunnel_nets.iter().map(|n| format!("-s {n} -j DROP")));
-        chains.push(chain(Table::Raw, pre, Some("PREROUTING"), rules));
+        chains.push(chain(Table::Raw, &pre, Some("PREROUTING"), rules));
     }
 
-    // TCP through the tunnel must fit its MTU both ways, whatever MTU the peer has.
-    let clamp = format!(
-        "-p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss {}:65535 -j TCPMSS --set-mss {}",
-        fp.mss + 1,
-        fp.mss
-    );
-    chains.push(chain(
-        Table::Mangle,
-        mss,
-        Some("FORWARD"),
-        vec![format!("-o {i} {clamp}"), format!("-i {i} {clamp}")],
-    ));
+    chains.push(mss_chain(i, fp));
 
     // Peers leave masqueraded, so the internet and the LAN hosts need no route back; traffic
     // between peers never is.
@@ -175,7 +315,7 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
             );
         }
         if !rules.is_empty() {
-            chains.push(chain(Table::Nat, nat, Some("POSTROUTING"), rules));
+            chains.push(chain(Table::Nat, &nat, Some("POSTROUTING"), rules));
         }
     }
 
@@ -208,16 +348,8 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
         }
         rules.push(format!("{tcp} {new} -j {drop}"));
     }
-    for s in &plan.allow {
-        let proto = s.proto.as_str();
-        let ports = if s.first == s.last {
-            s.first.to_string()
-        } else {
-            format!("{}:{}", s.first, s.last)
-        };
-        rules.push(format!("-p {proto} -m {proto} --dport {ports} -j ACCEPT"));
-    }
-    chains.push(chain(Table::Filter, input, None, rules));
+    rules.extend(allow_rules(plan));
+    chains.push(chain(Table::Filter, &input, None, rules));
 
     let mut rules = vec![
         format!("-o {i} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
@@ -248,14 +380,14 @@ pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     }
     rules.push(format!("-i {i} -j {drop}"));
     rules.push(format!("-o {i} -j {drop}"));
-    chains.push(chain(Table::Filter, fwd, Some("FORWARD"), rules));
+    chains.push(chain(Table::Filter, &fwd, Some("FORWARD"), rules));
 
     let mut rules = Vec::new();
     if plan.log {
         rules.push(format!("{LOG_LIMIT} -j LOG --log-prefix \"wgfw-{i}: \""));
     }
     rules.push("-j DROP".to_string());
-    chains.push(chain(Table::Filter, drop, None, rules));
+    chains.push(chain(Table::Filter, &drop, None, rules));
     chains
 }
 
@@ -503,7 +635,7 @@ pub fn render_fresh(plan: &Plan, fp: &FamilyPlan, others: &[Member]) -> String {
     let mut members = others.to_vec();
     members.push(Member {
         iface: plan.iface.clone(),
-        policy: fp.policy,
+        policy: plan.tail_policy(fp),
         log: plan.log,
     });
     let mut desired = shared_chains(fp.family, &members);

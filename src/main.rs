@@ -36,11 +36,23 @@ fn main() {
                 Command::Up => hook::up(&args),
                 Command::Down => hook::down(&args),
                 Command::Plan => hook::plan(&args),
+                Command::Release => hook::release(&args),
+                Command::Status => hook::status(Some(&args.iface)),
             };
             match result {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("wgfw-hook: {}: {e}", args.iface);
+                    e.exit_code()
+                }
+            }
+        }
+        Ok(Invocation::StatusAll) => {
+            init_log(0);
+            match hook::status(None) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("wgfw-hook: {e}");
                     e.exit_code()
                 }
             }

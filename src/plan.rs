@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
 use crate::cli::Options;
 use crate::error::{Error, Result};
 use crate::sysctl::{Key, Write};
-use crate::types::{IfaceName, Policy, Port, Rate, RateUnit, Service};
+use crate::types::{IfaceName, Policy, Port, Rate, RateUnit, Role, Service};
 use crate::wgconf::WgConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,6 +57,8 @@ pub struct HostFacts {
     pub input_owner: BTreeMap<Family, String>,
     /// Current values of the sysctls the plan may write (absent: not readable).
     pub sysctl: BTreeMap<Key, String>,
+    /// The peers' endpoints: as the live interface reports them, else as the config names them.
+    pub endpoints: Vec<SocketAddr>,
 }
 
 impl HostFacts {
@@ -121,11 +124,17 @@ pub struct FamilyPlan {
     pub admin: Option<Vec<IpNet>>,
     /// The largest TCP MSS that fits the tunnel MTU.
     pub mss: u32,
+    /// Client role: the peers' endpoints, the only places outside the tunnel it may talk to.
+    pub endpoints: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub iface: IfaceName,
+    pub role: Role,
+    /// Client role: the kill switch stays after `down`, until `release`.
+    pub lockdown: bool,
+    pub allow_lan: bool,
     /// `None` only when planning for display without the live interface.
     pub port: Option<Port>,
     pub mtu: u32,
@@ -139,6 +148,17 @@ pub struct Plan {
     pub sysctls: Vec<Write>,
     /// Facts the reader should know: where values came from, what was left out and why.
     pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// What the shared input chain does, for this interface, with what nothing accepted: a
+    /// client's kill switch drops it whatever its policy says of the tunnel.
+    pub fn tail_policy(&self, fp: &FamilyPlan) -> InputPolicy {
+        match self.role {
+            Role::Client => InputPolicy::Drop,
+            Role::Server => fp.policy,
+        }
+    }
 }
 
 pub const DEFAULT_HANDSHAKE_LIMIT: Rate = Rate {
@@ -167,8 +187,11 @@ pub fn derive(
     let mut notes = Vec::new();
     let file = conf.path.display();
 
+    let role = opts.role.unwrap_or(Role::Server);
     let port = match (conf.listen_port, host.live_port, purpose) {
         (Some(p), _, _) => Some(p),
+        // A client's own port is random and nobody connects to it.
+        (None, _, _) if role == Role::Client => None,
         (None, Some(p), _) => {
             notes.push(format!(
                 "ListenPort {p} comes from the live interface (the config sets none)"
@@ -214,12 +237,16 @@ pub fn derive(
             }
             continue;
         }
-        let tunnel_nets = tunnel_nets(conf, family, &mut notes);
+        // A client's peers are the world (AllowedIPs 0.0.0.0/0): it has no networks behind it.
+        let tunnel_nets = match role {
+            Role::Server => tunnel_nets(conf, family, &mut notes),
+            Role::Client => Vec::new(),
+        };
         let wan = opts
             .wan
             .clone()
             .or_else(|| host.default_dev.get(&family).cloned());
-        if wan.is_none() && !tunnel_nets.is_empty() && !opts.no_internet {
+        if wan.is_none() && !tunnel_nets.is_empty() && !opts.no_internet && role == Role::Server {
             notes.push(format!(
                 "no {family} default route and no --wan: peers get no {family} internet"
             ));
@@ -227,6 +254,8 @@ pub fn derive(
         let policy = match opts.policy.unwrap_or(Policy::Auto) {
             Policy::Drop => InputPolicy::Drop,
             Policy::Accept => InputPolicy::Accept,
+            // A kill switch drops what it does not know, whoever else manages input.
+            Policy::Auto if role == Role::Client => InputPolicy::Drop,
             Policy::Auto => match host.input_owner.get(&family) {
                 Some(why) => {
                     notes.push(format!(
@@ -237,9 +266,11 @@ pub fn derive(
                 None => InputPolicy::Drop,
             },
         };
-        let masquerade = match family {
-            Family::V4 => !opts.no_nat,
-            Family::V6 => opts.nat6 && !opts.no_nat,
+        // A client masquerades its LAN into the tunnel in both families: the server's
+        // cryptokey routing accepts no source but the client's tunnel addresses.
+        let masquerade = match (role, family) {
+            (Role::Client, _) | (Role::Server, Family::V4) => !opts.no_nat,
+            (Role::Server, Family::V6) => opts.nat6 && !opts.no_nat,
         };
         let header = match family {
             Family::V4 => 40,
@@ -272,6 +303,12 @@ pub fn derive(
                     .collect()
             }),
             mss: mtu.saturating_sub(header),
+            endpoints: host
+                .endpoints
+                .iter()
+                .filter(|e| e.is_ipv4() == (family == Family::V4))
+                .copied()
+                .collect(),
         });
     }
     for f in &families {
@@ -283,8 +320,21 @@ pub fn derive(
         }
     }
 
+    if role == Role::Client {
+        if host.endpoints.is_empty() {
+            notes.push("no peer has a known endpoint: nothing may leave outside the tunnel, not even the tunnel itself".into());
+        }
+        if opts.ssh_port.is_some() || !opts.admin.is_empty() {
+            notes.push("--ssh-port and --admin concern the server role: a client accepts only what --allow and --allow-lan name".into());
+        }
+    } else if opts.allow_lan || opts.lockdown {
+        notes.push("--allow-lan and --lockdown concern the client role: ignored".into());
+    }
     let mut plan = Plan {
         iface: iface.clone(),
+        role,
+        lockdown: role == Role::Client && opts.lockdown,
+        allow_lan: role == Role::Client && opts.allow_lan,
         port,
         mtu,
         ssh_port: opts.ssh_port.unwrap_or(Port::new(DEFAULT_SSH_PORT)),
@@ -297,7 +347,10 @@ pub fn derive(
         sysctls: Vec::new(),
         notes,
     };
-    plan.sysctls = crate::sysctl::server_writes(&plan, host);
+    plan.sysctls = match role {
+        Role::Server => crate::sysctl::server_writes(&plan, host),
+        Role::Client => crate::sysctl::client_writes(&plan),
+    };
     Ok(plan)
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::plan::{Family, InputPolicy};
-use crate::types::IfaceName;
+use crate::types::{IfaceName, Role};
 
 pub const RUN_DIR: &str = "/run/wgfw";
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -21,6 +21,9 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 pub struct Record {
     pub iface: IfaceName,
     pub backend: String,
+    pub role: Role,
+    /// Client role: `down` keeps the kill switch, until `release`.
+    pub lockdown: bool,
     pub log: bool,
     /// The input policy of each family that has rules.
     pub policies: BTreeMap<Family, InputPolicy>,
@@ -29,9 +32,11 @@ pub struct Record {
 impl Record {
     pub fn render(&self) -> String {
         let mut s = format!(
-            "iface={}\nbackend={}\nlog={}\n",
+            "iface={}\nbackend={}\nrole={}\nlockdown={}\nlog={}\n",
             self.iface,
             self.backend,
+            self.role.as_str(),
+            u8::from(self.lockdown),
             u8::from(self.log)
         );
         for (f, p) in &self.policies {
@@ -48,6 +53,8 @@ impl Record {
         let mut iface = None;
         let mut backend = None;
         let mut log = true;
+        let mut role = Role::Server;
+        let mut lockdown = false;
         let mut policies = BTreeMap::new();
         for line in text.lines() {
             let (k, v) = line.split_once('=')?;
@@ -55,6 +62,8 @@ impl Record {
                 "iface" => iface = v.parse().ok(),
                 "backend" => backend = Some(v.to_string()),
                 "log" => log = v == "1",
+                "role" => role = v.parse().ok()?,
+                "lockdown" => lockdown = v == "1",
                 "policy4" => _ = policies.insert(Family::V4, InputPolicy::parse(v)?),
                 "policy6" => _ = policies.insert(Family::V6, InputPolicy::parse(v)?),
                 _ => {}
@@ -63,6 +72,8 @@ impl Record {
         Some(Record {
             iface: iface?,
             backend: backend?,
+            role,
+            lockdown,
             log,
             policies,
         })
@@ -306,6 +317,8 @@ mod tests {
         let r = Record {
             iface: "wg0".parse().unwrap(),
             backend: "iptables-nft".into(),
+            role: Role::Client,
+            lockdown: true,
             log: false,
             policies: [
                 (Family::V4, InputPolicy::Drop),

@@ -121,6 +121,23 @@ pub fn server_writes(plan: &Plan, host: &HostFacts) -> Vec<Write> {
     out
 }
 
+/// The settings of the client role: no ICMP redirects. Forwarding and reverse-path filtering
+/// are left as they are: a router has forwarding on already, and wg-quick's full-tunnel
+/// routing relies on the rp_filter and src_valid_mark it sets itself.
+pub fn client_writes(plan: &Plan) -> Vec<Write> {
+    let mut out = Vec::new();
+    for fp in &plan.families {
+        let v = match fp.family {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        };
+        for dev in conf_devices(plan.iface.as_str(), fp.wan.as_ref().map(|w| w.as_str())) {
+            out.push(w(format!("net/{v}/conf/{dev}/accept_redirects"), "0"));
+        }
+    }
+    out
+}
+
 fn conf_devices<'a>(iface: &'a str, wan: Option<&'a str>) -> Vec<&'a str> {
     let mut devs = vec!["all", "default"];
     devs.extend(wan);

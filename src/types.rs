@@ -185,6 +185,35 @@ impl FromStr for Policy {
     }
 }
 
+/// What the host is to the tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The VPN server or gateway: peers come in through the tunnel.
+    Server,
+    /// This host (or the LAN it routes) must only ever talk through the tunnel.
+    Client,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "server" => Ok(Role::Server),
+            "client" => Ok(Role::Client),
+            _ => Err(format!("\"{s}\" is not a role (server, client)")),
+        }
+    }
+}
+
 /// Which kernel interface programs the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {

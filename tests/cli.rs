@@ -362,3 +362,28 @@ fn a_missing_iptables_is_one_clear_line_and_changes_nothing() {
         "{stdout}"
     );
 }
+
+#[test]
+fn client_lockdown_keeps_the_kill_switch_until_release() {
+    let out = in_netns(&format!(
+        "{SETUP}\nsnapshot > /tmp/before.$$\n\
+         printf '[Interface]\\nAddress = 10.66.0.2/32\\n[Peer]\\nEndpoint = 203.0.113.9:51820\\nAllowedIPs = 0.0.0.0/0, ::/0\\n' > \"$conf\"\n\
+         \"$BIN\" up wg0 --config \"$conf\" --role client --lockdown --backend iptables-legacy\n\
+         \"$BIN\" down wg0\n\"$BIN\" status\n\
+         iptables-legacy-save -t filter | grep -c -- '-A OUTPUT -j WGFW-wg0-OUT' | sed 's/^/KEPT=/'\n\
+         \"$BIN\" release wg0\n\"$BIN\" release wg0; echo \"again=$?\"\n\"$BIN\" status\n\
+         snapshot | diff /tmp/before.$$ - && echo RELEASED\nrm /tmp/before.$$"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("KEPT=1"), "{stdout}");
+    assert!(stdout.contains("kept after down (--lockdown)"), "{stdout}");
+    assert!(
+        stdout.contains("again=0") && stdout.contains("RELEASED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no interface is managed by wgfw-hook here"),
+        "{stdout}"
+    );
+}
