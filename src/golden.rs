@@ -8,9 +8,9 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::cli::{self, Invocation};
-use crate::hook;
 use crate::iptables::Variant;
 use crate::plan::{self, HostFacts, Purpose};
+use crate::report;
 use crate::types::BackendChoice;
 use crate::wgconf;
 
@@ -40,7 +40,7 @@ pub fn render_case(dir: &Path, name: &str) -> String {
         Some(BackendChoice::IptablesNft) => (Variant::Nft, "--backend"),
         _ => (Variant::Nft, "no iptables-legacy rules on this host"),
     };
-    hook::render(&plan, variant, why, &BTreeMap::new())
+    report::plan(&plan, variant, why, &BTreeMap::new())
 }
 
 #[test]

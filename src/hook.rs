@@ -9,7 +9,8 @@ use crate::cmd;
 use crate::error::{Error, Result};
 use crate::host;
 use crate::iptables::{self, Chain, Live, Member, Table, Variant};
-use crate::plan::{self, Family, FamilyPlan, HostFacts, Plan};
+use crate::plan::{self, Family, HostFacts};
+use crate::report;
 use crate::residue;
 use crate::settings;
 use crate::state::{Record, Store};
@@ -458,46 +459,6 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     Ok(())
 }
 
-fn describe_client(plan: &Plan, fp: &FamilyPlan) -> String {
-    let addrs = join_or_none(&fp.addresses);
-    let endpoints = join_or_none(&fp.endpoints);
-    let lan = if plan.allow_lan {
-        "LAN reachable"
-    } else {
-        "LAN only through the tunnel"
-    };
-    let tunnel_in = if fp.policy == plan::InputPolicy::Accept {
-        "accepted"
-    } else {
-        "only replies"
-    };
-    let nat = if fp.masquerade {
-        "masqueraded into the tunnel"
-    } else {
-        "routed into the tunnel"
-    };
-    let kept = if plan.lockdown {
-        "; kept after down (--lockdown)"
-    } else {
-        ""
-    };
-    format!(
-        "{}: address {addrs}; only the tunnel, and UDP to the endpoints {endpoints}; {lan}; input from the tunnel: {tunnel_in}; forwarded traffic {nat}; MSS {}{kept}",
-        fp.family, fp.mss
-    )
-}
-
-fn join_or_none<T: std::fmt::Display>(items: &[T]) -> String {
-    if items.is_empty() {
-        return "none".into();
-    }
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Prints what is installed in this network namespace, one line per managed interface.
 pub fn status(only: Option<&IfaceName>) -> Result<()> {
     let store = Store::open()?;
@@ -567,103 +528,6 @@ pub fn plan(args: &Args) -> Result<()> {
     let mut plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Show)?;
     plan.notes.extend(notes);
     let current = host::read_sysctls(plan.sysctls.iter().map(|w| &w.key));
-    print!("{}", render(&plan, variant, &why, &current));
+    print!("{}", report::plan(&plan, variant, &why, &current));
     Ok(())
-}
-
-/// What `plan` prints: a header of facts, one restore script per family, the sysctl writes.
-pub fn render(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, String>) -> String {
-    let mut s = format!(
-        "# wgfw-hook plan for {} ({} role)\n# listen port {}, MTU {}, backend {} ({why})\n",
-        plan.iface,
-        plan.role.as_str(),
-        match (plan.port, plan.role) {
-            (Some(p), _) => p.to_string(),
-            (None, Role::Client) => "random".into(),
-            (None, Role::Server) => "from the live interface".into(),
-        },
-        plan.mtu,
-        variant.name()
-    );
-    for fp in &plan.families {
-        s.push_str(&format!("# {}\n", describe(plan, fp)));
-    }
-    for n in &plan.notes {
-        s.push_str(&format!("# note: {n}\n"));
-    }
-    for fp in &plan.families {
-        let script = iptables::render_fresh(plan, fp, &[]);
-        s.push_str(&format!(
-            "[#] {} --noflush <<'EOF'\n{script}EOF\n",
-            variant.restore(fp.family)
-        ));
-    }
-    for w in &plan.sysctls {
-        match current.get(&w.key) {
-            Some(v) if *v == w.value => {
-                s.push_str(&format!("# {} is already {}\n", w.key, w.value))
-            }
-            _ => s.push_str(&format!("[#] sysctl -q {}={}\n", w.key, w.value)),
-        }
-    }
-    s
-}
-
-fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
-    if plan.role == Role::Client {
-        return describe_client(plan, fp);
-    }
-    let nets: Vec<String> = fp.tunnel_nets.iter().map(ToString::to_string).collect();
-    let nets = if nets.is_empty() {
-        "none".to_string()
-    } else {
-        nets.join(" ")
-    };
-    let wan = fp
-        .wan
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_else(|| "none".into());
-    let nat = if fp.masquerade {
-        "masquerade"
-    } else {
-        "routed"
-    };
-    let mut reach = Vec::new();
-    if fp.internet {
-        reach.push("internet".to_string());
-    }
-    reach.extend(fp.lans.iter().map(ToString::to_string));
-    if plan.peer_to_peer {
-        reach.push("each other".to_string());
-    }
-    let reach = if reach.is_empty() {
-        "this host only".to_string()
-    } else {
-        format!("this host, {}", reach.join(", "))
-    };
-    let ssh = match (plan.ssh_port, &fp.admin) {
-        (None, _) => "closed".to_string(),
-        (Some(p), None) => format!("{p} from anywhere"),
-        (Some(_), Some(n)) if n.is_empty() => "closed".to_string(),
-        (Some(p), Some(n)) => format!(
-            "{p} from {}",
-            n.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-    };
-    let addrs: Vec<String> = fp.addresses.iter().map(ToString::to_string).collect();
-    let addrs = if addrs.is_empty() {
-        "none".to_string()
-    } else {
-        addrs.join(" ")
-    };
-    format!(
-        "{}: address {addrs}; tunnel {nets}; WAN {wan}; peers reach {reach}; {nat}; input {}; SSH {ssh}; MSS {}",
-        fp.family,
-        fp.policy.as_str(),
-        fp.mss
-    )
 }

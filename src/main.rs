@@ -8,6 +8,7 @@ mod hook;
 mod host;
 mod iptables;
 mod plan;
+mod report;
 mod residue;
 mod settings;
 mod state;
