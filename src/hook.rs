@@ -8,10 +8,11 @@ use crate::cli::{Args, Options};
 use crate::cmd;
 use crate::error::{Error, Result};
 use crate::host;
-use crate::iptables::{self, Chain, Live, Member, Table, Variant};
+use crate::iptables::{self, Chain, Live, Variant};
 use crate::plan::{self, Family, HostFacts};
 use crate::report;
 use crate::residue;
+use crate::ruleset::{self, Member, SHARED_INPUT, Table};
 use crate::settings;
 use crate::state::{Record, Store};
 use crate::sysctl::{self, Key, Ledger, Write};
@@ -137,8 +138,8 @@ fn chains_in(live: &Live, names: &[(Table, String)]) -> Vec<Chain> {
 }
 
 fn ours(iface: &IfaceName) -> Vec<(Table, String)> {
-    let mut names = iptables::own_chains(iface);
-    names.push((Table::Filter, iptables::SHARED_INPUT.to_string()));
+    let mut names = ruleset::own_chains(iface);
+    names.push((Table::Filter, SHARED_INPUT.to_string()));
     names
 }
 
@@ -196,10 +197,11 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
             policy: plan.tail_policy(fp),
             log: plan.log,
         });
-        let mut desired = iptables::shared_chains(fp.family, &m);
-        desired.extend(iptables::iface_chains(&plan, fp));
+        let mut desired = ruleset::shared_chains(fp.family, &m);
+        desired.extend(ruleset::iface_chains(&plan, fp));
+        let desired = iptables::render(&desired, fp.family);
         if let Some(s) =
-            iptables::transaction(&desired, &iptables::own_chains(iface), &lives[&fp.family])
+            iptables::transaction(&desired, &ruleset::own_chains(iface), &lives[&fp.family])
         {
             scripts.push((fp.family, s));
         }
@@ -416,15 +418,15 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
             }
         };
         let m = members(&others, family);
-        let desired = iptables::shared_chains(family, &m);
-        let mut remove = iptables::own_chains(iface);
+        let desired = iptables::render(&ruleset::shared_chains(family, &m), family);
+        let mut remove = ruleset::own_chains(iface);
         if m.is_empty() {
-            remove.push((Table::Filter, iptables::SHARED_INPUT.to_string()));
+            remove.push((Table::Filter, SHARED_INPUT.to_string()));
         }
         // Only touch the shared chain when this interface is in it or it must go.
         let in_shared = live
             .rules
-            .get(&(Table::Filter, iptables::SHARED_INPUT.to_string()))
+            .get(&(Table::Filter, SHARED_INPUT.to_string()))
             .is_some_and(|r| r.contains(&format!("-j WGFW-{iface}-IN")));
         let desired = if in_shared || m.is_empty() {
             desired

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use crate::cmd;
 use crate::error::{Error, Result};
-use crate::iptables::{Live, Table, Variant};
+use crate::iptables::{Live, Variant};
 use crate::plan::{Family, HostFacts};
+use crate::ruleset::Table;
 use crate::sysctl::{self, Key};
 use crate::types::{IfaceName, Port};
 use crate::wgconf::{Peer, WgConfig};

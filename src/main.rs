@@ -10,6 +10,7 @@ mod iptables;
 mod plan;
 mod report;
 mod residue;
+mod ruleset;
 mod settings;
 mod state;
 mod sysctl;

@@ -28,7 +28,7 @@ pub fn plan(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, St
         s.push_str(&format!("# note: {n}\n"));
     }
     for fp in &plan.families {
-        let script = iptables::render_fresh(plan, fp, &[]);
+        let script = iptables::render_fresh(plan, fp);
         s.push_str(&format!(
             "[#] {} --noflush <<'EOF'\n{script}EOF\n",
             variant.restore(fp.family)

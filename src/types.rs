@@ -42,7 +42,6 @@ impl Port {
     pub fn new(n: u16) -> Option<Port> {
         (n != 0).then_some(Port(n))
     }
-    #[cfg(test)]
     pub fn get(self) -> u16 {
         self.0
     }

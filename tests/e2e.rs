@@ -147,6 +147,16 @@ fn e2e_forwarding_policy_iptables_legacy() {
 }
 
 #[test]
+fn e2e_client_kill_switch_iptables_nft() {
+    run_scenario("client", "iptables-nft");
+}
+
+#[test]
+fn e2e_client_kill_switch_iptables_legacy() {
+    run_scenario("client", "iptables-legacy");
+}
+
+#[test]
 fn e2e_config_reader_agrees_with_wg_quick() {
     run_scenario("parser", "iptables-nft");
 }
