@@ -357,7 +357,7 @@ mod tests {
     use super::*;
     use crate::cli::Options;
     use crate::plan::{self, HostFacts};
-    use crate::ruleset::{Member, SHARED_INPUT, own_chains};
+    use crate::ruleset::{SHARED_INPUT, own_chains};
     use std::path::Path;
 
     fn plan_for(text: &str, opts: &Options) -> Plan {
