@@ -724,6 +724,81 @@ mod tests {
         assert!(shared_chains(Family::V4, &[]).is_empty());
     }
 
+    fn client_plan(opts: crate::cli::Options) -> Plan {
+        let conf = crate::wgconf::parse(
+            std::path::Path::new("c.conf"),
+            "[Interface]\nAddress = 10.66.0.2/32\n[Peer]\nEndpoint = 203.0.113.2:51820\nAllowedIPs = 0.0.0.0/0\n",
+        )
+        .unwrap();
+        let host = crate::plan::HostFacts {
+            endpoints: vec!["203.0.113.2:51820".parse().unwrap()],
+            ..crate::plan::HostFacts::example()
+        };
+        let opts = crate::cli::Options {
+            role: Some(Role::Client),
+            ..opts
+        };
+        crate::plan::derive(
+            &"wg0".parse().unwrap(),
+            &conf,
+            &opts,
+            &host,
+            crate::plan::Purpose::Install,
+        )
+        .unwrap()
+    }
+
+    fn chain<'a>(chains: &'a [Chain], suffix: &str) -> &'a Chain {
+        chains
+            .iter()
+            .find(|c| c.name == format!("WGFW-wg0-{suffix}"))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_kill_switch_lets_out_only_what_it_names() {
+        let p = client_plan(crate::cli::Options {
+            allow_lan: true,
+            ..Default::default()
+        });
+        let chains = iface_chains(&p, &p.families[0]);
+        let out = &chain(&chains, "OUT").rules;
+        assert_eq!(
+            out.last().unwrap().verdict,
+            Verdict::Jump("WGFW-wg0-REJECT".into())
+        );
+        assert!(
+            out.iter()
+                .any(|r| r.matches == vec![Match::Ct(Ct::Related)]),
+            "resets of rejected LAN traffic"
+        );
+        assert!(out.iter().any(|r| {
+            r.matches
+                .contains(&Match::Dst("203.0.113.2/32".parse().unwrap()))
+        }));
+        // --allow-lan opens the LAN, not the tunnel, whose addresses are private too.
+        let input = &chain(&chains, "IN").rules;
+        assert!(
+            !input.is_empty()
+                && input
+                    .iter()
+                    .all(|r| r.matches.contains(&Match::NotIn("wg0".into())))
+        );
+        // The LAN may use the tunnel; the WAN's neighbours may not.
+        let fwd = &chain(&chains, "FWD").rules;
+        assert_eq!(
+            fwd[0].matches,
+            vec![Match::Out("wg0".into()), Match::NotIn("eth0".into())]
+        );
+        // Without --allow-lan nothing but the tunnel comes in.
+        let p = client_plan(crate::cli::Options::default());
+        assert!(
+            chain(&iface_chains(&p, &p.families[0]), "IN")
+                .rules
+                .is_empty()
+        );
+    }
+
     #[test]
     fn every_chain_is_one_an_interface_owns() {
         let i: IfaceName = "wg0".parse().unwrap();
