@@ -442,7 +442,10 @@ mod tests {
                 "--allow: \"443\" is not a service",
             ),
             (&["up", "wg0", "--wan"], "--wan"),
-            (&["up", "wg0", "--backend", "nft"], "not available yet"),
+            (
+                &["up", "wg0", "--backend", "pf"],
+                "--backend: \"pf\" is not a backend",
+            ),
             (&["up", "wg0", "--no-nat=yes"], "--no-nat"),
         ];
         for (args, want) in cases {

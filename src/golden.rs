@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::cli::{self, Invocation};
+use crate::firewall::Backend;
 use crate::iptables::Variant;
 use crate::plan::{self, HostFacts, Purpose};
 use crate::report;
@@ -36,9 +37,9 @@ pub fn render_case(dir: &Path, name: &str) -> String {
     };
     let plan = plan::derive(&args.iface, &conf, &args.options, &host, Purpose::Show).unwrap();
     let (variant, why) = match args.options.backend {
-        Some(BackendChoice::IptablesLegacy) => (Variant::Legacy, "--backend"),
-        Some(BackendChoice::IptablesNft) => (Variant::Nft, "--backend"),
-        _ => (Variant::Nft, "no iptables-legacy rules on this host"),
+        Some(BackendChoice::IptablesLegacy) => (Backend::Iptables(Variant::Legacy), "--backend"),
+        Some(BackendChoice::Nft) => (Backend::Nft, "--backend"),
+        _ => (Backend::Iptables(Variant::Nft), "the golden files' default"),
     };
     report::plan(&plan, variant, why, &BTreeMap::new())
 }

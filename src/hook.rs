@@ -1,18 +1,17 @@
 //! The commands: `up`, `down` and `plan`, wiring config, plan, rendering and the apply step.
 //! Every kernel change is printed as `[#] ...`, like wg-quick's own lines.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::cli::{Args, Options};
 use crate::cmd;
 use crate::error::{Error, Result};
+use crate::firewall::{self, Backend};
 use crate::host;
-use crate::iptables::{self, Chain, Live, Variant};
-use crate::plan::{self, Family, HostFacts};
+use crate::iptables::Variant;
+use crate::plan::{self, HostFacts};
 use crate::report;
 use crate::residue;
-use crate::ruleset::{self, Member, SHARED_INPUT, Table};
 use crate::settings;
 use crate::state::{Record, Store};
 use crate::sysctl::{self, Key, Ledger, Write};
@@ -47,100 +46,35 @@ fn load(args: &Args) -> Result<(Options, WgConfig)> {
 }
 
 /// The backend for this interface: the one it was installed with, else the one the other
-/// managed interfaces use (they share a chain), else the option, else auto-detected.
+/// managed interfaces use (they share chains), else the option, else auto-detected.
 fn backend(
     choice: Option<BackendChoice>,
     mine: Option<&Record>,
     others: &[Record],
-) -> Result<(Variant, String)> {
+) -> Result<(Backend, String)> {
     let recorded = mine
         .or(others.first())
-        .and_then(|r| Variant::parse(&r.backend).map(|v| (v, r)));
+        .and_then(|r| Backend::parse(&r.backend).map(|b| (b, r)));
     let asked = match choice.unwrap_or(BackendChoice::Auto) {
         BackendChoice::Auto => None,
-        BackendChoice::IptablesNft => Some(Variant::Nft),
-        BackendChoice::IptablesLegacy => Some(Variant::Legacy),
+        BackendChoice::IptablesNft => Some(Backend::Iptables(Variant::Nft)),
+        BackendChoice::IptablesLegacy => Some(Backend::Iptables(Variant::Legacy)),
+        BackendChoice::Nft => Some(Backend::Nft),
     };
     match (recorded, asked) {
-        (Some((v, r)), Some(a)) if v != a => Err(Error::usage(format!(
+        (Some((b, r)), Some(a)) if b != a => Err(Error::usage(format!(
             "{} is managed with {} here; one namespace uses one backend: run \"wgfw-hook down\" for its interfaces first",
             r.iface,
-            v.name()
+            b.name()
         ))),
-        (Some((v, r)), _) => Ok((v, format!("{} is managed with it", r.iface))),
+        (Some((b, r)), _) => Ok((b, format!("{} is managed with it", r.iface))),
         (None, Some(a)) => Ok((a, "--backend".into())),
-        (None, None) => Ok(host::auto_variant()),
+        (None, None) => Ok(firewall::auto()),
     }
 }
 
-fn families(ipv6: bool) -> Vec<Family> {
-    Family::BOTH
-        .into_iter()
-        .filter(|f| *f == Family::V4 || ipv6)
-        .collect()
-}
-
-fn members(records: &[Record], family: Family) -> Vec<Member> {
-    records
-        .iter()
-        .filter_map(|r| {
-            Some(Member {
-                iface: r.iface.clone(),
-                policy: *r.policies.get(&family)?,
-                log: r.log,
-            })
-        })
-        .collect()
-}
-
-fn restore(variant: Variant, family: Family, script: &str) -> Result<()> {
-    let prog = variant.restore(family);
-    eprintln!("[#] {prog} --noflush");
-    log::debug!("{prog} script:\n{script}");
-    let out = cmd::run(&prog, &["--noflush", "--wait", "10"], Some(script))?;
-    if out.ok {
-        Ok(())
-    } else {
-        Err(Error::system(format!(
-            "{prog} refused the {} rules: {}",
-            family,
-            cmd::first_line(&out.stderr)
-        )))
-    }
-}
-
-/// Our chains as they stand in `live`, to put them back after a failed change.
-fn chains_in(live: &Live, names: &[(Table, String)]) -> Vec<Chain> {
-    names
-        .iter()
-        .filter(|(t, n)| live.has_chain(*t, n))
-        .map(|(t, n)| {
-            let jump = format!("-j {n}");
-            let hook = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]
-                .into_iter()
-                .find(|h| {
-                    live.rules
-                        .get(&(*t, h.to_string()))
-                        .is_some_and(|r| r.contains(&jump))
-                });
-            Chain {
-                table: *t,
-                name: n.clone(),
-                hook,
-                rules: live
-                    .rules
-                    .get(&(*t, n.clone()))
-                    .cloned()
-                    .unwrap_or_default(),
-            }
-        })
-        .collect()
-}
-
-fn ours(iface: &IfaceName) -> Vec<(Table, String)> {
-    let mut names = ruleset::own_chains(iface);
-    names.push((Table::Filter, SHARED_INPUT.to_string()));
-    names
+fn ipv6_enabled() -> bool {
+    std::path::Path::new("/proc/sys/net/ipv6").exists()
 }
 
 pub fn up(args: &Args) -> Result<()> {
@@ -170,45 +104,21 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
     let records = store.records()?;
     let mine = records.iter().find(|r| &r.iface == iface).cloned();
     let others: Vec<Record> = records.into_iter().filter(|r| &r.iface != iface).collect();
-    let (variant, why) = backend(opts.backend, mine.as_ref(), &others)?;
-    log::info!("backend {} ({why})", variant.name());
+    let (backend, why) = backend(opts.backend, mine.as_ref(), &others)?;
+    log::info!("backend {} ({why})", backend.name());
 
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
     let endpoint_notes = endpoints(&mut facts, iface, conf, opts);
-    let mut lives = BTreeMap::new();
-    for family in families(facts.ipv6_enabled) {
-        let live = host::live_rules(variant, family)?;
-        if let Some(owner) = host::input_owner(&live) {
-            facts.input_owner.insert(family, owner);
-        }
-        lives.insert(family, live);
-    }
+    let before = firewall::read(backend, &firewall::families(facts.ipv6_enabled))?;
+    facts.input_owner = firewall::input_owners(&before);
     let mut plan = plan::derive(iface, conf, opts, &facts, plan::Purpose::Install)?;
     plan.notes.extend(endpoint_notes);
     for note in &plan.notes {
         log::info!("{note}");
     }
 
-    let mut scripts = Vec::new();
-    for fp in &plan.families {
-        let mut m = members(&others, fp.family);
-        m.push(Member {
-            iface: iface.clone(),
-            policy: plan.tail_policy(fp),
-            log: plan.log,
-        });
-        let mut desired = ruleset::shared_chains(fp.family, &m);
-        desired.extend(ruleset::iface_chains(&plan, fp));
-        let desired = iptables::render(&desired, fp.family);
-        if let Some(s) =
-            iptables::transaction(&desired, &ruleset::own_chains(iface), &lives[&fp.family])
-        {
-            scripts.push((fp.family, s));
-        }
-    }
-
     // Record first: whatever happens next, `down` knows what may be there.
-    if variant == Variant::Nft
+    if backend == Backend::Iptables(Variant::Nft)
         && others.is_empty()
         && store.read_named(NFT_BEFORE)?.is_none()
         && let Some(inv) = nft_inventory()
@@ -218,7 +128,7 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
     }
     let record = Record {
         iface: iface.clone(),
-        backend: variant.name().to_string(),
+        backend: backend.name().to_string(),
         role: plan.role,
         lockdown: plan.lockdown,
         log: plan.log,
@@ -237,17 +147,12 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
         };
         let _ = tidy(store);
     };
-    let mut applied = Vec::new();
-    for (family, script) in &scripts {
-        if let Err(e) = restore(variant, *family, script) {
-            undo_rules(variant, iface, &applied, &lives);
-            undo_record(store);
-            return Err(e);
-        }
-        applied.push(*family);
+    if let Err(e) = firewall::apply(backend, &plan, &others, &before) {
+        undo_record(store);
+        return Err(e);
     }
     if let Err(e) = apply_sysctls(store, iface, &plan.sysctls) {
-        undo_rules(variant, iface, &applied, &lives);
+        firewall::undo(backend, iface, &before);
         undo_record(store);
         return Err(e);
     }
@@ -268,29 +173,6 @@ fn endpoints(
     let (found, notes) = host::endpoints(iface, conf);
     facts.endpoints = found;
     notes
-}
-
-/// Puts our chains of the applied families back as they were before this run.
-fn undo_rules(
-    variant: Variant,
-    iface: &IfaceName,
-    applied: &[Family],
-    before: &BTreeMap<Family, Live>,
-) {
-    for family in applied.iter().rev() {
-        let names = ours(iface);
-        let old = chains_in(&before[family], &names);
-        let result =
-            host::live_rules(variant, *family).and_then(|now| {
-                match iptables::transaction(&old, &names, &now) {
-                    Some(script) => restore(variant, *family, &script),
-                    None => Ok(()),
-                }
-            });
-        if let Err(e) = result {
-            eprintln!("wgfw-hook: warning: could not undo the {family} rules: {e}");
-        }
-    }
 }
 
 /// Writes the plan's sysctls that differ, recording the values from before; on failure puts
@@ -398,47 +280,16 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
         .cloned()
         .collect();
     let mine = records.iter().find(|r| &r.iface == iface);
-    let variant = match mine.and_then(|r| Variant::parse(&r.backend)) {
-        Some(v) => v,
-        None => {
-            // Nothing recorded (a reboot emptied /run, or never up): remove chains that carry
-            // this interface's name, if any are there.
-            let (v, _) = backend(None, None, &others)?;
-            v
-        }
+    let backend = match mine.and_then(|r| Backend::parse(&r.backend)) {
+        Some(b) => b,
+        // Nothing recorded (a reboot emptied /run, or never up): remove chains that carry
+        // this interface's name, if any are there.
+        None => backend(None, None, &others)?.0,
     };
     let mut warned = false;
-    for family in families(std::path::Path::new("/proc/sys/net/ipv6").exists()) {
-        let live = match host::live_rules(variant, family) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("wgfw-hook: warning: {e}");
-                warned = true;
-                continue;
-            }
-        };
-        let m = members(&others, family);
-        let desired = iptables::render(&ruleset::shared_chains(family, &m), family);
-        let mut remove = ruleset::own_chains(iface);
-        if m.is_empty() {
-            remove.push((Table::Filter, SHARED_INPUT.to_string()));
-        }
-        // Only touch the shared chain when this interface is in it or it must go.
-        let in_shared = live
-            .rules
-            .get(&(Table::Filter, SHARED_INPUT.to_string()))
-            .is_some_and(|r| r.contains(&format!("-j WGFW-{iface}-IN")));
-        let desired = if in_shared || m.is_empty() {
-            desired
-        } else {
-            Vec::new()
-        };
-        if let Some(script) = iptables::transaction(&desired, &remove, &live)
-            && let Err(e) = restore(variant, family, &script)
-        {
-            eprintln!("wgfw-hook: warning: {e}");
-            warned = true;
-        }
+    for w in firewall::remove(backend, iface, &others, ipv6_enabled()) {
+        eprintln!("wgfw-hook: warning: {w}");
+        warned = true;
     }
 
     let mut ledger = Ledger::parse(&store.read_named(LEDGER)?.unwrap_or_default());
@@ -510,26 +361,22 @@ pub fn status(only: Option<&IfaceName>) -> Result<()> {
 pub fn plan(args: &Args) -> Result<()> {
     let iface = &args.iface;
     let (opts, conf) = load(args)?;
-    let (variant, why) = match opts.backend {
-        Some(BackendChoice::IptablesNft) => (Variant::Nft, "--backend".to_string()),
-        Some(BackendChoice::IptablesLegacy) => (Variant::Legacy, "--backend".to_string()),
-        _ => host::auto_variant(),
+    let (backend, why) = match opts.backend {
+        None | Some(BackendChoice::Auto) => firewall::auto(),
+        Some(choice) => (backend(Some(choice), None, &[])?.0, "--backend".to_string()),
     };
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
     let mut notes = endpoints(&mut facts, iface, &conf, &opts);
-    for family in families(facts.ipv6_enabled) {
-        match host::live_rules(variant, family) {
-            Ok(live) => {
-                if let Some(owner) = host::input_owner(&live) {
-                    facts.input_owner.insert(family, owner);
-                }
-            }
-            Err(_) => notes.push(format!("the live {family} ruleset is not readable (not root?): input policy auto means drop here")),
-        }
+    match firewall::read(backend, &firewall::families(facts.ipv6_enabled)) {
+        Ok(before) => facts.input_owner = firewall::input_owners(&before),
+        Err(_) => notes.push(
+            "the live ruleset is not readable (not root?): input policy auto means drop here"
+                .into(),
+        ),
     }
     let mut plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Show)?;
     plan.notes.extend(notes);
     let current = host::read_sysctls(plan.sysctls.iter().map(|w| &w.key));
-    print!("{}", report::plan(&plan, variant, &why, &current));
+    print!("{}", report::plan(&plan, backend, &why, &current));
     Ok(())
 }

@@ -6,10 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
 use crate::cmd;
-use crate::error::{Error, Result};
-use crate::iptables::{Live, Variant};
 use crate::plan::{Family, HostFacts};
-use crate::ruleset::Table;
 use crate::sysctl::{self, Key};
 use crate::types::{IfaceName, Port};
 use crate::wgconf::{Peer, WgConfig};
@@ -236,53 +233,6 @@ pub fn default_dev_v6(table: &str) -> Option<IfaceName> {
         .map(|(_, dev)| dev)
 }
 
-/// The live ruleset of one family as the variant's `-save` shows it.
-pub fn live_rules(variant: Variant, family: Family) -> Result<Live> {
-    let prog = variant.save(family);
-    let out = cmd::run(&prog, &[], None)?;
-    if !out.ok {
-        return Err(Error::system(format!(
-            "{prog} failed: {}",
-            cmd::first_line(&out.stderr)
-        )));
-    }
-    Ok(Live::parse(&out.stdout))
-}
-
-/// Why another firewall manager owns this family's input, if one does.
-pub fn input_owner(live: &Live) -> Option<String> {
-    if live
-        .chains
-        .iter()
-        .any(|(_, c)| c.starts_with("ufw-") || c.starts_with("ufw6-"))
-    {
-        return Some("ufw's chains are present".into());
-    }
-    match live.policies.get(&(Table::Filter, "INPUT".to_string())) {
-        Some(p) if p != "ACCEPT" => Some(format!("the INPUT chain's policy is {p}")),
-        _ => None,
-    }
-}
-
-/// Which iptables variant `--backend auto` picks, and why.
-pub fn auto_variant() -> (Variant, String) {
-    let legacy_rules = Family::BOTH.iter().any(|f| {
-        live_rules(Variant::Legacy, *f)
-            .map(|l| l.has_foreign_rules())
-            .unwrap_or(false)
-    });
-    if legacy_rules {
-        return (
-            Variant::Legacy,
-            "the iptables-legacy tables have rules".into(),
-        );
-    }
-    if cmd::find("iptables-nft-restore").is_some() {
-        return (Variant::Nft, "no iptables-legacy rules on this host".into());
-    }
-    (Variant::Legacy, "iptables-nft is not installed".into())
-}
-
 /// Reads the current value of every key, for the record taken before the first write.
 pub fn read_sysctls<'a>(keys: impl Iterator<Item = &'a Key>) -> BTreeMap<Key, String> {
     keys.filter_map(|k| sysctl::read(k).ok().map(|v| (k.clone(), v)))
@@ -351,24 +301,5 @@ mod tests {
             Some(1420)
         );
         assert_eq!(parse_mtu(""), None);
-    }
-
-    #[test]
-    fn input_owners() {
-        assert_eq!(
-            input_owner(&Live::parse("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")),
-            None
-        );
-        assert!(
-            input_owner(&Live::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"))
-                .unwrap()
-                .contains("DROP")
-        );
-        assert!(
-            input_owner(&Live::parse(
-                "*filter\n:INPUT ACCEPT [0:0]\n:ufw-user-input - [0:0]\nCOMMIT\n"
-            ))
-            .is_some()
-        );
     }
 }

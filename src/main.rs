@@ -4,9 +4,11 @@
 mod cli;
 mod cmd;
 mod error;
+mod firewall;
 mod hook;
 mod host;
 mod iptables;
+mod nft;
 mod plan;
 mod report;
 mod residue;

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::iptables::{self, Variant};
+use crate::firewall::{self, Backend};
 use crate::plan::{FamilyPlan, InputPolicy, Plan};
 use crate::sysctl::Key;
 use crate::types::Role;
 
 /// What `plan` prints: a header of facts, one restore script per family, the sysctl writes.
-pub fn plan(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, String>) -> String {
+pub fn plan(plan: &Plan, backend: Backend, why: &str, current: &BTreeMap<Key, String>) -> String {
     let mut s = format!(
         "# wgfw-hook plan for {} ({} role)\n# listen port {}, MTU {}, backend {} ({why})\n",
         plan.iface,
@@ -19,7 +19,7 @@ pub fn plan(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, St
             (None, Role::Server) => "from the live interface".into(),
         },
         plan.mtu,
-        variant.name()
+        backend.name()
     );
     for fp in &plan.families {
         s.push_str(&format!("# {}\n", describe(plan, fp)));
@@ -27,13 +27,7 @@ pub fn plan(plan: &Plan, variant: Variant, why: &str, current: &BTreeMap<Key, St
     for n in &plan.notes {
         s.push_str(&format!("# note: {n}\n"));
     }
-    for fp in &plan.families {
-        let script = iptables::render_fresh(plan, fp);
-        s.push_str(&format!(
-            "[#] {} --noflush <<'EOF'\n{script}EOF\n",
-            variant.restore(fp.family)
-        ));
-    }
+    s.push_str(&firewall::show(backend, plan));
     for w in &plan.sysctls {
         match current.get(&w.key) {
             Some(v) if *v == w.value => {

@@ -219,6 +219,7 @@ pub enum BackendChoice {
     Auto,
     IptablesNft,
     IptablesLegacy,
+    Nft,
 }
 
 impl FromStr for BackendChoice {
@@ -228,12 +229,9 @@ impl FromStr for BackendChoice {
             "auto" => Ok(BackendChoice::Auto),
             "iptables-nft" => Ok(BackendChoice::IptablesNft),
             "iptables-legacy" => Ok(BackendChoice::IptablesLegacy),
-            "nft" => Err(
-                "the nft backend is not available yet: use auto, iptables-nft or iptables-legacy"
-                    .into(),
-            ),
+            "nft" => Ok(BackendChoice::Nft),
             _ => Err(format!(
-                "\"{s}\" is not a backend (auto, iptables-nft, iptables-legacy)"
+                "\"{s}\" is not a backend (auto, nft, iptables-nft, iptables-legacy)"
             )),
         }
     }

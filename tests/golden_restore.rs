@@ -1,5 +1,6 @@
 //! Every ruleset in the golden plans must be accepted by the real `iptables-restore --test` and
-//! `ip6tables-restore --test`, with both iptables-nft and iptables-legacy. Each check runs in a
+//! `ip6tables-restore --test`, with both iptables-nft and iptables-legacy, and every nft script
+//! by `nft -c`. Each check runs in a
 //! network namespace of its own (`unshare -n`), so the host's rules are never involved.
 //! Needs root and the iptables packages: the README's test command installs them; a missing
 //! prerequisite fails this test rather than skipping it.
@@ -15,7 +16,10 @@ fn scripts(plan: &str) -> Vec<(String, String)> {
         let Some(rest) = line.strip_prefix("[#] ") else {
             continue;
         };
-        let Some(prog) = rest.strip_suffix(" --noflush <<'EOF'") else {
+        let Some(prog) = rest
+            .strip_suffix(" --noflush <<'EOF'")
+            .or_else(|| rest.strip_suffix(" <<'EOF'"))
+        else {
             continue;
         };
         let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "EOF").collect();
@@ -36,6 +40,30 @@ fn restore_test(prog: &str, script: &str) -> Result<(), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run unshare -n {prog}: {e}"))?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `nft -c` checks a script against the kernel without committing it (in a namespace of its
+/// own all the same).
+fn nft_check(script: &str) -> Result<(), String> {
+    let mut child = Command::new("unshare")
+        .args(["-n", "nft", "-c", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run unshare -n nft: {e}"))?;
     child
         .stdin
         .take()
@@ -81,6 +109,13 @@ fn golden_rulesets_pass_the_real_restore_test() {
         let found = scripts(&plan);
         assert!(!found.is_empty(), "{}: no restore script", path.display());
         for (prog, script) in found {
+            if prog == "nft -f -" {
+                match nft_check(&script) {
+                    Ok(()) => checked += 1,
+                    Err(e) => failures.push(format!("{}: nft -c: {e}", path.display())),
+                }
+                continue;
+            }
             // Check the script with both variants, whichever the plan named.
             let base = prog.replace("-legacy-", "-").replace("-nft-", "-");
             for variant in ["nft", "legacy"] {

@@ -1,0 +1,475 @@
+//! The kernel interfaces the hook programs, behind one face: read what is there, apply a plan
+//! all or nothing, put back what was there, remove an interface. `iptables` (nft or legacy
+//! flavour) works one restore transaction per family; `nft` one transaction for both.
+
+use std::collections::BTreeMap;
+
+use crate::cmd;
+use crate::error::{Error, Result};
+use crate::iptables::{self, Live, Variant};
+use crate::nft;
+use crate::plan::{Family, Plan};
+use crate::ruleset::{self, Member, SHARED_INPUT, Table};
+use crate::state::Record;
+use crate::types::IfaceName;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Iptables(Variant),
+    Nft,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Iptables(v) => v.name(),
+            Backend::Nft => "nft",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Backend> {
+        match s {
+            "nft" => Some(Backend::Nft),
+            s => Variant::parse(s).map(Backend::Iptables),
+        }
+    }
+}
+
+/// What `--backend auto` picks, and why: what the host already uses. Rules in the
+/// iptables-legacy tables: legacy; rules in iptables-nft's: iptables-nft; only native nftables
+/// tables, or nothing at all: nft; no `nft` program: the flavour the `iptables` command is.
+pub fn auto() -> (Backend, String) {
+    let has_rules = |v: Variant| {
+        cmd::find(&v.save(Family::V4)).is_some()
+            && Family::BOTH
+                .iter()
+                .any(|f| live_rules(v, *f).is_ok_and(|l| l.has_foreign_rules()))
+    };
+    if has_rules(Variant::Legacy) {
+        return (
+            Backend::Iptables(Variant::Legacy),
+            "the iptables-legacy tables have rules".into(),
+        );
+    }
+    if has_rules(Variant::Nft) {
+        return (
+            Backend::Iptables(Variant::Nft),
+            "the iptables-nft tables have rules".into(),
+        );
+    }
+    if cmd::find("nft").is_some() {
+        return (Backend::Nft, "no iptables rules on this host".into());
+    }
+    let legacy = cmd::find("iptables")
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .is_some_and(|p| p.to_string_lossy().contains("legacy"));
+    let v = if legacy {
+        Variant::Legacy
+    } else {
+        Variant::Nft
+    };
+    (
+        Backend::Iptables(v),
+        format!("nft is not installed and iptables is {}", v.name()),
+    )
+}
+
+/// Our part of the ruleset as it was before a change, to compute the change and to put it back.
+pub enum Before {
+    Iptables(BTreeMap<Family, Live>),
+    Nft { table: nft::Live, ruleset: String },
+}
+
+pub fn families(ipv6: bool) -> Vec<Family> {
+    Family::BOTH
+        .into_iter()
+        .filter(|f| *f == Family::V4 || ipv6)
+        .collect()
+}
+
+fn members(records: &[Record], family: Family) -> Vec<Member> {
+    records
+        .iter()
+        .filter_map(|r| {
+            Some(Member {
+                iface: r.iface.clone(),
+                policy: *r.policies.get(&family)?,
+                log: r.log,
+            })
+        })
+        .collect()
+}
+
+/// The chains of `plan` and the shared ones, for one family.
+fn desired(plan: &Plan, family: Family, others: &[Record]) -> Vec<ruleset::Chain> {
+    let Some(fp) = plan.families.iter().find(|f| f.family == family) else {
+        return Vec::new();
+    };
+    let mut m = members(others, family);
+    m.push(Member {
+        iface: plan.iface.clone(),
+        policy: plan.tail_policy(fp),
+        log: plan.log,
+    });
+    let mut chains = ruleset::shared_chains(family, &m);
+    chains.extend(ruleset::iface_chains(plan, fp));
+    chains
+}
+
+pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
+    Ok(match backend {
+        Backend::Iptables(v) => {
+            let mut lives = BTreeMap::new();
+            for f in families {
+                lives.insert(*f, live_rules(v, *f)?);
+            }
+            Before::Iptables(lives)
+        }
+        Backend::Nft => Before::Nft {
+            table: nft::Live::parse(&nft_table()?),
+            ruleset: nft_ruleset()?,
+        },
+    })
+}
+
+/// Per family: why another firewall manager owns the host's input, if one does.
+pub fn input_owners(before: &Before) -> BTreeMap<Family, String> {
+    match before {
+        Before::Iptables(lives) => lives
+            .iter()
+            .filter_map(|(f, l)| Some((*f, iptables_input_owner(l)?)))
+            .collect(),
+        Before::Nft { ruleset, .. } => match nft::input_owner(ruleset) {
+            Some(why) => Family::BOTH.into_iter().map(|f| (f, why.clone())).collect(),
+            None => BTreeMap::new(),
+        },
+    }
+}
+
+fn iptables_input_owner(live: &Live) -> Option<String> {
+    if live
+        .chains
+        .iter()
+        .any(|(_, c)| c.starts_with("ufw-") || c.starts_with("ufw6-"))
+    {
+        return Some("ufw's chains are present".into());
+    }
+    match live.policies.get(&(Table::Filter, "INPUT".to_string())) {
+        Some(p) if p != "ACCEPT" => Some(format!("the INPUT chain's policy is {p}")),
+        _ => None,
+    }
+}
+
+/// Installs `plan`, all or nothing: a family that fails leaves the others as they were.
+pub fn apply(backend: Backend, plan: &Plan, others: &[Record], before: &Before) -> Result<()> {
+    match (backend, before) {
+        (Backend::Iptables(v), Before::Iptables(lives)) => {
+            let mut scripts = Vec::new();
+            for fp in &plan.families {
+                let want = iptables::render(&desired(plan, fp.family, others), fp.family);
+                if let Some(s) = iptables::transaction(
+                    &want,
+                    &ruleset::own_chains(&plan.iface),
+                    &lives[&fp.family],
+                ) {
+                    scripts.push((fp.family, s));
+                }
+            }
+            let mut applied = Vec::new();
+            for (family, script) in &scripts {
+                if let Err(e) = restore(v, *family, script) {
+                    undo_families(v, &plan.iface, &applied, lives);
+                    return Err(e);
+                }
+                applied.push(*family);
+            }
+            Ok(())
+        }
+        (Backend::Nft, Before::Nft { table, .. }) => {
+            let want: Vec<(Family, ruleset::Chain)> = plan
+                .families
+                .iter()
+                .flat_map(|fp| {
+                    desired(plan, fp.family, others)
+                        .into_iter()
+                        .map(|c| (fp.family, c))
+                })
+                .collect();
+            match nft::transaction(&want, &nft_own(&plan.iface, table), table) {
+                Some(script) => nft_apply(&script),
+                None => Ok(()),
+            }
+        }
+        _ => Err(Error::system("internal: backend and live state disagree")),
+    }
+}
+
+/// Puts our part of the ruleset back as it was in `before` (after a later step failed).
+pub fn undo(backend: Backend, iface: &IfaceName, before: &Before) {
+    match (backend, before) {
+        (Backend::Iptables(v), Before::Iptables(lives)) => {
+            let all: Vec<Family> = lives.keys().copied().collect();
+            undo_families(v, iface, &all, lives);
+        }
+        (Backend::Nft, Before::Nft { table, .. }) => {
+            let now = nft_table()
+                .map(|t| nft::Live::parse(&t))
+                .unwrap_or_default();
+            let mut script = String::new();
+            if now.exists {
+                script.push_str(&format!("delete table {}\n", nft::TABLE));
+            }
+            if table.exists {
+                script.push_str(&table.listing);
+            }
+            if !script.is_empty()
+                && let Err(e) = nft_apply(&script)
+            {
+                eprintln!("wgfw-hook: warning: could not put the nft table back: {e}");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Removes the interface's chains (and the shared ones with the last interface). Forgiving:
+/// returns warnings instead of failing, because `down` must not keep a tunnel up.
+pub fn remove(backend: Backend, iface: &IfaceName, others: &[Record], ipv6: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    match backend {
+        Backend::Iptables(v) => {
+            for family in families(ipv6) {
+                let live = match live_rules(v, family) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        warnings.push(e.to_string());
+                        continue;
+                    }
+                };
+                let m = members(others, family);
+                let mut gone = ruleset::own_chains(iface);
+                if m.is_empty() {
+                    gone.push((Table::Filter, SHARED_INPUT.to_string()));
+                }
+                // Rebuild the shared chain only when this interface is in it or it must go.
+                let in_shared = live
+                    .rules
+                    .get(&(Table::Filter, SHARED_INPUT.to_string()))
+                    .is_some_and(|r| r.contains(&format!("-j WGFW-{iface}-IN")));
+                let want = if in_shared {
+                    iptables::render(&ruleset::shared_chains(family, &m), family)
+                } else {
+                    Vec::new()
+                };
+                if let Some(script) = iptables::transaction(&want, &gone, &live)
+                    && let Err(e) = restore(v, family, &script)
+                {
+                    warnings.push(e.to_string());
+                }
+            }
+        }
+        Backend::Nft => {
+            let table = match nft_table() {
+                Ok(t) => nft::Live::parse(&t),
+                Err(e) => return vec![e.to_string()],
+            };
+            let want: Vec<(Family, ruleset::Chain)> = families(ipv6)
+                .into_iter()
+                .flat_map(|f| {
+                    ruleset::shared_chains(f, &members(others, f))
+                        .into_iter()
+                        .map(move |c| (f, c))
+                })
+                .collect();
+            let mut gone = nft_own(iface, &table);
+            gone.extend(
+                families(ipv6)
+                    .into_iter()
+                    .map(|f| nft::chain_name(SHARED_INPUT, f)),
+            );
+            if let Some(script) = nft::transaction(&want, &gone, &table)
+                && let Err(e) = nft_apply(&script)
+            {
+                warnings.push(e.to_string());
+            }
+        }
+    }
+    warnings
+}
+
+/// What `plan` shows: the scripts `up` would run on a host where nothing of ours is installed.
+pub fn show(backend: Backend, plan: &Plan) -> String {
+    match backend {
+        Backend::Iptables(v) => plan
+            .families
+            .iter()
+            .map(|fp| {
+                format!(
+                    "[#] {} --noflush <<'EOF'\n{}EOF\n",
+                    v.restore(fp.family),
+                    iptables::render_fresh(plan, fp)
+                )
+            })
+            .collect(),
+        Backend::Nft => {
+            let want: Vec<(Family, ruleset::Chain)> = plan
+                .families
+                .iter()
+                .flat_map(|fp| ruleset::fresh(plan, fp).into_iter().map(|c| (fp.family, c)))
+                .collect();
+            let script = nft::transaction(&want, &[], &nft::Live::default()).unwrap_or_default();
+            format!("[#] nft -f - <<'EOF'\n{script}EOF\n")
+        }
+    }
+}
+
+/// The chains and sets of the table that belong to the interface.
+fn nft_own(iface: &IfaceName, table: &nft::Live) -> Vec<String> {
+    let chains: Vec<String> = ruleset::own_chains(iface)
+        .into_iter()
+        .flat_map(|(_, n)| Family::BOTH.map(|f| nft::chain_name(&n, f)))
+        .collect();
+    let mut names = nft::sets_used(&table.listing, &chains);
+    names.extend(chains);
+    names
+}
+
+fn restore(variant: Variant, family: Family, script: &str) -> Result<()> {
+    let prog = variant.restore(family);
+    eprintln!("[#] {prog} --noflush");
+    log::debug!("{prog} script:\n{script}");
+    let out = cmd::run(&prog, &["--noflush", "--wait", "10"], Some(script))?;
+    if out.ok {
+        Ok(())
+    } else {
+        Err(Error::system(format!(
+            "{prog} refused the {family} rules: {}",
+            cmd::first_line(&out.stderr)
+        )))
+    }
+}
+
+fn nft_apply(script: &str) -> Result<()> {
+    eprintln!("[#] nft -f -");
+    log::debug!("nft script:\n{script}");
+    let out = cmd::run("nft", &["-f", "-"], Some(script))?;
+    if out.ok {
+        Ok(())
+    } else {
+        Err(Error::system(format!(
+            "nft refused the rules: {}",
+            cmd::first_line(&out.stderr)
+        )))
+    }
+}
+
+/// `nft list table inet wgfw`, empty when there is no such table.
+fn nft_table() -> Result<String> {
+    let out = cmd::run("nft", &["list", "table", "inet", "wgfw"], None)?;
+    Ok(if out.ok { out.stdout } else { String::new() })
+}
+
+fn nft_ruleset() -> Result<String> {
+    let out = cmd::run("nft", &["list", "ruleset"], None)?;
+    if out.ok {
+        Ok(out.stdout)
+    } else {
+        Err(Error::system(format!(
+            "nft list ruleset failed: {}",
+            cmd::first_line(&out.stderr)
+        )))
+    }
+}
+
+/// The live ruleset of one family as the variant's `-save` shows it.
+pub fn live_rules(variant: Variant, family: Family) -> Result<Live> {
+    let prog = variant.save(family);
+    let out = cmd::run(&prog, &[], None)?;
+    if !out.ok {
+        return Err(Error::system(format!(
+            "{prog} failed: {}",
+            cmd::first_line(&out.stderr)
+        )));
+    }
+    Ok(Live::parse(&out.stdout))
+}
+
+/// Our chains as they stand in `live`, to put them back after a failed change.
+fn chains_in(live: &Live, names: &[(Table, String)]) -> Vec<iptables::Chain> {
+    names
+        .iter()
+        .filter(|(t, n)| live.has_chain(*t, n))
+        .map(|(t, n)| {
+            let jump = format!("-j {n}");
+            let hook = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]
+                .into_iter()
+                .find(|h| {
+                    live.rules
+                        .get(&(*t, h.to_string()))
+                        .is_some_and(|r| r.contains(&jump))
+                });
+            let rules = live
+                .rules
+                .get(&(*t, n.clone()))
+                .cloned()
+                .unwrap_or_default();
+            iptables::Chain {
+                table: *t,
+                name: n.clone(),
+                hook,
+                rules,
+            }
+        })
+        .collect()
+}
+
+/// Puts our chains of the given families back as they were before this run.
+fn undo_families(
+    variant: Variant,
+    iface: &IfaceName,
+    applied: &[Family],
+    before: &BTreeMap<Family, Live>,
+) {
+    let mut names = ruleset::own_chains(iface);
+    names.push((Table::Filter, SHARED_INPUT.to_string()));
+    for family in applied.iter().rev() {
+        let old = chains_in(&before[family], &names);
+        let result = live_rules(variant, *family).and_then(|now| {
+            match iptables::transaction(&old, &names, &now) {
+                Some(script) => restore(variant, *family, &script),
+                None => Ok(()),
+            }
+        });
+        if let Err(e) = result {
+            eprintln!("wgfw-hook: warning: could not undo the {family} rules: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_owners_under_iptables() {
+        assert_eq!(
+            iptables_input_owner(&Live::parse("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")),
+            None
+        );
+        assert!(
+            iptables_input_owner(&Live::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"))
+                .unwrap()
+                .contains("DROP")
+        );
+        let ufw = Live::parse("*filter\n:INPUT ACCEPT [0:0]\n:ufw-user-input - [0:0]\nCOMMIT\n");
+        assert!(iptables_input_owner(&ufw).is_some());
+    }
+
+    #[test]
+    fn backends_by_name() {
+        for name in ["nft", "iptables-nft", "iptables-legacy"] {
+            assert_eq!(Backend::parse(name).unwrap().name(), name);
+        }
+        assert_eq!(Backend::parse("pf"), None);
+    }
+}

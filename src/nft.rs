@@ -1,0 +1,486 @@
+//! The native nftables backend: every chain of `ruleset`, for both families, lives in one table
+//! of its own, `inet wgfw`, which comes with the first managed interface and goes with the
+//! last. Each change is one `nft -f` transaction that (re)builds the interface's chains and the
+//! shared ones, and re-points the table's base chains at whatever chains exist.
+//!
+//! (Not a table per interface: a drop in one table is final, so one interface's default deny
+//! would also drop another tunnel's traffic.)
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::plan::Family;
+use crate::ruleset::{Chain, Ct, Match, Ports, Rule, SHARED_INPUT, Verdict};
+use crate::types::RateUnit;
+
+pub const TABLE: &str = "inet wgfw";
+
+/// The table's base chains: (name, declaration), in the order a packet meets them.
+const BASE: &[(&str, &str)] = &[
+    (
+        "prerouting_raw",
+        "type filter hook prerouting priority raw; policy accept;",
+    ),
+    (
+        "forward_mangle",
+        "type filter hook forward priority mangle; policy accept;",
+    ),
+    (
+        "postrouting_nat",
+        "type nat hook postrouting priority srcnat; policy accept;",
+    ),
+    (
+        "input",
+        "type filter hook input priority filter; policy accept;",
+    ),
+    (
+        "forward",
+        "type filter hook forward priority filter; policy accept;",
+    ),
+    (
+        "output",
+        "type filter hook output priority filter; policy accept;",
+    ),
+];
+
+fn suffix(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "v4",
+        Family::V6 => "v6",
+    }
+}
+
+/// A ruleset chain's name in the table: nft identifiers take letters, digits and `/\-_.`, so
+/// the `=` and `+` an interface name may have are spelled out (and `_` doubled, to keep every
+/// name distinct).
+pub fn chain_name(name: &str, family: Family) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        match c {
+            '_' => out.push_str("__"),
+            '=' => out.push_str("_e"),
+            '+' => out.push_str("_p"),
+            c => out.push(c),
+        }
+    }
+    format!("{out}-{}", suffix(family))
+}
+
+/// Which base chain jumps to a chain of ours, judged by its name: how the chains of other
+/// interfaces, known only from the live table, are hooked.
+fn base_of_name(name: &str) -> Option<(&'static str, &'static str)> {
+    let (stem, fam) = name.rsplit_once('-')?;
+    let proto = match fam {
+        "v4" => "ipv4",
+        "v6" => "ipv6",
+        _ => return None,
+    };
+    let base = if stem == SHARED_INPUT {
+        "input"
+    } else {
+        match stem.rsplit_once('-')?.1 {
+            "PRE" => "prerouting_raw",
+            "MSS" => "forward_mangle",
+            "NAT" => "postrouting_nat",
+            "FWD" => "forward",
+            "OUT" => "output",
+            _ => return None,
+        }
+    };
+    Some((base, proto))
+}
+
+fn ports(p: Ports) -> String {
+    match p {
+        Ports(0, 0) => "LISTEN-PORT".into(),
+        Ports(a, b) if a == b => a.to_string(),
+        Ports(a, b) => format!("{a}-{b}"),
+    }
+}
+
+fn rate(count: u32, unit: RateUnit) -> String {
+    match unit {
+        RateUnit::Second => format!("{count}/second"),
+        RateUnit::Minute => format!("{count}/minute"),
+    }
+}
+
+/// One rule in nft syntax.
+pub fn render_rule(rule: &Rule, family: Family) -> String {
+    let ip = match family {
+        Family::V4 => "ip",
+        Family::V6 => "ip6",
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for m in &rule.matches {
+        parts.push(match m {
+            Match::In(i) => format!("iifname \"{i}\""),
+            Match::NotIn(i) => format!("iifname != \"{i}\""),
+            Match::Out(i) => format!("oifname \"{i}\""),
+            Match::NotOut(i) => format!("oifname != \"{i}\""),
+            Match::Src(n) => format!("{ip} saddr {n}"),
+            Match::Dst(n) => format!("{ip} daddr {n}"),
+            Match::L4 {
+                proto,
+                sport,
+                dport,
+                syn,
+            } => {
+                let p = proto.as_str();
+                let mut s = Vec::new();
+                if let Some(x) = sport {
+                    s.push(format!("{p} sport {}", ports(*x)));
+                }
+                if let Some(x) = dport {
+                    s.push(format!("{p} dport {}", ports(*x)));
+                }
+                if *syn {
+                    s.push("tcp flags & (syn|rst) == syn".into());
+                }
+                if s.is_empty() {
+                    s.push(format!("meta l4proto {p}"));
+                }
+                s.join(" ")
+            }
+            Match::Icmp(t) => format!("icmp type {t}"),
+            Match::Icmp6(t) => format!("icmpv6 type {t}"),
+            Match::HopLimit255 => "ip6 hoplimit 255".into(),
+            Match::Ct(ct) => format!(
+                "ct state {}",
+                match ct {
+                    Ct::New => "new",
+                    Ct::Established => "established,related",
+                    Ct::Related => "related",
+                    Ct::Invalid => "invalid",
+                }
+            ),
+            Match::Limit { count, per, burst } => {
+                format!("limit rate {} burst {burst} packets", rate(*count, *per))
+            }
+            Match::PerSource {
+                name,
+                rate: r,
+                burst,
+                v6_prefix,
+            } => {
+                let key = match v6_prefix {
+                    Some(64) => "ip6 saddr & ffff:ffff:ffff:ffff::".to_string(),
+                    _ => format!("{ip} saddr"),
+                };
+                format!(
+                    "update @{name} {{ {key} limit rate {} burst {burst} packets }}",
+                    rate(r.count, r.unit)
+                )
+            }
+            Match::MssAbove(mss) => format!("tcp option maxseg size > {mss}"),
+            Match::SrcNotLocal => "fib saddr type != local".into(),
+        });
+    }
+    parts.push(match &rule.verdict {
+        Verdict::Accept => "accept".into(),
+        Verdict::Drop => "drop".into(),
+        Verdict::Return => "return".into(),
+        Verdict::Jump(c) => format!("jump {}", chain_name(c, family)),
+        Verdict::Log(prefix) => format!("log prefix \"{prefix}\""),
+        Verdict::RejectTcpReset => "reject with tcp reset".into(),
+        Verdict::RejectProhibited => match family {
+            Family::V4 => "reject with icmp type admin-prohibited".into(),
+            Family::V6 => "reject with icmpv6 type admin-prohibited".into(),
+        },
+        Verdict::Masquerade => "masquerade".into(),
+        Verdict::SetMss(mss) => format!("tcp option maxseg size set {mss}"),
+    });
+    parts.join(" ")
+}
+
+/// The per-source limit tables (sets) the chains use, with their key types.
+fn sets(chains: &[(Family, Chain)]) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    for (family, c) in chains {
+        for r in &c.rules {
+            for m in &r.matches {
+                if let Match::PerSource { name, .. } = m {
+                    let ty = match family {
+                        Family::V4 => "ipv4_addr",
+                        Family::V6 => "ipv6_addr",
+                    };
+                    out.push((name.clone(), ty));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What `nft list table inet wgfw` shows: the chains and sets there are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Live {
+    pub exists: bool,
+    pub chains: BTreeSet<String>,
+    pub sets: BTreeSet<String>,
+    /// The listing itself, which `nft -f` takes back to restore the table as it was.
+    pub listing: String,
+}
+
+impl Live {
+    pub fn parse(listing: &str) -> Live {
+        let mut live = Live {
+            exists: !listing.trim().is_empty(),
+            listing: listing.to_string(),
+            ..Live::default()
+        };
+        for line in listing.lines() {
+            let l = line.trim();
+            if let Some(rest) = l.strip_prefix("chain ") {
+                live.chains
+                    .insert(rest.trim_end_matches('{').trim().to_string());
+            } else if let Some(rest) = l.strip_prefix("set ") {
+                live.sets
+                    .insert(rest.trim_end_matches('{').trim().to_string());
+            }
+        }
+        live
+    }
+}
+
+/// The `nft -f` script that makes the table hold `desired` (per family), drops the chains and
+/// sets named in `remove` that are there, and points the base chains at every chain of ours
+/// that then exists. With nothing left to hold, the table goes.
+pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) -> Option<String> {
+    let mine: BTreeSet<String> = desired
+        .iter()
+        .map(|(f, c)| chain_name(&c.name, *f))
+        .collect();
+    let wanted_sets = sets(desired);
+    let gone_chains: Vec<&String> = live
+        .chains
+        .iter()
+        .filter(|c| remove.contains(c) && !mine.contains(*c))
+        .collect();
+    let gone_sets: Vec<&String> = live
+        .sets
+        .iter()
+        .filter(|s| remove.contains(s) && !wanted_sets.iter().any(|(n, _)| n == *s))
+        .collect();
+    // Chains that stay: ours now, and whatever else of the table is not being removed.
+    let mut hooked: Vec<(&'static str, &'static str, String)> = Vec::new();
+    let mut kept: BTreeSet<String> = live
+        .chains
+        .iter()
+        .filter(|c| !remove.contains(c))
+        .cloned()
+        .collect();
+    kept.extend(mine.iter().cloned());
+    for name in &kept {
+        if let Some((base, proto)) = base_of_name(name) {
+            hooked.push((base, proto, name.clone()));
+        }
+    }
+    if hooked.is_empty() {
+        return live.exists.then(|| format!("delete table {TABLE}\n"));
+    }
+
+    let mut s = format!("add table {TABLE}\n");
+    for (name, decl) in BASE {
+        let _ = writeln!(s, "add chain {TABLE} {name} {{ {decl} }}");
+    }
+    for (name, ty) in &wanted_sets {
+        // Entries are per source and short-lived: a source idle for two minutes starts afresh.
+        let _ = writeln!(
+            s,
+            "add set {TABLE} {name} {{ type {ty}; flags dynamic, timeout; timeout 2m; }}"
+        );
+    }
+    for (name, _) in BASE {
+        let _ = writeln!(s, "flush chain {TABLE} {name}");
+    }
+    for (family, c) in desired {
+        let name = chain_name(&c.name, *family);
+        let _ = writeln!(s, "add chain {TABLE} {name}");
+        let _ = writeln!(s, "flush chain {TABLE} {name}");
+    }
+    for name in &gone_chains {
+        let _ = writeln!(s, "flush chain {TABLE} {name}");
+    }
+    for (family, c) in desired {
+        let name = chain_name(&c.name, *family);
+        for r in &c.rules {
+            let _ = writeln!(s, "add rule {TABLE} {name} {}", render_rule(r, *family));
+        }
+    }
+    for (base, _) in BASE {
+        for (b, proto, name) in &hooked {
+            if b == base {
+                let _ = writeln!(
+                    s,
+                    "add rule {TABLE} {base} meta nfproto {proto} jump {name}"
+                );
+            }
+        }
+    }
+    for name in &gone_chains {
+        let _ = writeln!(s, "delete chain {TABLE} {name}");
+    }
+    for name in &gone_sets {
+        let _ = writeln!(s, "delete set {TABLE} {name}");
+    }
+    Some(s)
+}
+
+/// The sets of an interface, named as `ruleset` names them (`wgfw` + hash + tag): any set in
+/// the live table whose hash belongs to this interface cannot be told apart by name alone, so
+/// the chains that use them say which: here, the sets the removed chains' rules add to.
+pub fn sets_used(listing: &str, chains: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in listing.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("chain ") {
+            current = Some(rest.trim_end_matches('{').trim().to_string());
+        } else if l == "}" {
+            current = None;
+        } else if let Some(c) = &current
+            && chains.contains(c)
+        {
+            for word in l.split_whitespace() {
+                if let Some(set) = word.strip_prefix('@') {
+                    out.push(set.to_string());
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether a base chain of another table (a firewall manager's) would drop what we accept:
+/// the manager then owns the host's input.
+pub fn input_owner(ruleset: &str) -> Option<String> {
+    let mut table = "";
+    for line in ruleset.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("table ") {
+            table = rest.trim_end_matches('{').trim();
+            if table == "inet firewalld" {
+                return Some("firewalld's table is present".into());
+            }
+        } else if table != TABLE && l.contains("hook input") && l.contains("policy drop") {
+            return Some(format!("the input chain of table {table} drops by default"));
+        } else if l.starts_with("chain ufw-") || l.starts_with("chain ufw6-") {
+            return Some("ufw's chains are present".into());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::Table;
+
+    /// The base chain that jumps to a chain hooked at (table, built-in chain).
+    fn base_of(table: Table, hook: &str) -> Option<&'static str> {
+        Some(match (table, hook) {
+            (Table::Raw, "PREROUTING") => "prerouting_raw",
+            (Table::Mangle, "FORWARD") => "forward_mangle",
+            (Table::Nat, "POSTROUTING") => "postrouting_nat",
+            (Table::Filter, "INPUT") => "input",
+            (Table::Filter, "FORWARD") => "forward",
+            (Table::Filter, "OUTPUT") => "output",
+            _ => return None,
+        })
+    }
+
+    #[test]
+    fn names_are_nft_identifiers_and_distinct() {
+        assert_eq!(chain_name("WGFW-wg0-IN", Family::V4), "WGFW-wg0-IN-v4");
+        assert_eq!(
+            chain_name("WGFW-a=b+c_d-IN", Family::V6),
+            "WGFW-a_eb_pc__d-IN-v6"
+        );
+        assert_ne!(
+            chain_name("WGFW-a_e-IN", Family::V4),
+            chain_name("WGFW-a=-IN", Family::V4)
+        );
+        assert_eq!(base_of_name("WGFW-wg0-FWD-v6"), Some(("forward", "ipv6")));
+        assert_eq!(base_of_name("WGFW-INPUT-v4"), Some(("input", "ipv4")));
+        assert_eq!(base_of_name("WGFW-wg0-IN-v4"), None);
+    }
+
+    #[test]
+    fn every_hooked_chain_is_found_by_its_name() {
+        let plan = |role| {
+            let conf = crate::wgconf::parse(
+                std::path::Path::new("c"),
+                "[Interface]\nAddress = 10.6.0.1/24, fd6::1/64\nListenPort = 1\n",
+            )
+            .unwrap();
+            let opts = crate::cli::Options {
+                role: Some(role),
+                ..Default::default()
+            };
+            crate::plan::derive(
+                &"wg0".parse().unwrap(),
+                &conf,
+                &opts,
+                &crate::plan::HostFacts::example(),
+                crate::plan::Purpose::Install,
+            )
+            .unwrap()
+        };
+        for role in [crate::types::Role::Server, crate::types::Role::Client] {
+            let p = plan(role);
+            for fp in &p.families {
+                for c in crate::ruleset::fresh(&p, fp) {
+                    let by_name = base_of_name(&chain_name(&c.name, fp.family)).map(|(b, _)| b);
+                    assert_eq!(
+                        by_name,
+                        c.hook.and_then(|h| base_of(c.table, h)),
+                        "{}",
+                        c.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reads_the_table_and_whose_sets_are_whose() {
+        let listing = "table inet wgfw {\n\tset wgfw0011aabbh {\n\t\ttype ipv4_addr\n\t}\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tmeta nfproto ipv4 jump WGFW-INPUT-v4\n\t}\n\
+                       \tchain WGFW-wg0-IN-v4 {\n\t\tudp dport 51820 ct state new update @wgfw0011aabbh { ip saddr limit rate 30/minute } accept\n\t}\n}\n";
+        let live = Live::parse(listing);
+        assert!(
+            live.exists
+                && live.chains.contains("WGFW-wg0-IN-v4")
+                && live.sets.contains("wgfw0011aabbh")
+        );
+        assert_eq!(
+            sets_used(listing, &["WGFW-wg0-IN-v4".to_string()]),
+            vec!["wgfw0011aabbh"]
+        );
+        assert!(Live::parse("").chains.is_empty());
+    }
+
+    #[test]
+    fn the_last_interface_takes_the_table_along() {
+        let live = Live::parse("table inet wgfw {\n\tchain WGFW-wg0-FWD-v4 {\n\t}\n}\n");
+        let remove = vec!["WGFW-wg0-FWD-v4".to_string()];
+        assert_eq!(
+            transaction(&[], &remove, &live).as_deref(),
+            Some("delete table inet wgfw\n")
+        );
+        assert_eq!(transaction(&[], &remove, &Live::default()), None);
+    }
+
+    #[test]
+    fn other_managers_owning_input() {
+        assert!(input_owner("table inet firewalld {\n}\n").is_some());
+        assert!(input_owner("table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n").is_some());
+        assert!(input_owner("table inet wgfw {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n").is_none());
+        assert!(input_owner("table ip filter {\n\tchain ufw-user-input {\n\t}\n}\n").is_some());
+        assert_eq!(input_owner(""), None);
+    }
+}
