@@ -7,6 +7,7 @@ use crate::cli::{Args, Options};
 use crate::cmd;
 use crate::error::{Error, Result};
 use crate::firewall::{self, Backend};
+use crate::foreign;
 use crate::host;
 use crate::iptables::Variant;
 use crate::plan::{self, HostFacts};
@@ -151,6 +152,22 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
         undo_record(store);
         return Err(e);
     }
+    // Other managers' drops that our table cannot override get accepts of ours.
+    let foreign_file = format!("{iface}.foreign");
+    let recorded = foreign::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
+    let wanted = foreign::needed(
+        &plan,
+        &foreign::read(backend, &firewall::families(facts.ipv6_enabled)),
+    );
+    match foreign::apply(iface, &wanted, &recorded) {
+        Ok(places) => store.write_named(&foreign_file, &foreign::encode(&places))?,
+        Err(e) => {
+            let _ = foreign::remove(iface, &wanted.keys().cloned().collect::<Vec<_>>());
+            firewall::undo(backend, iface, &before);
+            undo_record(store);
+            return Err(e);
+        }
+    }
     if let Err(e) = apply_sysctls(store, iface, &plan.sysctls) {
         firewall::undo(backend, iface, &before);
         undo_record(store);
@@ -287,10 +304,16 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
         None => backend(None, None, &others)?.0,
     };
     let mut warned = false;
-    for w in firewall::remove(backend, iface, &others, ipv6_enabled()) {
+    let foreign_file = format!("{iface}.foreign");
+    let recorded = foreign::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
+    let warnings = foreign::remove(iface, &recorded)
+        .into_iter()
+        .chain(firewall::remove(backend, iface, &others, ipv6_enabled()));
+    for w in warnings {
         eprintln!("wgfw-hook: warning: {w}");
         warned = true;
     }
+    store.write_named(&foreign_file, "")?;
 
     let mut ledger = Ledger::parse(&store.read_named(LEDGER)?.unwrap_or_default());
     for w in ledger.release(iface.as_str()) {
@@ -353,6 +376,17 @@ pub fn status(only: Option<&IfaceName>) -> Result<()> {
             r.backend,
             families.join(" and ")
         );
+        let foreign = foreign::decode(
+            &store
+                .read_named(&format!("{}.foreign", r.iface))?
+                .unwrap_or_default(),
+        );
+        for place in foreign {
+            println!(
+                "  accepts of its own first in another manager's chain: {}",
+                place.describe()
+            );
+        }
     }
     Ok(())
 }
@@ -367,7 +401,9 @@ pub fn plan(args: &Args) -> Result<()> {
     };
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
     let mut notes = endpoints(&mut facts, iface, &conf, &opts);
-    match firewall::read(backend, &firewall::families(facts.ipv6_enabled)) {
+    let families = firewall::families(facts.ipv6_enabled);
+    let view = foreign::read(backend, &families);
+    match firewall::read(backend, &families) {
         Ok(before) => facts.input_owner = firewall::input_owners(&before),
         Err(_) => notes.push(
             "the live ruleset is not readable (not root?): input policy auto means drop here"
@@ -376,6 +412,13 @@ pub fn plan(args: &Args) -> Result<()> {
     }
     let mut plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Show)?;
     plan.notes.extend(notes);
+    for (place, rules) in foreign::needed(&plan, &view) {
+        plan.notes.push(format!(
+            "another manager drops there, so up puts accepts of its own first in {}: {}",
+            place.describe(),
+            rules.join("; ")
+        ));
+    }
     let current = host::read_sysctls(plan.sysctls.iter().map(|w| &w.key));
     print!("{}", report::plan(&plan, backend, &why, &current));
     Ok(())

@@ -11,7 +11,7 @@ use crate::plan::{Family, FamilyPlan, Plan};
 use crate::ruleset::{self, Ct, Match, Ports, Rule, Table, Verdict};
 use crate::types::RateUnit;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Variant {
     Nft,
     Legacy,

@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod error;
 mod firewall;
+mod foreign;
 mod hook;
 mod host;
 mod iptables;

@@ -162,8 +162,14 @@ fn plan_needs_no_root() {
     assert!(out.status.success(), "{out:?}");
     let plan = text(&out.stdout);
     // On a host without iptables rules, auto picks the native nft backend.
-    assert!(plan.contains("backend nft (no iptables rules on this host)"), "{plan}");
-    assert!(plan.contains("WGFW-wg0-NAT-v4 ip saddr 10.66.0.0/24 oifname"), "{plan}");
+    assert!(
+        plan.contains("backend nft (no iptables rules on this host)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("WGFW-wg0-NAT-v4 ip saddr 10.66.0.0/24 oifname"),
+        "{plan}"
+    );
     assert!(
         plan.contains("[#] sysctl -q net.ipv4.ip_forward=1")
             || plan.contains("# net.ipv4.ip_forward is already 1")

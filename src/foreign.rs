@@ -1,0 +1,471 @@
+//! Other firewall managers' drops that our own chains cannot override. An accept in one table
+//! is not final for another: a packet that our table accepts is still dropped by Docker's
+//! FORWARD policy in iptables' own table, or by firewalld's reject in its nftables table. Where
+//! such a drop would block the tunnel, the hook adds accepts of its own there, first in that
+//! chain and marked `wgfw:IFACE`, and takes them away again on `down`. They accept only the
+//! tunnel's traffic, which our own table still judges: its drops are final everywhere.
+//!
+//! The manager's own tools keep reading their tables: iptables rules stay plain iptables
+//! (written with that flavour's restore), firewalld's get plain nft rules.
+
+use std::collections::BTreeMap;
+
+use crate::cmd;
+use crate::error::{Error, Result};
+use crate::firewall::{self, Backend};
+use crate::iptables::{Live, Variant};
+use crate::plan::{Family, Plan};
+use crate::ruleset::Table;
+use crate::types::{IfaceName, Role};
+
+/// Where an accept goes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Place {
+    /// A built-in chain of an iptables flavour's filter table that we do not program.
+    Iptables {
+        variant: Variant,
+        family: Family,
+        chain: String,
+    },
+    /// A chain of a native nftables table of another manager (firewalld's).
+    Nft { table: String, chain: String },
+}
+
+impl Place {
+    fn encode(&self) -> String {
+        match self {
+            Place::Iptables {
+                variant,
+                family,
+                chain,
+            } => {
+                let f = match family {
+                    Family::V4 => "4",
+                    Family::V6 => "6",
+                };
+                format!("iptables\t{}\t{f}\t{chain}", variant.name())
+            }
+            Place::Nft { table, chain } => format!("nft\t{table}\t{chain}"),
+        }
+    }
+
+    fn decode(line: &str) -> Option<Place> {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f.as_slice() {
+            ["iptables", v, fam, chain] => Some(Place::Iptables {
+                variant: Variant::parse(v)?,
+                family: if *fam == "6" { Family::V6 } else { Family::V4 },
+                chain: chain.to_string(),
+            }),
+            ["nft", table, chain] => Some(Place::Nft {
+                table: table.to_string(),
+                chain: chain.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Place::Iptables {
+                variant,
+                family,
+                chain,
+            } => format!("{} {family} {chain}", variant.name()),
+            Place::Nft { table, chain } => format!("nft {table} {chain}"),
+        }
+    }
+}
+
+/// What the other managers have, read before a change.
+#[derive(Debug, Default)]
+pub struct View {
+    iptables: Vec<(Variant, Family, Live)>,
+    nft_ruleset: String,
+}
+
+pub fn read(backend: Backend, families: &[Family]) -> View {
+    let mut view = View::default();
+    for v in [Variant::Nft, Variant::Legacy] {
+        if backend == Backend::Iptables(v) || cmd::find(&v.save(Family::V4)).is_none() {
+            continue;
+        }
+        for f in families {
+            if let Ok(live) = firewall::live_rules(v, *f) {
+                view.iptables.push((v, *f, live));
+            }
+        }
+    }
+    if cmd::find("nft").is_some()
+        && let Ok(out) = cmd::run("nft", &["list", "ruleset"], None)
+        && out.ok
+    {
+        view.nft_ruleset = out.stdout;
+    }
+    view
+}
+
+pub fn mark(iface: &IfaceName) -> String {
+    format!("wgfw:{iface}")
+}
+
+/// The accepts `plan` needs in other managers' chains, per place, as rule text of that place's
+/// own syntax (without the mark, which `apply` adds).
+pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<String>> {
+    let i = &plan.iface;
+    let mut out: BTreeMap<Place, Vec<String>> = BTreeMap::new();
+    let input_needs = |ipt: bool| -> Vec<String> {
+        if plan.role != Role::Server {
+            return Vec::new();
+        }
+        let mut r = vec![if ipt {
+            format!("-i {i}")
+        } else {
+            format!("iifname \"{i}\"")
+        }];
+        if let Some(p) = plan.port {
+            r.push(if ipt {
+                format!("-p udp -m udp --dport {p}")
+            } else {
+                format!("udp dport {p}")
+            });
+        }
+        for s in &plan.allow {
+            let proto = s.proto.as_str();
+            let ports = if s.first == s.last {
+                s.first.to_string()
+            } else {
+                format!("{}:{}", s.first, s.last)
+            };
+            r.push(if ipt {
+                format!("-p {proto} -m {proto} --dport {ports}")
+            } else {
+                format!("{proto} dport {}", ports.replace(':', "-"))
+            });
+        }
+        r
+    };
+    for (v, family, live) in &view.iptables {
+        if !plan.families.iter().any(|f| f.family == *family) {
+            continue;
+        }
+        let policy = |chain: &str| {
+            live.policies
+                .get(&(Table::Filter, chain.to_string()))
+                .map(String::as_str)
+        };
+        let ufw = live
+            .chains
+            .iter()
+            .any(|(_, c)| c.starts_with("ufw-") || c.starts_with("ufw6-"));
+        if policy("FORWARD").is_some_and(|p| p != "ACCEPT") || ufw {
+            let place = Place::Iptables {
+                variant: *v,
+                family: *family,
+                chain: "FORWARD".into(),
+            };
+            out.insert(place, vec![format!("-i {i}"), format!("-o {i}")]);
+        }
+        if policy("INPUT").is_some_and(|p| p != "ACCEPT") || ufw {
+            let needs = input_needs(true);
+            if !needs.is_empty() {
+                out.insert(
+                    Place::Iptables {
+                        variant: *v,
+                        family: *family,
+                        chain: "INPUT".into(),
+                    },
+                    needs,
+                );
+            }
+        }
+    }
+    if let Some(chains) = firewalld_chains(&view.nft_ruleset) {
+        for chain in chains {
+            let rules = match chain.as_str() {
+                "filter_FORWARD" => vec![format!("iifname \"{i}\""), format!("oifname \"{i}\"")],
+                "filter_INPUT" => input_needs(false),
+                _ => continue,
+            };
+            if !rules.is_empty() {
+                out.insert(
+                    Place::Nft {
+                        table: "inet firewalld".into(),
+                        chain,
+                    },
+                    rules,
+                );
+            }
+        }
+    }
+    out
+}
+
+/// firewalld's input and forward chains, when its table is there.
+fn firewalld_chains(ruleset: &str) -> Option<Vec<String>> {
+    let mut in_table = false;
+    let mut found = Vec::new();
+    for line in ruleset.lines() {
+        let l = line.trim();
+        if let Some(t) = l.strip_prefix("table ") {
+            in_table = t.trim_end_matches('{').trim() == "inet firewalld";
+        } else if in_table && let Some(c) = l.strip_prefix("chain ") {
+            let c = c.trim_end_matches('{').trim();
+            if c == "filter_INPUT" || c == "filter_FORWARD" {
+                found.push(c.to_string());
+            }
+        }
+    }
+    (!found.is_empty()).then_some(found)
+}
+
+/// Puts the accepts in place (replacing ours from before, so `up` twice adds nothing twice)
+/// and returns what to record.
+pub fn apply(
+    iface: &IfaceName,
+    wanted: &BTreeMap<Place, Vec<String>>,
+    recorded: &[Place],
+) -> Result<Vec<Place>> {
+    let m = mark(iface);
+    let mut places: Vec<Place> = wanted.keys().cloned().collect();
+    for p in recorded {
+        if !places.contains(p) {
+            places.push(p.clone());
+        }
+    }
+    for place in &places {
+        let rules = wanted.get(place).cloned().unwrap_or_default();
+        match place {
+            Place::Iptables {
+                variant,
+                family,
+                chain,
+            } => {
+                let live = firewall::live_rules(*variant, *family)?;
+                let old: Vec<String> = live
+                    .rules
+                    .get(&(Table::Filter, chain.clone()))
+                    .map(|r| {
+                        r.iter()
+                            .filter(|r| r.contains(&format!("--comment \"{m}\"")))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let new: Vec<String> = rules
+                    .iter()
+                    .map(|r| format!("{r} -m comment --comment \"{m}\" -j ACCEPT"))
+                    .collect();
+                if old == new {
+                    continue;
+                }
+                let mut script = String::from("*filter\n");
+                for r in &old {
+                    script.push_str(&format!("-D {chain} {r}\n"));
+                }
+                for r in new.iter().rev() {
+                    script.push_str(&format!("-I {chain} 1 {r}\n"));
+                }
+                script.push_str("COMMIT\n");
+                eprintln!(
+                    "[#] {} --noflush (accept {iface}'s traffic first in {})",
+                    variant.restore(*family),
+                    place.describe()
+                );
+                restore(*variant, *family, &script)?;
+            }
+            Place::Nft { table, chain } => {
+                let mut script: String = nft_handles(table, chain, &m)?
+                    .iter()
+                    .map(|h| format!("delete rule {table} {chain} handle {h}\n"))
+                    .collect();
+                for r in rules.iter().rev() {
+                    script.push_str(&format!(
+                        "insert rule {table} {chain} {r} accept comment \"{m}\"\n"
+                    ));
+                }
+                if script.is_empty() {
+                    continue;
+                }
+                eprintln!(
+                    "[#] nft -f - (accept {iface}'s traffic first in {})",
+                    place.describe()
+                );
+                nft(&script)?;
+            }
+        }
+    }
+    Ok(wanted.keys().cloned().collect())
+}
+
+/// Takes our accepts out of every recorded place; forgiving (returns warnings).
+pub fn remove(iface: &IfaceName, recorded: &[Place]) -> Vec<String> {
+    match apply(iface, &BTreeMap::new(), recorded) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+pub fn encode(places: &[Place]) -> String {
+    places.iter().map(|p| p.encode() + "\n").collect()
+}
+
+pub fn decode(text: &str) -> Vec<Place> {
+    text.lines().filter_map(Place::decode).collect()
+}
+
+fn restore(variant: Variant, family: Family, script: &str) -> Result<()> {
+    let prog = variant.restore(family);
+    log::debug!("{prog} script:\n{script}");
+    let out = cmd::run(&prog, &["--noflush", "--wait", "10"], Some(script))?;
+    if out.ok {
+        Ok(())
+    } else {
+        Err(Error::system(format!(
+            "{prog} refused our accepts: {}",
+            cmd::first_line(&out.stderr)
+        )))
+    }
+}
+
+fn nft(script: &str) -> Result<()> {
+    log::debug!("nft script:\n{script}");
+    let out = cmd::run("nft", &["-f", "-"], Some(script))?;
+    if out.ok {
+        Ok(())
+    } else {
+        Err(Error::system(format!(
+            "nft refused our accepts: {}",
+            cmd::first_line(&out.stderr)
+        )))
+    }
+}
+
+/// The handles of the rules in a chain that carry our mark.
+fn nft_handles(table: &str, chain: &str, mark: &str) -> Result<Vec<String>> {
+    let (family, name) = table.split_once(' ').unwrap_or(("inet", table));
+    let out = cmd::run("nft", &["-a", "list", "chain", family, name, chain], None)?;
+    if !out.ok {
+        return Ok(Vec::new());
+    }
+    Ok(handles_marked(&out.stdout, mark))
+}
+
+fn handles_marked(listing: &str, mark: &str) -> Vec<String> {
+    let needle = format!("comment \"{mark}\"");
+    listing
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .filter_map(|l| {
+            l.rsplit_once("# handle ")
+                .map(|(_, h)| h.trim().to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{HostFacts, Purpose};
+
+    fn server_plan() -> Plan {
+        let conf = crate::wgconf::parse(
+            std::path::Path::new("c"),
+            "[Interface]\nAddress = 10.6.0.1/24\nListenPort = 51820\n",
+        )
+        .unwrap();
+        let opts = crate::cli::Options {
+            allow: vec!["tcp/443".parse().unwrap()],
+            ..Default::default()
+        };
+        crate::plan::derive(
+            &"wg0".parse().unwrap(),
+            &conf,
+            &opts,
+            &HostFacts::example(),
+            Purpose::Install,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn dockers_forward_drop_and_ufws_input_get_accepts() {
+        let docker = Live::parse(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\nCOMMIT\n",
+        );
+        let view = View {
+            iptables: vec![(Variant::Nft, Family::V4, docker)],
+            nft_ruleset: String::new(),
+        };
+        let n = needed(&server_plan(), &view);
+        let fwd = Place::Iptables {
+            variant: Variant::Nft,
+            family: Family::V4,
+            chain: "FORWARD".into(),
+        };
+        assert_eq!(n[&fwd], vec!["-i wg0", "-o wg0"]);
+        assert_eq!(n.len(), 1, "input is Docker's to leave alone");
+        let ufw = Live::parse(
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:ufw-user-input - [0:0]\nCOMMIT\n",
+        );
+        let view = View {
+            iptables: vec![(Variant::Legacy, Family::V4, ufw)],
+            nft_ruleset: String::new(),
+        };
+        let n = needed(&server_plan(), &view);
+        let input = Place::Iptables {
+            variant: Variant::Legacy,
+            family: Family::V4,
+            chain: "INPUT".into(),
+        };
+        assert_eq!(
+            n[&input],
+            vec![
+                "-i wg0",
+                "-p udp -m udp --dport 51820",
+                "-p tcp -m tcp --dport 443"
+            ]
+        );
+    }
+
+    #[test]
+    fn firewalld_gets_native_accepts() {
+        let ruleset = "table inet firewalld {\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t}\n\tchain filter_FORWARD {\n\t}\n}\n";
+        let n = needed(
+            &server_plan(),
+            &View {
+                iptables: vec![],
+                nft_ruleset: ruleset.into(),
+            },
+        );
+        let input = Place::Nft {
+            table: "inet firewalld".into(),
+            chain: "filter_INPUT".into(),
+        };
+        assert_eq!(
+            n[&input],
+            vec!["iifname \"wg0\"", "udp dport 51820", "tcp dport 443"]
+        );
+        assert_eq!(n.len(), 2);
+        assert!(needed(&server_plan(), &View::default()).is_empty());
+    }
+
+    #[test]
+    fn records_round_trip_and_handles_are_found() {
+        let places = vec![
+            Place::Iptables {
+                variant: Variant::Legacy,
+                family: Family::V6,
+                chain: "FORWARD".into(),
+            },
+            Place::Nft {
+                table: "inet firewalld".into(),
+                chain: "filter_INPUT".into(),
+            },
+        ];
+        assert_eq!(decode(&encode(&places)), places);
+        let listing =
+            "\t\tiifname \"wg0\" accept comment \"wgfw:wg0\" # handle 7\n\t\treject # handle 2\n";
+        assert_eq!(handles_marked(listing, "wgfw:wg0"), vec!["7"]);
+    }
+}
