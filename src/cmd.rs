@@ -76,3 +76,27 @@ pub fn first_line(stderr: &str) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// Feeds `script` to a program that applies it as one transaction (a restore, `nft -f -`),
+/// printing the command as wg-quick prints its own; `why`, when given, follows in parentheses.
+/// `what` names the script's content in the error ("the IPv4 rules").
+pub fn transaction(
+    program: &str,
+    args: &[&str],
+    script: &str,
+    what: &str,
+    why: Option<&str>,
+) -> Result<()> {
+    let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
+    eprintln!("[#] {program} {}{why}", args.join(" "));
+    log::debug!("{program} script:\n{script}");
+    let out = run(program, args, Some(script))?;
+    if out.ok {
+        Ok(())
+    } else {
+        Err(Error::system(format!(
+            "{program} refused {what}: {}",
+            first_line(&out.stderr)
+        )))
+    }
+}

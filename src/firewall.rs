@@ -335,32 +335,15 @@ fn nft_own(iface: &IfaceName, table: &nft::Live) -> Vec<String> {
 }
 
 fn restore(variant: Variant, family: Family, script: &str) -> Result<()> {
-    let prog = variant.restore(family);
-    eprintln!("[#] {prog} --noflush");
-    log::debug!("{prog} script:\n{script}");
-    let out = cmd::run(&prog, &["--noflush", "--wait", "10"], Some(script))?;
-    if out.ok {
-        Ok(())
-    } else {
-        Err(Error::system(format!(
-            "{prog} refused the {family} rules: {}",
-            cmd::first_line(&out.stderr)
-        )))
-    }
+    let what = format!("the {family} rules");
+    cmd::transaction(&variant.restore(family), &RESTORE_ARGS, script, &what, None)
 }
 
+/// A restore adds to what is there, and waits its turn for the xtables lock.
+pub const RESTORE_ARGS: [&str; 3] = ["--noflush", "--wait", "10"];
+
 fn nft_apply(script: &str) -> Result<()> {
-    eprintln!("[#] nft -f -");
-    log::debug!("nft script:\n{script}");
-    let out = cmd::run("nft", &["-f", "-"], Some(script))?;
-    if out.ok {
-        Ok(())
-    } else {
-        Err(Error::system(format!(
-            "nft refused the rules: {}",
-            cmd::first_line(&out.stderr)
-        )))
-    }
+    cmd::transaction("nft", &["-f", "-"], script, "the rules", None)
 }
 
 /// `nft list table inet wgfw`, empty when there is no such table.

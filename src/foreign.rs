@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::cmd;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::firewall::{self, Backend};
 use crate::iptables::{Live, Variant};
 use crate::plan::{Family, Plan};
@@ -267,12 +267,15 @@ pub fn apply(
                     script.push_str(&format!("-I {chain} 1 {r}\n"));
                 }
                 script.push_str("COMMIT\n");
-                eprintln!(
-                    "[#] {} --noflush (accept {iface}'s traffic first in {})",
-                    variant.restore(*family),
-                    place.describe()
-                );
-                restore(*variant, *family, &script)?;
+                let why = format!("accept {iface}'s traffic first in {}", place.describe());
+                let prog = variant.restore(*family);
+                cmd::transaction(
+                    &prog,
+                    &firewall::RESTORE_ARGS,
+                    &script,
+                    "our accepts",
+                    Some(&why),
+                )?;
             }
             Place::Nft { table, chain } => {
                 let mut script: String = nft_handles(table, chain, &m)?
@@ -287,11 +290,8 @@ pub fn apply(
                 if script.is_empty() {
                     continue;
                 }
-                eprintln!(
-                    "[#] nft -f - (accept {iface}'s traffic first in {})",
-                    place.describe()
-                );
-                nft(&script)?;
+                let why = format!("accept {iface}'s traffic first in {}", place.describe());
+                cmd::transaction("nft", &["-f", "-"], &script, "our accepts", Some(&why))?;
             }
         }
     }
@@ -312,33 +312,6 @@ pub fn encode(places: &[Place]) -> String {
 
 pub fn decode(text: &str) -> Vec<Place> {
     text.lines().filter_map(Place::decode).collect()
-}
-
-fn restore(variant: Variant, family: Family, script: &str) -> Result<()> {
-    let prog = variant.restore(family);
-    log::debug!("{prog} script:\n{script}");
-    let out = cmd::run(&prog, &["--noflush", "--wait", "10"], Some(script))?;
-    if out.ok {
-        Ok(())
-    } else {
-        Err(Error::system(format!(
-            "{prog} refused our accepts: {}",
-            cmd::first_line(&out.stderr)
-        )))
-    }
-}
-
-fn nft(script: &str) -> Result<()> {
-    log::debug!("nft script:\n{script}");
-    let out = cmd::run("nft", &["-f", "-"], Some(script))?;
-    if out.ok {
-        Ok(())
-    } else {
-        Err(Error::system(format!(
-            "nft refused our accepts: {}",
-            cmd::first_line(&out.stderr)
-        )))
-    }
 }
 
 /// The handles of the rules in a chain that carry our mark.

@@ -237,15 +237,10 @@ fn tidy(store: &Store) -> Result<()> {
     if let Some(before) = store.read_named(NFT_BEFORE)? {
         let before = before.lines().map(String::from).collect();
         if let Some(script) = nft_inventory().and_then(|inv| residue::cleanup(&before, &inv)) {
-            eprintln!("[#] nft -f - (delete the empty tables and chains iptables-nft created)");
-            log::debug!("nft script:\n{script}");
-            match cmd::run("nft", &["-f", "-"], Some(&script)) {
-                Ok(o) if o.ok => {}
-                Ok(o) => eprintln!(
-                    "wgfw-hook: warning: nft refused the cleanup: {}",
-                    cmd::first_line(&o.stderr)
-                ),
-                Err(e) => eprintln!("wgfw-hook: warning: {e}"),
+            let why = "delete the empty tables and chains iptables-nft created";
+            if let Err(e) = cmd::transaction("nft", &["-f", "-"], &script, "the cleanup", Some(why))
+            {
+                eprintln!("wgfw-hook: warning: {e}");
             }
         }
         store.write_named(NFT_BEFORE, "")?;

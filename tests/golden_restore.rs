@@ -32,38 +32,17 @@ fn scripts(plan: &str) -> Vec<(String, String)> {
     out
 }
 
-fn restore_test(prog: &str, script: &str) -> Result<(), String> {
+/// Runs a checking command (`iptables-restore --test`, `nft -c`) on a script, in a network
+/// namespace of its own so that the host's rules are never involved.
+fn check(args: &[&str], script: &str) -> Result<(), String> {
     let mut child = Command::new("unshare")
-        .args(["-n", prog, "--test", "--noflush"])
+        .arg("-n")
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run unshare -n {prog}: {e}"))?;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// `nft -c` checks a script against the kernel without committing it (in a namespace of its
-/// own all the same).
-fn nft_check(script: &str) -> Result<(), String> {
-    let mut child = Command::new("unshare")
-        .args(["-n", "nft", "-c", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run unshare -n nft: {e}"))?;
+        .map_err(|e| format!("cannot run unshare -n {}: {e}", args.join(" ")))?;
     child
         .stdin
         .take()
@@ -110,7 +89,7 @@ fn golden_rulesets_pass_the_real_restore_test() {
         assert!(!found.is_empty(), "{}: no restore script", path.display());
         for (prog, script) in found {
             if prog == "nft -f -" {
-                match nft_check(&script) {
+                match check(&["nft", "-c", "-f", "-"], &script) {
                     Ok(()) => checked += 1,
                     Err(e) => failures.push(format!("{}: nft -c: {e}", path.display())),
                 }
@@ -120,7 +99,7 @@ fn golden_rulesets_pass_the_real_restore_test() {
             let base = prog.replace("-legacy-", "-").replace("-nft-", "-");
             for variant in ["nft", "legacy"] {
                 let p = base.replace("-restore", &format!("-{variant}-restore"));
-                match restore_test(&p, &script) {
+                match check(&[&p, "--test", "--noflush"], &script) {
                     Ok(()) => checked += 1,
                     Err(e) => failures.push(format!("{}: {p}: {e}", path.display())),
                 }

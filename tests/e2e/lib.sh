@@ -210,8 +210,18 @@ setup_traps() {
 # normalize_save: iptables-save output without comments and counters.
 normalize_save() { sed -E -e '/^#/d' -e 's/ ?\[[0-9]+:[0-9]+\]//g'; }
 
-# normalize_nft: `nft list ruleset` output without counter values.
-normalize_nft() { sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/g'; }
+# normalize_nft: `nft list ruleset` output without counter values and without the elements of
+# dynamic sets (the nft backend's per-source limit state, like iptables' hashlimit tables, which
+# iptables-save does not show either: it changes with every packet and every second).
+normalize_nft() {
+	sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/g' | awk '
+		/^[ \t]*set [^ ]+ \{$/ { inset = 1; dyn = 0 }
+		inset && /^[ \t]*flags .*dynamic/ { dyn = 1 }
+		inset && dyn && /^[ \t]*elements = \{/ { skip = 1 }
+		skip { if ($0 ~ /\}[ \t]*$/) skip = 0; next }
+		inset && /^[ \t]*\}$/ { inset = 0 }
+		{ print }'
+}
 
 # save_rules NS VARIANT FAMILY: normalised ruleset of one iptables variant (nft|legacy) and
 # family (4|6) in NS.
@@ -276,6 +286,88 @@ counted_rules() {
 # sum_packets EXTENDED_REGEX: sums the packet counters of `counted_rules` lines (stdin) that match.
 sum_packets() {
 	{ grep -E -- "$1" || true; } | sed -E 's/^\[([0-9]+):.*/\1/' | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# ---------------------------------------------------------------------------------------------
+# the native nftables backend (`--backend nft`): one table `inet wgfw`, base chains prerouting_raw,
+# forward_mangle, postrouting_nat, input, forward, output that jump to per-family chains named
+# like the iptables ones plus -v4 / -v6 (WGFW-INPUT-v4, WGFW-wg0-FWD-v6, ...).
+
+# parse_backend BACKEND: sets VARIANT (the iptables variant: nft|legacy) and NATIVE (1 for the
+# native nft backend, whose foreign iptables rules go through iptables-nft); returns 1 when
+# BACKEND is not one of iptables-nft, iptables-legacy, nft.
+parse_backend() {
+	NATIVE=0
+	case "$1" in
+	iptables-nft) VARIANT=nft ;;
+	iptables-legacy) VARIANT=legacy ;;
+	nft) VARIANT=nft NATIVE=1 ;;
+	*) return 1 ;;
+	esac
+}
+
+# nft_if IFACE: the interface name as the nft backend spells it in chain names
+# (_ -> __, = -> _e, + -> _p).
+nft_if() {
+	local s=${1//_/__}
+	s=${s//=/_e}
+	printf '%s' "${s//+/_p}"
+}
+
+# nft_hook_table NS: `nft list table inet wgfw` in NS (empty when there is no such table).
+nft_hook_table() { ip netns exec "$1" nft list table inet wgfw 2>/dev/null || true; }
+
+# nft_chain_hook NS CHAIN: the "type ... hook ... priority ...; policy ...;" line of a base chain
+# of inet wgfw (empty for a regular chain or none).
+nft_chain_hook() {
+	ip netns exec "$1" nft list chain inet wgfw "$2" 2>/dev/null |
+		sed -nE 's/^[[:space:]]*(type [a-z]+ hook .*)$/\1/p' || true
+}
+
+# nft_chain_rules NS CHAIN: the rules of CHAIN in inet wgfw, one per line, trimmed.
+nft_chain_rules() {
+	ip netns exec "$1" nft list chain inet wgfw "$2" 2>/dev/null | awk '
+		/^[ \t]*chain / { in_c = 1; next }
+		!in_c || /^[ \t]*type [a-z]+ hook / || /^[ \t]*\}[ \t]*$/ || /^[ \t]*$/ { next }
+		{ sub(/^[ \t]+/, ""); print }' || true
+}
+
+# nft_first_rule_for NS CHAIN FAMILY(4|6): the first rule of CHAIN that applies to packets of
+# FAMILY (rules restricted to the other family by `meta nfproto` are skipped).
+nft_first_rule_for() {
+	local other=ipv6
+	[[ $3 == 6 ]] && other=ipv4
+	nft_chain_rules "$1" "$2" | { grep -vE "(^| )meta nfproto $other( |$)" || true; } | head -n 1
+}
+
+# nft_counter NS FAMILY TABLE COMMENT: the packets counted by the rules of table FAMILY TABLE
+# that carry `comment "COMMENT"` (the tests' own tables; the hook's rules have no counters).
+nft_counter() {
+	ip netns exec "$1" nft list table "$2" "$3" 2>/dev/null | grep -F "comment \"$4\"" |
+		sed -nE 's/.*counter packets ([0-9]+) .*/\1/p' | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# nft_set_of NS CHAIN REGEX: the name of the set that the first rule of CHAIN matching REGEX
+# updates (`... update @NAME { ... }`), e.g. a per-source limit.
+nft_set_of() {
+	nft_chain_rules "$1" "$2" | { grep -E -- "$3" || true; } | sed -nE 's/.* update @([A-Za-z0-9_]+) .*/\1/p' | head -n 1
+}
+
+# nft_set_text NS SET: `nft list set inet wgfw SET` (empty when there is none).
+nft_set_text() { ip netns exec "$1" nft list set inet wgfw "$2" 2>/dev/null || true; }
+
+# nft_trace_start NS / nft_trace_stop: `nft monitor trace` in NS (for packets that a rule of the
+# test's own sets `meta nftrace set 1` on); nft_trace_stop sets TRACE to what it printed.
+nft_trace_start() {
+	TRACE_LOG=$(mktemp "$E2E_TMP/trace.XXXXXX")
+	bg "$1" "$TRACE_LOG" timeout 60 nft monitor trace
+	TRACE_PID=$BG_PID
+	sleep 0.5
+}
+nft_trace_stop() {
+	sleep 0.3
+	bg_stop "$TRACE_PID"
+	TRACE=$(cat "$TRACE_LOG")
 }
 
 # ---------------------------------------------------------------------------------------------
