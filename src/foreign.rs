@@ -180,43 +180,61 @@ pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<String>> {
             }
         }
     }
-    if let Some(chains) = firewalld_chains(&view.nft_ruleset) {
-        for chain in chains {
-            let rules = match chain.as_str() {
-                "filter_FORWARD" => vec![format!("iifname \"{i}\""), format!("oifname \"{i}\"")],
-                "filter_INPUT" => input_needs(false),
-                _ => continue,
-            };
-            if !rules.is_empty() {
-                out.insert(
-                    Place::Nft {
-                        table: "inet firewalld".into(),
-                        chain,
-                    },
-                    rules,
-                );
-            }
+    for (table, chain, hook) in nft_drops(&view.nft_ruleset) {
+        let rules = match hook {
+            "forward" => vec![format!("iifname \"{i}\""), format!("oifname \"{i}\"")],
+            _ => input_needs(false),
+        };
+        if !rules.is_empty() {
+            out.insert(Place::Nft { table, chain }, rules);
         }
     }
     out
 }
 
-/// firewalld's input and forward chains, when its table is there.
-fn firewalld_chains(ruleset: &str) -> Option<Vec<String>> {
-    let mut in_table = false;
+/// Tables iptables-nft manages: their drops are handled as iptables rules.
+const IPTABLES_TABLES: &[&str] = &["filter", "nat", "mangle", "raw", "security"];
+
+/// Native nftables chains that would drop the tunnel's traffic: firewalld's input and forward
+/// chains (they end in a reject), and any other table's input or forward base chain whose
+/// policy is drop. Returns (table, chain, hook) with hook "input" or "forward".
+fn nft_drops(ruleset: &str) -> Vec<(String, String, &'static str)> {
     let mut found = Vec::new();
+    let mut table = String::new();
+    let mut chain = String::new();
     for line in ruleset.lines() {
         let l = line.trim();
         if let Some(t) = l.strip_prefix("table ") {
-            in_table = t.trim_end_matches('{').trim() == "inet firewalld";
-        } else if in_table && let Some(c) = l.strip_prefix("chain ") {
-            let c = c.trim_end_matches('{').trim();
-            if c == "filter_INPUT" || c == "filter_FORWARD" {
-                found.push(c.to_string());
+            table = t.trim_end_matches('{').trim().to_string();
+        } else if let Some(c) = l.strip_prefix("chain ") {
+            chain = c.trim_end_matches('{').trim().to_string();
+            if table == "inet firewalld" {
+                match chain.as_str() {
+                    "filter_INPUT" => found.push((table.clone(), chain.clone(), "input")),
+                    "filter_FORWARD" => found.push((table.clone(), chain.clone(), "forward")),
+                    _ => {}
+                }
+            }
+        } else if l.starts_with("type filter hook") && l.contains("policy drop") {
+            let ours = table == "inet wgfw";
+            let iptables = table
+                .split_once(' ')
+                .is_some_and(|(f, n)| (f == "ip" || f == "ip6") && IPTABLES_TABLES.contains(&n));
+            let hook = if l.contains("hook input") {
+                Some("input")
+            } else if l.contains("hook forward") {
+                Some("forward")
+            } else {
+                None
+            };
+            if let (false, false, false, Some(hook)) =
+                (ours, iptables, table == "inet firewalld", hook)
+            {
+                found.push((table.clone(), chain.clone(), hook));
             }
         }
     }
-    (!found.is_empty()).then_some(found)
+    found
 }
 
 /// Puts the accepts in place (replacing ours from before, so `up` twice adds nothing twice)
@@ -421,6 +439,23 @@ mod tests {
         );
         assert_eq!(n.len(), 2);
         assert!(needed(&server_plan(), &View::default()).is_empty());
+        // Anyone's native base chain that drops by default, but not iptables-nft's own tables.
+        let own = "table inet filter {\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n\
+                   table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n";
+        let n = needed(
+            &server_plan(),
+            &View {
+                iptables: vec![],
+                nft_ruleset: own.into(),
+            },
+        );
+        assert_eq!(
+            n.keys().collect::<Vec<_>>(),
+            vec![&Place::Nft {
+                table: "inet filter".into(),
+                chain: "forward".into()
+            }]
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of wgfw-hook in the server role, with real packets, in network namespaces.
 #
-#   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/server.sh iptables-nft|iptables-legacy
+#   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/server.sh iptables-nft|iptables-legacy|nft
 #
 # Topology (three namespaces, "$E2E_PREFIX-{inet,srv,cli}", deleted on exit):
 #
@@ -28,6 +28,13 @@
 #   │ foreign rules of its own         │
 #   └──────────────────────────────────┘
 #
+# Backend nft (the hook's native nftables backend, one table inet wgfw): srv's foreign rules are
+# the same iptables-nft rules plus native nft tables of the test's own (inet foreign, ip
+# foreign_nat). The hook's rules carry no counters, so where the iptables variants read the
+# hook's rule counters, the nft variant measures around the hook instead: counters in the test's
+# own chains just before and just after the hook's base chain (what got through), `nft monitor
+# trace` (which of the hook's rules a packet hit), and the per-source limit sets' elements.
+#
 # srv's wg-quick config lives in /etc/netns/<srv>/wireguard/wg0.conf, which `ip netns exec` binds
 # onto /etc/wireguard, so the hook finds it at its default path. The client is brought up from a
 # file path; its interface has a unique name because wireguard-go's control socket
@@ -37,10 +44,9 @@ set -Eeuo pipefail
 
 BACKEND=${1:-}
 case "$BACKEND" in
-iptables-nft) VARIANT=nft ;;
-iptables-legacy) VARIANT=legacy ;;
+iptables-nft | iptables-legacy | nft) ;;
 *)
-	echo "usage: $0 iptables-nft|iptables-legacy" >&2
+	echo "usage: $0 iptables-nft|iptables-legacy|nft" >&2
 	exit 2
 	;;
 esac
@@ -48,13 +54,16 @@ esac
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/e2e/lib.sh
 source "$HERE/lib.sh"
+# VARIANT: the iptables variant of the foreign iptables rules (nft for the nft backend, too);
+# NATIVE=1: the hook's own rules are in the native nft table inet wgfw.
+parse_backend "$BACKEND"
 
 BIN=${WGFW_HOOK_BIN:-$HERE/../../target/debug/wgfw-hook}
 BIN=$(realpath -e -- "$BIN" 2>/dev/null) || { echo "wgfw-hook binary not found: ${WGFW_HOOK_BIN:-target/debug/wgfw-hook}" >&2; exit 2; }
 [[ -x $BIN ]] || { echo "not executable: $BIN" >&2; exit 2; }
 [[ $EUID -eq 0 ]] || { echo "must run as root (creates network namespaces)" >&2; exit 2; }
 for tool in ip wg wg-quick wireguard-go "iptables-$VARIANT" "ip6tables-$VARIANT" \
-	"iptables-$VARIANT-save" "ip6tables-$VARIANT-save" nft tcpdump socat ping ss timeout sysctl; do
+	iptables-nft-save ip6tables-nft-save iptables-legacy-save ip6tables-legacy-save nft tcpdump socat ping ss timeout sysctl; do
 	command -v "$tool" >/dev/null || { echo "missing prerequisite: $tool" >&2; exit 2; }
 done
 [[ -d /etc/wireguard ]] || { echo "/etc/wireguard is missing (wireguard-tools installs it; ip netns exec binds onto it)" >&2; exit 2; }
@@ -207,6 +216,59 @@ srv "$IP6T" -t nat -A POSTROUTING -s 2001:db8:99::/64 -o eth0 -m comment --comme
 FOREIGN_V4=$(save_rules "$SRV" "$VARIANT" 4 | grep -E 'foreign-rule|FOREIGN-CHAIN')
 FOREIGN_V6=$(save_rules "$SRV" "$VARIANT" 6 | grep -E 'foreign-rule|FOREIGN-CHAIN')
 info "$(wc -l <<<"$FOREIGN_V4") IPv4 and $(wc -l <<<"$FOREIGN_V6") IPv6 foreign lines loaded"
+FOREIGN_NFT=
+# foreign_nft: the test's own native nft tables (backend nft), counters normalised.
+foreign_nft() {
+	local t
+	for t in "inet foreign" "ip foreign_nat"; do
+		# shellcheck disable=SC2086
+		srv nft list table $t 2>&1 | normalize_nft
+	done
+}
+if ((NATIVE)); then
+	# Native nft tables of the test's own, next to the iptables-nft rules above. Besides foreign
+	# rules that must survive, they hold the measuring points of the nft variant (the hook's rules
+	# have no counters): counters just before and just after the hook's raw prerouting chain
+	# (priority raw = -300) and input chain (priority filter = 0), and a trace mark for the
+	# uninvited tcp/8081 connections. Priorities: raw -350 < hook raw -300 < -250 < conntrack.
+	srv nft -f - <<-'EOF'
+		table inet foreign {
+			chain prerouting_early {
+				type filter hook prerouting priority -350; policy accept;
+				tcp dport 8081 meta nftrace set 1 comment "trace-8081"
+				ip saddr 10.66.0.99 udp dport 8443 counter comment "spoof4-pre"
+				ip6 saddr fd66::99 udp dport 8443 counter comment "spoof6-pre"
+			}
+			chain prerouting_after_raw {
+				type filter hook prerouting priority -250; policy accept;
+				ip saddr 10.66.0.99 udp dport 8443 counter comment "spoof4-post"
+				ip6 saddr fd66::99 udp dport 8443 counter comment "spoof6-post"
+			}
+			chain input_early {
+				type filter hook input priority -10; policy accept;
+				ip saddr 203.0.113.1 udp dport 51820 counter comment "wg4-flood-pre"
+			}
+			chain input {
+				type filter hook input priority 10; policy accept;
+				ip saddr 192.0.2.99 counter accept comment "foreign-rule"
+				ip6 saddr 2001:db8:99::99 counter accept comment "foreign-rule"
+				ip saddr 203.0.113.1 udp dport 51820 counter comment "wg4-flood-post"
+			}
+			chain forward {
+				type filter hook forward priority 10; policy accept;
+				ip saddr 198.51.100.98 counter drop comment "foreign-rule"
+			}
+		}
+		table ip foreign_nat {
+			chain postrouting {
+				type nat hook postrouting priority srcnat + 10; policy accept;
+				ip saddr 172.31.98.0/24 oifname "eth0" counter masquerade comment "foreign-rule"
+			}
+		}
+	EOF
+	FOREIGN_NFT=$(foreign_nft)
+	info "native nft foreign tables loaded: inet foreign ($(grep -c 'chain ' <<<"$FOREIGN_NFT") chains), ip foreign_nat"
+fi
 
 # syncookies off beforehand, so that restoring it is actually tested (the hook sets 1).
 srv sysctl -q -w net.ipv4.tcp_syncookies=0
@@ -214,6 +276,7 @@ srv sysctl -q -w net.ipv4.tcp_syncookies=0
 step "snapshot BEFORE (rulesets of both iptables variants and nft, sysctls)"
 snapshot_rules "$SRV" "$E2E_TMP/rules.before"
 snapshot_sysctls "$SRV" eth0 "$E2E_TMP/sysctl.before"
+NFT_TABLES_BEFORE=$(srv nft list tables 2>/dev/null | sort)
 sed 's/^/    /' "$E2E_TMP/sysctl.before"
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +309,43 @@ CLI_UP=$((RUN_RC == 0))
 if ((SRV_UP && CLI_UP)); then
 	# -----------------------------------------------------------------------------------------
 	step "the hook's chains and jumps ($BACKEND)"
+	if ((NATIVE)); then
+		T=$(nft_hook_table "$SRV")
+		assert_match "nft: table inet wgfw exists" '^table inet wgfw \{' "$T"
+		assert_eq "nft: the hook added exactly one table, inet wgfw" \
+			"$(sort <<<"$NFT_TABLES_BEFORE"$'\n'"table inet wgfw" | sed '/^$/d')" "$(srv nft list tables | sort)"
+		for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-NAT WGFW-wg0-PRE; do
+			assert_match "IPv4 chain $c-v4 exists (inet wgfw)" "^[[:space:]]*chain $c-v4 \\{" "$T"
+		done
+		for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-PRE; do
+			assert_match "IPv6 chain $c-v6 exists (inet wgfw)" "^[[:space:]]*chain $c-v6 \\{" "$T"
+		done
+		v6rules=$(for c in $(sed -nE 's/^[[:space:]]*chain ([^ ]+-v6) \{$/\1/p' <<<"$T") postrouting_nat; do
+			nft_chain_rules "$SRV" "$c"
+		done)
+		assert_no_match "IPv6: no masquerade without --nat6 (the -v6 chains, postrouting_nat)" 'masquerade|nfproto ipv6' "$v6rules"
+		# base chain: expected hook line, then the first rule per family
+		for spec in "input|filter hook input priority filter|WGFW-INPUT" \
+			"forward|filter hook forward priority filter|WGFW-wg0-FWD" \
+			"forward_mangle|filter hook forward priority mangle|WGFW-wg0-MSS" \
+			"prerouting_raw|filter hook prerouting priority raw|WGFW-wg0-PRE" \
+			"postrouting_nat|nat hook postrouting priority srcnat|WGFW-wg0-NAT"; do
+			IFS='|' read -r base hook target <<<"$spec"
+			assert_match "nft base chain $base: type $hook" "^type $hook;" "$(nft_chain_hook "$SRV" "$base")"
+			for f in 4 6; do
+				[[ $base == postrouting_nat && $f == 6 ]] && continue
+				assert_match "nft $base: first IPv$f rule jumps to $target-v$f" "(^| )jump $target-v$f\$" \
+					"$(nft_first_rule_for "$SRV" "$base" $f)"
+			done
+		done
+		assert_eq "IPv4 foreign rules (iptables-nft) still present while up" "$FOREIGN_V4" \
+			"$(save_rules "$SRV" nft 4 | grep -E 'foreign-rule|FOREIGN-CHAIN' || true)"
+		assert_eq "IPv6 foreign rules (ip6tables-nft) still present while up" "$FOREIGN_V6" \
+			"$(save_rules "$SRV" nft 6 | grep -E 'foreign-rule|FOREIGN-CHAIN' || true)"
+		assert_eq "native nft foreign tables unchanged while up" "$FOREIGN_NFT" "$(foreign_nft)"
+		assert_no_match "nothing of the hook's in iptables-nft-save or iptables-legacy-save (v4, v6)" 'WGFW|wgfw' \
+			"$(for v in nft legacy; do save_rules "$SRV" "$v" 4; save_rules "$SRV" "$v" 6; done)"
+	else
 	V4=$(save_rules "$SRV" "$VARIANT" 4)
 	V6=$(save_rules "$SRV" "$VARIANT" 6)
 	for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-NAT WGFW-wg0-PRE; do
@@ -273,6 +373,7 @@ if ((SRV_UP && CLI_UP)); then
 	[[ $VARIANT == legacy ]] && other=nft
 	assert_no_match "nothing of the hook's in iptables-$other (the other backend)" 'WGFW' \
 		"$(save_rules "$SRV" "$other" 4; save_rules "$SRV" "$other" 6)"
+	fi
 
 	step "state under /run/wgfw for srv's namespace (netns inode $SRV_INODE)"
 	state=$(srv_state_dirs)
@@ -355,6 +456,24 @@ if ((SRV_UP && CLI_UP)); then
 
 	# -----------------------------------------------------------------------------------------
 	step "host input: uninvited connections dropped (and logged), --allow tcp/8443 open"
+	if ((NATIVE)); then
+		# No counters on the hook's rules: `nft monitor trace` shows which of them the SYNs hit
+		# (the test's own prerouting chain marks tcp/8081 for tracing).
+		nft_trace_start "$SRV"
+		assert_tcp "inet -> 203.0.113.2:8081 (not allowed) times out" timeout "$INET" 203.0.113.2 8081 2
+		nft_trace_stop
+		assert_match "IPv4: the hook's log rule saw the dropped connection (nft trace)" \
+			'inet wgfw WGFW-[^ ]+-v4 rule .*log prefix "wgfw-[^"]*" \(verdict continue\)' "$TRACE"
+		assert_match "IPv4: the hook dropped it (nft trace: verdict drop in a -v4 chain of inet wgfw)" \
+			'inet wgfw WGFW-[^ ]+-v4 rule .*\(verdict drop\)' "$TRACE"
+		nft_trace_start "$SRV"
+		assert_tcp "inet -> [2001:db8:1::2]:8081 (not allowed) times out" timeout "$INET" '[2001:db8:1::2]' 8081 2
+		nft_trace_stop
+		assert_match "IPv6: the hook's log rule saw the dropped connection (nft trace)" \
+			'inet wgfw WGFW-[^ ]+-v6 rule .*log prefix "wgfw-[^"]*" \(verdict continue\)' "$TRACE"
+		assert_match "IPv6: the hook dropped it (nft trace: verdict drop in a -v6 chain of inet wgfw)" \
+			'inet wgfw WGFW-[^ ]+-v6 rule .*\(verdict drop\)' "$TRACE"
+	else
 	log4=$(counted_rules "$SRV" "$VARIANT" 4 filter | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
 	assert_tcp "inet -> 203.0.113.2:8081 (not allowed) times out" timeout "$INET" 203.0.113.2 8081 2
 	log4b=$(counted_rules "$SRV" "$VARIANT" 4 filter | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
@@ -363,6 +482,7 @@ if ((SRV_UP && CLI_UP)); then
 	assert_tcp "inet -> [2001:db8:1::2]:8081 (not allowed) times out" timeout "$INET" '[2001:db8:1::2]' 8081 2
 	log6b=$(counted_rules "$SRV" "$VARIANT" 6 filter | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
 	assert_ge "IPv6 LOG rule packet counters rose after the dropped connection" $((log6 + 1)) "$log6b"
+	fi
 	assert_tcp "inet -> 203.0.113.2:8443 (--allow tcp/8443) connects" open "$INET" 203.0.113.2 8443
 	assert_tcp "inet -> [2001:db8:1::2]:8443 (--allow tcp/8443) connects" open "$INET" '[2001:db8:1::2]' 8443
 	assert_tcp "cli -> 10.66.0.1:8081 through the tunnel connects (tunnel traffic accepted)" open "$CLI" 10.66.0.1 8081
@@ -378,13 +498,26 @@ if ((SRV_UP && CLI_UP)); then
 	inet ip addr add fd66::99/128 dev lo nodad
 	for f in 4 6; do
 		if [[ $f == 4 ]]; then src=10.66.0.99 dst=203.0.113.2 addr=UDP4-SENDTO; else src='[fd66::99]' dst='[2001:db8:1::2]' addr=UDP6-SENDTO; fi
-		before=$(counted_rules "$SRV" "$VARIANT" $f raw | sum_packets '^\[[0-9:]+\] -A WGFW.* -j DROP')
+		if ((NATIVE)); then
+			# The test's own counters just before (-350) and after (-250) the hook's raw chain.
+			pre0=$(nft_counter "$SRV" inet foreign "spoof$f-pre")
+			post0=$(nft_counter "$SRV" inet foreign "spoof$f-post")
+		else
+			before=$(counted_rules "$SRV" "$VARIANT" $f raw | sum_packets '^\[[0-9:]+\] -A WGFW.* -j DROP')
+		fi
 		for i in 1 2 3; do
 			echo spoof | timeout 3 ip netns exec "$INET" socat -u - "$addr:$dst:8443,bind=$src" || true
 		done
 		sleep 0.2
-		after=$(counted_rules "$SRV" "$VARIANT" $f raw | sum_packets '^\[[0-9:]+\] -A WGFW.* -j DROP')
-		assert_ge "IPv$f raw WGFW DROP counters rose by 3 for packets from $src on eth0" $((before + 3)) "$after"
+		if ((NATIVE)); then
+			pre1=$(nft_counter "$SRV" inet foreign "spoof$f-pre")
+			post1=$(nft_counter "$SRV" inet foreign "spoof$f-post")
+			assert_ge "IPv$f: the 3 packets from $src arrived on eth0 (counter before priority raw)" $((pre0 + 3)) "$pre1"
+			assert_eq "IPv$f: none of them got past the hook's raw chain (counter after priority raw unchanged)" "$post0" "$post1"
+		else
+			after=$(counted_rules "$SRV" "$VARIANT" $f raw | sum_packets '^\[[0-9:]+\] -A WGFW.* -j DROP')
+			assert_ge "IPv$f raw WGFW DROP counters rose by 3 for packets from $src on eth0" $((before + 3)) "$after"
+		fi
 	done
 
 	# -----------------------------------------------------------------------------------------
@@ -399,8 +532,35 @@ if ((SRV_UP && CLI_UP)); then
 	assert_ge "at least 8 of 15 SSH connections succeed" 8 "$ok"
 	assert_ge "at least 3 of 15 SSH connections are dropped" 3 "$nok"
 	assert_tcp "another source is not limited: cli -> 203.0.113.2:22 connects" open "$CLI" 203.0.113.2 22
+	if ((NATIVE)); then
+		set22=$(nft_set_of "$SRV" WGFW-wg0-IN-v4 'tcp dport 22 .*update @')
+		assert_match "nft: SSH rule of WGFW-wg0-IN-v4 updates a per-source set" '^wgfw' "$set22"
+		assert_match "nft: the per-source SSH set @$set22 has an element for inet (203.0.113.1)" \
+			'[{ ,]203\.0\.113\.1[ ,}]' "$(nft_set_text "$SRV" "$set22")"
+	fi
 
 	step "WireGuard handshake limit: 20 new UDP flows from inet to srv:$WG_PORT (30/minute, burst 5)"
+	if ((NATIVE)); then
+		# The test's own counters for inet's flows just before (-10) and after (+10) the hook's
+		# input chain (priority filter): accepted = counted after; dropped = before - after.
+		pre0=$(nft_counter "$SRV" inet foreign wg4-flood-pre)
+		post0=$(nft_counter "$SRV" inet foreign wg4-flood-post)
+		for i in $(seq 1 20); do
+			echo junk | timeout 3 ip netns exec "$INET" socat -u - "UDP4-SENDTO:203.0.113.2:$WG_PORT,sourceport=$((41000 + i))" || true
+		done
+		sleep 0.2
+		pre1=$(nft_counter "$SRV" inet foreign wg4-flood-pre)
+		post1=$(nft_counter "$SRV" inet foreign wg4-flood-post)
+		arrived=$((pre1 - pre0)) accepted=$((post1 - post0))
+		info "port $WG_PORT: $arrived new flows arrived before the hook's input chain, $accepted got past it"
+		assert_ge "all 20 new flows arrived at srv's input (counter before the hook)" 20 "$arrived"
+		assert_ge "port $WG_PORT: >= 10 new flows dropped by the hook (arrived - accepted)" 10 $((arrived - accepted))
+		assert_le "at most 8 of the 20 new flows accepted" 8 "$accepted"
+		setwg=$(nft_set_of "$SRV" WGFW-wg0-IN-v4 "udp dport $WG_PORT .*update @")
+		assert_match "nft: WireGuard rule of WGFW-wg0-IN-v4 updates a per-source set" '^wgfw' "$setwg"
+		assert_match "nft: the per-source WireGuard set @$setwg has an element for inet (203.0.113.1)" \
+			'[{ ,]203\.0\.113\.1[ ,}]' "$(nft_set_text "$SRV" "$setwg")"
+	else
 	rules4() { counted_rules "$SRV" "$VARIANT" 4 filter | { grep -E "^\[[0-9:]+\] -A WGFW.*--dport $WG_PORT( |$)" || true; }; }
 	info "rules: $(rules4 | sed -E 's/^\[[0-9:]+\] //' | tr '\n' ';')"
 	# "dropped": rules for the port whose target is DROP/REJECT or one of the hook's own chains
@@ -417,6 +577,7 @@ if ((SRV_UP && CLI_UP)); then
 	info "port $WG_PORT DROP rules: $drop0 -> $drop1 packets, ACCEPT rules: $acc0 -> $acc1 packets"
 	assert_ge "port $WG_PORT drop counters rose by >= 10 (excess new flows dropped)" $((drop0 + 10)) "$drop1"
 	assert_le "at most 8 of the 20 new flows accepted" 8 $((acc1 - acc0))
+	fi
 	if ping_until "$CLI" 10.66.0.1 3; then pass "the real peer still gets through after the flood"; else
 		fail "the real peer still gets through after the flood" "ping 10.66.0.1 from cli failed"
 	fi
@@ -460,6 +621,10 @@ assert_eq "IPv4 foreign rules still present" "$FOREIGN_V4" \
 	"$(save_rules "$SRV" "$VARIANT" 4 | grep -E 'foreign-rule|FOREIGN-CHAIN' || true)"
 assert_eq "IPv6 foreign rules still present" "$FOREIGN_V6" \
 	"$(save_rules "$SRV" "$VARIANT" 6 | grep -E 'foreign-rule|FOREIGN-CHAIN' || true)"
+if ((NATIVE)); then
+	assert_eq "native nft foreign tables still present, unchanged" "$FOREIGN_NFT" "$(foreign_nft)"
+	assert_eq "nft: table inet wgfw is gone" "" "$(nft_hook_table "$SRV")"
+fi
 state=$(srv_state_dirs)
 if [[ -z $state ]] || [[ -z $(find $state -mindepth 1) ]]; then
 	pass "no state left in /run/wgfw for netns inode $SRV_INODE"
