@@ -159,16 +159,13 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
         &plan,
         &foreign::read(backend, &firewall::families(facts.ipv6_enabled)),
     );
-    match foreign::apply(iface, &wanted, &recorded) {
-        Ok(places) => store.write_named(&foreign_file, &foreign::encode(&places))?,
-        Err(e) => {
-            let _ = foreign::remove(iface, &wanted.keys().cloned().collect::<Vec<_>>());
-            firewall::undo(backend, iface, &before);
-            undo_record(store);
-            return Err(e);
-        }
-    }
-    if let Err(e) = apply_sysctls(store, iface, &plan.sysctls) {
+    let placed: Vec<foreign::Place> = wanted.keys().cloned().collect();
+    let result = foreign::apply(iface, &wanted, &recorded)
+        .and_then(|places| store.write_named(&foreign_file, &foreign::encode(&places)))
+        .and_then(|()| apply_sysctls(store, iface, &plan.sysctls));
+    if let Err(e) = result {
+        let _ = foreign::remove(iface, &placed);
+        let _ = store.write_named(&foreign_file, &foreign::encode(&recorded));
         firewall::undo(backend, iface, &before);
         undo_record(store);
         return Err(e);

@@ -2,7 +2,10 @@
 # End-to-end test of wgfw-hook in the CLIENT role (kill switch: nothing leaves outside the
 # tunnel), with real packets, in network namespaces.
 #
-#   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/client.sh iptables-nft|iptables-legacy
+#   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/client.sh iptables-nft|iptables-legacy|nft
+#
+# (nft: the hook's native nftables backend; its rules are in the nft table inet wgfw, and
+# nothing of it may appear in iptables-nft-save or iptables-legacy-save.)
 #
 # Topology (four namespaces, "$E2E_PREFIX-{inet,srv,cli,lan}", deleted on exit; N = this PID):
 #
@@ -70,10 +73,9 @@ set -Eeuo pipefail
 
 BACKEND=${1:-}
 case "$BACKEND" in
-iptables-nft) VARIANT=nft ;;
-iptables-legacy) VARIANT=legacy ;;
+iptables-nft | iptables-legacy | nft) ;;
 *)
-	echo "usage: $0 iptables-nft|iptables-legacy" >&2
+	echo "usage: $0 iptables-nft|iptables-legacy|nft" >&2
 	exit 2
 	;;
 esac
@@ -81,6 +83,9 @@ esac
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/e2e/lib.sh
 source "$HERE/lib.sh"
+# VARIANT: the iptables variant (nft for the nft backend); NATIVE=1: the hook's rules are in the
+# native nft table inet wgfw.
+parse_backend "$BACKEND"
 
 BIN=${WGFW_HOOK_BIN:-$HERE/../../target/debug/wgfw-hook}
 BIN=$(realpath -e -- "$BIN" 2>/dev/null) || { echo "wgfw-hook binary not found: ${WGFW_HOOK_BIN:-target/debug/wgfw-hook}" >&2; exit 2; }
@@ -457,6 +462,10 @@ check_restored() {
 dump_rules() {
 	info "cli's rules ($BACKEND), routes and rules:"
 	{
+		if ((NATIVE)); then
+			echo "## nft list table inet wgfw (the hook's rules have no counters)"
+			nft_hook_table "$CLI"
+		fi
 		echo "## iptables-$VARIANT-save -c ([packets:bytes])"
 		cli "iptables-$VARIANT-save" -c 2>/dev/null | grep -E '^\*|WGFW|wgfw|^:(INPUT|FORWARD|OUTPUT) ' || true
 		echo "## ip6tables-$VARIANT-save -c ([packets:bytes])"
@@ -552,6 +561,30 @@ cli_down() {
 # check_chains IF: the hook's chains and jumps in cli (client role names).
 check_chains() {
 	local ifc=$1 f v c other=legacy
+	if ((NATIVE)); then
+		local n spec base target t
+		n=$(nft_if "$ifc")
+		t=$(nft_hook_table "$CLI")
+		assert_match "nft: table inet wgfw exists" '^table inet wgfw \{' "$t"
+		for f in 4 6; do
+			for c in "WGFW-$n-OUT" "WGFW-$n-FWD" "WGFW-$n-IN" "WGFW-$n-REJECT" WGFW-INPUT; do
+				assert_match "IPv$f chain $c-v$f exists ($BACKEND)" "^[[:space:]]*chain $c-v$f \\{" "$t"
+			done
+			for spec in "output|WGFW-$n-OUT" "forward|WGFW-$n-FWD" "input|WGFW-INPUT"; do
+				IFS='|' read -r base target <<<"$spec"
+				assert_match "nft $base: first IPv$f rule jumps to $target-v$f" "(^| )jump $target-v$f\$" \
+					"$(nft_first_rule_for "$CLI" "$base" "$f")"
+			done
+		done
+		assert_match "nft base chain output: type filter hook output priority filter" \
+			'^type filter hook output priority filter;' "$(nft_chain_hook "$CLI" output)"
+		assert_match "IPv4 nat chain WGFW-$n-NAT-v4 exists (LAN masqueraded out of the tunnel)" \
+			"^[[:space:]]*chain WGFW-$n-NAT-v4 \\{" "$t"
+		assert_match "IPv4 mangle chain WGFW-$n-MSS-v4 exists" "^[[:space:]]*chain WGFW-$n-MSS-v4 \\{" "$t"
+		assert_no_match "nothing of the hook's in iptables-nft or iptables-legacy (v4, v6)" 'WGFW|wgfw' \
+			"$(for v in nft legacy; do save_rules "$CLI" "$v" 4; save_rules "$CLI" "$v" 6; done)"
+		return 0
+	fi
 	[[ $VARIANT == legacy ]] && other=nft
 	for f in 4 6; do
 		v=$(save_rules "$CLI" "$VARIANT" "$f")
@@ -851,8 +884,18 @@ if ((UP_OK)); then
 
 	step "phase 6: wg-quick down $L_IF: the kill switch STAYS"
 	cli_down "$L_IF"
+	if ((NATIVE)); then
+		t=$(nft_hook_table "$CLI")
+		for f in 4 6; do
+			assert_match "after down: chain WGFW-$(nft_if "$L_IF")-OUT-v$f still in nft table inet wgfw" \
+				"^[[:space:]]*chain WGFW-$(nft_if "$L_IF")-OUT-v$f \\{" "$t"
+			assert_match "after down: nft output: first IPv$f rule still jumps to WGFW-$(nft_if "$L_IF")-OUT-v$f" \
+				"(^| )jump WGFW-$(nft_if "$L_IF")-OUT-v$f\$" "$(nft_first_rule_for "$CLI" output "$f")"
+		done
+	else
 	assert_match "after down: chain WGFW-$L_IF-OUT still in iptables-$VARIANT (IPv4)" "^:WGFW-$L_IF-OUT " "$(save_rules "$CLI" "$VARIANT" 4)"
 	assert_match "after down: chain WGFW-$L_IF-OUT still in ip6tables-$VARIANT (IPv6)" "^:WGFW-$L_IF-OUT " "$(save_rules "$CLI" "$VARIANT" 6)"
+	fi
 	for addr in 192.0.2.1 2001:db8:ff::1; do
 		for kind in tcp udp ping; do
 			expect_blocked "lockdown, after down: cli -> $(host "$addr") $kind" "$CLI" "$kind" "$addr"

@@ -2,7 +2,10 @@
 # End-to-end test of wgfw-hook's forwarding policy (server role): what peers may reach through the
 # server, with real TCP connections, in network namespaces.
 #
-#   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/forwarding.sh iptables-nft|iptables-legacy
+#   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/forwarding.sh iptables-nft|iptables-legacy|nft
+#
+# (nft: the hook's native nftables backend; its rules are in the nft table inet wgfw, and
+# nothing of it may appear in iptables-nft-save or iptables-legacy-save.)
 #
 # Topology (five namespaces, "$E2E_PREFIX-{inet,srv,lan,c1,c2}", deleted on exit; N = this PID):
 #
@@ -58,10 +61,9 @@ set -Eeuo pipefail
 
 BACKEND=${1:-}
 case "$BACKEND" in
-iptables-nft) VARIANT=nft ;;
-iptables-legacy) VARIANT=legacy ;;
+iptables-nft | iptables-legacy | nft) ;;
 *)
-	echo "usage: $0 iptables-nft|iptables-legacy" >&2
+	echo "usage: $0 iptables-nft|iptables-legacy|nft" >&2
 	exit 2
 	;;
 esac
@@ -69,6 +71,9 @@ esac
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/e2e/lib.sh
 source "$HERE/lib.sh"
+# VARIANT: the iptables variant (nft for the nft backend); NATIVE=1: the hook's rules are in the
+# native nft table inet wgfw.
+parse_backend "$BACKEND"
 
 BIN=${WGFW_HOOK_BIN:-$HERE/../../target/debug/wgfw-hook}
 BIN=$(realpath -e -- "$BIN" 2>/dev/null) || { echo "wgfw-hook binary not found: ${WGFW_HOOK_BIN:-target/debug/wgfw-hook}" >&2; exit 2; }
@@ -82,6 +87,9 @@ done
 [[ -d /etc/wireguard ]] || { echo "/etc/wireguard is missing (wireguard-tools installs it; ip netns exec binds onto it)" >&2; exit 2; }
 
 SRV_IF=wgs$$
+# With the nft backend, srv's interface name has the characters that nft chain names escape
+# (_ -> __, = -> _e, + -> _p): the hook's chains are then WGFW-w___e_psN-FWD-v4 and so on.
+if ((NATIVE)); then SRV_IF="w_=+s$$"; fi
 C1_IF=wga$$
 C2_IF=wgb$$
 for ifc in "$SRV_IF" "$C1_IF" "$C2_IF"; do
@@ -362,10 +370,15 @@ dump_rules_on_failure() {
 	((E2E_FAILED > $1)) || return 0
 	info "failures in this phase; the hook's rules in srv ($BACKEND):"
 	{
+		if ((NATIVE)); then
+			echo "## nft list table inet wgfw"
+			nft_hook_table "$SRV"
+		else
 		echo "## iptables-$VARIANT-save (WGFW lines and their jumps)"
 		save_rules "$SRV" "$VARIANT" 4 | grep -E '^\*|WGFW' || true
 		echo "## ip6tables-$VARIANT-save (WGFW lines and their jumps)"
 		save_rules "$SRV" "$VARIANT" 6 | grep -E '^\*|WGFW' || true
+		fi
 		echo "## srv routes"
 		srv ip -4 route show
 		srv ip -6 route show | grep -v '^fe80' || true
@@ -385,6 +398,17 @@ hook_phase() {
 	tunnels_up
 	((TUN_OK)) || return 0
 	# The backend comes from the settings file only (nothing on the command line).
+	if ((NATIVE)); then
+		local t n
+		t=$(nft_hook_table "$SRV")
+		n=$(nft_if "$SRV_IF")
+		assert_match "$name: the hook's chains are in nft table inet wgfw (backend from the settings file)" \
+			"^[[:space:]]*chain WGFW-$n-FWD-v4 \\{" "$t"
+		assert_match "$name: ... and its IPv6 chains too" "^[[:space:]]*chain WGFW-$n-FWD-v6 \\{" "$t"
+		assert_no_match "$name: nothing of the hook's in iptables-nft or iptables-legacy (v4, v6)" 'WGFW|wgfw' \
+			"$(for v in nft legacy; do save_rules "$SRV" "$v" 4; save_rules "$SRV" "$v" 6; done)"
+		return 0
+	fi
 	local other=legacy own
 	[[ $VARIANT == legacy ]] && other=nft
 	own=$(save_rules "$SRV" "$VARIANT" 4; save_rules "$SRV" "$VARIANT" 6)
