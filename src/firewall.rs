@@ -76,8 +76,16 @@ pub fn auto() -> (Backend, String) {
 
 /// Our part of the ruleset as it was before a change, to compute the change and to put it back.
 pub enum Before {
-    Iptables(BTreeMap<Family, Live>),
-    Nft { table: nft::Live, ruleset: String },
+    /// The families' iptables rules, and the nftables ruleset (another manager's native
+    /// tables, firewalld's, own input whatever backend we use).
+    Iptables {
+        lives: BTreeMap<Family, Live>,
+        ruleset: String,
+    },
+    Nft {
+        table: nft::Live,
+        ruleset: String,
+    },
 }
 
 pub fn families(ipv6: bool) -> Vec<Family> {
@@ -123,7 +131,12 @@ pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
             for f in families {
                 lives.insert(*f, live_rules(v, *f)?);
             }
-            Before::Iptables(lives)
+            let ruleset = if cmd::find("nft").is_some() {
+                nft_ruleset().unwrap_or_default()
+            } else {
+                String::new()
+            };
+            Before::Iptables { lives, ruleset }
         }
         Backend::Nft => Before::Nft {
             table: nft::Live::parse(&nft_table()?),
@@ -135,9 +148,14 @@ pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
 /// Per family: why another firewall manager owns the host's input, if one does.
 pub fn input_owners(before: &Before) -> BTreeMap<Family, String> {
     match before {
-        Before::Iptables(lives) => lives
+        Before::Iptables { lives, ruleset } => lives
             .iter()
-            .filter_map(|(f, l)| Some((*f, iptables_input_owner(l)?)))
+            .filter_map(|(f, l)| {
+                Some((
+                    *f,
+                    iptables_input_owner(l).or_else(|| nft::input_owner(ruleset))?,
+                ))
+            })
             .collect(),
         Before::Nft { ruleset, .. } => match nft::input_owner(ruleset) {
             Some(why) => Family::BOTH.into_iter().map(|f| (f, why.clone())).collect(),
@@ -163,7 +181,7 @@ fn iptables_input_owner(live: &Live) -> Option<String> {
 /// Installs `plan`, all or nothing: a family that fails leaves the others as they were.
 pub fn apply(backend: Backend, plan: &Plan, others: &[Record], before: &Before) -> Result<()> {
     match (backend, before) {
-        (Backend::Iptables(v), Before::Iptables(lives)) => {
+        (Backend::Iptables(v), Before::Iptables { lives, .. }) => {
             let mut scripts = Vec::new();
             for fp in &plan.families {
                 let want = iptables::render(&desired(plan, fp.family, others), fp.family);
@@ -207,7 +225,7 @@ pub fn apply(backend: Backend, plan: &Plan, others: &[Record], before: &Before) 
 /// Puts our part of the ruleset back as it was in `before` (after a later step failed).
 pub fn undo(backend: Backend, iface: &IfaceName, before: &Before) {
     match (backend, before) {
-        (Backend::Iptables(v), Before::Iptables(lives)) => {
+        (Backend::Iptables(v), Before::Iptables { lives, .. }) => {
             let all: Vec<Family> = lives.keys().copied().collect();
             undo_families(v, iface, &all, lives);
         }

@@ -73,6 +73,7 @@ fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
         format!("this host, {}", reach.join(", "))
     };
     let ssh = match (plan.ssh_port, &fp.admin) {
+        _ if fp.policy == InputPolicy::Defer => "left to the other manager".to_string(),
         (None, _) => "closed".to_string(),
         (Some(p), None) => format!("{p} from anywhere"),
         (Some(_), Some(n)) if n.is_empty() => "closed".to_string(),
