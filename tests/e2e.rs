@@ -157,6 +157,11 @@ fn e2e_client_kill_switch_iptables_legacy() {
 }
 
 #[test]
+fn e2e_coexists_with_docker_ufw_and_firewalld() {
+    run_scenario("coexist", "all");
+}
+
+#[test]
 fn e2e_config_reader_agrees_with_wg_quick() {
     run_scenario("parser", "iptables-nft");
 }
