@@ -132,6 +132,11 @@ fn e2e_server_iptables_nft() {
 }
 
 #[test]
+fn e2e_server_nft() {
+    run_scenario("server", "nft");
+}
+
+#[test]
 fn e2e_server_iptables_legacy() {
     run_scenario("server", "iptables-legacy");
 }
@@ -142,6 +147,11 @@ fn e2e_forwarding_policy_iptables_nft() {
 }
 
 #[test]
+fn e2e_forwarding_policy_nft() {
+    run_scenario("forwarding", "nft");
+}
+
+#[test]
 fn e2e_forwarding_policy_iptables_legacy() {
     run_scenario("forwarding", "iptables-legacy");
 }
@@ -149,6 +159,11 @@ fn e2e_forwarding_policy_iptables_legacy() {
 #[test]
 fn e2e_client_kill_switch_iptables_nft() {
     run_scenario("client", "iptables-nft");
+}
+
+#[test]
+fn e2e_client_kill_switch_nft() {
+    run_scenario("client", "nft");
 }
 
 #[test]
