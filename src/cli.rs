@@ -73,7 +73,7 @@ pub const FLAGS: &[Flag] = &[
     flag("no-log", None, "do not log dropped packets"),
     flag("allow-lan", None, "client role: keep the local networks reachable outside the tunnel"),
     flag("lockdown", None, "client role: keep the kill switch after down, until release"),
-    flag("backend", Some("auto|iptables-nft|iptables-legacy"), "which kernel interface to program [default: auto]"),
+    flag("backend", Some("auto|nft|iptables-nft|iptables-legacy"), "which kernel interface to program [default: auto: what the host uses]"),
     Flag { short: Some('v'), in_settings: false, ..flag("verbose", None, "show each step (repeat for more; RUST_LOG works too)") },
     Flag { short: Some('h'), in_settings: false, ..flag("help", None, "print this help") },
     Flag { short: Some('V'), in_settings: false, ..flag("version", None, "print the version") },
@@ -297,7 +297,11 @@ pub fn help() -> String {
             None => format!("{short}--{}", f.long),
         };
         let again = if f.repeatable { " (repeatable)" } else { "" };
-        s.push_str(&format!("  {head:<38} {}{again}\n", f.help));
+        if head.len() > 38 {
+            s.push_str(&format!("  {head}\n  {:38} {}{again}\n", "", f.help));
+        } else {
+            s.push_str(&format!("  {head:<38} {}{again}\n", f.help));
+        }
     }
     s.push_str(
         "\nExit status: 0 done, 1 the system refused (nothing left half-applied), 2 bad usage or config.\n",
