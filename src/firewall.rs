@@ -74,6 +74,20 @@ pub fn auto() -> (Backend, String) {
     )
 }
 
+/// Every backend whose programs are installed.
+pub fn installed_backends() -> Vec<Backend> {
+    let mut out = Vec::new();
+    for v in [Variant::Nft, Variant::Legacy] {
+        if cmd::find(&v.restore(Family::V4)).is_some() {
+            out.push(Backend::Iptables(v));
+        }
+    }
+    if cmd::find("nft").is_some() {
+        out.push(Backend::Nft);
+    }
+    out
+}
+
 /// Our part of the ruleset as it was before a change, to compute the change and to put it back.
 pub enum Before {
     /// The families' iptables rules, and the nftables ruleset (another manager's native

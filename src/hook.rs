@@ -289,18 +289,24 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
         .cloned()
         .collect();
     let mine = records.iter().find(|r| &r.iface == iface);
-    let backend = match mine.and_then(|r| Backend::parse(&r.backend)) {
-        Some(b) => b,
-        // Nothing recorded (a reboot emptied /run, or never up): remove chains that carry
-        // this interface's name, if any are there.
-        None => backend(None, None, &others)?.0,
+    let backends: Vec<Backend> = match (
+        mine.and_then(|r| Backend::parse(&r.backend)),
+        others.first(),
+    ) {
+        (Some(b), _) => vec![b],
+        (None, Some(_)) => vec![backend(None, None, &others)?.0],
+        // Nothing recorded (a reboot emptied /run while saved rules came back, or never up):
+        // remove whatever carries this interface's name, with every backend there is.
+        (None, None) => firewall::installed_backends(),
     };
     let mut warned = false;
     let foreign_file = format!("{iface}.foreign");
     let recorded = foreign::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
-    let warnings = foreign::remove(iface, &recorded)
-        .into_iter()
-        .chain(firewall::remove(backend, iface, &others, ipv6_enabled()));
+    let warnings = foreign::remove(iface, &recorded).into_iter().chain(
+        backends
+            .into_iter()
+            .flat_map(|b| firewall::remove(b, iface, &others, ipv6_enabled())),
+    );
     for w in warnings {
         eprintln!("wgfw-hook: warning: {w}");
         warned = true;

@@ -395,3 +395,26 @@ fn client_lockdown_keeps_the_kill_switch_until_release() {
         "{stdout}"
     );
 }
+
+#[test]
+fn down_without_records_removes_rules_restored_at_boot() {
+    // netfilter-persistent saved the rules while the tunnel was up and restored them at boot;
+    // /run is empty. `up` adopts them without duplicates; `down` removes them, either way.
+    let out = in_netns(&format!(
+        "{SETUP}\nsnapshot > /tmp/before.$$\n\"$BIN\" up wg0 --config \"$conf\" --backend iptables-nft\n\
+         iptables-nft-save > /tmp/v4.$$; ip6tables-nft-save > /tmp/v6.$$\n\
+         \"$BIN\" down wg0\n\
+         iptables-nft-restore < /tmp/v4.$$; ip6tables-nft-restore < /tmp/v6.$$\n\
+         \"$BIN\" up wg0 --config \"$conf\"\n\
+         iptables-nft-save | grep -c -- '-A INPUT -j WGFW-INPUT' | sed 's/^/ADOPTED=/'\n\
+         \"$BIN\" down wg0\n\
+         iptables-nft-restore < /tmp/v4.$$; ip6tables-nft-restore < /tmp/v6.$$\n\
+         \"$BIN\" down wg0\n\
+         (iptables-nft-save; ip6tables-nft-save) | grep -c WGFW | sed 's/^/LEFT=/' || true\nrm /tmp/before.$$ /tmp/v4.$$ /tmp/v6.$$"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("ADOPTED=1"), "{stdout}");
+    // The tables the boot-time restore made stay: they were there before the hook ran.
+    assert!(stdout.contains("LEFT=0"), "{stdout}");
+}
