@@ -333,9 +333,21 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     Ok(())
 }
 
+/// Peers silent for longer than this are worth pruning, as the hardening guides say.
+const STALE_PEER_SECS: u64 = 7 * 86_400;
+
 /// Prints what is installed in this network namespace, one line per managed interface.
 pub fn status(only: Option<&IfaceName>) -> Result<()> {
     let store = Store::open()?;
+    if let Some((n, max)) = host::conntrack_use() {
+        let pct = n * 100 / max.max(1);
+        let warn = if pct >= 80 {
+            ": nearly full, raise net.netfilter.nf_conntrack_max"
+        } else {
+            ""
+        };
+        println!("conntrack: {n} of {max} entries ({pct}%){warn}");
+    }
     let records: Vec<Record> = store
         .records()?
         .into_iter()
@@ -374,6 +386,20 @@ pub fn status(only: Option<&IfaceName>) -> Result<()> {
             r.backend,
             families.join(" and ")
         );
+        if up {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            for (key, age) in host::stale_peers(&r.iface, now, STALE_PEER_SECS) {
+                match age {
+                    None => println!("  peer {key}: no handshake yet"),
+                    Some(s) => println!(
+                        "  peer {key}: last handshake {} days ago (remove it if it is gone)",
+                        s / 86_400
+                    ),
+                }
+            }
+        }
         let foreign = foreign::decode(
             &store
                 .read_named(&format!("{}.foreign", r.iface))?

@@ -233,6 +233,43 @@ pub fn default_dev_v6(table: &str) -> Option<IfaceName> {
         .map(|(_, dev)| dev)
 }
 
+/// Connection-tracking use: (entries, limit), when the kernel tracks connections here.
+pub fn conntrack_use() -> Option<(u64, u64)> {
+    let n = read("/proc/sys/net/netfilter/nf_conntrack_count")
+        .trim()
+        .parse()
+        .ok()?;
+    let max = read("/proc/sys/net/netfilter/nf_conntrack_max")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((n, max))
+}
+
+/// Peers whose latest handshake is older than `max_age_secs` (or never happened), from
+/// `wg show IFACE latest-handshakes`: (public key, seconds since, or None for never).
+pub fn stale_peers(iface: &IfaceName, now: u64, max_age_secs: u64) -> Vec<(String, Option<u64>)> {
+    cmd::run("wg", &["show", iface.as_str(), "latest-handshakes"], None)
+        .ok()
+        .filter(|o| o.ok)
+        .map(|o| parse_stale(&o.stdout, now, max_age_secs))
+        .unwrap_or_default()
+}
+
+fn parse_stale(text: &str, now: u64, max_age_secs: u64) -> Vec<(String, Option<u64>)> {
+    text.lines()
+        .filter_map(|l| {
+            let (key, when) = l.split_once('\t')?;
+            let when: u64 = when.trim().parse().ok()?;
+            match when {
+                0 => Some((key.to_string(), None)),
+                t if now.saturating_sub(t) > max_age_secs => Some((key.to_string(), Some(now - t))),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// Reads the current value of every key, for the record taken before the first write.
 pub fn read_sysctls<'a>(keys: impl Iterator<Item = &'a Key>) -> BTreeMap<Key, String> {
     keys.filter_map(|k| sysctl::read(k).ok().map(|v| (k.clone(), v)))
@@ -290,6 +327,20 @@ mod tests {
         .unwrap();
         let (found, notes) = endpoints(&"nonexistent-if".parse().unwrap(), &conf);
         assert_eq!((found.len(), notes.len()), (2, 0));
+    }
+
+    #[test]
+    fn finds_stale_peers() {
+        let now = 1_800_000_000;
+        let text = format!("a=\t0\nb=\t{}\nc=\t{}\n", now - 60, now - 8 * 86_400);
+        let stale = parse_stale(&text, now, 7 * 86_400);
+        assert_eq!(
+            stale,
+            vec![
+                ("a=".to_string(), None),
+                ("c=".to_string(), Some(8 * 86_400))
+            ]
+        );
     }
 
     #[test]
