@@ -17,6 +17,7 @@ pub enum Command {
     Plan,
     Release,
     Status,
+    Check,
 }
 
 impl Command {
@@ -27,6 +28,7 @@ impl Command {
             "plan" => Some(Command::Plan),
             "release" => Some(Command::Release),
             "status" => Some(Command::Status),
+            "check" => Some(Command::Check),
             _ => None,
         }
     }
@@ -74,6 +76,7 @@ pub const FLAGS: &[Flag] = &[
     flag("allow-lan", None, "client role: keep the local networks reachable outside the tunnel"),
     flag("lockdown", None, "client role: keep the kill switch after down, until release"),
     flag("backend", Some("auto|nft|iptables-nft|iptables-legacy"), "which kernel interface to program [default: auto: what the host uses]"),
+    Flag { in_settings: false, ..flag("repair", None, "check: install the recorded firewall again where it drifted") },
     Flag { short: Some('v'), in_settings: false, ..flag("verbose", None, "show each step (repeat for more; RUST_LOG works too)") },
     Flag { short: Some('h'), in_settings: false, ..flag("help", None, "print this help") },
     Flag { short: Some('V'), in_settings: false, ..flag("version", None, "print the version") },
@@ -133,6 +136,51 @@ impl Options {
             _ => return Err("is not an option".into()),
         }
         Ok(())
+    }
+
+    /// The options in the settings file's syntax (all but `config`), so that what `up` used
+    /// can be recorded and read back with `settings::parse`.
+    pub fn to_settings(&self) -> String {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut put = |k: &str, v: String| out.push((k.to_string(), v));
+        if let Some(r) = self.role {
+            put("role", r.as_str().into());
+        }
+        if let Some(w) = &self.wan {
+            put("wan", w.to_string());
+        }
+        if let Some(p) = self.policy {
+            put("policy", p.as_str().into());
+        }
+        match self.ssh_port {
+            Some(Some(p)) => put("ssh-port", p.to_string()),
+            Some(None) => put("ssh-port", "none".into()),
+            None => {}
+        }
+        self.admin.iter().for_each(|n| put("admin", n.to_string()));
+        self.allow.iter().for_each(|s| put("allow", s.to_string()));
+        if let Some(r) = self.handshake_limit {
+            put("handshake-limit", r.to_string());
+        }
+        self.lan.iter().for_each(|n| put("lan", n.to_string()));
+        let switches = [
+            ("no-internet", self.no_internet),
+            ("peer-to-peer", self.peer_to_peer),
+            ("no-nat", self.no_nat),
+            ("nat6", self.nat6),
+            ("no-log", self.no_log),
+            ("allow-lan", self.allow_lan),
+            ("lockdown", self.lockdown),
+        ];
+        for (k, on) in switches {
+            if on {
+                put(k, "yes".into());
+            }
+        }
+        if let Some(b) = self.backend {
+            put("backend", b.as_str().into());
+        }
+        out.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
     }
 
     /// The command line wins over the settings file; a list given on the command line
@@ -204,6 +252,8 @@ pub struct Args {
     pub iface: IfaceName,
     pub options: Options,
     pub verbose: u8,
+    /// `check --repair`.
+    pub repair: bool,
 }
 
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
@@ -214,6 +264,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
     let mut iface = None;
     let mut options = Options::default();
     let mut verbose = 0u8;
+    let mut repair = false;
 
     while let Some(arg) = parser.next().map_err(|e| usage(e.to_string()))? {
         let name = match arg {
@@ -229,7 +280,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
                 if command.is_none() {
                     command = Some(Command::parse(&v).ok_or_else(|| {
                         usage(format!(
-                            "unknown command \"{v}\": use up, down, plan, status or release"
+                            "unknown command \"{v}\": use up, down, plan, status, check or release"
                         ))
                     })?);
                 } else if iface.is_none() {
@@ -247,6 +298,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
             "help" => return Ok(Invocation::Help),
             "version" => return Ok(Invocation::Version),
             "verbose" => verbose = verbose.saturating_add(1),
+            "repair" => repair = true,
             _ => {
                 let value = match flag.value {
                     Some(_) => Some(
@@ -264,17 +316,22 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
             }
         }
     }
-    let command = command
-        .ok_or_else(|| usage("no command given: use up, down, plan, status or release".into()))?;
+    let command = command.ok_or_else(|| {
+        usage("no command given: use up, down, plan, status, check or release".into())
+    })?;
     if let (Command::Status, None) = (command, &iface) {
         return Ok(Invocation::StatusAll);
     }
     let iface = iface.ok_or_else(|| usage("no interface given, e.g. wgfw-hook up wg0".into()))?;
+    if repair && command != Command::Check {
+        return Err(usage("--repair goes with check".into()));
+    }
     Ok(Invocation::Run(Args {
         command,
         iface,
         options,
         verbose,
+        repair,
     }))
 }
 
@@ -285,6 +342,7 @@ pub fn help() -> String {
          wgfw-hook down IFACE             remove exactly what up installed (wg-quick PreDown)\n  \
          wgfw-hook plan IFACE [OPTIONS]   print what up would do; changes nothing, needs no root\n  \
          wgfw-hook status [IFACE]         what is installed, and kill switches kept after down\n  \
+         wgfw-hook check IFACE [--repair] exit 0 when the firewall is as installed, 1 when it drifted\n  \
          wgfw-hook release IFACE          remove a kill switch that --lockdown kept after down\n\n\
          In the wg-quick config:\n  PostUp  = wgfw-hook up %i\n  PreDown = wgfw-hook down %i\n\n\
          Options (also settable as \"name = value\" in /etc/wgfw/IFACE.conf; the command line wins):\n",
@@ -476,6 +534,42 @@ mod tests {
         assert_eq!(o.wan.unwrap().as_str(), "eth0");
         assert_eq!(o.admin.len(), 1);
         assert!(o.no_log);
+    }
+
+    #[test]
+    fn options_survive_the_settings_syntax() {
+        let o = opts(&[
+            "up",
+            "wg0",
+            "--role",
+            "client",
+            "--wan",
+            "eth1",
+            "--policy",
+            "accept",
+            "--ssh-port",
+            "none",
+            "--admin",
+            "192.0.2.0/24",
+            "--allow",
+            "udp/1:9",
+            "--handshake-limit",
+            "5/second",
+            "--lan",
+            "fd00::/8",
+            "--no-internet",
+            "--peer-to-peer",
+            "--no-nat",
+            "--nat6",
+            "--no-log",
+            "--allow-lan",
+            "--lockdown",
+            "--backend",
+            "nft",
+        ]);
+        let back = crate::settings::parse(std::path::Path::new("r"), &o.to_settings()).unwrap();
+        assert_eq!(back, o);
+        assert_eq!(Options::default().to_settings(), "");
     }
 
     #[test]

@@ -236,6 +236,38 @@ pub fn apply(backend: Backend, plan: &Plan, others: &[Record], before: &Before) 
     }
 }
 
+/// How the live ruleset differs from what `plan` installs, one line per difference.
+pub fn differences(
+    backend: Backend,
+    plan: &Plan,
+    others: &[Record],
+    before: &Before,
+) -> Vec<String> {
+    match (backend, before) {
+        (Backend::Iptables(_), Before::Iptables { lives, .. }) => plan
+            .families
+            .iter()
+            .flat_map(|fp| {
+                let want = iptables::render(&desired(plan, fp.family, others), fp.family);
+                iptables::differences(&want, &lives[&fp.family], fp.family)
+            })
+            .collect(),
+        (Backend::Nft, Before::Nft { table, .. }) => {
+            let want: Vec<(Family, ruleset::Chain)> = plan
+                .families
+                .iter()
+                .flat_map(|fp| {
+                    desired(plan, fp.family, others)
+                        .into_iter()
+                        .map(|c| (fp.family, c))
+                })
+                .collect();
+            nft::differences(&want, table)
+        }
+        _ => vec!["internal: backend and live state disagree".into()],
+    }
+}
+
 /// Puts our part of the ruleset back as it was in `before` (after a later step failed).
 pub fn undo(backend: Backend, iface: &IfaceName, before: &Before) {
     match (backend, before) {

@@ -316,6 +316,27 @@ pub fn apply(
     Ok(wanted.keys().cloned().collect())
 }
 
+/// How many of our marked accepts a place holds now.
+pub fn count_marked(iface: &IfaceName, place: &Place) -> usize {
+    let m = mark(iface);
+    match place {
+        Place::Iptables {
+            variant,
+            family,
+            chain,
+        } => firewall::live_rules(*variant, *family)
+            .map(|l| {
+                l.rules.get(&(Table::Filter, chain.clone())).map_or(0, |r| {
+                    r.iter()
+                        .filter(|r| r.contains(&format!("--comment \"{m}\"")))
+                        .count()
+                })
+            })
+            .unwrap_or(0),
+        Place::Nft { table, chain } => nft_handles(table, chain, &m).map_or(0, |h| h.len()),
+    }
+}
+
 /// Takes our accepts out of every recorded place; forgiving (returns warnings).
 pub fn remove(iface: &IfaceName, recorded: &[Place]) -> Vec<String> {
     match apply(iface, &BTreeMap::new(), recorded) {

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use crate::cli::{Args, Options};
 use crate::cmd;
 use crate::error::{Error, Result};
+use crate::firewall::Before;
 use crate::firewall::{self, Backend};
 use crate::foreign;
 use crate::host;
 use crate::iptables::Variant;
-use crate::plan::{self, HostFacts};
+use crate::plan::{self, Family, HostFacts, Plan};
 use crate::report;
 use crate::residue;
 use crate::settings;
@@ -91,7 +92,7 @@ pub fn up(args: &Args) -> Result<()> {
         return Err(Error::usage(format!("--wan {wan}: no such interface")));
     }
     let store = Store::open()?;
-    let result = install(args, &opts, &conf, &store);
+    let result = install(&args.iface, &opts, &conf, &store);
     if result.is_err() {
         // Whatever failed was undone; leave no empty records behind either.
         let _ = tidy(&store);
@@ -99,21 +100,31 @@ pub fn up(args: &Args) -> Result<()> {
     result
 }
 
-fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Result<()> {
-    let iface = &args.iface;
+/// The plan for this host now, and what our part of the ruleset is before any change.
+fn prepare(
+    iface: &IfaceName,
+    opts: &Options,
+    conf: &WgConfig,
+    backend: Backend,
+) -> Result<(Plan, Before, Vec<Family>)> {
+    let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
+    let endpoint_notes = endpoints(&mut facts, iface, conf, opts);
+    let families = firewall::families(facts.ipv6_enabled);
+    let before = firewall::read(backend, &families)?;
+    facts.input_owner = firewall::input_owners(&before);
+    let mut plan = plan::derive(iface, conf, opts, &facts, plan::Purpose::Install)?;
+    plan.notes.extend(endpoint_notes);
+    Ok((plan, before, families))
+}
+
+fn install(iface: &IfaceName, opts: &Options, conf: &WgConfig, store: &Store) -> Result<()> {
     store.check_writable()?;
     let records = store.records()?;
     let mine = records.iter().find(|r| &r.iface == iface).cloned();
     let others: Vec<Record> = records.into_iter().filter(|r| &r.iface != iface).collect();
     let (backend, why) = backend(opts.backend, mine.as_ref(), &others)?;
     log::info!("backend {} ({why})", backend.name());
-
-    let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
-    let endpoint_notes = endpoints(&mut facts, iface, conf, opts);
-    let before = firewall::read(backend, &firewall::families(facts.ipv6_enabled))?;
-    facts.input_owner = firewall::input_owners(&before);
-    let mut plan = plan::derive(iface, conf, opts, &facts, plan::Purpose::Install)?;
-    plan.notes.extend(endpoint_notes);
+    let (plan, before, families) = prepare(iface, opts, conf, backend)?;
     for note in &plan.notes {
         log::info!("{note}");
     }
@@ -155,14 +166,14 @@ fn install(args: &Args, opts: &Options, conf: &WgConfig, store: &Store) -> Resul
     // Other managers' drops that our table cannot override get accepts of ours.
     let foreign_file = format!("{iface}.foreign");
     let recorded = foreign::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
-    let wanted = foreign::needed(
-        &plan,
-        &foreign::read(backend, &firewall::families(facts.ipv6_enabled)),
-    );
+    let wanted = foreign::needed(&plan, &foreign::read(backend, &families));
     let placed: Vec<foreign::Place> = wanted.keys().cloned().collect();
     let result = foreign::apply(iface, &wanted, &recorded)
         .and_then(|places| store.write_named(&foreign_file, &foreign::encode(&places)))
-        .and_then(|()| apply_sysctls(store, iface, &plan.sysctls));
+        .and_then(|()| apply_sysctls(store, iface, &plan.sysctls))
+        // What up used, so that `check --repair` can install the same plan again.
+        .and_then(|()| store.write_named(&format!("{iface}.options"), &opts.to_settings()))
+        .and_then(|()| store.write_named(&format!("{iface}.wgconf"), &wgconf::render(conf)));
     if let Err(e) = result {
         let _ = foreign::remove(iface, &placed);
         let _ = store.write_named(&foreign_file, &foreign::encode(&recorded));
@@ -312,6 +323,8 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
         warned = true;
     }
     store.write_named(&foreign_file, "")?;
+    store.write_named(&format!("{iface}.options"), "")?;
+    store.write_named(&format!("{iface}.wgconf"), "")?;
 
     let mut ledger = Ledger::parse(&store.read_named(LEDGER)?.unwrap_or_default());
     for w in ledger.release(iface.as_str()) {
@@ -331,6 +344,91 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
         eprintln!("wgfw-hook: {iface}: removed what could be removed (see the warnings above)");
     }
     Ok(())
+}
+
+/// Whether the live firewall and sysctls are still what `up` installed; prints one line per
+/// difference. With `--repair`, installs the recorded plan again. Returns whether all is (or
+/// is again) as installed.
+pub fn check(args: &Args) -> Result<bool> {
+    let iface = &args.iface;
+    let store = Store::open()?;
+    let Some(record) = store.record(iface)? else {
+        println!("{iface}: nothing installed");
+        return Ok(true);
+    };
+    let missing = || {
+        Error::system(format!(
+            "{iface}: what up used is not recorded: run wgfw-hook up {iface} again"
+        ))
+    };
+    let opts_text = store
+        .read_named(&format!("{iface}.options"))?
+        .ok_or_else(missing)?;
+    let conf_text = store
+        .read_named(&format!("{iface}.wgconf"))?
+        .ok_or_else(missing)?;
+    let recorded = std::path::PathBuf::from(format!("(the config {iface} was brought up with)"));
+    let opts = settings::parse(&recorded, &opts_text)?;
+    let conf = wgconf::parse(&recorded, &conf_text)?;
+    let drift = differences(&store, iface, &record, &opts, &conf)?;
+    if drift.is_empty() {
+        println!("{iface}: as installed");
+        return Ok(true);
+    }
+    for d in &drift {
+        println!("{iface}: {d}");
+    }
+    if !args.repair {
+        return Ok(false);
+    }
+    install(iface, &opts, &conf, &store)?;
+    let after = differences(&store, iface, &record, &opts, &conf)?;
+    for d in &after {
+        println!("{iface}: still: {d}");
+    }
+    if after.is_empty() {
+        println!("{iface}: repaired");
+    }
+    Ok(after.is_empty())
+}
+
+fn differences(
+    store: &Store,
+    iface: &IfaceName,
+    record: &Record,
+    opts: &Options,
+    conf: &WgConfig,
+) -> Result<Vec<String>> {
+    let Some(backend) = Backend::parse(&record.backend) else {
+        return Ok(vec![format!("unknown backend {} recorded", record.backend)]);
+    };
+    let others: Vec<Record> = store
+        .records()?
+        .into_iter()
+        .filter(|r| &r.iface != iface)
+        .collect();
+    let (plan, before, families) = prepare(iface, opts, conf, backend)?;
+    let mut out = firewall::differences(backend, &plan, &others, &before);
+    for w in &plan.sysctls {
+        if let Ok(v) = sysctl::read(&w.key)
+            && v != w.value
+        {
+            out.push(format!("sysctl {} is {v}, {} was set", w.key, w.value));
+        }
+    }
+    let view = foreign::read(backend, &families);
+    for (place, rules) in foreign::needed(&plan, &view) {
+        let present = foreign::count_marked(iface, &place);
+        if present != rules.len() {
+            out.push(format!(
+                "{} of our {} accepts in {} are there",
+                present,
+                rules.len(),
+                place.describe()
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Peers silent for longer than this are worth pruning, as the hardening guides say.

@@ -334,6 +334,42 @@ pub fn transaction(desired: &[Chain], remove: &[(Table, String)], live: &Live) -
     (!script.is_empty()).then_some(script)
 }
 
+/// How the live ruleset of one family differs from `desired`, one line per difference.
+pub fn differences(desired: &[Chain], live: &Live, family: Family) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in desired {
+        if !live.has_chain(c.table, &c.name) {
+            out.push(format!(
+                "{family}: chain {} ({}) is gone",
+                c.name,
+                c.table.name()
+            ));
+            continue;
+        }
+        let rules = live.rules_of(c.table, &c.name);
+        if rules.len() != c.rules.len() {
+            out.push(format!(
+                "{family}: chain {} holds {} rules, not the {} installed",
+                c.name,
+                rules.len(),
+                c.rules.len()
+            ));
+        } else if rules != c.rules.as_slice() {
+            out.push(format!("{family}: chain {}'s rules were changed", c.name));
+        }
+        if let Some(hook) = c.hook
+            && !jump_is_first_once(live, c.table, hook, &c.name)
+        {
+            out.push(format!(
+                "{family}: {} {hook} no longer jumps to {} first",
+                c.table.name(),
+                c.name
+            ));
+        }
+    }
+    out
+}
+
 /// Whether `hook` jumps to `chain` exactly once, among the wgfw jumps that lead it.
 fn jump_is_first_once(live: &Live, table: Table, hook: &str, chain: &str) -> bool {
     let jump = format!("-j {chain}");

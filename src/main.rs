@@ -43,6 +43,11 @@ fn main() {
                 Command::Plan => hook::plan(&args),
                 Command::Release => hook::release(&args),
                 Command::Status => hook::status(Some(&args.iface)),
+                Command::Check => match hook::check(&args) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => std::process::exit(1),
+                    Err(e) => Err(e),
+                },
             };
             match result {
                 Ok(()) => 0,

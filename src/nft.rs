@@ -329,6 +329,59 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
     Some(s)
 }
 
+/// The rules of every chain in a table listing (declarations left out).
+fn chain_rules(listing: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in listing.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("chain ") {
+            let name = rest.trim_end_matches('{').trim().to_string();
+            out.insert(name.clone(), Vec::new());
+            current = Some(name);
+        } else if l == "}" {
+            current = None;
+        } else if let Some(c) = &current
+            && !l.is_empty()
+            && !l.starts_with("type ")
+        {
+            out.get_mut(c).expect("inserted above").push(l.to_string());
+        }
+    }
+    out
+}
+
+/// How the live table differs from `desired`, one line per difference. nft prints rules in a
+/// form of its own, so chains are compared by presence, rule count and their hook.
+pub fn differences(desired: &[(Family, Chain)], live: &Live) -> Vec<String> {
+    if !live.exists {
+        return vec![format!("table {TABLE} is gone")];
+    }
+    let chains = chain_rules(&live.listing);
+    let mut out = Vec::new();
+    for (family, c) in desired {
+        let name = chain_name(&c.name, *family);
+        match chains.get(&name) {
+            None => out.push(format!("chain {name} is gone")),
+            Some(rules) if rules.len() != c.rules.len() => out.push(format!(
+                "chain {name} holds {} rules, not the {} installed",
+                rules.len(),
+                c.rules.len()
+            )),
+            Some(_) => {}
+        }
+        if let Some((base, _)) = base_of_name(&name) {
+            let hooked = chains
+                .get(base)
+                .is_some_and(|r| r.iter().any(|l| l.ends_with(&format!("jump {name}"))));
+            if !hooked {
+                out.push(format!("base chain {base} no longer jumps to {name}"));
+            }
+        }
+    }
+    out
+}
+
 /// The sets of an interface, named as `ruleset` names them (`wgfw` + hash + tag): any set in
 /// the live table whose hash belongs to this interface cannot be told apart by name alone, so
 /// the chains that use them say which: here, the sets the removed chains' rules add to.

@@ -172,6 +172,16 @@ pub enum Policy {
     Accept,
 }
 
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Auto => "auto",
+            Policy::Drop => "drop",
+            Policy::Accept => "accept",
+        }
+    }
+}
+
 impl FromStr for Policy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -220,6 +230,17 @@ pub enum BackendChoice {
     IptablesNft,
     IptablesLegacy,
     Nft,
+}
+
+impl BackendChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::IptablesNft => "iptables-nft",
+            BackendChoice::IptablesLegacy => "iptables-legacy",
+            BackendChoice::Nft => "nft",
+        }
+    }
 }
 
 impl FromStr for BackendChoice {

@@ -131,6 +131,46 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
     Ok(conf)
 }
 
+/// The config again as wg-quick text, with what the hook uses of it (no keys but the peers'
+/// public ones): what `up` records, to install the same plan again later.
+pub fn render(conf: &WgConfig) -> String {
+    let join = |nets: &[IpNet]| {
+        nets.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = String::from("[Interface]\n");
+    if !conf.addresses.is_empty() {
+        s.push_str(&format!("Address = {}\n", join(&conf.addresses)));
+    }
+    if let Some(p) = conf.listen_port {
+        s.push_str(&format!("ListenPort = {p}\n"));
+    }
+    if let Some(m) = conf.mtu {
+        s.push_str(&format!("MTU = {m}\n"));
+    }
+    if let Some(f) = &conf.fwmark {
+        s.push_str(&format!("FwMark = {f}\n"));
+    }
+    if let Some(t) = &conf.table {
+        s.push_str(&format!("Table = {t}\n"));
+    }
+    for peer in &conf.peers {
+        s.push_str("[Peer]\n");
+        if let Some(k) = &peer.public_key {
+            s.push_str(&format!("PublicKey = {k}\n"));
+        }
+        if let Some(e) = &peer.endpoint {
+            s.push_str(&format!("Endpoint = {e}\n"));
+        }
+        if !peer.allowed_ips.is_empty() {
+            s.push_str(&format!("AllowedIPs = {}\n", join(&peer.allowed_ips)));
+        }
+    }
+    s
+}
+
 fn last_peer(conf: &mut WgConfig) -> &mut Peer {
     conf.peers
         .last_mut()
@@ -250,6 +290,18 @@ mod tests {
             e.to_string().contains(":2: AllowedIPs \"10.0.0.0/33\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn renders_what_it_reads() {
+        let c = p("[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\nMTU = 1380\nTable = off\n\
+                   [Peer]\nPublicKey = abc=\nEndpoint = 192.0.2.7:4500\nAllowedIPs = 10.66.0.2/32\n[Peer]\nPublicKey = d=\n")
+        .unwrap();
+        let mut again = parse(Path::new("/etc/wireguard/wg0.conf"), &render(&c)).unwrap();
+        for (a, b) in again.peers.iter_mut().zip(&c.peers) {
+            a.line = b.line;
+        }
+        assert_eq!(again, c);
     }
 
     #[test]

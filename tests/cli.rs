@@ -418,3 +418,37 @@ fn down_without_records_removes_rules_restored_at_boot() {
     // The tables the boot-time restore made stay: they were there before the hook ran.
     assert!(stdout.contains("LEFT=0"), "{stdout}");
 }
+
+#[test]
+fn check_sees_drift_and_repair_puts_it_back() {
+    for (backend, break_it) in [
+        (
+            "iptables-nft",
+            "iptables-nft -F WGFW-wg0-FWD; ip6tables-nft -D INPUT -j WGFW-INPUT",
+        ),
+        ("iptables-legacy", "iptables-legacy -F WGFW-INPUT"),
+        ("nft", "nft delete table inet wgfw"),
+    ] {
+        let out = in_netns(&format!(
+            "{SETUP}\nsnapshot > /tmp/before.$$\n\"$BIN\" up wg0 --config \"$conf\" --backend {backend} 2>/dev/null\n\
+             \"$BIN\" check wg0; echo \"clean=$?\"\n\
+             {break_it}\nsysctl -qw net.ipv4.ip_forward=0\n\
+             set +e; \"$BIN\" check wg0; echo \"drift=$?\"\n\
+             \"$BIN\" check wg0 --repair 2>/dev/null; echo \"repair=$?\"\n\
+             \"$BIN\" check wg0; echo \"after=$?\"; set -e\n\
+             \"$BIN\" down wg0 2>/dev/null\nsnapshot | diff /tmp/before.$$ - && echo DOWN-SAME\nrm /tmp/before.$$"
+        ));
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{backend}: {stdout}");
+        for want in [
+            "wg0: as installed\nclean=0",
+            "drift=1",
+            "sysctl net.ipv4.ip_forward is 0, 1 was set",
+            "repaired\nrepair=0",
+            "after=0",
+            "DOWN-SAME",
+        ] {
+            assert!(stdout.contains(want), "{backend}: {want:?} not in {stdout}");
+        }
+    }
+}
