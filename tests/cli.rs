@@ -452,3 +452,32 @@ fn check_sees_drift_and_repair_puts_it_back() {
         }
     }
 }
+
+#[test]
+fn the_systemd_check_units_verify() {
+    // The units name /usr/bin/wgfw-hook; verify a copy that names the binary just built.
+    let dir = std::env::temp_dir().join(format!("wgfw-units-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd");
+    for unit in ["wgfw-hook-check@.service", "wgfw-hook-check@.timer"] {
+        let text = std::fs::read_to_string(src.join(unit))
+            .unwrap()
+            .replace("/usr/bin/wgfw-hook", BIN);
+        std::fs::write(dir.join(unit), text).unwrap();
+    }
+    let out = Command::new("systemd-analyze")
+        .args([
+            "verify",
+            "wgfw-hook-check@wg0.service",
+            "wgfw-hook-check@wg0.timer",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("systemd-analyze (systemd) is needed");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
+}
