@@ -138,6 +138,18 @@ fn desired(plan: &Plan, family: Family, others: &[Record]) -> Vec<ruleset::Chain
     chains
 }
 
+/// `desired` for every family of the plan, for the nft table that holds them all.
+fn desired_all(plan: &Plan, others: &[Record]) -> Vec<(Family, ruleset::Chain)> {
+    plan.families
+        .iter()
+        .flat_map(|fp| {
+            desired(plan, fp.family, others)
+                .into_iter()
+                .map(|c| (fp.family, c))
+        })
+        .collect()
+}
+
 pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
     Ok(match backend {
         Backend::Iptables(v) => {
@@ -218,15 +230,7 @@ pub fn apply(backend: Backend, plan: &Plan, others: &[Record], before: &Before) 
             Ok(())
         }
         (Backend::Nft, Before::Nft { table, .. }) => {
-            let want: Vec<(Family, ruleset::Chain)> = plan
-                .families
-                .iter()
-                .flat_map(|fp| {
-                    desired(plan, fp.family, others)
-                        .into_iter()
-                        .map(|c| (fp.family, c))
-                })
-                .collect();
+            let want = desired_all(plan, others);
             match nft::transaction(&want, &nft_own(&plan.iface, table), table) {
                 Some(script) => nft_apply(&script),
                 None => Ok(()),
@@ -253,15 +257,7 @@ pub fn differences(
             })
             .collect(),
         (Backend::Nft, Before::Nft { table, .. }) => {
-            let want: Vec<(Family, ruleset::Chain)> = plan
-                .families
-                .iter()
-                .flat_map(|fp| {
-                    desired(plan, fp.family, others)
-                        .into_iter()
-                        .map(|c| (fp.family, c))
-                })
-                .collect();
+            let want = desired_all(plan, others);
             nft::differences(&want, table)
         }
         _ => vec!["internal: backend and live state disagree".into()],
