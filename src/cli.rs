@@ -18,6 +18,9 @@ pub enum Command {
     Release,
     Status,
     Check,
+    Confirm,
+    /// Internal: the waiting half of `up --rollback`, started by `up` itself.
+    Revert,
 }
 
 impl Command {
@@ -29,6 +32,8 @@ impl Command {
             "release" => Some(Command::Release),
             "status" => Some(Command::Status),
             "check" => Some(Command::Check),
+            "confirm" => Some(Command::Confirm),
+            "__revert" => Some(Command::Revert),
             _ => None,
         }
     }
@@ -76,6 +81,8 @@ pub const FLAGS: &[Flag] = &[
     flag("allow-lan", None, "client role: keep the local networks reachable outside the tunnel"),
     flag("lockdown", None, "client role: keep the kill switch after down, until release"),
     flag("backend", Some("auto|nft|iptables-nft|iptables-legacy"), "which kernel interface to program [default: auto: what the host uses]"),
+    flag("rollback", Some("SECONDS"), "up: put the previous firewall back after SECONDS unless confirm comes first"),
+    Flag { in_settings: false, ..flag("force", None, "up: install even a plan that would lock out a current SSH client") },
     Flag { in_settings: false, ..flag("repair", None, "check: install the recorded firewall again where it drifted") },
     Flag { short: Some('v'), in_settings: false, ..flag("verbose", None, "show each step (repeat for more; RUST_LOG works too)") },
     Flag { short: Some('h'), in_settings: false, ..flag("help", None, "print this help") },
@@ -102,6 +109,7 @@ pub struct Options {
     pub no_log: bool,
     pub allow_lan: bool,
     pub lockdown: bool,
+    pub rollback: Option<u32>,
     pub backend: Option<BackendChoice>,
 }
 
@@ -132,6 +140,13 @@ impl Options {
             "no-log" => self.no_log = switch(value)?,
             "allow-lan" => self.allow_lan = switch(value)?,
             "lockdown" => self.lockdown = switch(value)?,
+            "rollback" => {
+                let v = v()?;
+                let secs = v.parse::<u32>().ok().filter(|s| (1..=86_400).contains(s));
+                self.rollback = Some(
+                    secs.ok_or_else(|| format!("\"{v}\" is not a number of seconds (1-86400)"))?,
+                );
+            }
             "backend" => self.backend = Some(v()?.parse()?),
             _ => return Err("is not an option".into()),
         }
@@ -180,6 +195,7 @@ impl Options {
         if let Some(b) = self.backend {
             put("backend", b.as_str().into());
         }
+        // A recorded plan is installed again as it is: never with another rollback.
         out.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
     }
 
@@ -215,6 +231,7 @@ impl Options {
             no_log: self.no_log || base.no_log,
             allow_lan: self.allow_lan || base.allow_lan,
             lockdown: self.lockdown || base.lockdown,
+            rollback: self.rollback.or(base.rollback),
             backend: self.backend.or(base.backend),
         }
     }
@@ -254,6 +271,8 @@ pub struct Args {
     pub verbose: u8,
     /// `check --repair`.
     pub repair: bool,
+    /// `up --force`: install even a plan that would lock out an SSH client.
+    pub force: bool,
 }
 
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
@@ -265,6 +284,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
     let mut options = Options::default();
     let mut verbose = 0u8;
     let mut repair = false;
+    let mut force = false;
 
     while let Some(arg) = parser.next().map_err(|e| usage(e.to_string()))? {
         let name = match arg {
@@ -280,7 +300,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
                 if command.is_none() {
                     command = Some(Command::parse(&v).ok_or_else(|| {
                         usage(format!(
-                            "unknown command \"{v}\": use up, down, plan, status, check or release"
+                            "unknown command \"{v}\": use up, down, plan, status, check, confirm or release"
                         ))
                     })?);
                 } else if iface.is_none() {
@@ -299,6 +319,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
             "version" => return Ok(Invocation::Version),
             "verbose" => verbose = verbose.saturating_add(1),
             "repair" => repair = true,
+            "force" => force = true,
             _ => {
                 let value = match flag.value {
                     Some(_) => Some(
@@ -317,7 +338,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
         }
     }
     let command = command.ok_or_else(|| {
-        usage("no command given: use up, down, plan, status, check or release".into())
+        usage("no command given: use up, down, plan, status, check, confirm or release".into())
     })?;
     if let (Command::Status, None) = (command, &iface) {
         return Ok(Invocation::StatusAll);
@@ -326,12 +347,16 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
     if repair && command != Command::Check {
         return Err(usage("--repair goes with check".into()));
     }
+    if force && command != Command::Up {
+        return Err(usage("--force goes with up".into()));
+    }
     Ok(Invocation::Run(Args {
         command,
         iface,
         options,
         verbose,
         repair,
+        force,
     }))
 }
 
@@ -343,6 +368,7 @@ pub fn help() -> String {
          wgfw-hook plan IFACE [OPTIONS]   print what up would do; changes nothing, needs no root\n  \
          wgfw-hook status [IFACE]         what is installed, and kill switches kept after down\n  \
          wgfw-hook check IFACE [--repair] exit 0 when the firewall is as installed, 1 when it drifted\n  \
+         wgfw-hook confirm IFACE          keep what up --rollback installed (cancels the revert)\n  \
          wgfw-hook release IFACE          remove a kill switch that --lockdown kept after down\n\n\
          In the wg-quick config:\n  PostUp  = wgfw-hook up %i\n  PreDown = wgfw-hook down %i\n\n\
          Options (also settable as \"name = value\" in /etc/wgfw/IFACE.conf; the command line wins):\n",

@@ -11,6 +11,7 @@ use crate::firewall::{self, Backend};
 use crate::foreign;
 use crate::host;
 use crate::iptables::Variant;
+use crate::lockout;
 use crate::plan::{self, Family, HostFacts, Plan};
 use crate::report;
 use crate::residue;
@@ -92,12 +93,161 @@ pub fn up(args: &Args) -> Result<()> {
         return Err(Error::usage(format!("--wan {wan}: no such interface")));
     }
     let store = Store::open()?;
-    let result = install(&args.iface, &opts, &conf, &store);
+    // What to go back to if `--rollback` runs out: the plan installed before, or nothing.
+    let previous = match (opts.rollback, store.record(iface)?) {
+        (Some(_), Some(_)) => Some(recorded_inputs(&store, iface)?),
+        _ => None,
+    };
+    let guard = if args.force { Guard::Off } else { Guard::On };
+    let result = install(&args.iface, &opts, &conf, &store, guard);
     if result.is_err() {
         // Whatever failed was undone; leave no empty records behind either.
         let _ = tidy(&store);
     }
-    result
+    result?;
+    if let Some(secs) = opts.rollback {
+        arm_rollback(&store, iface, secs, previous)?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Guard {
+    /// Refuse a plan that would cut off an SSH client (a user's `up`).
+    On,
+    /// Install as recorded (`--force`, `check --repair`, a rollback).
+    Off,
+}
+
+/// The options and config `up` recorded for the interface.
+fn recorded_inputs(store: &Store, iface: &IfaceName) -> Result<(Options, WgConfig)> {
+    let missing = || {
+        Error::system(format!(
+            "what up used for {iface} is not recorded: run wgfw-hook up {iface} again"
+        ))
+    };
+    let opts_text = store
+        .read_named(&format!("{iface}.options"))?
+        .ok_or_else(missing)?;
+    let conf_text = store
+        .read_named(&format!("{iface}.wgconf"))?
+        .ok_or_else(missing)?;
+    let recorded = PathBuf::from(format!("(the config {iface} was brought up with)"));
+    Ok((
+        settings::parse(&recorded, &opts_text)?,
+        wgconf::parse(&recorded, &conf_text)?,
+    ))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Records what a rollback goes back to, and starts the process that waits for `confirm`.
+/// It runs on its own, so wg-quick does not wait for it.
+fn arm_rollback(
+    store: &Store,
+    iface: &IfaceName,
+    secs: u32,
+    previous: Option<(Options, WgConfig)>,
+) -> Result<()> {
+    let token = format!("{}-{}", std::process::id(), now_secs());
+    let mut text = format!("token={token}\ndeadline={}\n", now_secs() + u64::from(secs));
+    if let Some((opts, conf)) = &previous {
+        text.push_str(&format!(
+            "--- options\n{}--- wgconf\n{}",
+            opts.to_settings(),
+            wgconf::render(conf)
+        ));
+    }
+    store.write_named(&format!("{iface}.rollback"), &text)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::system(format!("cannot find my own program: {e}")))?;
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(exe)
+        .args(["__revert", iface.as_str()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::system(format!("cannot start the rollback timer: {e}")))?;
+    let back = if previous.is_some() {
+        "the previous firewall"
+    } else {
+        "no firewall"
+    };
+    eprintln!("[!] wgfw-hook: {back} comes back in {secs} s unless \"wgfw-hook confirm {iface}\"");
+    Ok(())
+}
+
+/// Keeps what `up --rollback` installed.
+pub fn confirm(args: &Args) -> Result<()> {
+    let store = Store::open()?;
+    let file = format!("{}.rollback", args.iface);
+    if store.read_named(&file)?.is_none() {
+        println!("{}: no rollback pending", args.iface);
+        return Ok(());
+    }
+    store.write_named(&file, "")?;
+    println!("{}: kept", args.iface);
+    Ok(())
+}
+
+/// The waiting half of `up --rollback`: unless `confirm` removes the record first, puts back
+/// what was there before when the deadline passes.
+pub fn revert(args: &Args) -> Result<()> {
+    let iface = &args.iface;
+    let file = format!("{iface}.rollback");
+    let read = || {
+        Store::open()
+            .and_then(|s| s.read_named(&file))
+            .ok()
+            .flatten()
+    };
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(String::from))
+    };
+    let Some(first) = read() else { return Ok(()) };
+    let (Some(token), Some(deadline)) = (
+        field(&first, "token"),
+        field(&first, "deadline").and_then(|d| d.parse::<u64>().ok()),
+    ) else {
+        return Ok(());
+    };
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        match read() {
+            Some(t) if field(&t, "token").as_deref() == Some(token.as_str()) => {}
+            _ => return Ok(()), // confirmed, or a newer up took over
+        }
+        if now_secs() >= deadline {
+            break;
+        }
+    }
+    let store = Store::open()?;
+    let Some(text) = store.read_named(&file)? else {
+        return Ok(());
+    };
+    if field(&text, "token").as_deref() != Some(token.as_str()) {
+        return Ok(());
+    }
+    store.write_named(&file, "")?;
+    match text
+        .split_once("--- options\n")
+        .and_then(|(_, rest)| rest.split_once("--- wgconf\n"))
+    {
+        Some((opts_text, conf_text)) => {
+            let recorded = PathBuf::from(format!("(the config {iface} had before)"));
+            let opts = settings::parse(&recorded, opts_text)?;
+            let conf = wgconf::parse(&recorded, conf_text)?;
+            install(iface, &opts, &conf, &store, Guard::Off)
+        }
+        None => remove(&store, iface),
+    }
 }
 
 /// The plan for this host now, and what our part of the ruleset is before any change.
@@ -117,7 +267,13 @@ fn prepare(
     Ok((plan, before, families))
 }
 
-fn install(iface: &IfaceName, opts: &Options, conf: &WgConfig, store: &Store) -> Result<()> {
+fn install(
+    iface: &IfaceName,
+    opts: &Options,
+    conf: &WgConfig,
+    store: &Store,
+    guard: Guard,
+) -> Result<()> {
     store.check_writable()?;
     let records = store.records()?;
     let mine = records.iter().find(|r| &r.iface == iface).cloned();
@@ -127,6 +283,23 @@ fn install(iface: &IfaceName, opts: &Options, conf: &WgConfig, store: &Store) ->
     let (plan, before, families) = prepare(iface, opts, conf, backend)?;
     for note in &plan.notes {
         log::info!("{note}");
+    }
+    if guard == Guard::On {
+        let port = plan.ssh_port.map_or(22, |p| p.get());
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let ssh = std::env::var("SSH_CONNECTION").ok();
+        for client in lockout::ssh_clients(
+            ssh.as_deref(),
+            &read("/proc/net/tcp"),
+            &read("/proc/net/tcp6"),
+            port,
+        ) {
+            if let Some(why) = lockout::cut_off(&plan, client) {
+                return Err(Error::usage(format!(
+                    "this plan would lock out the SSH client {client} ({why}): fix the options, or add --force (and better --rollback SECONDS)"
+                )));
+            }
+        }
     }
 
     // Record first: whatever happens next, `down` knows what may be there.
@@ -325,6 +498,7 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     store.write_named(&foreign_file, "")?;
     store.write_named(&format!("{iface}.options"), "")?;
     store.write_named(&format!("{iface}.wgconf"), "")?;
+    store.write_named(&format!("{iface}.rollback"), "")?;
 
     let mut ledger = Ledger::parse(&store.read_named(LEDGER)?.unwrap_or_default());
     for w in ledger.release(iface.as_str()) {
@@ -356,20 +530,7 @@ pub fn check(args: &Args) -> Result<bool> {
         println!("{iface}: nothing installed");
         return Ok(true);
     };
-    let missing = || {
-        Error::system(format!(
-            "{iface}: what up used is not recorded: run wgfw-hook up {iface} again"
-        ))
-    };
-    let opts_text = store
-        .read_named(&format!("{iface}.options"))?
-        .ok_or_else(missing)?;
-    let conf_text = store
-        .read_named(&format!("{iface}.wgconf"))?
-        .ok_or_else(missing)?;
-    let recorded = std::path::PathBuf::from(format!("(the config {iface} was brought up with)"));
-    let opts = settings::parse(&recorded, &opts_text)?;
-    let conf = wgconf::parse(&recorded, &conf_text)?;
+    let (opts, conf) = recorded_inputs(&store, iface)?;
     let drift = differences(&store, iface, &record, &opts, &conf)?;
     if drift.is_empty() {
         println!("{iface}: as installed");
@@ -381,7 +542,7 @@ pub fn check(args: &Args) -> Result<bool> {
     if !args.repair {
         return Ok(false);
     }
-    install(iface, &opts, &conf, &store)?;
+    install(iface, &opts, &conf, &store, Guard::Off)?;
     let after = differences(&store, iface, &record, &opts, &conf)?;
     for d in &after {
         println!("{iface}: still: {d}");

@@ -9,6 +9,7 @@ mod foreign;
 mod hook;
 mod host;
 mod iptables;
+mod lockout;
 mod nft;
 mod plan;
 mod report;
@@ -42,6 +43,8 @@ fn main() {
                 Command::Down => hook::down(&args),
                 Command::Plan => hook::plan(&args),
                 Command::Release => hook::release(&args),
+                Command::Confirm => hook::confirm(&args),
+                Command::Revert => hook::revert(&args),
                 Command::Status => hook::status(Some(&args.iface)),
                 Command::Check => match hook::check(&args) {
                     Ok(true) => Ok(()),

@@ -30,6 +30,8 @@ fn in_netns(script: &str) -> Output {
     let out = Command::new("unshare")
         .args(["--mount", "--net", "bash", "-euo", "pipefail", "-c", script])
         .env("BIN", BIN)
+        // The lockout guard reads it: tests must not depend on how this one was started.
+        .env_remove("SSH_CONNECTION")
         .output()
         .expect("unshare (util-linux) is needed");
     eprintln!(
@@ -479,5 +481,63 @@ fn the_systemd_check_units_verify() {
         out.status.success() && out.stderr.is_empty(),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn rollback_puts_back_the_previous_firewall_unless_confirmed() {
+    // wait_same FILE: polls (at most 10 s) until the live state equals FILE's snapshot.
+    let wait = "wait_same() { for i in $(seq 1 50); do snapshot | diff -q \"$1\" - >/dev/null && return 0; sleep 0.2; done; return 1; }";
+    let out = in_netns(&format!(
+        "{SETUP}\n{wait}\nsnapshot > /tmp/none.$$\n\
+         \"$BIN\" up wg0 --config \"$conf\" --backend iptables-nft --rollback 1 2>/dev/null\n\
+         wait_same /tmp/none.$$ && echo FIRST-REVERTED\n\
+         \"$BIN\" up wg0 --config \"$conf\" --backend iptables-nft 2>/dev/null\nsnapshot > /tmp/old.$$\n\
+         \"$BIN\" up wg0 --config \"$conf\" --no-nat --rollback 1 2>/tmp/err.$$\ngrep -o 'comes back in 1 s' /tmp/err.$$\n\
+         snapshot | diff -q /tmp/old.$$ - >/dev/null || echo CHANGED\n\
+         wait_same /tmp/old.$$ && echo REVERTED\n\
+         \"$BIN\" up wg0 --config \"$conf\" --no-nat --rollback 1 2>/dev/null\n\"$BIN\" confirm wg0\nsnapshot > /tmp/new.$$\nsleep 2\n\
+         snapshot | diff -q /tmp/new.$$ - >/dev/null && echo KEPT\n\"$BIN\" confirm wg0\n\
+         \"$BIN\" down wg0 2>/dev/null\nsnapshot | diff /tmp/none.$$ - && echo DOWN-SAME\nrm -f /tmp/none.$$ /tmp/old.$$ /tmp/new.$$ /tmp/err.$$"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for want in [
+        "FIRST-REVERTED",
+        "comes back in 1 s",
+        "CHANGED",
+        "REVERTED",
+        "wg0: kept",
+        "KEPT",
+        "no rollback pending",
+        "DOWN-SAME",
+    ] {
+        assert!(stdout.contains(want), "{want:?} not in {stdout}");
+    }
+}
+
+#[test]
+fn the_lockout_guard_keeps_the_ssh_client_in() {
+    let out = in_netns(&format!(
+        "{SETUP}\nsnapshot > /tmp/before.$$\nexport SSH_CONNECTION='192.0.2.5 51000 203.0.113.2 22'\n\
+         set +e; \"$BIN\" up wg0 --config \"$conf\" --admin 198.51.100.0/24 --backend iptables-legacy 2>/tmp/err.$$; echo \"rc=$?\"; set -e\n\
+         cat /tmp/err.$$\nsnapshot | diff /tmp/before.$$ - && echo UNCHANGED\n\
+         \"$BIN\" up wg0 --config \"$conf\" --admin 192.0.2.0/24 --backend iptables-legacy 2>/dev/null && echo ADMIN-OK\n\
+         \"$BIN\" up wg0 --config \"$conf\" --admin 198.51.100.0/24 --force 2>/dev/null && echo FORCED\n\
+         \"$BIN\" down wg0 2>/dev/null\nrm /tmp/before.$$ /tmp/err.$$"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("rc=2") && stdout.contains("UNCHANGED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("would lock out the SSH client 192.0.2.5 (it is in no --admin network)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ADMIN-OK") && stdout.contains("FORCED"),
+        "{stdout}"
     );
 }
