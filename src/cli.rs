@@ -83,6 +83,7 @@ pub const FLAGS: &[Flag] = &[
     flag("backend", Some("auto|nft|iptables-nft|iptables-legacy"), "which kernel interface to program [default: auto: what the host uses]"),
     flag("rollback", Some("SECONDS"), "up: put the previous firewall back after SECONDS unless confirm comes first"),
     Flag { in_settings: false, ..flag("force", None, "up: install even a plan that would lock out a current SSH client") },
+    Flag { in_settings: false, ..flag("json", None, "status: print JSON") },
     Flag { in_settings: false, ..flag("repair", None, "check: install the recorded firewall again where it drifted") },
     Flag { short: Some('v'), in_settings: false, ..flag("verbose", None, "show each step (repeat for more; RUST_LOG works too)") },
     Flag { short: Some('h'), in_settings: false, ..flag("help", None, "print this help") },
@@ -260,7 +261,9 @@ pub enum Invocation {
     Version,
     Run(Args),
     /// `status` without an interface: every managed interface.
-    StatusAll,
+    StatusAll {
+        json: bool,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -273,6 +276,8 @@ pub struct Args {
     pub repair: bool,
     /// `up --force`: install even a plan that would lock out an SSH client.
     pub force: bool,
+    /// `status --json`.
+    pub json: bool,
 }
 
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
@@ -285,6 +290,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
     let mut verbose = 0u8;
     let mut repair = false;
     let mut force = false;
+    let mut json = false;
 
     while let Some(arg) = parser.next().map_err(|e| usage(e.to_string()))? {
         let name = match arg {
@@ -320,6 +326,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
             "verbose" => verbose = verbose.saturating_add(1),
             "repair" => repair = true,
             "force" => force = true,
+            "json" => json = true,
             _ => {
                 let value = match flag.value {
                     Some(_) => Some(
@@ -341,7 +348,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
         usage("no command given: use up, down, plan, status, check, confirm or release".into())
     })?;
     if let (Command::Status, None) = (command, &iface) {
-        return Ok(Invocation::StatusAll);
+        return Ok(Invocation::StatusAll { json });
     }
     let iface = iface.ok_or_else(|| usage("no interface given, e.g. wgfw-hook up wg0".into()))?;
     if repair && command != Command::Check {
@@ -350,6 +357,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
     if force && command != Command::Up {
         return Err(usage("--force goes with up".into()));
     }
+    if json && command != Command::Status {
+        return Err(usage("--json goes with status".into()));
+    }
     Ok(Invocation::Run(Args {
         command,
         iface,
@@ -357,6 +367,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
         verbose,
         repair,
         force,
+        json,
     }))
 }
 
@@ -366,7 +377,7 @@ pub fn help() -> String {
          Usage:\n  wgfw-hook up IFACE [OPTIONS]     install the firewall (wg-quick PostUp)\n  \
          wgfw-hook down IFACE             remove exactly what up installed (wg-quick PreDown)\n  \
          wgfw-hook plan IFACE [OPTIONS]   print what up would do; changes nothing, needs no root\n  \
-         wgfw-hook status [IFACE]         what is installed, and kill switches kept after down\n  \
+         wgfw-hook status [IFACE] [--json] what is installed, what it counted, peers to prune\n  \
          wgfw-hook check IFACE [--repair] exit 0 when the firewall is as installed, 1 when it drifted\n  \
          wgfw-hook confirm IFACE          keep what up --rollback installed (cancels the revert)\n  \
          wgfw-hook release IFACE          remove a kill switch that --lockdown kept after down\n\n\
@@ -424,7 +435,14 @@ mod tests {
         assert_eq!(run(&["--help"]).unwrap(), Invocation::Help);
         assert_eq!(run(&["up", "wg0", "-h"]).unwrap(), Invocation::Help);
         assert_eq!(run(&["-V"]).unwrap(), Invocation::Version);
-        assert_eq!(run(&["status"]).unwrap(), Invocation::StatusAll);
+        assert_eq!(
+            run(&["status"]).unwrap(),
+            Invocation::StatusAll { json: false }
+        );
+        assert_eq!(
+            run(&["status", "--json"]).unwrap(),
+            Invocation::StatusAll { json: true }
+        );
         let Invocation::Run(a) = run(&["status", "wg0"]).unwrap() else {
             panic!()
         };

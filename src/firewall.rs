@@ -264,6 +264,58 @@ pub fn differences(
     }
 }
 
+/// The packets the plan's counted rules saw, by what they count (`ruleset::COUNTED`).
+pub fn counters(backend: Backend, plan: &Plan, others: &[Record]) -> Vec<(&'static str, u64)> {
+    let mut sums: BTreeMap<&'static str, u64> = BTreeMap::new();
+    match backend {
+        Backend::Iptables(v) => {
+            for fp in &plan.families {
+                let Ok(out) = cmd::run(&v.save(fp.family), &["-c"], None) else {
+                    continue;
+                };
+                let live = iptables::counted(&out.stdout);
+                for c in desired(plan, fp.family, others)
+                    .iter()
+                    .filter(|c| c.name.contains(&format!("-{}-", plan.iface)))
+                {
+                    for r in &c.rules {
+                        let Some(label) = r.counts else { continue };
+                        let text = iptables::render_rule(r, fp.family);
+                        let n = live
+                            .get(&(c.table, c.name.clone()))
+                            .and_then(|rs| rs.iter().find(|(t, _)| *t == text))
+                            .map_or(0, |(_, n)| *n);
+                        *sums.entry(label).or_default() += n;
+                    }
+                }
+            }
+        }
+        Backend::Nft => {
+            let listing = nft_table().unwrap_or_default();
+            let mine: Vec<String> = ruleset::own_chains(&plan.iface)
+                .into_iter()
+                .flat_map(|(_, n)| Family::BOTH.map(|f| nft::chain_name(&n, f)))
+                .collect();
+            for (label, n) in nft::counted(&listing, &mine) {
+                *sums.entry(label).or_default() += n;
+            }
+        }
+    }
+    let mut labels: Vec<&'static str> = plan
+        .families
+        .iter()
+        .flat_map(|fp| desired(plan, fp.family, others))
+        .filter(|c| c.name.contains(&format!("-{}-", plan.iface)))
+        .flat_map(|c| c.rules.into_iter().filter_map(|r| r.counts))
+        .collect();
+    labels.sort_by_key(|l| ruleset::COUNTED.iter().position(|c| c == l));
+    labels.dedup();
+    labels
+        .into_iter()
+        .map(|l| (l, sums.get(l).copied().unwrap_or(0)))
+        .collect()
+}
+
 /// Puts our part of the ruleset back as it was in `before` (after a later step failed).
 pub fn undo(backend: Backend, iface: &IfaceName, before: &Before) {
     match (backend, before) {

@@ -595,10 +595,74 @@ fn differences(
 /// Peers silent for longer than this are worth pruning, as the hardening guides say.
 const STALE_PEER_SECS: u64 = 7 * 86_400;
 
-/// Prints what is installed in this network namespace, one line per managed interface.
-pub fn status(only: Option<&IfaceName>) -> Result<()> {
+/// What `status` reports of one managed interface.
+struct Report {
+    record: Record,
+    up: bool,
+    state: String,
+    counters: Vec<(&'static str, u64)>,
+    stale_peers: Vec<(String, Option<u64>)>,
+    foreign: Vec<foreign::Place>,
+}
+
+/// Prints what is installed in this network namespace: per managed interface its state, the
+/// packets its important rules counted, peers to prune, accepts in other managers' chains;
+/// and how full connection tracking is. `--json` prints the same as one JSON object.
+pub fn status(only: Option<&IfaceName>, json: bool) -> Result<()> {
     let store = Store::open()?;
-    if let Some((n, max)) = host::conntrack_use() {
+    let conntrack = host::conntrack_use();
+    let records: Vec<Record> = store
+        .records()?
+        .into_iter()
+        .filter(|r| only.is_none_or(|i| &r.iface == i))
+        .collect();
+    let mut reports = Vec::new();
+    for r in &records {
+        let up = host::iface_exists(&r.iface);
+        let others: Vec<Record> = records
+            .iter()
+            .filter(|o| o.iface != r.iface)
+            .cloned()
+            .collect();
+        let counters = match (
+            Backend::parse(&r.backend),
+            recorded_inputs(&store, &r.iface),
+        ) {
+            (Some(backend), Ok((opts, conf))) => prepare(&r.iface, &opts, &conf, backend)
+                .map(|(plan, _, _)| firewall::counters(backend, &plan, &others))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let stale_peers = if up {
+            host::stale_peers(&r.iface, now_secs(), STALE_PEER_SECS)
+        } else {
+            Vec::new()
+        };
+        let foreign = foreign::decode(
+            &store
+                .read_named(&format!("{}.foreign", r.iface))?
+                .unwrap_or_default(),
+        );
+        reports.push(Report {
+            state: state_of(r, up),
+            record: r.clone(),
+            up,
+            counters,
+            stale_peers,
+            foreign,
+        });
+    }
+    if json {
+        println!(
+            "{}",
+            report::status_json(
+                conntrack,
+                &reports.iter().map(Report::json).collect::<Vec<_>>()
+            )
+        );
+        return Ok(());
+    }
+    if let Some((n, max)) = conntrack {
         let pct = n * 100 / max.max(1);
         let warn = if pct >= 80 {
             ": nearly full, raise net.netfilter.nf_conntrack_max"
@@ -607,64 +671,41 @@ pub fn status(only: Option<&IfaceName>) -> Result<()> {
         };
         println!("conntrack: {n} of {max} entries ({pct}%){warn}");
     }
-    let records: Vec<Record> = store
-        .records()?
-        .into_iter()
-        .filter(|r| only.is_none_or(|i| &r.iface == i))
-        .collect();
-    if records.is_empty() {
+    if reports.is_empty() {
         match only {
             Some(i) => println!("{i}: nothing installed"),
             None => println!("no interface is managed by wgfw-hook here"),
         }
-        return Ok(());
     }
-    for r in records {
+    for rep in &reports {
+        let r = &rep.record;
         let families: Vec<&str> = r.policies.keys().map(|f| f.name()).collect();
-        let up = host::iface_exists(&r.iface);
-        let state = match (r.role, r.lockdown, up) {
-            (Role::Client, true, false) => format!(
-                "kill switch kept after down (--lockdown): nothing leaves this host outside the tunnel; \"wgfw-hook release {}\" removes it",
-                r.iface
-            ),
-            (Role::Client, _, false) => {
-                "kill switch in place, tunnel gone: nothing leaves outside the tunnel".into()
-            }
-            (Role::Client, true, true) => "kill switch active; kept after down (--lockdown)".into(),
-            (Role::Client, false, true) => "kill switch active".into(),
-            (Role::Server, _, true) => "firewall installed".into(),
-            (Role::Server, _, false) => format!(
-                "firewall installed, interface gone: \"wgfw-hook down {}\" removes it",
-                r.iface
-            ),
-        };
         println!(
-            "{}: {} role, {}, {}: {state}",
+            "{}: {} role, {}, {}: {}",
             r.iface,
             r.role.as_str(),
             r.backend,
-            families.join(" and ")
+            families.join(" and "),
+            rep.state
         );
-        if up {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            for (key, age) in host::stale_peers(&r.iface, now, STALE_PEER_SECS) {
-                match age {
-                    None => println!("  peer {key}: no handshake yet"),
-                    Some(s) => println!(
-                        "  peer {key}: last handshake {} days ago (remove it if it is gone)",
-                        s / 86_400
-                    ),
-                }
+        if !rep.counters.is_empty() {
+            let c: Vec<String> = rep
+                .counters
+                .iter()
+                .map(|(label, n)| format!("{label} {n}"))
+                .collect();
+            println!("  {}", c.join(", "));
+        }
+        for (key, age) in &rep.stale_peers {
+            match age {
+                None => println!("  peer {key}: no handshake yet"),
+                Some(s) => println!(
+                    "  peer {key}: last handshake {} days ago (remove it if it is gone)",
+                    s / 86_400
+                ),
             }
         }
-        let foreign = foreign::decode(
-            &store
-                .read_named(&format!("{}.foreign", r.iface))?
-                .unwrap_or_default(),
-        );
-        for place in foreign {
+        for place in &rep.foreign {
             println!(
                 "  accepts of its own first in another manager's chain: {}",
                 place.describe()
@@ -672,6 +713,81 @@ pub fn status(only: Option<&IfaceName>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl Report {
+    fn json(&self) -> report::Json {
+        use report::Json;
+        let r = &self.record;
+        Json::Object(vec![
+            ("interface", Json::Str(r.iface.to_string())),
+            ("role", Json::Str(r.role.as_str().into())),
+            ("backend", Json::Str(r.backend.clone())),
+            (
+                "families",
+                Json::Array(
+                    r.policies
+                        .keys()
+                        .map(|f| Json::Str(f.name().into()))
+                        .collect(),
+                ),
+            ),
+            ("interface_up", Json::Bool(self.up)),
+            ("lockdown", Json::Bool(r.lockdown)),
+            ("state", Json::Str(self.state.clone())),
+            (
+                "counters",
+                Json::Object(
+                    self.counters
+                        .iter()
+                        .map(|(l, n)| (*l, Json::Num(*n)))
+                        .collect(),
+                ),
+            ),
+            (
+                "stale_peers",
+                Json::Array(
+                    self.stale_peers
+                        .iter()
+                        .map(|(k, age)| {
+                            Json::Object(vec![
+                                ("public_key", Json::Str(k.clone())),
+                                ("seconds_since_handshake", age.map_or(Json::Null, Json::Num)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "accepts_in_other_managers_chains",
+                Json::Array(
+                    self.foreign
+                        .iter()
+                        .map(|p| Json::Str(p.describe()))
+                        .collect(),
+                ),
+            ),
+        ])
+    }
+}
+
+fn state_of(r: &Record, up: bool) -> String {
+    match (r.role, r.lockdown, up) {
+        (Role::Client, true, false) => format!(
+            "kill switch kept after down (--lockdown): nothing leaves this host outside the tunnel; \"wgfw-hook release {}\" removes it",
+            r.iface
+        ),
+        (Role::Client, _, false) => {
+            "kill switch in place, tunnel gone: nothing leaves outside the tunnel".into()
+        }
+        (Role::Client, true, true) => "kill switch active; kept after down (--lockdown)".into(),
+        (Role::Client, false, true) => "kill switch active".into(),
+        (Role::Server, _, true) => "firewall installed".into(),
+        (Role::Server, _, false) => format!(
+            "firewall installed, interface gone: \"wgfw-hook down {}\" removes it",
+            r.iface
+        ),
+    }
 }
 
 /// Prints what `up` would do on this host if no wgfw rules were installed yet.

@@ -334,6 +334,31 @@ pub fn transaction(desired: &[Chain], remove: &[(Table, String)], live: &Live) -
     (!script.is_empty()).then_some(script)
 }
 
+/// `iptables-save -c`: every chain's rules with the packets they matched.
+pub fn counted(text: &str) -> BTreeMap<(Table, String), Vec<(String, u64)>> {
+    let mut out: BTreeMap<(Table, String), Vec<(String, u64)>> = BTreeMap::new();
+    let mut table = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix('*') {
+            table = Table::parse(name.trim());
+        } else if let (Some(t), Some(rest)) = (table, line.strip_prefix('[')) {
+            let Some((counts, rule)) = rest.split_once("] -A ") else {
+                continue;
+            };
+            let packets = counts
+                .split(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let (chain, rule) = rule.split_once(' ').unwrap_or((rule, ""));
+            out.entry((t, chain.to_string()))
+                .or_default()
+                .push((rule.to_string(), packets));
+        }
+    }
+    out
+}
+
 /// How the live ruleset of one family differs from `desired`, one line per difference.
 pub fn differences(desired: &[Chain], live: &Live, family: Family) -> Vec<String> {
     let mut out = Vec::new();
@@ -518,6 +543,17 @@ mod tests {
                 "*nat\n-D POSTROUTING -j WGFW-wg0-NAT\n-F WGFW-wg0-NAT\n-X WGFW-wg0-NAT\nCOMMIT\n"
             ),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn reads_counters() {
+        let c = counted(
+            "*filter\n:INPUT ACCEPT [0:0]\n[12:960] -A WGFW-wg0-IN -p udp -m udp --dport 1 -j ACCEPT\nCOMMIT\n",
+        );
+        assert_eq!(
+            c[&(Table::Filter, "WGFW-wg0-IN".to_string())],
+            vec![("-p udp -m udp --dport 1 -j ACCEPT".to_string(), 12)]
         );
     }
 

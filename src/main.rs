@@ -45,7 +45,7 @@ fn main() {
                 Command::Release => hook::release(&args),
                 Command::Confirm => hook::confirm(&args),
                 Command::Revert => hook::revert(&args),
-                Command::Status => hook::status(Some(&args.iface)),
+                Command::Status => hook::status(Some(&args.iface), args.json),
                 Command::Check => match hook::check(&args) {
                     Ok(true) => Ok(()),
                     Ok(false) => std::process::exit(1),
@@ -60,9 +60,9 @@ fn main() {
                 }
             }
         }
-        Ok(Invocation::StatusAll) => {
+        Ok(Invocation::StatusAll { json }) => {
             init_log(0);
-            match hook::status(None) {
+            match hook::status(None, json) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("wgfw-hook: {e}");

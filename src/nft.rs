@@ -176,6 +176,10 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
             Match::SrcNotLocal => "fib saddr type != local".into(),
         });
     }
+    // Rules that `status` reports carry a counter and say what they count.
+    if rule.counts.is_some() {
+        parts.push("counter".into());
+    }
     parts.push(match &rule.verdict {
         Verdict::Accept => "accept".into(),
         Verdict::Drop => "drop".into(),
@@ -190,6 +194,9 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
         Verdict::Masquerade => "masquerade".into(),
         Verdict::SetMss(mss) => format!("tcp option maxseg size set {mss}"),
     });
+    if let Some(label) = rule.counts {
+        parts.push(format!("comment \"{label}\""));
+    }
     parts.join(" ")
 }
 
@@ -346,6 +353,29 @@ fn chain_rules(listing: &str) -> std::collections::BTreeMap<String, Vec<String>>
             && !l.starts_with("type ")
         {
             out.get_mut(c).expect("inserted above").push(l.to_string());
+        }
+    }
+    out
+}
+
+/// The packets counted by the rules of `chains` that say what they count.
+pub fn counted(listing: &str, chains: &[String]) -> Vec<(&'static str, u64)> {
+    let mut out = Vec::new();
+    for (chain, rules) in chain_rules(listing) {
+        if !chains.contains(&chain) {
+            continue;
+        }
+        for r in rules {
+            let Some(label) = crate::ruleset::COUNTED
+                .iter()
+                .find(|l| r.contains(&format!("comment \"{l}\"")))
+            else {
+                continue;
+            };
+            let packets = r
+                .split_once("counter packets ")
+                .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok());
+            out.push((*label, packets.unwrap_or(0)));
         }
     }
     out

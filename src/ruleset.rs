@@ -115,10 +115,43 @@ pub enum Verdict {
 pub struct Rule {
     pub matches: Vec<Match>,
     pub verdict: Verdict,
+    /// What `status` reports this rule's packets as, if anything.
+    pub counts: Option<&'static str>,
 }
 
+impl Rule {
+    fn counted(self, label: &'static str) -> Rule {
+        Rule {
+            counts: Some(label),
+            ..self
+        }
+    }
+}
+
+/// What `status` counts, in the order it reports them.
+pub const COUNTED: &[&str] = &[
+    HANDSHAKES,
+    RATE_LIMITED,
+    SSH_ACCEPTED,
+    SSH_BLOCKED,
+    FORWARDED,
+    DROPPED,
+    REJECTED,
+];
+pub const HANDSHAKES: &str = "new WireGuard flows accepted";
+pub const RATE_LIMITED: &str = "new WireGuard flows over the limit";
+pub const SSH_ACCEPTED: &str = "SSH connections accepted";
+pub const SSH_BLOCKED: &str = "SSH connections blocked";
+pub const FORWARDED: &str = "connections forwarded out";
+pub const DROPPED: &str = "packets dropped";
+pub const REJECTED: &str = "packets rejected by the kill switch";
+
 fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
-    Rule { matches, verdict }
+    Rule {
+        matches,
+        verdict,
+        counts: None,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,8 +434,8 @@ fn client_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
         dport: None,
         syn: false,
     };
-    rules.push(rule(vec![tcp], Verdict::RejectTcpReset));
-    rules.push(rule(vec![], Verdict::RejectProhibited));
+    rules.push(rule(vec![tcp], Verdict::RejectTcpReset).counted(REJECTED));
+    rules.push(rule(vec![], Verdict::RejectProhibited).counted(REJECTED));
     chains.push(chain(Table::Filter, "REJECT", None, rules));
     chains
 }
@@ -474,24 +507,22 @@ fn server_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
         plan.handshake_limit,
         plan.handshake_burst,
     );
-    rules.push(rule(
-        vec![port.clone(), new.clone(), limit],
-        Verdict::Accept,
-    ));
-    rules.push(rule(vec![port, new.clone()], drop.clone()));
+    rules.push(rule(vec![port.clone(), new.clone(), limit], Verdict::Accept).counted(HANDSHAKES));
+    rules.push(rule(vec![port, new.clone()], drop.clone()).counted(RATE_LIMITED));
     rules.push(rule(vec![Match::In(wg())], Verdict::Accept));
     if let (Some(ssh), false) = (plan.ssh_port, fp.policy == InputPolicy::Defer) {
         let limit = per_source(i, "s", fp.family, SSH_LIMIT, SSH_BURST);
         let accept = |src: Option<IpNet>| {
             let mut m: Vec<Match> = src.map(Match::Src).into_iter().collect();
             m.extend([tcp_dport(ssh.get()), new.clone(), limit.clone()]);
-            rule(m, Verdict::Accept)
+            rule(m, Verdict::Accept).counted(SSH_ACCEPTED)
         };
         match &fp.admin {
             None => rules.push(accept(None)),
             Some(nets) => rules.extend(nets.iter().map(|n| accept(Some(*n)))),
         }
-        rules.push(rule(vec![tcp_dport(ssh.get()), new.clone()], drop.clone()));
+        rules
+            .push(rule(vec![tcp_dport(ssh.get()), new.clone()], drop.clone()).counted(SSH_BLOCKED));
     }
     rules.extend(allow_rules(plan));
     chains.push(chain(Table::Filter, "IN", None, rules));
@@ -531,10 +562,13 @@ fn server_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
             .map(|r| rule(vec![Match::Dst(r), Match::In(wg())], drop.clone())),
     );
     if let (true, Some(wan)) = (fp.internet, &fp.wan) {
-        rules.push(rule(
-            vec![Match::In(wg()), Match::Out(wan.to_string())],
-            Verdict::Accept,
-        ));
+        rules.push(
+            rule(
+                vec![Match::In(wg()), Match::Out(wan.to_string())],
+                Verdict::Accept,
+            )
+            .counted(FORWARDED),
+        );
     }
     rules.push(rule(vec![Match::In(wg())], drop.clone()));
     rules.push(rule(vec![Match::Out(wg())], drop));
@@ -544,7 +578,7 @@ fn server_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     if plan.log {
         rules.push(log_rule(i));
     }
-    rules.push(rule(vec![], Verdict::Drop));
+    rules.push(rule(vec![], Verdict::Drop).counted(DROPPED));
     chains.push(chain(Table::Filter, "DROP", None, rules));
     chains
 }
@@ -650,7 +684,7 @@ pub fn shared_chains(family: Family, members: &[Member]) -> Vec<Chain> {
         {
             rules.push(rule(vec![log_limit()], Verdict::Log("wgfw-input: ".into())));
         }
-        rules.push(rule(vec![], Verdict::Drop));
+        rules.push(rule(vec![], Verdict::Drop).counted(DROPPED));
     }
     vec![Chain {
         table: Table::Filter,

@@ -578,6 +578,17 @@ if ((SRV_UP && CLI_UP)); then
 	assert_ge "port $WG_PORT drop counters rose by >= 10 (excess new flows dropped)" $((drop0 + 10)) "$drop1"
 	assert_le "at most 8 of the 20 new flows accepted" 8 $((acc1 - acc0))
 	fi
+	step "status counts what happened (SSH flood, handshake flood)"
+	run_capture timeout 30 ip netns exec "$SRV" "$BIN" status wg0 --json
+	info "$RUN_OUT"
+	count_of() { sed -nE "s/.*\"$1\":([0-9]+).*/\1/p" <<<"$RUN_OUT"; }
+	assert_eq "status --json exits 0" 0 "$RUN_RC"
+	assert_ge "status: new WireGuard flows over the limit >= 10" 10 "$(count_of 'new WireGuard flows over the limit')"
+	assert_ge "status: new WireGuard flows accepted >= 1" 1 "$(count_of 'new WireGuard flows accepted')"
+	assert_ge "status: SSH connections blocked >= 3" 3 "$(count_of 'SSH connections blocked')"
+	assert_ge "status: SSH connections accepted >= 8" 8 "$(count_of 'SSH connections accepted')"
+	assert_ge "status: packets dropped >= 13" 13 "$(count_of 'packets dropped')"
+	assert_ge "status: connections forwarded out >= 1" 1 "$(count_of 'connections forwarded out')"
 	if ping_until "$CLI" 10.66.0.1 3; then pass "the real peer still gets through after the flood"; else
 		fail "the real peer still gets through after the flood" "ping 10.66.0.1 from cli failed"
 	fi
