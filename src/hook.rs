@@ -601,6 +601,8 @@ struct Report {
     up: bool,
     state: String,
     counters: Vec<(&'static str, u64)>,
+    /// Settings this interface holds: key, value now, value to put back.
+    sysctls: Vec<(String, String, String)>,
     stale_peers: Vec<(String, Option<u64>)>,
     foreign: Vec<foreign::Place>,
 }
@@ -616,8 +618,21 @@ pub fn status(only: Option<&IfaceName>, json: bool) -> Result<()> {
         .into_iter()
         .filter(|r| only.is_none_or(|i| &r.iface == i))
         .collect();
+    let ledger = Ledger::parse(&store.read_named(LEDGER)?.unwrap_or_default());
     let mut reports = Vec::new();
     for r in &records {
+        let sysctls = ledger
+            .entries
+            .iter()
+            .filter(|(_, e)| e.holders.contains(r.iface.as_str()))
+            .map(|(k, e)| {
+                (
+                    k.to_string(),
+                    sysctl::read(k).unwrap_or_else(|_| "?".into()),
+                    e.original.clone(),
+                )
+            })
+            .collect();
         let up = host::iface_exists(&r.iface);
         let others: Vec<Record> = records
             .iter()
@@ -648,6 +663,7 @@ pub fn status(only: Option<&IfaceName>, json: bool) -> Result<()> {
             record: r.clone(),
             up,
             counters,
+            sysctls,
             stale_peers,
             foreign,
         });
@@ -696,6 +712,15 @@ pub fn status(only: Option<&IfaceName>, json: bool) -> Result<()> {
                 .collect();
             println!("  {}", c.join(", "));
         }
+        let changed: Vec<String> = rep
+            .sysctls
+            .iter()
+            .filter(|(_, now, was)| now != was)
+            .map(|(k, now, was)| format!("{k}={now} (was {was})"))
+            .collect();
+        if !changed.is_empty() {
+            println!("  sysctls: {}", changed.join(", "));
+        }
         for (key, age) in &rep.stale_peers {
             match age {
                 None => println!("  peer {key}: no handshake yet"),
@@ -741,6 +766,21 @@ impl Report {
                     self.counters
                         .iter()
                         .map(|(l, n)| (*l, Json::Num(*n)))
+                        .collect(),
+                ),
+            ),
+            (
+                "sysctls",
+                Json::Array(
+                    self.sysctls
+                        .iter()
+                        .map(|(k, now, was)| {
+                            Json::Object(vec![
+                                ("key", Json::Str(k.clone())),
+                                ("value", Json::Str(now.clone())),
+                                ("saved", Json::Str(was.clone())),
+                            ])
+                        })
                         .collect(),
                 ),
             ),

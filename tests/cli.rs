@@ -541,3 +541,60 @@ fn the_lockout_guard_keeps_the_ssh_client_in() {
         "{stdout}"
     );
 }
+
+#[test]
+fn check_sees_a_flushed_ruleset_and_a_firewalld_reload() {
+    let firewalld = "nft add table inet firewalld; \
+        nft add chain inet firewalld filter_INPUT '{ type filter hook input priority filter + 10; policy accept; }'; \
+        nft add chain inet firewalld filter_FORWARD '{ type filter hook forward priority filter + 10; policy accept; }'; \
+        nft add rule inet firewalld filter_INPUT reject with icmpx admin-prohibited; \
+        nft add rule inet firewalld filter_FORWARD reject with icmpx admin-prohibited";
+    let out = in_netns(&format!(
+        "{SETUP}\n{firewalld}\n\"$BIN\" up wg0 --config \"$conf\" --backend nft 2>/dev/null\n\"$BIN\" check wg0 >/dev/null; echo \"clean=$?\"\n\
+         # A firewalld reload: its table built again from scratch, without our accepts.\n\
+         nft delete table inet firewalld; {firewalld}\n\
+         set +e; \"$BIN\" check wg0; echo \"reload=$?\"\n\"$BIN\" check wg0 --repair >/dev/null 2>&1; echo \"repair=$?\"\n\
+         nft list table inet firewalld | grep -c 'wgfw:wg0' | sed 's/^/MARKED=/'\n\
+         nft flush ruleset\n\"$BIN\" check wg0; echo \"flushed=$?\"\n\"$BIN\" check wg0 --repair >/dev/null 2>&1; echo \"repair2=$?\"; set -e\n\
+         \"$BIN\" down wg0 2>/dev/null"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for want in [
+        "clean=0",
+        "of our",
+        "in nft inet firewalld filter_INPUT are there",
+        "reload=1",
+        "repair=0",
+        "table inet wgfw is gone",
+        "flushed=1",
+        "repair2=0",
+    ] {
+        assert!(stdout.contains(want), "{want:?} not in {stdout}");
+    }
+    assert!(!stdout.contains("MARKED=0"), "{stdout}");
+}
+
+#[test]
+fn check_sees_a_ufw_reload_that_jumped_ahead() {
+    let out = in_netns(&format!(
+        "{SETUP}\niptables-nft -N ufw-before-input; iptables-nft -A ufw-before-input -p tcp --dport 80 -j ACCEPT\n\
+         iptables-nft -A INPUT -j ufw-before-input; iptables-nft -P INPUT DROP\n\
+         \"$BIN\" up wg0 --config \"$conf\" --backend iptables-nft 2>/dev/null\n\"$BIN\" check wg0 >/dev/null; echo \"clean=$?\"\n\
+         # ufw reload: its jump comes back first in INPUT.\n\
+         iptables-nft -D INPUT -j ufw-before-input; iptables-nft -I INPUT 1 -j ufw-before-input\n\
+         set +e; \"$BIN\" check wg0; echo \"reload=$?\"\n\"$BIN\" check wg0 --repair >/dev/null 2>&1; echo \"repair=$?\"; set -e\n\
+         iptables-nft -S INPUT | sed -n 2p\n\"$BIN\" down wg0 2>/dev/null"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for want in [
+        "clean=0",
+        "IPv4: filter INPUT no longer jumps to WGFW-INPUT first",
+        "reload=1",
+        "repair=0",
+        "-A INPUT -j WGFW-INPUT",
+    ] {
+        assert!(stdout.contains(want), "{want:?} not in {stdout}");
+    }
+}
