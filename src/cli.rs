@@ -39,6 +39,11 @@ impl Command {
     }
 }
 
+/// The commands a user types (the internal `__revert` is not one).
+pub const COMMANDS: &[&str] = &[
+    "up", "down", "plan", "status", "check", "confirm", "release",
+];
+
 /// One option of the command line and the settings file.
 pub struct Flag {
     pub long: &'static str,
@@ -614,6 +619,46 @@ mod tests {
         let back = crate::settings::parse(std::path::Path::new("r"), &o.to_settings()).unwrap();
         assert_eq!(back, o);
         assert_eq!(Options::default().to_settings(), "");
+    }
+
+    /// `--help`, the man page and the completions name the same commands and options: the
+    /// table above is the one source, and this test holds the documents to it.
+    #[test]
+    fn docs_and_completions_agree_with_the_table() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        let man = read("man/wgfw-hook.8").replace("\\-", "-");
+        let docs = [
+            ("--help", help()),
+            ("man page", man),
+            ("bash completion", read("completions/wgfw-hook.bash")),
+            ("zsh completion", read("completions/_wgfw-hook")),
+            ("fish completion", read("completions/wgfw-hook.fish")),
+        ];
+        for (name, text) in &docs {
+            for c in COMMANDS {
+                assert!(Command::parse(c).is_some(), "{c}");
+                assert!(text.contains(c), "{name} lacks the command {c}");
+            }
+            for f in FLAGS {
+                let fish = format!("-l {}", f.long);
+                assert!(
+                    text.contains(&format!("--{}", f.long)) || text.contains(&fish),
+                    "{name} lacks --{}",
+                    f.long
+                );
+            }
+            // Nothing stale: every long option a document names is in the table.
+            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+                if let Some(long) = word
+                    .strip_prefix("--")
+                    .filter(|l| l.len() > 1 && l.chars().next().unwrap().is_ascii_lowercase())
+                {
+                    let known = FLAGS.iter().any(|f| f.long == long) || ["noflush"].contains(&long);
+                    assert!(known, "{name} names --{long}, which is no option");
+                }
+            }
+        }
     }
 
     #[test]

@@ -598,3 +598,30 @@ fn check_sees_a_ufw_reload_that_jumped_ahead() {
         assert!(stdout.contains(want), "{want:?} not in {stdout}");
     }
 }
+
+#[test]
+fn the_man_page_renders_without_warnings_and_bash_completion_parses() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("man")
+        .args([
+            "--warnings",
+            "-E",
+            "UTF-8",
+            "-l",
+            &format!("{root}/man/wgfw-hook.8"),
+        ])
+        .env("MANWIDTH", "80")
+        .output()
+        .expect("man (man-db) is needed");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("wgfw-hook up IFACE"));
+    let out = Command::new("bash")
+        .args(["-n", &format!("{root}/completions/wgfw-hook.bash")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
