@@ -311,7 +311,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
                 if command.is_none() {
                     command = Some(Command::parse(&v).ok_or_else(|| {
                         usage(format!(
-                            "unknown command \"{v}\": use up, down, plan, status, check, confirm or release"
+                            "unknown command \"{v}\": use {}",
+                            COMMANDS.join(", ")
                         ))
                     })?);
                 } else if iface.is_none() {
@@ -349,9 +350,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
             }
         }
     }
-    let command = command.ok_or_else(|| {
-        usage("no command given: use up, down, plan, status, check, confirm or release".into())
-    })?;
+    let command =
+        command.ok_or_else(|| usage(format!("no command given: use {}", COMMANDS.join(", "))))?;
     if let (Command::Status, None) = (command, &iface) {
         return Ok(Invocation::StatusAll { json });
     }
