@@ -143,27 +143,6 @@ echo "namespaces: $INET $SRV $CLI $LAN; WireGuard interfaces: $SRV_IF (srv), ${C
 # ---------------------------------------------------------------------------------------------
 # helpers of this test
 
-# `ip netns exec` binds /etc/netns/<ns>/wgfw onto /etc/wgfw only where /etc/wgfw exists (same
-# mount-point trick and marker as forwarding.sh; runs may overlap).
-ETC_WGFW_MARK=/etc/wgfw/.made-by-wgfw-e2e-tests
-ensure_etc_wgfw() {
-	if [[ ! -d /etc/wgfw ]] && mkdir -m 755 /etc/wgfw 2>/dev/null; then : >"$ETC_WGFW_MARK"; fi
-	[[ -d /etc/wgfw ]] || { echo "cannot create the mount point /etc/wgfw" >&2; exit 2; }
-}
-remove_etc_wgfw() {
-	[[ -f $ETC_WGFW_MARK ]] || return 0
-	local d
-	# Our own settings directory goes first (lib's cleanup would remove it only later), so that
-	# of two runs ending at the same time the last to look sees no other and removes /etc/wgfw.
-	rm -rf -- "$CLI_WGFW_DIR"
-	for d in /etc/netns/*/wgfw; do
-		[[ -e $d ]] && return 0
-	done
-	[[ $(find /etc/wgfw -mindepth 1 | wc -l) -eq 1 ]] || return 0
-	rm -f -- "$ETC_WGFW_MARK"
-	rmdir /etc/wgfw 2>/dev/null || true
-}
-
 # The hook keys its state by the namespace: /run/wgfw/netns-<inode>[.<cookie>]. Directories for
 # cli's inode that exist before the first `up` (a dead namespace's) are remembered and ignored.
 CLI_INODE=
@@ -190,23 +169,8 @@ cleanup_hook_state() {
 	done
 	rm -rf -- $dirs
 }
-E2E_CLEANUP_HOOKS+=(cleanup_hook_state remove_etc_wgfw)
+E2E_CLEANUP_HOOKS+=(cleanup_hook_state 'remove_etc_wgfw "$CLI_WGFW_DIR"')
 
-# v6peer ADDR: how socat's $SOCAT_PEERADDR shows an IPv6 address: [2001:0db8:...].
-v6peer() {
-	local a=$1 head tail x out=() h=() t=() i n
-	if [[ $a == *::* ]]; then head=${a%%::*} tail=${a#*::}; else head=$a tail=; fi
-	[[ -z $head ]] || IFS=: read -ra h <<<"$head"
-	[[ -z $tail ]] || IFS=: read -ra t <<<"$tail"
-	n=$((8 - ${#h[@]} - ${#t[@]}))
-	for x in "${h[@]}"; do out+=("$(printf '%04x' "0x$x")"); done
-	for ((i = 0; i < n; i++)); do out+=(0000); done
-	for x in "${t[@]}"; do out+=("$(printf '%04x' "0x$x")"); done
-	local IFS=:
-	printf '[%s]\n' "${out[*]}"
-}
-host() { if [[ $1 == *:* ]]; then printf '[%s]' "$1"; else printf '%s' "$1"; fi; }
-seen() { if [[ $1 == *:* ]]; then v6peer "$1"; else printf '%s' "$1"; fi; }
 nsname() { printf '%s' "${1##*-}"; }
 
 # --- leak capture on inet's interface towards cli --------------------------------------------

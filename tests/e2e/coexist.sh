@@ -142,27 +142,7 @@ echo "binary: $BIN"
 echo "namespaces: $INET $SRV $C1$([[ $CASE == docker* ]] && echo " $CTR"); WireGuard interfaces: $SRV_IF (srv) $C1_IF (c1)"
 
 # ---------------------------------------------------------------------------------------------
-# helpers of this test (copied from forwarding.sh where they are the same)
-
-# `ip netns exec` binds /etc/netns/<ns>/wgfw onto /etc/wgfw only where /etc/wgfw exists. When the
-# machine lacks it, create the mount point with a marker file in it (tests running at the same
-# time share it). On exit, the last test run that uses it removes it again, but only when it
-# holds nothing but the marker.
-ETC_WGFW_MARK=/etc/wgfw/.made-by-wgfw-e2e-tests
-ensure_etc_wgfw() {
-	if [[ ! -d /etc/wgfw ]] && mkdir -m 755 /etc/wgfw 2>/dev/null; then : >"$ETC_WGFW_MARK"; fi
-	[[ -d /etc/wgfw ]] || { echo "cannot create the mount point /etc/wgfw" >&2; exit 2; }
-}
-remove_etc_wgfw() {
-	[[ -f $ETC_WGFW_MARK ]] || return 0
-	local d
-	for d in /etc/netns/*/wgfw; do
-		[[ -e $d && $d != "/etc/netns/$SRV/wgfw" ]] && return 0
-	done
-	[[ $(find /etc/wgfw -mindepth 1 | wc -l) -eq 1 ]] || return 0
-	rm -f -- "$ETC_WGFW_MARK"
-	rmdir /etc/wgfw 2>/dev/null || true
-}
+# helpers of this test (the shared ones are in lib.sh)
 
 # The hook's state for srv: /run/wgfw/netns-<inode>[.<cookie>]. Directories for srv's inode that
 # exist before srv's first `up` (a dead namespace's; inodes are reused) are not counted as ours.
@@ -185,23 +165,7 @@ cleanup_hook_state() {
 	timeout 30 ip netns exec "$SRV" "$BIN" down "$SRV_IF"
 	rm -rf -- $dirs
 }
-E2E_CLEANUP_HOOKS+=(cleanup_hook_state remove_etc_wgfw)
-
-# v6peer ADDR: how socat's $SOCAT_PEERADDR shows an IPv6 address: [fd66:0000:...:0002].
-v6peer() {
-	local a=$1 head tail x out=() h=() t=() i n
-	if [[ $a == *::* ]]; then head=${a%%::*} tail=${a#*::}; else head=$a tail=; fi
-	[[ -z $head ]] || IFS=: read -ra h <<<"$head"
-	[[ -z $tail ]] || IFS=: read -ra t <<<"$tail"
-	n=$((8 - ${#h[@]} - ${#t[@]}))
-	for x in "${h[@]}"; do out+=("$(printf '%04x' "0x$x")"); done
-	for ((i = 0; i < n; i++)); do out+=(0000); done
-	for x in "${t[@]}"; do out+=("$(printf '%04x' "0x$x")"); done
-	local IFS=:
-	printf '[%s]\n' "${out[*]}"
-}
-host() { if [[ $1 == *:* ]]; then printf '[%s]' "$1"; else printf '%s' "$1"; fi; }
-seen() { if [[ $1 == *:* ]]; then v6peer "$1"; else printf '%s' "$1"; fi; }
+E2E_CLEANUP_HOOKS+=(cleanup_hook_state 'remove_etc_wgfw "/etc/netns/$SRV/wgfw"')
 
 # expect_open DESC NS ADDR PORT [SOURCE_SEEN]: a TCP connection succeeds and (when given) the
 # listener sees SOURCE_SEEN as the peer address.

@@ -129,26 +129,6 @@ echo "namespaces: $INET $SRV $LAN $C1 $C2; WireGuard interfaces: $SRV_IF (srv) $
 # ---------------------------------------------------------------------------------------------
 # helpers of this test
 
-# `ip netns exec` binds /etc/netns/<ns>/wgfw onto /etc/wgfw only where /etc/wgfw exists. When the
-# machine lacks it, create the mount point with a marker file in it (tests running at the same
-# time share it). On exit, the last test run that uses it (no other namespace has a wgfw settings
-# directory) removes it again, but only when it holds nothing but the marker.
-ETC_WGFW_MARK=/etc/wgfw/.made-by-wgfw-e2e-tests
-ensure_etc_wgfw() {
-	if [[ ! -d /etc/wgfw ]] && mkdir -m 755 /etc/wgfw 2>/dev/null; then : >"$ETC_WGFW_MARK"; fi
-	[[ -d /etc/wgfw ]] || { echo "cannot create the mount point /etc/wgfw" >&2; exit 2; }
-}
-remove_etc_wgfw() {
-	[[ -f $ETC_WGFW_MARK ]] || return 0
-	local d
-	for d in /etc/netns/*/wgfw; do
-		[[ -e $d && $d != "/etc/netns/$SRV/wgfw" ]] && return 0
-	done
-	[[ $(find /etc/wgfw -mindepth 1 | wc -l) -eq 1 ]] || return 0
-	rm -f -- "$ETC_WGFW_MARK"
-	rmdir /etc/wgfw 2>/dev/null || true
-}
-
 # If the test dies with the hook's rules installed, let the hook clean up its state for srv's
 # namespace (the namespace goes anyway), then remove what it left under /run/wgfw.
 # The hook keys its state by the namespace: /run/wgfw/netns-<inode>[.<cookie>]. An inode is reused
@@ -173,26 +153,7 @@ cleanup_hook_state() {
 	timeout 30 ip netns exec "$SRV" "$BIN" down "$SRV_IF"
 	rm -rf -- $dirs
 }
-E2E_CLEANUP_HOOKS+=(cleanup_hook_state remove_etc_wgfw)
-
-# v6peer ADDR: how socat's $SOCAT_PEERADDR shows an IPv6 address: [fd66:0000:...:0002].
-v6peer() {
-	local a=$1 head tail x out=() h=() t=() i n
-	if [[ $a == *::* ]]; then head=${a%%::*} tail=${a#*::}; else head=$a tail=; fi
-	[[ -z $head ]] || IFS=: read -ra h <<<"$head"
-	[[ -z $tail ]] || IFS=: read -ra t <<<"$tail"
-	n=$((8 - ${#h[@]} - ${#t[@]}))
-	for x in "${h[@]}"; do out+=("$(printf '%04x' "0x$x")"); done
-	for ((i = 0; i < n; i++)); do out+=(0000); done
-	for x in "${t[@]}"; do out+=("$(printf '%04x' "0x$x")"); done
-	local IFS=:
-	printf '[%s]\n' "${out[*]}"
-}
-
-# host HOST: socat's form of a destination (IPv6 in brackets).
-host() { if [[ $1 == *:* ]]; then printf '[%s]' "$1"; else printf '%s' "$1"; fi; }
-# seen ADDR: the form in which a listener reports ADDR as the peer.
-seen() { if [[ $1 == *:* ]]; then v6peer "$1"; else printf '%s' "$1"; fi; }
+E2E_CLEANUP_HOOKS+=(cleanup_hook_state 'remove_etc_wgfw "/etc/netns/$SRV/wgfw"')
 
 # expect_open DESC NS ADDR [SOURCE_SEEN]: a TCP connection from NS to ADDR:8080 succeeds, and
 # (when given) the listener sees SOURCE_SEEN as the peer address.

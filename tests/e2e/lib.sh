@@ -439,3 +439,47 @@ capture_line() {
 
 # mss_of LINE: the MSS option of a tcpdump line (empty when none).
 mss_of() { sed -nE 's/.*[[,]mss ([0-9]+)[],].*/\1/p' <<<"$1"; }
+
+# ---------------------------------------------------------------------------------------------
+# settings files and addresses shared by the scenarios
+
+# `ip netns exec` binds /etc/netns/<ns>/wgfw onto /etc/wgfw only where /etc/wgfw exists: make it
+# (with a marker) when missing; the last run to finish removes it again.
+ETC_WGFW_MARK=/etc/wgfw/.made-by-wgfw-e2e-tests
+ensure_etc_wgfw() {
+	if [[ ! -d /etc/wgfw ]] && mkdir -m 755 /etc/wgfw 2>/dev/null; then : >"$ETC_WGFW_MARK"; fi
+	[[ -d /etc/wgfw ]] || { echo "cannot create the mount point /etc/wgfw" >&2; exit 2; }
+}
+
+# remove_etc_wgfw OWN_DIR: removes this run's settings directory first, so that of two runs ending
+# together the last to look sees no other; then /etc/wgfw, if we made it and nothing else uses it.
+remove_etc_wgfw() {
+	rm -rf -- "$1"
+	[[ -f $ETC_WGFW_MARK ]] || return 0
+	local d
+	for d in /etc/netns/*/wgfw; do
+		[[ -e $d ]] && return 0
+	done
+	[[ $(find /etc/wgfw -mindepth 1 | wc -l) -eq 1 ]] || return 0
+	rm -f -- "$ETC_WGFW_MARK"
+	rmdir /etc/wgfw 2>/dev/null || true
+}
+
+# v6peer ADDR: how socat's $SOCAT_PEERADDR shows an IPv6 address: [fd66:0000:...:0002].
+v6peer() {
+	local a=$1 head tail x out=() h=() t=() i n
+	if [[ $a == *::* ]]; then head=${a%%::*} tail=${a#*::}; else head=$a tail=; fi
+	[[ -z $head ]] || IFS=: read -ra h <<<"$head"
+	[[ -z $tail ]] || IFS=: read -ra t <<<"$tail"
+	n=$((8 - ${#h[@]} - ${#t[@]}))
+	for x in "${h[@]}"; do out+=("$(printf '%04x' "0x$x")"); done
+	for ((i = 0; i < n; i++)); do out+=(0000); done
+	for x in "${t[@]}"; do out+=("$(printf '%04x' "0x$x")"); done
+	local IFS=:
+	printf '[%s]\n' "${out[*]}"
+}
+
+# host HOST: socat's form of a destination (IPv6 in brackets).
+host() { if [[ $1 == *:* ]]; then printf '[%s]' "$1"; else printf '%s' "$1"; fi; }
+# seen ADDR: the form in which a listener reports ADDR as the peer.
+seen() { if [[ $1 == *:* ]]; then v6peer "$1"; else printf '%s' "$1"; fi; }
