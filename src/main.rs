@@ -1,30 +1,9 @@
 //! wgfw-hook: the firewall of a WireGuard server, installed by wg-quick's PostUp and removed by
 //! its PreDown. `main` only wires the modules: read config, derive a plan, render, apply.
 
-mod cli;
-mod cmd;
-mod error;
-mod firewall;
-mod foreign;
-mod hook;
-mod host;
-mod iptables;
-mod lockout;
-mod nft;
-mod plan;
-mod report;
-mod residue;
-mod ruleset;
-mod settings;
-mod state;
-mod sysctl;
-mod types;
-mod wgconf;
+use wgfw_hook::cli::{self, Command, Invocation};
+use wgfw_hook::hook;
 
-#[cfg(test)]
-mod golden;
-
-use cli::{Command, Invocation};
 
 fn main() {
     let code = match cli::parse(std::env::args_os().skip(1)) {

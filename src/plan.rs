@@ -63,8 +63,7 @@ pub struct HostFacts {
 
 impl HostFacts {
     /// A plain host for tests and golden files: default routes on eth0, IPv6 on, nothing else
-    /// known.
-    #[cfg(test)]
+    /// known. Also the host the fuzz targets render for.
     pub fn example() -> HostFacts {
         HostFacts {
             default_dev: [
