@@ -149,8 +149,8 @@ foreign_rules() {
 	if [[ $backend == nft ]]; then
 		{
 			echo "table inet foreign {"
-			echo "  chain fwd { type filter hook forward priority 10; policy accept; }"
-			echo "  chain dnat { type nat hook prerouting priority -90; policy accept; }"
+			echo "  chain from_forward { type filter hook forward priority 10; policy accept; }"
+			echo "  chain from_prerouting { type nat hook prerouting priority -90; policy accept; }"
 			for ((i = 0; i < chains; i++)); do
 				echo "  chain c$i {"
 				for ((j = 0; j < 100; j++)); do
@@ -161,7 +161,7 @@ foreign_rules() {
 					fi
 				done
 				echo "  }"
-				if ((i % 5 == 4)); then echo "  chain dnat { jump c$i; }"; else echo "  chain fwd { jump c$i; }"; fi
+				if ((i % 5 == 4)); then echo "  chain from_prerouting { jump c$i; }"; else echo "  chain from_forward { jump c$i; }"; fi
 			done
 			echo "}"
 		} >"$f"

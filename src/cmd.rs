@@ -39,6 +39,7 @@ pub fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<Output> 
         ))
     })?;
     log::debug!("running {} {}", path.display(), args.join(" "));
+    let started = std::time::Instant::now();
     let mut child = Command::new(&path)
         .args(args)
         .env_clear()
@@ -60,6 +61,11 @@ pub fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<Output> 
     let out = child
         .wait_with_output()
         .map_err(|e| Error::system(format!("cannot run {}: {e}", path.display())))?;
+    log::debug!(
+        "{program} {} after {:.1} ms",
+        out.status,
+        started.elapsed().as_secs_f64() * 1e3
+    );
     Ok(Output {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

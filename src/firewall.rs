@@ -90,16 +90,25 @@ pub fn installed_backends() -> Vec<Backend> {
 
 /// Our part of the ruleset as it was before a change, to compute the change and to put it back.
 pub enum Before {
-    /// The families' iptables rules, and the nftables ruleset (another manager's native
+    /// The families' iptables rules, and the nftables overview (another manager's native
     /// tables, firewalld's, own input whatever backend we use).
     Iptables {
         lives: BTreeMap<Family, Live>,
-        ruleset: String,
+        overview: String,
     },
     Nft {
         table: nft::Live,
-        ruleset: String,
+        overview: String,
     },
+}
+
+impl Before {
+    /// `nft list chains` as read before the change (empty without nft).
+    pub fn overview(&self) -> &str {
+        match self {
+            Before::Iptables { overview, .. } | Before::Nft { overview, .. } => overview,
+        }
+    }
 }
 
 pub fn families(ipv6: bool) -> Vec<Family> {
@@ -157,16 +166,16 @@ pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
             for f in families {
                 lives.insert(*f, live_rules(v, *f)?);
             }
-            let ruleset = if cmd::find("nft").is_some() {
-                nft_ruleset().unwrap_or_default()
+            let overview = if cmd::find("nft").is_some() {
+                nft_overview().unwrap_or_default()
             } else {
                 String::new()
             };
-            Before::Iptables { lives, ruleset }
+            Before::Iptables { lives, overview }
         }
         Backend::Nft => Before::Nft {
             table: nft::Live::parse(&nft_table()?),
-            ruleset: nft_ruleset()?,
+            overview: nft_overview()?,
         },
     })
 }
@@ -174,16 +183,16 @@ pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
 /// Per family: why another firewall manager owns the host's input, if one does.
 pub fn input_owners(before: &Before) -> BTreeMap<Family, String> {
     match before {
-        Before::Iptables { lives, ruleset } => lives
+        Before::Iptables { lives, overview } => lives
             .iter()
             .filter_map(|(f, l)| {
                 Some((
                     *f,
-                    iptables_input_owner(l).or_else(|| nft::input_owner(ruleset))?,
+                    iptables_input_owner(l).or_else(|| nft::input_owner(overview))?,
                 ))
             })
             .collect(),
-        Before::Nft { ruleset, .. } => match nft::input_owner(ruleset) {
+        Before::Nft { overview, .. } => match nft::input_owner(overview) {
             Some(why) => Family::BOTH.into_iter().map(|f| (f, why.clone())).collect(),
             None => BTreeMap::new(),
         },
@@ -464,13 +473,16 @@ fn nft_table() -> Result<String> {
     Ok(if out.ok { out.stdout } else { String::new() })
 }
 
-fn nft_ruleset() -> Result<String> {
-    let out = cmd::run("nft", &["list", "ruleset"], None)?;
+/// `nft list chains`: every table and chain, with the hook and policy of base chains, but no
+/// rules. All we need to know of other managers' tables, and flat in cost: with 20,000 foreign
+/// rules, `nft list ruleset` takes nft half a second, `list chains` a few milliseconds.
+pub fn nft_overview() -> Result<String> {
+    let out = cmd::run("nft", &["list", "chains"], None)?;
     if out.ok {
         Ok(out.stdout)
     } else {
         Err(Error::system(format!(
-            "nft list ruleset failed: {}",
+            "nft list chains failed: {}",
             cmd::first_line(&out.stderr)
         )))
     }

@@ -81,28 +81,50 @@ impl Place {
 #[derive(Debug, Default)]
 pub struct View {
     iptables: Vec<(Variant, Family, Live)>,
-    nft_ruleset: String,
+    /// `nft list chains` (tables, chains, base chains' hooks and policies).
+    nft_overview: String,
 }
 
-pub fn read(backend: Backend, families: &[Family]) -> View {
-    let mut view = View::default();
+/// Reads the iptables variant we do not use, where it has tables at all (each `-save` costs a
+/// process, and legacy's a copy of its whole table), next to the nft overview read before.
+pub fn read(backend: Backend, families: &[Family], nft_overview: &str) -> View {
+    let mut view = View {
+        nft_overview: nft_overview.to_string(),
+        ..View::default()
+    };
     for v in [Variant::Nft, Variant::Legacy] {
         if backend == Backend::Iptables(v) || cmd::find(&v.save(Family::V4)).is_none() {
             continue;
         }
         for f in families {
-            if let Ok(live) = firewall::live_rules(v, *f) {
+            if has_tables(v, *f, nft_overview)
+                && let Ok(live) = firewall::live_rules(v, *f)
+            {
                 view.iptables.push((v, *f, live));
             }
         }
     }
-    if cmd::find("nft").is_some()
-        && let Ok(out) = cmd::run("nft", &["list", "ruleset"], None)
-        && out.ok
-    {
-        view.nft_ruleset = out.stdout;
-    }
     view
+}
+
+/// Whether a variant has tables in this family: legacy's are listed in /proc/net, iptables-nft's
+/// are nft tables of the family with an iptables table's name.
+fn has_tables(variant: Variant, family: Family, nft_overview: &str) -> bool {
+    let (proc_file, nft_family) = match family {
+        Family::V4 => ("/proc/net/ip_tables_names", "ip"),
+        Family::V6 => ("/proc/net/ip6_tables_names", "ip6"),
+    };
+    match variant {
+        // Unreadable means unknown: read the rules rather than miss them.
+        Variant::Legacy => {
+            std::fs::read_to_string(proc_file).map_or(true, |t| !t.trim().is_empty())
+        }
+        Variant::Nft => nft_overview.lines().any(|l| {
+            l.strip_prefix("table ")
+                .and_then(|t| t.trim_end_matches('{').trim().split_once(' '))
+                .is_some_and(|(f, n)| f == nft_family && IPTABLES_TABLES.contains(&n))
+        }),
+    }
 }
 
 pub fn mark(iface: &IfaceName) -> String {
@@ -180,7 +202,7 @@ pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<String>> {
             }
         }
     }
-    for (table, chain, hook) in nft_drops(&view.nft_ruleset) {
+    for (table, chain, hook) in nft_drops(&view.nft_overview) {
         let rules = match hook {
             "forward" => vec![format!("iifname \"{i}\""), format!("oifname \"{i}\"")],
             _ => input_needs(false),
@@ -407,7 +429,7 @@ mod tests {
         );
         let view = View {
             iptables: vec![(Variant::Nft, Family::V4, docker)],
-            nft_ruleset: String::new(),
+            nft_overview: String::new(),
         };
         let n = needed(&server_plan(), &view);
         let fwd = Place::Iptables {
@@ -422,7 +444,7 @@ mod tests {
         );
         let view = View {
             iptables: vec![(Variant::Legacy, Family::V4, ufw)],
-            nft_ruleset: String::new(),
+            nft_overview: String::new(),
         };
         let n = needed(&server_plan(), &view);
         let input = Place::Iptables {
@@ -447,7 +469,7 @@ mod tests {
             &server_plan(),
             &View {
                 iptables: vec![],
-                nft_ruleset: ruleset.into(),
+                nft_overview: ruleset.into(),
             },
         );
         let input = Place::Nft {
@@ -467,7 +489,7 @@ mod tests {
             &server_plan(),
             &View {
                 iptables: vec![],
-                nft_ruleset: own.into(),
+                nft_overview: own.into(),
             },
         );
         assert_eq!(

@@ -288,12 +288,10 @@ fn install(
         let port = plan.ssh_port.map_or(22, |p| p.get());
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let ssh = std::env::var("SSH_CONNECTION").ok();
-        for client in lockout::ssh_clients(
-            ssh.as_deref(),
-            &read("/proc/net/tcp"),
-            &read("/proc/net/tcp6"),
-            port,
-        ) {
+        let established = crate::sockdiag::established_peers(port).unwrap_or_else(|| {
+            lockout::proc_peers(&read("/proc/net/tcp"), &read("/proc/net/tcp6"), port)
+        });
+        for client in lockout::ssh_clients(ssh.as_deref(), &established) {
             if let Some(why) = lockout::cut_off(&plan, client) {
                 return Err(Error::usage(format!(
                     "this plan would lock out the SSH client {client} ({why}): fix the options, or add --force (and better --rollback SECONDS)"
@@ -306,7 +304,7 @@ fn install(
     if backend == Backend::Iptables(Variant::Nft)
         && others.is_empty()
         && store.read_named(NFT_BEFORE)?.is_none()
-        && let Some(inv) = nft_inventory()
+        && let Some(inv) = nft_inventory(&["list", "chains"])
     {
         let names: Vec<String> = inv.names().into_iter().collect();
         store.write_named(NFT_BEFORE, &format!("{}\n", names.join("\n")))?;
@@ -339,7 +337,7 @@ fn install(
     // Other managers' drops that our table cannot override get accepts of ours.
     let foreign_file = format!("{iface}.foreign");
     let recorded = foreign::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
-    let wanted = foreign::needed(&plan, &foreign::read(backend, &families));
+    let wanted = foreign::needed(&plan, &foreign::read(backend, &families, before.overview()));
     let placed: Vec<foreign::Place> = wanted.keys().cloned().collect();
     let result = foreign::apply(iface, &wanted, &recorded)
         .and_then(|places| store.write_named(&foreign_file, &foreign::encode(&places)))
@@ -417,7 +415,9 @@ fn tidy(store: &Store) -> Result<()> {
     }
     if let Some(before) = store.read_named(NFT_BEFORE)? {
         let before = before.lines().map(String::from).collect();
-        if let Some(script) = nft_inventory().and_then(|inv| residue::cleanup(&before, &inv)) {
+        // Whether a chain is empty takes its rules: the whole ruleset, once, at the last down.
+        let inv = nft_inventory(&["list", "ruleset"]);
+        if let Some(script) = inv.and_then(|inv| residue::cleanup(&before, &inv)) {
             let why = "delete the empty tables and chains iptables-nft created";
             if let Err(e) = cmd::transaction("nft", &["-f", "-"], &script, "the cleanup", Some(why))
             {
@@ -436,10 +436,10 @@ fn tidy(store: &Store) -> Result<()> {
     Ok(())
 }
 
-fn nft_inventory() -> Option<residue::Inventory> {
-    let out = cmd::run("nft", &["list", "ruleset"], None)
-        .ok()
-        .filter(|o| o.ok)?;
+/// The tables and chains that `nft LIST` shows (`list chains` for names, `list ruleset` to see
+/// which are empty).
+fn nft_inventory(list: &[&str]) -> Option<residue::Inventory> {
+    let out = cmd::run("nft", list, None).ok().filter(|o| o.ok)?;
     Some(residue::Inventory::parse(&out.stdout))
 }
 
@@ -577,7 +577,7 @@ fn differences(
             out.push(format!("sysctl {} is {v}, {} was set", w.key, w.value));
         }
     }
-    let view = foreign::read(backend, &families);
+    let view = foreign::read(backend, &families, before.overview());
     for (place, rules) in foreign::needed(&plan, &view) {
         let present = foreign::count_marked(iface, &place);
         if present != rules.len() {
@@ -841,14 +841,20 @@ pub fn plan(args: &Args) -> Result<()> {
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
     let mut notes = endpoints(&mut facts, iface, &conf, &opts);
     let families = firewall::families(facts.ipv6_enabled);
-    let view = foreign::read(backend, &families);
-    match firewall::read(backend, &families) {
-        Ok(before) => facts.input_owner = firewall::input_owners(&before),
-        Err(_) => notes.push(
-            "the live ruleset is not readable (not root?): input policy auto means drop here"
-                .into(),
-        ),
-    }
+    let overview = match firewall::read(backend, &families) {
+        Ok(before) => {
+            facts.input_owner = firewall::input_owners(&before);
+            before.overview().to_string()
+        }
+        Err(_) => {
+            notes.push(
+                "the live ruleset is not readable (not root?): input policy auto means drop here"
+                    .into(),
+            );
+            firewall::nft_overview().unwrap_or_default()
+        }
+    };
+    let view = foreign::read(backend, &families, &overview);
     let mut plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Show)?;
     plan.notes.extend(notes);
     for (place, rules) in foreign::needed(&plan, &view) {

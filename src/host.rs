@@ -276,6 +276,20 @@ pub fn read_sysctls<'a>(keys: impl Iterator<Item = &'a Key>) -> BTreeMap<Key, St
         .collect()
 }
 
+/// This process's peak resident memory (VmHWM), for `-vv` and the benchmark: the programs it
+/// runs are not counted, unlike in a wait4(2) figure.
+pub fn peak_rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

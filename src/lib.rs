@@ -17,6 +17,7 @@ pub mod report;
 pub mod residue;
 pub mod ruleset;
 pub mod settings;
+pub mod sockdiag;
 pub mod state;
 pub mod sysctl;
 pub mod types;

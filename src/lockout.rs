@@ -1,7 +1,8 @@
 //! The lockout guard: `up` refuses a plan that would cut off the SSH session it is run from, or
 //! any established SSH connection, unless `--force`. The addresses to keep: the client of
-//! `SSH_CONNECTION`, and the peer of every established connection to the SSH port (from
-//! /proc/net/tcp and tcp6, since `sudo` may strip the environment).
+//! `SSH_CONNECTION`, and the peer of every established connection to the SSH port (asked of
+//! the kernel by `sockdiag`, else read from /proc/net/tcp and tcp6), since `sudo` may strip the
+//! environment.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -9,20 +10,26 @@ use crate::plan::{Family, InputPolicy, Plan};
 use crate::ruleset;
 use crate::types::Role;
 
-/// The SSH clients to keep: from `SSH_CONNECTION` and from established connections to `port`.
-pub fn ssh_clients(ssh_connection: Option<&str>, tcp: &str, tcp6: &str, port: u16) -> Vec<IpAddr> {
+/// The SSH clients to keep: from `SSH_CONNECTION` and the peers of established connections to
+/// the SSH port.
+pub fn ssh_clients(ssh_connection: Option<&str>, established: &[IpAddr]) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = ssh_connection
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .into_iter()
         .collect();
-    out.extend(established_peers(tcp, port));
-    out.extend(established_peers(tcp6, port));
+    out.extend(established);
     out.sort();
     out.dedup();
     out
 }
 
-/// Peers of established connections to a local port, from /proc/net/tcp or tcp6.
+/// Peers of established connections to a local port, from /proc/net/tcp and tcp6.
+pub fn proc_peers(tcp: &str, tcp6: &str, port: u16) -> Vec<IpAddr> {
+    let mut out = established_peers(tcp, port);
+    out.extend(established_peers(tcp6, port));
+    out
+}
+
 fn established_peers(table: &str, port: u16) -> Vec<IpAddr> {
     table
         .lines()
@@ -114,13 +121,16 @@ mod tests {
         let tcp6 = "  sl  local_address rem_address st\n\
                     0: 0000000000000000FFFF0000020071CB:0016 0000000000000000FFFF0000070200C0:D431 01 x\n\
                     1: B80D0120000000000000000002000000:0016 B80D0120000000000000000009000000:1234 01 x\n";
-        let got = ssh_clients(Some("198.51.100.4 5555 203.0.113.2 22"), tcp, tcp6, 22);
+        let got = ssh_clients(
+            Some("198.51.100.4 5555 203.0.113.2 22"),
+            &proc_peers(tcp, tcp6, 22),
+        );
         let want: Vec<IpAddr> = ["192.0.2.5", "192.0.2.7", "198.51.100.4", "2001:db8::9"]
             .iter()
             .map(|a| a.parse().unwrap())
             .collect();
         assert_eq!(got, want);
-        assert!(ssh_clients(None, "", "", 22).is_empty());
+        assert!(ssh_clients(None, &proc_peers("", "", 22)).is_empty());
     }
 
     fn plan(opts: Options) -> Plan {

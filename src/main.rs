@@ -4,7 +4,6 @@
 use wgfw_hook::cli::{self, Command, Invocation};
 use wgfw_hook::hook;
 
-
 fn main() {
     let code = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Invocation::Help) => {
@@ -17,6 +16,7 @@ fn main() {
         }
         Ok(Invocation::Run(args)) => {
             init_log(args.verbose);
+            let started = std::time::Instant::now();
             let result = match args.command {
                 Command::Up => hook::up(&args),
                 Command::Down => hook::down(&args),
@@ -31,6 +31,11 @@ fn main() {
                     Err(e) => Err(e),
                 },
             };
+            log::debug!(
+                "done after {:.1} ms, peak memory {} KiB",
+                started.elapsed().as_secs_f64() * 1e3,
+                wgfw_hook::host::peak_rss_kib().map_or("?".into(), |k| k.to_string())
+            );
             match result {
                 Ok(()) => 0,
                 Err(e) => {

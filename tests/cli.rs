@@ -625,3 +625,37 @@ fn the_man_page_renders_without_warnings_and_bash_completion_parses() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// Without SSH_CONNECTION (sudo may strip it), the guard finds the SSH client among the
+/// established connections to port 22, which it asks the kernel for (sock_diag), IPv4 and IPv6.
+#[test]
+fn the_lockout_guard_finds_established_ssh_connections() {
+    let out = in_netns(&format!(
+        "{SETUP}\nip link set lo up; ip addr add 192.0.2.5/32 dev lo; ip addr add 2001:db8:5::5/128 dev lo nodad\n\
+         ip -6 addr add 2001:db8:1::2/64 dev eth0 nodad\n\
+         socat -u TCP4-LISTEN:22,bind=203.0.113.2,reuseaddr SYSTEM:'sleep 4' &\n\
+         socat -u TCP6-LISTEN:22,bind=[2001:db8:1::2],reuseaddr SYSTEM:'sleep 4' &\n\
+         sleep 0.3\n\
+         socat -u SYSTEM:'sleep 4' TCP:203.0.113.2:22,bind=192.0.2.5 & c4=$!\n\
+         socat -u SYSTEM:'sleep 4' TCP6:[2001:db8:1::2]:22,bind=[2001:db8:5::5] & c6=$!\n\
+         sleep 0.3\n\
+         set +e; \"$BIN\" up wg0 --config \"$conf\" --admin 198.51.100.0/24 --backend iptables-legacy; echo \"rc=$?\"\n\
+         kill $c4; wait $c4 2>/dev/null; sleep 0.2\n\
+         \"$BIN\" up wg0 --config \"$conf\" --admin 198.51.100.0/24 --admin 2001:db8:9::/48 --backend iptables-legacy; echo \"rc=$?\"\n\
+         kill $c6; wait $c6 2>/dev/null; sleep 0.2\n\
+         \"$BIN\" up wg0 --config \"$conf\" --admin 198.51.100.0/24 --backend iptables-legacy 2>/dev/null; echo \"rc=$?\"; set -e\n\
+         \"$BIN\" down wg0 2>/dev/null\nkill $(jobs -p) 2>/dev/null || true"
+    ));
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    let rcs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("rc=")).collect();
+    assert_eq!(rcs, ["rc=2", "rc=2", "rc=0"], "{stdout}{stderr}");
+    assert!(
+        stderr.contains("would lock out the SSH client 192.0.2.5"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("would lock out the SSH client 2001:db8:5::5"),
+        "{stderr}"
+    );
+}

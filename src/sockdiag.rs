@@ -1,0 +1,179 @@
+//! Established TCP connections to a local port, asked of the kernel over NETLINK_SOCK_DIAG (what
+//! `ss` uses). Reading /proc/net/tcp instead walks the kernel's whole connection hash table,
+//! sized by the host's memory: about 5 ms per family on a small VM, on every `up`. One netlink
+//! dump filtered by state takes a fraction of a millisecond.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const AF_NETLINK: i32 = 16;
+const SOCK_RAW: i32 = 3;
+const SOCK_CLOEXEC: i32 = 0o2_000_000;
+const NETLINK_SOCK_DIAG: i32 = 4;
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const IPPROTO_TCP: u8 = 6;
+const TCP_ESTABLISHED: u32 = 1;
+/// nlmsghdr (16) + inet_diag_req_v2 (56).
+const REQUEST_LEN: usize = 72;
+/// A dump of any size ends long before this many reads.
+const MAX_READS: usize = 100_000;
+
+unsafe extern "C" {
+    fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
+    fn send(fd: i32, buf: *const u8, len: usize, flags: i32) -> isize;
+    fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
+}
+
+/// The remote addresses of established TCP connections whose local port is `port`, in this
+/// network namespace; None when the kernel cannot be asked (the caller falls back to /proc).
+pub fn established_peers(port: u16) -> Option<Vec<IpAddr>> {
+    // SAFETY: plain syscall; a negative result is checked before the descriptor is owned.
+    let raw = unsafe { socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG) };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut out = Vec::new();
+    for family in [AF_INET, AF_INET6] {
+        let req = request(family);
+        // SAFETY: the buffer is valid for its length.
+        if unsafe { send(fd.as_raw_fd(), req.as_ptr(), req.len(), 0) } != REQUEST_LEN as isize {
+            return None;
+        }
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut done = false;
+        for _ in 0..MAX_READS {
+            // SAFETY: the buffer is valid and writable for its length.
+            let n = unsafe { recv(fd.as_raw_fd(), buf.as_mut_ptr(), buf.len(), 0) };
+            let n = usize::try_from(n).ok().filter(|n| *n > 0)?;
+            match parse(&buf[..n], port, &mut out) {
+                Parsed::More => {}
+                Parsed::Done => {
+                    done = true;
+                    break;
+                }
+                Parsed::Error => return None,
+            }
+        }
+        if !done {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// A dump request for every established TCP socket of `family`.
+fn request(family: u8) -> [u8; REQUEST_LEN] {
+    let mut m = [0u8; REQUEST_LEN];
+    m[0..4].copy_from_slice(&(REQUEST_LEN as u32).to_ne_bytes());
+    m[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    m[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    m[16] = family;
+    m[17] = IPPROTO_TCP;
+    m[20..24].copy_from_slice(&(1u32 << TCP_ESTABLISHED).to_ne_bytes());
+    m
+}
+
+#[derive(Debug, PartialEq)]
+enum Parsed {
+    More,
+    Done,
+    Error,
+}
+
+/// Reads one batch of netlink messages, adding the peers of sockets on `port` to `out`.
+fn parse(buf: &[u8], port: u16, out: &mut Vec<IpAddr>) -> Parsed {
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+        let kind = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2 bytes"));
+        if len < 16 || off + len > buf.len() {
+            return Parsed::Error;
+        }
+        match kind {
+            NLMSG_DONE => return Parsed::Done,
+            NLMSG_ERROR => return Parsed::Error,
+            _ => {
+                // inet_diag_msg: family, state, timer, retrans, then the socket id: sport and
+                // dport (big-endian), src[16], dst[16].
+                let msg = &buf[off + 16..off + len];
+                if msg.len() >= 40 && u16::from_be_bytes([msg[4], msg[5]]) == port {
+                    let dst = &msg[24..40];
+                    let peer = match msg[0] {
+                        AF_INET => Some(IpAddr::V4(Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]))),
+                        AF_INET6 => {
+                            let b: [u8; 16] = dst.try_into().expect("16 bytes");
+                            let v6 = Ipv6Addr::from(b);
+                            Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+                        }
+                        _ => None,
+                    };
+                    out.extend(peer);
+                }
+            }
+        }
+        off += (len + 3) & !3;
+    }
+    Parsed::More
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(family: u8, sport: u16, dst: &[u8]) -> Vec<u8> {
+        let mut m = vec![0u8; 16 + 72];
+        let len = m.len() as u32;
+        m[0..4].copy_from_slice(&len.to_ne_bytes());
+        m[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        m[16] = family;
+        m[17] = TCP_ESTABLISHED as u8;
+        m[20..22].copy_from_slice(&sport.to_be_bytes());
+        m[40..40 + dst.len()].copy_from_slice(dst);
+        m
+    }
+
+    fn done() -> Vec<u8> {
+        let mut m = vec![0u8; 20];
+        m[0..4].copy_from_slice(&20u32.to_ne_bytes());
+        m[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());
+        m
+    }
+
+    #[test]
+    fn picks_the_peers_of_the_port_and_unmaps_ipv4() {
+        let mut buf = message(AF_INET, 22, &[198, 51, 100, 4]);
+        buf.extend(message(AF_INET, 8080, &[192, 0, 2, 9]));
+        let mapped: [u8; 16] = "::ffff:203.0.113.7".parse::<Ipv6Addr>().unwrap().octets();
+        buf.extend(message(AF_INET6, 22, &mapped));
+        let v6: [u8; 16] = "2001:db8::5".parse::<Ipv6Addr>().unwrap().octets();
+        buf.extend(message(AF_INET6, 22, &v6));
+        let mut out = Vec::new();
+        assert_eq!(parse(&buf, 22, &mut out), Parsed::More);
+        let want: Vec<IpAddr> = ["198.51.100.4", "203.0.113.7", "2001:db8::5"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(out, want);
+        assert_eq!(parse(&done(), 22, &mut out), Parsed::Done);
+    }
+
+    #[test]
+    fn a_truncated_or_bogus_message_is_an_error_not_a_panic() {
+        let mut out = Vec::new();
+        let mut m = message(AF_INET, 22, &[1, 2, 3, 4]);
+        m.truncate(40);
+        assert_eq!(parse(&m, 22, &mut out), Parsed::Error);
+        let mut zero = vec![0u8; 16];
+        zero[0..4].copy_from_slice(&0u32.to_ne_bytes());
+        assert_eq!(parse(&zero, 22, &mut out), Parsed::Error);
+        assert_eq!(parse(&[1, 2, 3], 22, &mut out), Parsed::More);
+    }
+}
