@@ -15,7 +15,7 @@
 #   6. TCP throughput (iperf3) from a peer through the tunnel and the server to the "internet",
 #      with no firewall, with the hook's rules, and with the hook plus untracked outer UDP;
 # and prints medians with the 10th-90th percentile spread, ratios against (2) and (3), the hook's
-# peak memory (maximum RSS) and the binary's size.
+# peak memory (VmHWM, not counting the programs it runs) and the binary's size.
 #
 # Topology ("$E2E_PREFIX-{inet,srv,cli}", deleted on exit):
 #
@@ -227,9 +227,9 @@ worker() {
 		cmp -s "$base.before" "$base.after" || { echo "bench: the hook's up+down changed the namespace ($backend, $size)" >&2; diff "$base.before" "$base.after" >&2 | head -20; return 1; }
 		time_loop "$base.floor" "$rounds" "bash '$base.floor-up.sh'" "bash '$base.floor-down.sh'"
 		time_loop "$base.guide" "$(((rounds + 1) / 2))" "guide_up" "guide_down"
-		# Peak memory of the hook itself (maximum resident set, KiB).
-		/usr/bin/time -f %M -o "$base.rss-up" "$bin" up wgb0 --config "$conf" --backend "$backend" >/dev/null 2>&1
-		/usr/bin/time -f %M -o "$base.rss-down" "$bin" down wgb0 >/dev/null 2>&1
+		# Peak memory of the hook itself (VmHWM, KiB; the programs it runs are not counted).
+		"$bin" up wgb0 --config "$conf" --backend "$backend" -vv 2>&1 | sed -n 's/.*peak memory \([0-9]*\) KiB/\1/p' >"$base.rss-up"
+		"$bin" down wgb0 -vv 2>&1 | sed -n 's/.*peak memory \([0-9]*\) KiB/\1/p' >"$base.rss-down"
 	done
 	clear_foreign
 }
@@ -261,7 +261,7 @@ while (($#)); do
 done
 
 [[ $EUID -eq 0 ]] || { echo "bench.sh: run as root (it creates network namespaces)" >&2; exit 2; }
-need=(iptables nftables wireguard-tools wireguard-go iproute2 iperf3 time)
+need=(iptables nftables wireguard-tools wireguard-go iproute2 iperf3 socat bc file)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -379,7 +379,7 @@ for backend in $BACKENDS; do
 	done
 done
 
-printf '\n[+] peak memory of the hook (maximum RSS, KiB): up / down\n\n'
+printf '\n[+] peak memory of the hook itself (VmHWM, KiB): up / down\n\n'
 for backend in $BACKENDS; do
 	for size in $SIZES; do
 		printf '%-16s %7s | %6s / %6s\n' "$backend" "$size" "$(cat "$OUT/$backend.$size.rss-up")" "$(cat "$OUT/$backend.$size.rss-down")"

@@ -109,23 +109,29 @@ pub fn iface_exists(iface: &IfaceName) -> bool {
         .exists()
 }
 
-/// The interface's MTU, from `ip -o link show dev IFACE`.
+/// The interface's MTU, asked of the kernel with SIOCGIFMTU on a socket made here: like
+/// /proc/sys/net it follows the caller's network namespace, and it starts no process.
 pub fn live_mtu(iface: &IfaceName) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    const SIOCGIFMTU: std::ffi::c_ulong = 0x8921;
+    unsafe extern "C" {
+        fn ioctl(fd: i32, request: std::ffi::c_ulong, ...) -> i32;
+    }
     if !iface_exists(iface) {
         return None;
     }
-    let out = cmd::run("ip", &["-o", "link", "show", "dev", iface.as_str()], None)
-        .ok()
-        .filter(|o| o.ok)?;
-    parse_mtu(&out.stdout)
-}
-
-fn parse_mtu(link: &str) -> Option<u32> {
-    let words: Vec<&str> = link.split_whitespace().collect();
-    words
-        .windows(2)
-        .find(|w| w[0] == "mtu")
-        .and_then(|w| w[1].parse().ok())
+    // struct ifreq: the name (at most 15 bytes and a NUL; IfaceName guarantees it), then a
+    // 24-byte union whose first member is the MTU.
+    let mut ifreq = [0u8; 40];
+    let name = iface.as_str().as_bytes();
+    ifreq.get_mut(..name.len())?.copy_from_slice(name);
+    let sock = std::os::unix::net::UnixDatagram::unbound().ok()?;
+    // SAFETY: `ifreq` is a live, writable buffer of the size the kernel reads and writes.
+    let rc = unsafe { ioctl(sock.as_raw_fd(), SIOCGIFMTU, ifreq.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    u32::try_from(i32::from_ne_bytes(ifreq[16..20].try_into().ok()?)).ok()
 }
 
 /// What the live interface shows, as a config: its global addresses, listen port, MTU and the
@@ -358,13 +364,11 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_mtu() {
-        assert_eq!(
-            parse_mtu(
-                "7: wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue state UNKNOWN"
-            ),
-            Some(1420)
-        );
-        assert_eq!(parse_mtu(""), None);
+    fn reads_the_mtu_of_loopback() {
+        // Every network namespace has lo, with its MTU of 65536 unless someone changed it.
+        let lo = "lo".parse::<IfaceName>().unwrap();
+        let mtu = live_mtu(&lo).expect("SIOCGIFMTU on lo");
+        assert!(mtu >= 1280, "{mtu}");
+        assert_eq!(live_mtu(&"nosuch0".parse::<IfaceName>().unwrap()), None);
     }
 }
