@@ -411,14 +411,24 @@ table inet wgfw_bench_notrack {
 EOF
 mode() {
 	case "$1" in
-	none) in_ns "$SRV" "$BIN" down wgb0 >/dev/null 2>&1 ;;
+	none)
+		# No firewall, but the server must still forward (the hook's down turned it off).
+		in_ns "$SRV" "$BIN" down wgb0 >/dev/null 2>&1
+		in_ns "$SRV" sysctl -q -w net.ipv4.ip_forward=1
+		;;
 	hook) in_ns "$SRV" "$BIN" up wgb0 --config "$CONF" --backend nft >/dev/null 2>&1 ;;
 	hook+notrack)
-		# Untracked outer UDP: the hook's "new handshake" limit no longer sees them, so this
-		# variant accepts the port statelessly (the evaluation that issue #7 asks for).
+		# The alternative issue #7 asks to evaluate: the outer UDP untracked, and the limit
+		# keyed to WireGuard's handshake initiations (message type 1: the payload starts
+		# 01 00 00 00) per source, the other messages accepted statelessly.
 		in_ns "$SRV" "$BIN" up wgb0 --config "$CONF" --backend nft >/dev/null 2>&1
 		in_ns "$SRV" nft -f "$notrack"
-		in_ns "$SRV" nft insert rule inet wgfw WGFW-wgb0-IN-v4 udp dport 51820 ct state untracked accept
+		in_ns "$SRV" nft -f - <<-'EOF'
+			add set inet wgfw bench_hs { type ipv4_addr; flags dynamic, timeout; timeout 2m; }
+			insert rule inet wgfw WGFW-wgb0-IN-v4 udp dport 51820 ct state untracked accept
+			insert rule inet wgfw WGFW-wgb0-IN-v4 udp dport 51820 ct state untracked @th,64,32 0x01000000 drop
+			insert rule inet wgfw WGFW-wgb0-IN-v4 udp dport 51820 ct state untracked @th,64,32 0x01000000 update @bench_hs { ip saddr limit rate 30/minute } accept
+		EOF
 		;;
 	esac
 	[[ $1 == hook+notrack ]] || in_ns "$SRV" nft delete table inet wgfw_bench_notrack 2>/dev/null || true
