@@ -4,7 +4,6 @@
 use wgfw_hook::cli::{self, Command, Invocation};
 use wgfw_hook::hook;
 
-
 fn main() {
     let code = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Invocation::Help) => {
