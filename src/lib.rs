@@ -19,6 +19,7 @@ pub mod ruleset;
 pub mod settings;
 pub mod state;
 pub mod sysctl;
+pub mod trust;
 pub mod types;
 pub mod wgconf;
 
