@@ -230,20 +230,31 @@ pub fn apply(backend: Backend, plan: &Plan, others: &[Record], before: &Before) 
             }
             let mut applied = Vec::new();
             for (family, script) in &scripts {
+                // A restore that reports failure may have committed all the same (killed after
+                // its commit, a lost reply): that family is put back too.
+                applied.push(*family);
                 if let Err(e) = restore(v, *family, script) {
                     undo_families(v, &plan.iface, &applied, lives);
                     return Err(e);
                 }
-                applied.push(*family);
             }
             Ok(())
         }
         (Backend::Nft, Before::Nft { table, .. }) => {
             let want = desired_all(plan, others);
-            match nft::transaction(&want, &nft_own(&plan.iface, table), table) {
-                Some(script) => nft_apply(&script),
-                None => Ok(()),
-            }
+            let Some(script) = nft::transaction(&want, &nft_own(&plan.iface, table), table) else {
+                return Ok(());
+            };
+            nft_apply(&script).inspect_err(|_| {
+                // A refused transaction changed nothing; one that reports failure after its
+                // commit did, and is taken back.
+                let now = nft_table()
+                    .map(|t| nft::Live::parse(&t))
+                    .unwrap_or_default();
+                if !now.same_rules(table) {
+                    undo(backend, &plan.iface, before);
+                }
+            })
         }
         _ => Err(Error::system("internal: backend and live state disagree")),
     }

@@ -20,6 +20,7 @@ pub mod settings;
 pub mod sockdiag;
 pub mod state;
 pub mod sysctl;
+pub mod trust;
 pub mod types;
 pub mod wgconf;
 

@@ -232,6 +232,17 @@ pub struct Live {
 }
 
 impl Live {
+    /// Whether both hold the same chains, sets and rules, whatever the counters say.
+    pub fn same_rules(&self, other: &Live) -> bool {
+        let rules = |l: &Live| -> Vec<(String, Vec<String>)> {
+            chain_rules(&l.listing)
+                .into_iter()
+                .map(|(c, rs)| (c, rs.iter().map(|r| without_counter(r)).collect()))
+                .collect()
+        };
+        self.exists == other.exists && self.sets == other.sets && rules(self) == rules(other)
+    }
+
     pub fn parse(listing: &str) -> Live {
         let mut live = Live {
             exists: !listing.trim().is_empty(),
@@ -358,6 +369,20 @@ fn chain_rules(listing: &str) -> std::collections::BTreeMap<String, Vec<String>>
     out
 }
 
+/// A rule without its counter's values, which traffic changes.
+fn without_counter(rule: &str) -> String {
+    match rule.split_once("counter packets ") {
+        Some((head, rest)) => {
+            let tail = rest
+                .split_once(" bytes ")
+                .and_then(|(_, b)| b.split_once(' '))
+                .map_or("", |(_, t)| t);
+            format!("{head}counter {tail}").trim_end().to_string()
+        }
+        None => rule.to_string(),
+    }
+}
+
 /// The packets counted by the rules of `chains` that say what they count.
 pub fn counted(listing: &str, chains: &[String]) -> Vec<(&'static str, u64)> {
     let mut out = Vec::new();
@@ -463,6 +488,20 @@ pub fn input_owner(ruleset: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::ruleset::Table;
+
+    #[test]
+    fn counters_do_not_make_rules_differ() {
+        let table = |rule: &str| {
+            Live::parse(&format!(
+                "table inet wgfw {{\n\tchain c {{\n\t\t{rule}\n\t}}\n}}\n"
+            ))
+        };
+        let a = table("iifname \"wg0\" counter packets 3 bytes 180 accept");
+        assert!(a.same_rules(&table("iifname \"wg0\" counter packets 0 bytes 0 accept")));
+        assert!(!a.same_rules(&table("iifname \"wg1\" counter packets 3 bytes 180 accept")));
+        assert!(!a.same_rules(&Live::parse("")));
+        assert_eq!(without_counter("counter packets 1 bytes 2"), "counter");
+    }
 
     /// The base chain that jumps to a chain hooked at (table, built-in chain).
     fn base_of(table: Table, hook: &str) -> Option<&'static str> {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{FLAGS, Options};
 use crate::error::{Error, Result};
+use crate::trust;
 use crate::types::IfaceName;
 
 pub const DIR: &str = "/etc/wgfw";
@@ -14,12 +15,12 @@ pub fn path_for(iface: &IfaceName) -> PathBuf {
     Path::new(DIR).join(format!("{iface}.conf"))
 }
 
-/// Reads the settings file; a missing file means no settings.
+/// Reads the settings file (refused when another user could have written it); a missing file
+/// means no settings.
 pub fn read(path: &Path) -> Result<Options> {
-    match fs_err::read_to_string(path) {
-        Ok(text) => parse(path, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Options::default()),
-        Err(e) => Err(Error::usage(e.to_string())),
+    match trust::read(path)? {
+        Some(bytes) => parse(path, &String::from_utf8_lossy(&bytes)),
+        None => Ok(Options::default()),
     }
 }
 

@@ -14,7 +14,10 @@ use crate::plan::{Family, InputPolicy};
 use crate::types::{IfaceName, Role};
 
 pub const RUN_DIR: &str = "/run/wgfw";
-const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// Long enough for a dozen tunnels coming up at boot (an `up` holds the lock a fraction of a
+/// second; a restore waits at most 10 s for the xtables lock), short enough that a stuck run
+/// is reported before wg-quick or systemd gives up.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// One managed interface, as recorded by `up`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,9 +298,19 @@ impl Store {
         }
     }
 
-    /// Removes the namespace's directory once nothing is recorded in it.
+    /// Removes the namespace's directory once nothing is recorded in it, with what a killed
+    /// run may have left there: the temporary files of its writes (`.NAME.tmp`, `.probe`).
     pub fn remove_dir_if_empty(&self) {
-        let _ = std::fs::remove_dir(&self.dir);
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+        if names.iter().all(|n| n.to_string_lossy().starts_with('.')) {
+            for n in &names {
+                let _ = std::fs::remove_file(self.dir.join(n));
+            }
+            let _ = std::fs::remove_dir(&self.dir);
+        }
     }
 }
 

@@ -42,13 +42,13 @@ enum Section {
     Peer,
 }
 
+/// Reads the config (refused when another user could have written it).
 pub fn read(path: &Path) -> Result<WgConfig> {
-    let bytes = fs_err::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::usage(format!(
+    let bytes = crate::trust::read(path)?.ok_or_else(|| {
+        Error::usage(format!(
             "{}: no such wg-quick config (name another with --config PATH)",
             path.display()
-        )),
-        _ => Error::usage(e.to_string()),
+        ))
     })?;
     parse(path, &String::from_utf8_lossy(&bytes))
 }

@@ -3,9 +3,10 @@
 //! where it changes mounts), which the kernel deletes when the test's shell exits. Root is
 //! required (the README's test command runs as root); a missing prerequisite fails the test.
 
-use std::process::{Command, Output};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wgfw-hook");
+use common::{BIN, SETUP, assert_one_line_error, in_netns, text};
+use std::process::{Command, Output};
 
 fn hook(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -13,42 +14,6 @@ fn hook(args: &[&str]) -> Output {
         .env("RUST_LOG", "off")
         .output()
         .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs a bash script in fresh network and mount namespaces, with `$BIN` set.
-fn in_netns(script: &str) -> Output {
-    let uid = text(&Command::new("id").arg("-u").output().unwrap().stdout);
-    assert_eq!(
-        uid.trim(),
-        "0",
-        "these tests need root (run the README's test command as root)"
-    );
-    let out = Command::new("unshare")
-        .args(["--mount", "--net", "bash", "-euo", "pipefail", "-c", script])
-        .env("BIN", BIN)
-        // The lockout guard reads it: tests must not depend on how this one was started.
-        .env_remove("SSH_CONNECTION")
-        .output()
-        .expect("unshare (util-linux) is needed");
-    eprintln!(
-        "--- script ({}) stdout:\n{}--- script stderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
-
-fn assert_one_line_error(out: &Output, code: i32, want: &str) {
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
-    assert!(err.contains(want), "{err:?} should say {want:?}");
-    assert!(!err.contains("panicked"));
 }
 
 #[test]
@@ -178,27 +143,6 @@ fn plan_needs_no_root() {
     );
 }
 
-/// A veth pair stands in for the tunnel: enough for rules and sysctls, no WireGuard needed.
-const SETUP: &str = r#"
-ip link add wg0 type veth peer name wgpeer
-ip link add eth0 type veth peer name ethpeer
-ip link set wg0 up; ip link set eth0 up
-ip addr add 203.0.113.2/24 dev eth0
-ip route add default via 203.0.113.1
-conf=$(mktemp); printf '[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n' > "$conf"
-snapshot() {
-  for t in iptables-nft-save ip6tables-nft-save; do
-    $t | { grep -v '^#' || true; } | sed 's/\[[0-9]*:[0-9]*\]//'
-  done
-  # A legacy table, once used, cannot be removed: only rules, user chains and policies count.
-  for t in iptables-legacy-save ip6tables-legacy-save; do
-    $t | { grep -v -e '^#' -e '^\*' -e '^COMMIT' -e '^:[A-Z]* ACCEPT' || true; } | sed 's/\[[0-9]*:[0-9]*\]//'
-  done
-  nft list ruleset
-  { sysctl -a 2>/dev/null || true; } | grep -E '^net\.(ipv4|ipv6)\.' | { grep -v -e nf_conntrack -e '\.stable_secret' || true; }
-}
-"#;
-
 #[test]
 fn down_without_up_and_nothing_to_remove_exits_0() {
     let out = in_netns(&format!(
@@ -225,11 +169,9 @@ fn a_refused_ipv6_half_undoes_the_ipv4_half() {
     // ip6tables-legacy-restore is replaced, in this mount namespace only, by one that fails.
     let out = in_netns(&format!(
         "{SETUP}\nsnapshot > /tmp/before.$$\n\
-         fake=$(mktemp -d); cp -a /usr/sbin/. \"$fake\"/\n\
-         rm \"$fake/ip6tables-legacy-restore\"; printf '#!/bin/sh\\necho \"ip6tables-restore: line 7 failed\" >&2\\nexit 1\\n' > \"$fake/ip6tables-legacy-restore\"; chmod +x \"$fake/ip6tables-legacy-restore\"\n\
-         mount --bind \"$fake\" /usr/sbin\n\
+         stub ip6tables-legacy-restore 'echo \"ip6tables-restore: line 7 failed\" >&2; exit 1'\n\
          set +e; \"$BIN\" up wg0 --config \"$conf\" --backend iptables-legacy 2>/tmp/err.$$; echo \"rc=$?\"; set -e\n\
-         umount /usr/sbin; rm -rf \"$fake\"\n\
+         umount /usr/sbin\n\
          snapshot | diff /tmp/before.$$ - && echo SAME\n\
          find /run/wgfw -maxdepth 1 -name \"netns-$(stat -L -c %i /proc/self/ns/net).*\" -newer /tmp/before.$$ | grep . && echo STATE-LEFT\n\
          cat /tmp/err.$$; rm /tmp/before.$$ /tmp/err.$$"
