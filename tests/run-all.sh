@@ -12,7 +12,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 packages=(iptables nftables wireguard-tools wireguard-go iproute2 iputils-ping tcpdump socat
-          netcat-openbsd conntrack util-linux procps systemd man-db dpkg-dev debhelper lintian git)
+          netcat-openbsd conntrack util-linux procps systemd man-db dpkg-dev debhelper lintian git
+          rpm rpmlint makepkg pacman-package-manager libarchive-tools ansible-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
