@@ -175,10 +175,14 @@ nsname() { printf '%s' "${1##*-}"; }
 
 # --- leak capture on inet's interface towards cli --------------------------------------------
 # Counted: IP/IPv6 packets whose source is cli's WAN address or the LAN; not counted: UDP between
-# cli and srv's WireGuard port (the allowed endpoint traffic), IPv6 neighbour discovery (ICMPv6
-# types 133-137, allowed and needed to reach the gateway at all).
+# cli and srv's WireGuard port (the allowed endpoint traffic), the kernel's "port unreachable"
+# answers to srv's own WireGuard packets once the tunnel is dead (srv keeps sending to cli's
+# closed port: RELATED to that flow, they tell srv nothing it does not know), IPv6 neighbour
+# discovery (ICMPv6 types 133-137, allowed and needed to reach the gateway at all).
 LEAK_FILTER="(ip or ip6) and (src host 198.51.100.2 or src net 192.168.50.0/24 or src host 2001:db8:2::2 or src net fd50::/64)"
 LEAK_FILTER+=" and not (udp and host 203.0.113.2 and port $WG_PORT)"
+LEAK_FILTER+=" and not (icmp and dst host 203.0.113.2 and icmp[0] == 3)"
+LEAK_FILTER+=" and not (icmp6 and dst host 2001:db8:1::2 and ip6[40] == 1)"
 LEAK_FILTER+=" and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 137)"
 leak_start() {
 	LEAK_LOG=$(mktemp "$E2E_TMP/leak.XXXXXX")
