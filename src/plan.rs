@@ -228,6 +228,13 @@ pub fn derive(
         )));
     }
 
+    // Port 0 is no place to send to (and stands for "not yet known" in a rendered port).
+    let (endpoints, portless): (Vec<SocketAddr>, Vec<SocketAddr>) =
+        host.endpoints.iter().partition(|e| e.port() != 0);
+    for e in &portless {
+        notes.push(format!("endpoint {e} has port 0: no way out to it"));
+    }
+
     let mut families = Vec::new();
     for family in Family::BOTH {
         if family == Family::V6 && !host.ipv6_enabled {
@@ -302,8 +309,7 @@ pub fn derive(
                     .collect()
             }),
             mss: mtu.saturating_sub(header),
-            endpoints: host
-                .endpoints
+            endpoints: endpoints
                 .iter()
                 .filter(|e| e.is_ipv4() == (family == Family::V4))
                 .copied()
@@ -320,7 +326,7 @@ pub fn derive(
     }
 
     if role == Role::Client {
-        if host.endpoints.is_empty() {
+        if endpoints.is_empty() {
             notes.push("no peer has a known endpoint: nothing may leave outside the tunnel, not even the tunnel itself".into());
         }
         if opts.ssh_port.is_some() || !opts.admin.is_empty() {
@@ -523,6 +529,31 @@ mod tests {
         assert_eq!(
             plan(DUAL, &forced, &h).unwrap().families[0].policy,
             InputPolicy::Drop
+        );
+    }
+
+    #[test]
+    fn an_endpoint_of_port_0_is_no_way_out() {
+        // Found by the fuzz target wgconf: it rendered as the LISTEN-PORT placeholder.
+        let h = HostFacts {
+            endpoints: vec![
+                "192.0.2.8:0".parse().unwrap(),
+                "192.0.2.7:4500".parse().unwrap(),
+            ],
+            ..host()
+        };
+        let client = Options {
+            role: Some(Role::Client),
+            ..Options::default()
+        };
+        let p = plan(DUAL, &client, &h).unwrap();
+        assert_eq!(p.families[0].endpoints, vec![h.endpoints[1]]);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n == "endpoint 192.0.2.8:0 has port 0: no way out to it"),
+            "{:?}",
+            p.notes
         );
     }
 

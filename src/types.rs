@@ -4,7 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// A network interface name, validated exactly as wg-quick does (`^[a-zA-Z0-9_=+.-]{1,15}$`).
+/// A network interface name, validated as wg-quick does (`^[a-zA-Z0-9_=+.-]{1,15}$`), but not
+/// `.`, `..` (which no interface can be named) nor ending in `+`, which iptables reads as a
+/// wildcard: `-i wg+` would match every interface whose name starts with `wg`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IfaceName(String);
 
@@ -19,6 +21,11 @@ impl FromStr for IfaceName {
     fn from_str(s: &str) -> Result<Self, String> {
         let ok_char = |c: char| c.is_ascii_alphanumeric() || "_=+.-".contains(c);
         if (1..=15).contains(&s.len()) && s.chars().all(ok_char) && s != "." && s != ".." {
+            if s.ends_with('+') {
+                return Err(format!(
+                    "\"{s}\": an interface name ending in + is a wildcard to iptables (rename the interface)"
+                ));
+            }
             Ok(IfaceName(s.to_string()))
         } else {
             Err(format!(
@@ -276,6 +283,9 @@ mod tests {
             "wg$0",
             "..",
             "wg0\n",
+            // Found writing the fuzz targets: `-i wg+` matches wg0, wg1, ...
+            "wg+",
+            "+",
         ] {
             assert!(bad.parse::<IfaceName>().is_err(), "{bad:?}");
         }
