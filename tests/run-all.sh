@@ -13,7 +13,7 @@ fi
 
 packages=(iptables nftables wireguard-tools wireguard-go iproute2 iputils-ping tcpdump socat
           netcat-openbsd conntrack util-linux procps systemd man-db dpkg-dev debhelper lintian git
-          rpm rpmlint makepkg pacman-package-manager libarchive-tools ansible-core)
+          rpm rpmlint makepkg pacman-package-manager libarchive-tools ansible-core g++)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -29,5 +29,8 @@ if ! command -v cargo >/dev/null; then
 fi
 command -v cargo >/dev/null || { echo "tests/run-all.sh: cargo is not installed (https://rustup.rs)" >&2; exit 1; }
 
-echo "[+] cargo test (unit, golden, restore --test, end-to-end)"
+echo "[+] cargo test (unit, golden, restore --test, faults, packages, end-to-end)"
 cargo test --locked -- --test-threads=1
+
+echo "[+] fuzzing: ${WGFW_FUZZ_SECONDS:-60} s per target, then every ruleset through the real restore --test and nft -c"
+tests/fuzz.sh "${WGFW_FUZZ_SECONDS:-60}"
