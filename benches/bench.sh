@@ -129,12 +129,14 @@ floor_script() {
 # namespace as it found it.
 snapshot() {
 	{
+		# Rules, user chains and policies; not empty tables with accepting built-in chains (a
+		# legacy table, once used, stays; iptables-nft's empty ones the nft listing shows).
 		for s in iptables-nft-save ip6tables-nft-save iptables-legacy-save ip6tables-legacy-save; do
 			echo "== $s"
-			$s 2>/dev/null | sed -E -e '/^#/d' -e 's/ ?\[[0-9]+:[0-9]+\]//g'
+			$s 2>/dev/null | sed -E -e '/^#/d' -e '/^\*/d' -e '/^COMMIT/d' -e '/^:[A-Z]+ ACCEPT/d' -e 's/ ?\[[0-9]+:[0-9]+\]//g'
 		done
 		echo "== nft"
-		nft list ruleset | sed '/elements = /d'
+		nft list ruleset 2>/dev/null | sed '/elements = /d'
 		sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv4.conf.all.rp_filter \
 			net.ipv4.conf.all.send_redirects net.ipv4.conf.all.accept_redirects
 	}

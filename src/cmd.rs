@@ -68,9 +68,15 @@ pub fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<Output> 
     );
     Ok(Output {
         ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout: text(out.stdout),
+        stderr: text(out.stderr),
     })
+}
+
+/// A program's output as text, without a copy unless it is not UTF-8 (an `iptables-save` of a
+/// large host is megabytes).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The first line of a program's complaint that says something, for one-line errors.

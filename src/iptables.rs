@@ -210,9 +210,15 @@ pub struct Live {
     pub chains: BTreeSet<(Table, String)>,
     /// Built-in chains' policies.
     pub policies: BTreeMap<(Table, String), String>,
-    /// The rules of every chain, in order, as `iptables-save` prints them after `-A CHAIN `.
+    /// The rules, in order, as `iptables-save` prints them after `-A CHAIN `, of the chains we
+    /// may touch: the built-in chains and ours, plus any rule that jumps to ours. Other
+    /// chains' rules are only counted: a Kubernetes host has tens of thousands.
     pub rules: BTreeMap<(Table, String), Vec<String>>,
+    /// Whether some other chain has rules (`rules` does not hold them).
+    pub other_rules: bool,
 }
+
+const BUILT_IN: &[&str] = &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
 
 impl Live {
     pub fn parse(text: &str) -> Live {
@@ -232,10 +238,17 @@ impl Live {
                 }
             } else if let (Some(t), Some(rule)) = (table, line.strip_prefix("-A ")) {
                 let (chain, rest) = rule.split_once(' ').unwrap_or((rule, ""));
-                live.rules
-                    .entry((t, chain.to_string()))
-                    .or_default()
-                    .push(rest.to_string());
+                if BUILT_IN.contains(&chain)
+                    || chain.starts_with("WGFW-")
+                    || rest.contains("-j WGFW-")
+                {
+                    live.rules
+                        .entry((t, chain.to_string()))
+                        .or_default()
+                        .push(rest.to_string());
+                } else {
+                    live.other_rules = true;
+                }
             }
         }
         live
@@ -254,9 +267,10 @@ impl Live {
 
     /// Whether anything but wgfw's own chains has rules (a host that already uses this backend).
     pub fn has_foreign_rules(&self) -> bool {
-        self.rules.iter().any(|((_, chain), rules)| {
-            !chain.starts_with("WGFW-") && rules.iter().any(|r| !r.contains("-j WGFW-"))
-        })
+        self.other_rules
+            || self.rules.iter().any(|((_, chain), rules)| {
+                !chain.starts_with("WGFW-") && rules.iter().any(|r| !r.contains("-j WGFW-"))
+            })
     }
 }
 
@@ -571,5 +585,22 @@ mod tests {
             !Live::parse("*filter\n:WGFW-INPUT - [0:0]\n-A INPUT -j WGFW-INPUT\nCOMMIT\n")
                 .has_foreign_rules()
         );
+    }
+
+    #[test]
+    fn keeps_only_the_rules_it_may_touch() {
+        // Another manager's chain: its rules are counted, not kept, except a jump to ours.
+        let live = Live::parse(
+            "*filter\n:FORWARD ACCEPT [0:0]\n:KUBE-X - [0:0]\n:WGFW-wg0-FWD - [0:0]\n\
+             -A FORWARD -j KUBE-X\n-A KUBE-X -s 10.1.0.0/16 -j RETURN\n-A KUBE-X -j WGFW-wg0-FWD\n\
+             -A WGFW-wg0-FWD -i wg0 -j ACCEPT\nCOMMIT\n",
+        );
+        assert_eq!(live.rules_of(Table::Filter, "FORWARD"), ["-j KUBE-X"]);
+        assert_eq!(live.rules_of(Table::Filter, "KUBE-X"), ["-j WGFW-wg0-FWD"]);
+        assert_eq!(
+            live.rules_of(Table::Filter, "WGFW-wg0-FWD"),
+            ["-i wg0 -j ACCEPT"]
+        );
+        assert!(live.has_chain(Table::Filter, "KUBE-X") && live.has_foreign_rules());
     }
 }

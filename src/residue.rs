@@ -17,6 +17,11 @@ const IPTABLES_TABLES: &[&str] = &[
     "ip6 filter",
 ];
 
+/// Whether `family name` is a table iptables-nft manages.
+pub fn is_iptables_table(table: &str) -> bool {
+    IPTABLES_TABLES.contains(&table)
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Inventory {
     /// `family name` of each table, with its chains.
