@@ -400,26 +400,15 @@ fn handles_marked(listing: &str, mark: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{HostFacts, Purpose};
+    use crate::plan::HostFacts;
 
     fn server_plan() -> Plan {
-        let conf = crate::wgconf::parse(
-            std::path::Path::new("c"),
-            "[Interface]\nAddress = 10.6.0.1/24\nListenPort = 51820\n",
-        )
-        .unwrap();
         let opts = crate::cli::Options {
             allow: vec!["tcp/443".parse().unwrap()],
             ..Default::default()
         };
-        crate::plan::derive(
-            &"wg0".parse().unwrap(),
-            &conf,
-            &opts,
-            &HostFacts::example(),
-            Purpose::Install,
-        )
-        .unwrap()
+        let conf = "[Interface]\nAddress = 10.6.0.1/24\nListenPort = 51820\n";
+        crate::plan::for_test(conf, &opts, &HostFacts::example()).unwrap()
     }
 
     #[test]

@@ -433,19 +433,9 @@ mod tests {
     use crate::cli::Options;
     use crate::plan::{self, HostFacts};
     use crate::ruleset::{SHARED_INPUT, own_chains};
-    use std::path::Path;
 
     fn plan_for(text: &str, opts: &Options) -> Plan {
-        let host = HostFacts::example();
-        let conf = crate::wgconf::parse(Path::new("wg0.conf"), text).unwrap();
-        plan::derive(
-            &"wg0".parse().unwrap(),
-            &conf,
-            opts,
-            &host,
-            plan::Purpose::Install,
-        )
-        .unwrap()
+        plan::for_test(text, opts, &HostFacts::example()).unwrap()
     }
 
     const DUAL: &str = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";

@@ -134,19 +134,8 @@ mod tests {
     }
 
     fn plan(opts: Options) -> Plan {
-        let conf = crate::wgconf::parse(
-            std::path::Path::new("c"),
-            "[Interface]\nAddress = 10.6.0.1/24\nListenPort = 1\n",
-        )
-        .unwrap();
-        crate::plan::derive(
-            &"wg0".parse().unwrap(),
-            &conf,
-            &opts,
-            &crate::plan::HostFacts::example(),
-            crate::plan::Purpose::Install,
-        )
-        .unwrap()
+        let conf = "[Interface]\nAddress = 10.6.0.1/24\nListenPort = 1\n";
+        crate::plan::for_test(conf, &opts, &crate::plan::HostFacts::example()).unwrap()
     }
 
     #[test]

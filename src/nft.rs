@@ -535,23 +535,12 @@ mod tests {
     #[test]
     fn every_hooked_chain_is_found_by_its_name() {
         let plan = |role| {
-            let conf = crate::wgconf::parse(
-                std::path::Path::new("c"),
-                "[Interface]\nAddress = 10.6.0.1/24, fd6::1/64\nListenPort = 1\n",
-            )
-            .unwrap();
             let opts = crate::cli::Options {
                 role: Some(role),
                 ..Default::default()
             };
-            crate::plan::derive(
-                &"wg0".parse().unwrap(),
-                &conf,
-                &opts,
-                &crate::plan::HostFacts::example(),
-                crate::plan::Purpose::Install,
-            )
-            .unwrap()
+            let conf = "[Interface]\nAddress = 10.6.0.1/24, fd6::1/64\nListenPort = 1\n";
+            crate::plan::for_test(conf, &opts, &crate::plan::HostFacts::example()).unwrap()
         };
         for role in [crate::types::Role::Server, crate::types::Role::Client] {
             let p = plan(role);

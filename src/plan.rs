@@ -386,6 +386,20 @@ fn tunnel_nets(conf: &WgConfig, family: Family, notes: &mut Vec<String>) -> Vec<
     IpNet::aggregate(&nets)
 }
 
+/// The plan for an interface wg0 with the config `conf_text`: the tests of every module start
+/// from one.
+#[cfg(test)]
+pub fn for_test(conf_text: &str, opts: &Options, host: &HostFacts) -> Result<Plan> {
+    let conf = crate::wgconf::parse(std::path::Path::new("/etc/wireguard/wg0.conf"), conf_text)?;
+    derive(
+        &"wg0".parse().expect("a valid name"),
+        &conf,
+        opts,
+        host,
+        Purpose::Install,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,15 +414,7 @@ mod tests {
         wgconf::parse(Path::new("/etc/wireguard/wg0.conf"), text).unwrap()
     }
 
-    fn plan(text: &str, opts: &Options, host: &HostFacts) -> Result<Plan> {
-        derive(
-            &"wg0".parse().unwrap(),
-            &conf(text),
-            opts,
-            host,
-            Purpose::Install,
-        )
-    }
+    use super::for_test as plan;
 
     const DUAL: &str = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";
 

@@ -759,11 +759,7 @@ mod tests {
     }
 
     fn client_plan(opts: crate::cli::Options) -> Plan {
-        let conf = crate::wgconf::parse(
-            std::path::Path::new("c.conf"),
-            "[Interface]\nAddress = 10.66.0.2/32\n[Peer]\nEndpoint = 203.0.113.2:51820\nAllowedIPs = 0.0.0.0/0\n",
-        )
-        .unwrap();
+        let conf = "[Interface]\nAddress = 10.66.0.2/32\n[Peer]\nEndpoint = 203.0.113.2:51820\nAllowedIPs = 0.0.0.0/0\n";
         let host = crate::plan::HostFacts {
             endpoints: vec!["203.0.113.2:51820".parse().unwrap()],
             ..crate::plan::HostFacts::example()
@@ -772,14 +768,7 @@ mod tests {
             role: Some(Role::Client),
             ..opts
         };
-        crate::plan::derive(
-            &"wg0".parse().unwrap(),
-            &conf,
-            &opts,
-            &host,
-            crate::plan::Purpose::Install,
-        )
-        .unwrap()
+        crate::plan::for_test(conf, &opts, &host).unwrap()
     }
 
     fn chain<'a>(chains: &'a [Chain], suffix: &str) -> &'a Chain {

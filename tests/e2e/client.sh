@@ -147,16 +147,7 @@ echo "namespaces: $INET $SRV $CLI $LAN; WireGuard interfaces: $SRV_IF (srv), ${C
 # cli's inode that exist before the first `up` (a dead namespace's) are remembered and ignored.
 CLI_INODE=
 CLI_STALE=
-cli_state_dirs() {
-	[[ -n $CLI_INODE ]] || return 0
-	local d
-	for d in /run/wgfw/*"$CLI_INODE" /run/wgfw/*"$CLI_INODE".*; do
-		[[ -d $d ]] || continue
-		[[ ${d##*/} =~ ^([^/]*[^0-9/])?$CLI_INODE(\.[0-9]+)?$ ]] || continue
-		grep -qxF -- "$d" <<<"$CLI_STALE" && continue
-		printf '%s\n' "$d"
-	done
-}
+cli_state_dirs() { hook_state_dirs "$CLI_INODE" "$CLI_STALE"; }
 # If the test dies with the hook's rules installed, let the hook clean up cli's state (the
 # namespace goes anyway), then remove what it left under /run/wgfw.
 cleanup_hook_state() {
@@ -371,36 +362,7 @@ wgquick_residue() {
 		done
 	done
 }
-
-# --- snapshots -------------------------------------------------------------------------------
-# The sysctls compared: what a hook may set and what its writes change as side effects, for all,
-# default, the WAN (eth0) and the LAN interface (lan0).
-cli_sysctl_keys() {
-	local c
-	echo net.ipv4.ip_forward net.ipv4.tcp_syncookies
-	for c in all default eth0 lan0; do
-		echo "net.ipv4.conf.$c.forwarding net.ipv6.conf.$c.forwarding net.ipv6.conf.$c.disable_ipv6"
-		echo "net.ipv4.conf.$c.rp_filter net.ipv4.conf.$c.src_valid_mark"
-		echo "net.ipv4.conf.$c.accept_redirects net.ipv4.conf.$c.send_redirects net.ipv4.conf.$c.secure_redirects"
-		echo "net.ipv6.conf.$c.accept_redirects net.ipv6.conf.$c.accept_ra"
-	done
-}
-cli_snapshot_sysctls() {
-	local k v
-	for k in $(cli_sysctl_keys); do
-		v=$(cli sysctl -n "$k" 2>/dev/null) || v="<unreadable>"
-		printf '%s = %s\n' "$k" "$v"
-	done >"$1"
-}
-# cli_snapshot_rules FILE: cli's rulesets (lib's snapshot_rules). In the iptables-legacy
-# sections, empty built-in tables that the kernel keeps once used are not residue.
-cli_snapshot_rules() {
-	snapshot_rules "$CLI" "$1.raw"
-	awk '
-		/^=== / { legacy = ($0 ~ /legacy/); print; next }
-		legacy && (/^\*/ || /^COMMIT$/ || /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT$/) { next }
-		{ print }' "$1.raw" >"$1"
-}
+# --- snapshots (lib's snapshot_rules, snapshot_sysctls) ---------------------------------------
 # reset_src_valid_mark: wg-quick's full tunnel sets net.ipv4.conf.all.src_valid_mark=1 and never
 # resets it (its residue, not the hook's): back to the snapshot's value.
 reset_src_valid_mark() {
@@ -412,8 +374,8 @@ reset_src_valid_mark() {
 # no hook state left for cli (unless KEEP_STATE=keep).
 check_restored() {
 	local label=$1 tag=${1//[^a-zA-Z0-9]/_} state
-	cli_snapshot_rules "$E2E_TMP/rules.$tag"
-	cli_snapshot_sysctls "$E2E_TMP/sysctl.$tag"
+	snapshot_rules "$CLI" "$E2E_TMP/rules.$tag"
+	snapshot_sysctls "$CLI" "$E2E_TMP/sysctl.$tag" eth0 lan0
 	assert_same_file "$label: rulesets (iptables-nft/legacy v4+v6, nft) equal the snapshot" \
 		"$E2E_TMP/rules.before" "$E2E_TMP/rules.$tag"
 	assert_same_file "$label: sysctls equal the snapshot" "$E2E_TMP/sysctl.before" "$E2E_TMP/sysctl.$tag"
@@ -703,8 +665,8 @@ run_capture timeout 60 ip netns exec "$SRV" wg-quick up "$SRV_CONF"
 info "srv is up: $(srv wg show "$SRV_IF" listen-port | tr -d '\n') (listen port)"
 
 step "phase 0: snapshot cli before anything (to check that the control phase is undone exactly)"
-cli_snapshot_rules "$E2E_TMP/rules.phase0"
-cli_snapshot_sysctls "$E2E_TMP/sysctl.phase0"
+snapshot_rules "$CLI" "$E2E_TMP/rules.phase0"
+snapshot_sysctls "$CLI" "$E2E_TMP/sysctl.phase0" eth0 lan0
 info "$(grep -c . "$E2E_TMP/rules.phase0") ruleset lines"
 
 # =============================================================================================
@@ -735,8 +697,8 @@ cli ip link del "$K_IF" 2>/dev/null || true
 wgquick_residue "$K_IF"
 cp "$E2E_TMP/sysctl.phase0" "$E2E_TMP/sysctl.before" # reset_src_valid_mark reads it
 reset_src_valid_mark
-cli_snapshot_rules "$E2E_TMP/rules.after-control"
-cli_snapshot_sysctls "$E2E_TMP/sysctl.after-control"
+snapshot_rules "$CLI" "$E2E_TMP/rules.after-control"
+snapshot_sysctls "$CLI" "$E2E_TMP/sysctl.after-control" eth0 lan0
 assert_same_file "control undone: cli's rulesets equal phase 0" "$E2E_TMP/rules.phase0" "$E2E_TMP/rules.after-control"
 assert_same_file "control undone: cli's sysctls equal phase 0" "$E2E_TMP/sysctl.phase0" "$E2E_TMP/sysctl.after-control"
 assert_eq "control undone: no wg-quick ip rules left (v4)" "" "$(cli ip -4 rule show | grep -E 'fwmark|suppress' || true)"
@@ -744,8 +706,8 @@ assert_eq "control undone: no wg-quick ip rules left (v6)" "" "$(cli ip -6 rule 
 
 # =============================================================================================
 step "phase 2: snapshot cli's rulesets (iptables-nft/legacy v4+v6, nft) and sysctls"
-cli_snapshot_rules "$E2E_TMP/rules.before"
-cli_snapshot_sysctls "$E2E_TMP/sysctl.before"
+snapshot_rules "$CLI" "$E2E_TMP/rules.before"
+snapshot_sysctls "$CLI" "$E2E_TMP/sysctl.before" eth0 lan0
 info "$(grep -c . "$E2E_TMP/rules.before") ruleset lines; sysctls:"
 sed 's/^/      /' "$E2E_TMP/sysctl.before"
 

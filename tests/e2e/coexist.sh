@@ -148,16 +148,7 @@ echo "namespaces: $INET $SRV $C1$([[ $CASE == docker* ]] && echo " $CTR"); WireG
 # exist before srv's first `up` (a dead namespace's; inodes are reused) are not counted as ours.
 SRV_INODE=
 SRV_STALE=
-srv_state_dirs() {
-	[[ -n $SRV_INODE ]] || return 0
-	local d
-	for d in /run/wgfw/*"$SRV_INODE" /run/wgfw/*"$SRV_INODE".*; do
-		[[ -d $d ]] || continue
-		[[ ${d##*/} =~ ^([^/]*[^0-9/])?$SRV_INODE(\.[0-9]+)?$ ]] || continue
-		grep -qxF -- "$d" <<<"$SRV_STALE" && continue
-		printf '%s\n' "$d"
-	done
-}
+srv_state_dirs() { hook_state_dirs "$SRV_INODE" "$SRV_STALE"; }
 cleanup_hook_state() {
 	local dirs
 	dirs=$(srv_state_dirs)
@@ -200,37 +191,9 @@ expect_rejected() {
 	fi
 }
 
-# The sysctls compared before/after: those the hook sets and those its writes change as a side
-# effect, for all, default, the WAN (eth0) and, in the docker cases, docker0.
-SYSCTL_IFACES="all default eth0"
-srv_sysctl_keys() {
-	local c
-	echo net.ipv4.ip_forward net.ipv4.tcp_syncookies
-	for c in $SYSCTL_IFACES; do
-		echo "net.ipv4.conf.$c.forwarding net.ipv6.conf.$c.forwarding"
-		echo "net.ipv4.conf.$c.rp_filter net.ipv4.conf.$c.src_valid_mark"
-		echo "net.ipv4.conf.$c.accept_redirects net.ipv4.conf.$c.send_redirects net.ipv4.conf.$c.secure_redirects"
-		echo "net.ipv6.conf.$c.accept_redirects net.ipv6.conf.$c.accept_ra"
-	done
-}
-srv_snapshot_sysctls() {
-	local k v
-	for k in $(srv_sysctl_keys); do
-		v=$(srv sysctl -n "$k" 2>/dev/null) || v="<unreadable>"
-		printf '%s = %s\n' "$k" "$v"
-	done >"$1"
-}
-
-# srv_snapshot_rules FILE: srv's rulesets (lib's snapshot_rules). In the iptables-legacy
-# sections, empty built-in tables that the kernel keeps once they were used are not residue:
-# their "*table", "COMMIT" and ":BUILTIN ACCEPT" lines are left out.
-srv_snapshot_rules() {
-	snapshot_rules "$SRV" "$1.raw"
-	awk '
-		/^=== / { legacy = ($0 ~ /legacy/); print; next }
-		legacy && (/^\*/ || /^COMMIT$/ || /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT$/) { next }
-		{ print }' "$1.raw" >"$1"
-}
+# The interfaces whose sysctls are compared before/after, besides all and default: the WAN
+# (eth0) and, in the docker cases, docker0.
+SYSCTL_IFACES="eth0"
 
 # manager_view FILE: srv's rulesets as the other manager sees them, with the hook's part left
 # out: lines naming the hook's chains (WGFW...) or carrying its mark (wgfw:), iptables tables
@@ -349,8 +312,8 @@ tunnels_down() {
 # check_restored LABEL: srv's rulesets and sysctls equal the step-1 snapshot; no hook state.
 check_restored() {
 	local label=$1 state
-	srv_snapshot_rules "$E2E_TMP/rules.$label"
-	srv_snapshot_sysctls "$E2E_TMP/sysctl.$label"
+	snapshot_rules "$SRV" "$E2E_TMP/rules.$label"
+	snapshot_sysctls "$SRV" "$E2E_TMP/sysctl.$label" $SYSCTL_IFACES
 	assert_same_file "$label: rulesets (iptables-nft/legacy v4+v6, nft) equal the step-1 snapshot" \
 		"$E2E_TMP/rules.before" "$E2E_TMP/rules.$label"
 	assert_same_file "$label: sysctls equal the step-1 snapshot" "$E2E_TMP/sysctl.before" "$E2E_TMP/sysctl.$label"
@@ -974,7 +937,7 @@ if ((DOCKER)); then
 	ip -n "$CTR" addr add 172.17.0.2/16 dev eth0
 	ip -n "$CTR" link set eth0 up
 	ip -n "$CTR" route add default via 172.17.0.1
-	SYSCTL_IFACES="all default eth0 docker0"
+	SYSCTL_IFACES="eth0 docker0"
 fi
 
 for pair in "$C1 203.0.113.2" "$C1 2001:db8:1::2" "$SRV 192.0.2.1" "$SRV 2001:db8:ff::1"; do
@@ -1057,8 +1020,8 @@ firewalld)
 	firewalld_rules | srv nft -f -
 	;;
 esac
-srv_snapshot_rules "$E2E_TMP/rules.before"
-srv_snapshot_sysctls "$E2E_TMP/sysctl.before"
+snapshot_rules "$SRV" "$E2E_TMP/rules.before"
+snapshot_sysctls "$SRV" "$E2E_TMP/sysctl.before" $SYSCTL_IFACES
 manager_view "$E2E_TMP/manager.before"
 info "snapshot: $(grep -c . "$E2E_TMP/rules.before") ruleset lines, $(grep -c . "$E2E_TMP/sysctl.before") sysctls; the manager's view: $(grep -vc '^===' "$E2E_TMP/manager.before") lines"
 

@@ -136,16 +136,7 @@ echo "namespaces: $INET $SRV $LAN $C1 $C2; WireGuard interfaces: $SRV_IF (srv) $
 # (a dead namespace's) are remembered in SRV_STALE and not counted as ours.
 SRV_INODE=
 SRV_STALE=
-srv_state_dirs() {
-	[[ -n $SRV_INODE ]] || return 0
-	local d
-	for d in /run/wgfw/*"$SRV_INODE" /run/wgfw/*"$SRV_INODE".*; do
-		[[ -d $d ]] || continue
-		[[ ${d##*/} =~ ^([^/]*[^0-9/])?$SRV_INODE(\.[0-9]+)?$ ]] || continue
-		grep -qxF -- "$d" <<<"$SRV_STALE" && continue
-		printf '%s\n' "$d"
-	done
-}
+srv_state_dirs() { hook_state_dirs "$SRV_INODE" "$SRV_STALE"; }
 cleanup_hook_state() {
 	local dirs
 	dirs=$(srv_state_dirs)
@@ -179,38 +170,8 @@ expect_denied() {
 	assert_tcp "$1: DENIED (times out)" timeout "$2" "$(host "$3")" "$PORT" "$CT"
 }
 
-# The sysctls compared before/after: those the hook sets, and those its writes change as a side
-# effect, for all, default, the WAN (eth0) and the LAN interface (lan0).
-fw_sysctl_keys() {
-	local c
-	echo net.ipv4.ip_forward net.ipv4.tcp_syncookies
-	for c in all default eth0 lan0; do
-		echo "net.ipv4.conf.$c.forwarding net.ipv6.conf.$c.forwarding"
-		echo "net.ipv4.conf.$c.rp_filter net.ipv4.conf.$c.src_valid_mark"
-		echo "net.ipv4.conf.$c.accept_redirects net.ipv4.conf.$c.send_redirects net.ipv4.conf.$c.secure_redirects"
-		echo "net.ipv6.conf.$c.accept_redirects net.ipv6.conf.$c.accept_ra"
-	done
-}
-fw_snapshot_sysctls() {
-	local k v
-	for k in $(fw_sysctl_keys); do
-		v=$(srv sysctl -n "$k" 2>/dev/null) || v="<unreadable>"
-		printf '%s = %s\n' "$k" "$v"
-	done >"$1"
-}
 
-# fw_snapshot_rules FILE: srv's rulesets (lib's snapshot_rules). In the iptables-legacy sections,
-# empty built-in tables that the kernel keeps once they were used are not residue: their
-# "*table", "COMMIT" and ":BUILTIN ACCEPT" lines are left out.
-fw_snapshot_rules() {
-	snapshot_rules "$SRV" "$1.raw"
-	awk '
-		/^=== / { legacy = ($0 ~ /legacy/); print; next }
-		legacy && (/^\*/ || /^COMMIT$/ || /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT$/) { next }
-		{ print }' "$1.raw" >"$1"
-}
-
-# restore_sysctls FILE: writes the values of a fw_snapshot_sysctls file back, forwarding first
+# restore_sysctls FILE: writes the values of a snapshot_sysctls file back, forwarding first
 # (writing it rewrites other keys), then the rest.
 restore_sysctls() {
 	local k eq v
@@ -311,8 +272,8 @@ tunnels_down() {
 
 # check_restored LABEL: srv's rulesets and sysctls equal the phase-0 snapshot.
 check_restored() {
-	fw_snapshot_rules "$E2E_TMP/rules.$1"
-	fw_snapshot_sysctls "$E2E_TMP/sysctl.$1"
+	snapshot_rules "$SRV" "$E2E_TMP/rules.$1"
+	snapshot_sysctls "$SRV" "$E2E_TMP/sysctl.$1" eth0 lan0
 	assert_same_file "$1: rulesets (iptables-nft/legacy v4+v6, nft) equal the phase-0 snapshot" \
 		"$E2E_TMP/rules.before" "$E2E_TMP/rules.$1"
 	assert_same_file "$1: sysctls equal the phase-0 snapshot" "$E2E_TMP/sysctl.before" "$E2E_TMP/sysctl.$1"
@@ -456,8 +417,8 @@ info "the lan host has no route to the tunnel networks"
 
 # ---------------------------------------------------------------------------------------------
 step "phase 0: snapshot srv BEFORE anything (rulesets of both iptables variants and nft, sysctls)"
-fw_snapshot_rules "$E2E_TMP/rules.before"
-fw_snapshot_sysctls "$E2E_TMP/sysctl.before"
+snapshot_rules "$SRV" "$E2E_TMP/rules.before"
+snapshot_sysctls "$SRV" "$E2E_TMP/sysctl.before" eth0 lan0
 info "$(grep -c . "$E2E_TMP/rules.before") ruleset lines; sysctls:"
 sed 's/^/      /' "$E2E_TMP/sysctl.before"
 

@@ -163,6 +163,20 @@ wait_tcp_listen() {
 	wait_for 5 bash -c "ip netns exec '$1' ss -Hltn 'sport = :$2' | grep -q ."
 }
 
+# hook_state_dirs INODE [STALE]: the hook's state directories for a namespace whose inode is
+# INODE (/run/wgfw/netns-<inode>[.<cookie>]), except those listed in STALE (one per line): a dead
+# namespace's that had the same inode before the test's first `up` (inodes are reused).
+hook_state_dirs() {
+	local inode=$1 stale=${2:-} d
+	[[ -n $inode ]] || return 0
+	for d in /run/wgfw/*"$inode" /run/wgfw/*"$inode".*; do
+		[[ -d $d ]] || continue
+		[[ ${d##*/} =~ ^netns-$inode(\.[0-9]+)?$ ]] || continue
+		grep -qxF -- "$d" <<<"$stale" && continue
+		printf '%s\n' "$d"
+	done
+}
+
 # netns_inode NS: the namespace's identity (what /proc/self/ns/net shows inside it).
 netns_inode() { stat -L -c %i "/run/netns/$1"; }
 
@@ -246,46 +260,35 @@ snapshot_rules() {
 		done
 		echo "=== nft list ruleset"
 		save_nft "$ns"
-	} >"$out"
+	} | awk '
+		# A legacy table, once used, stays in the kernel: an empty one (its "*table", "COMMIT"
+		# and ":BUILTIN ACCEPT" lines) is not residue.
+		/^=== / { legacy = ($0 ~ /legacy/); print; next }
+		legacy && (/^\*/ || /^COMMIT$/ || /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT$/) { next }
+		{ print }' >"$out"
 }
 
-# The sysctls wgfw-hook sets (and a few it changes as a side effect); WAN is the uplink.
+# sysctl_keys IFACE...: the sysctls wgfw-hook (or wg-quick) sets, and those their writes change
+# as a side effect, for all, default and each IFACE.
 sysctl_keys() {
-	local wan=$1 c
-	echo net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv4.tcp_syncookies
-	for c in all default "$wan"; do
-		echo "net.ipv4.conf.$c.forwarding net.ipv6.conf.$c.forwarding"
-		echo "net.ipv4.conf.$c.rp_filter net.ipv4.conf.$c.accept_redirects net.ipv4.conf.$c.send_redirects"
+	local c
+	echo net.ipv4.ip_forward net.ipv4.tcp_syncookies
+	for c in all default "$@"; do
+		echo "net.ipv4.conf.$c.forwarding net.ipv6.conf.$c.forwarding net.ipv6.conf.$c.disable_ipv6"
+		echo "net.ipv4.conf.$c.rp_filter net.ipv4.conf.$c.src_valid_mark"
+		echo "net.ipv4.conf.$c.accept_redirects net.ipv4.conf.$c.send_redirects net.ipv4.conf.$c.secure_redirects"
 		echo "net.ipv6.conf.$c.accept_redirects net.ipv6.conf.$c.accept_ra"
 	done
 }
 
-# snapshot_sysctls NS WAN FILE
+# snapshot_sysctls NS FILE IFACE...: the values of `sysctl_keys IFACE...` in NS.
 snapshot_sysctls() {
-	local ns=$1 wan=$2 out=$3 k v
-	for k in $(sysctl_keys "$wan"); do
+	local ns=$1 out=$2 k v
+	shift 2
+	for k in $(sysctl_keys "$@"); do
 		v=$(ip netns exec "$ns" sysctl -n "$k" 2>/dev/null) || v="<unreadable>"
 		printf '%s = %s\n' "$k" "$v"
 	done >"$out"
-}
-
-# chain_rules NS VARIANT FAMILY TABLE CHAIN: the `-A CHAIN ...` lines of one chain.
-chain_rules() {
-	save_rules "$1" "$2" "$3" | awk -v t="*$4" -v c="-A $5 " '
-		/^\*/ { in_t = ($0 == t) }
-		in_t && index($0, c) == 1 { print }'
-}
-
-# counted_rules NS VARIANT FAMILY TABLE: `iptables-save -c` lines ("[pkts:bytes] -A ...") of TABLE.
-counted_rules() {
-	local cmd
-	if [[ $3 == 6 ]]; then cmd="ip6tables-$2-save"; else cmd="iptables-$2-save"; fi
-	ip netns exec "$1" "$cmd" -c -t "$4" 2>/dev/null | { grep -E '^\[[0-9]+:[0-9]+\] -A ' || true; }
-}
-
-# sum_packets EXTENDED_REGEX: sums the packet counters of `counted_rules` lines (stdin) that match.
-sum_packets() {
-	{ grep -E -- "$1" || true; } | sed -E 's/^\[([0-9]+):.*/\1/' | awk '{ s += $1 } END { print s + 0 }'
 }
 
 # ---------------------------------------------------------------------------------------------

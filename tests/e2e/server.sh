@@ -99,11 +99,7 @@ echo "namespaces: $INET $SRV $CLI"
 SRV_INODE=
 # srv_state_dirs: the hook's state directories for srv's namespace: the entries of /run/wgfw
 # named by the namespace's inode and cookie (/run/wgfw/netns-INODE.COOKIE).
-srv_state_dirs() {
-	[[ -n $SRV_INODE ]] || return 0
-	find /run/wgfw -mindepth 1 -maxdepth 1 -regextype posix-extended \
-		-regex ".*/netns-$SRV_INODE(\.[0-9]+)?" 2>/dev/null || true
-}
+srv_state_dirs() { hook_state_dirs "$SRV_INODE"; }
 cleanup_hook_state() {
 	local dirs
 	dirs=$(srv_state_dirs)
@@ -275,7 +271,7 @@ srv sysctl -q -w net.ipv4.tcp_syncookies=0
 
 step "snapshot BEFORE (rulesets of both iptables variants and nft, sysctls)"
 snapshot_rules "$SRV" "$E2E_TMP/rules.before"
-snapshot_sysctls "$SRV" eth0 "$E2E_TMP/sysctl.before"
+snapshot_sysctls "$SRV" "$E2E_TMP/sysctl.before" eth0
 NFT_TABLES_BEFORE=$(srv nft list tables 2>/dev/null | sort)
 sed 's/^/    /' "$E2E_TMP/sysctl.before"
 
@@ -596,10 +592,10 @@ if ((SRV_UP && CLI_UP)); then
 	# -----------------------------------------------------------------------------------------
 	step "up twice equals up once (rules and sysctls unchanged by a second up)"
 	snapshot_rules "$SRV" "$E2E_TMP/rules.up1"
-	snapshot_sysctls "$SRV" eth0 "$E2E_TMP/sysctl.up1"
+	snapshot_sysctls "$SRV" "$E2E_TMP/sysctl.up1" eth0
 	assert_ok "second 'wgfw-hook up wg0 ${HOOK_OPTS[*]}' exits 0" timeout 60 ip netns exec "$SRV" "$BIN" up wg0 "${HOOK_OPTS[@]}"
 	snapshot_rules "$SRV" "$E2E_TMP/rules.up2"
-	snapshot_sysctls "$SRV" eth0 "$E2E_TMP/sysctl.up2"
+	snapshot_sysctls "$SRV" "$E2E_TMP/sysctl.up2" eth0
 	assert_same_file "rulesets after the second up equal those after the first" "$E2E_TMP/rules.up1" "$E2E_TMP/rules.up2"
 	assert_same_file "sysctls after the second up equal those after the first" "$E2E_TMP/sysctl.up1" "$E2E_TMP/sysctl.up2"
 	if ping_until "$CLI" 10.66.0.1 3; then pass "tunnel still works after the second up"; else
@@ -624,7 +620,7 @@ fi
 
 step "snapshot AFTER equals BEFORE"
 snapshot_rules "$SRV" "$E2E_TMP/rules.after"
-snapshot_sysctls "$SRV" eth0 "$E2E_TMP/sysctl.after"
+snapshot_sysctls "$SRV" "$E2E_TMP/sysctl.after" eth0
 assert_same_file "rulesets (iptables-nft/legacy v4+v6, nft) after down equal before" \
 	"$E2E_TMP/rules.before" "$E2E_TMP/rules.after"
 assert_same_file "sysctls after down equal before" "$E2E_TMP/sysctl.before" "$E2E_TMP/sysctl.after"
@@ -646,7 +642,7 @@ fi
 step "down with nothing installed"
 assert_ok "'wgfw-hook down wg0' with nothing installed exits 0" timeout 60 ip netns exec "$SRV" "$BIN" down wg0
 snapshot_rules "$SRV" "$E2E_TMP/rules.after2"
-snapshot_sysctls "$SRV" eth0 "$E2E_TMP/sysctl.after2"
+snapshot_sysctls "$SRV" "$E2E_TMP/sysctl.after2" eth0
 assert_same_file "rulesets unchanged by a down with nothing installed" "$E2E_TMP/rules.before" "$E2E_TMP/rules.after2"
 assert_same_file "sysctls unchanged by a down with nothing installed" "$E2E_TMP/sysctl.before" "$E2E_TMP/sysctl.after2"
 
