@@ -279,12 +279,7 @@ BIN=$ROOT/target/release/wgfw-hook
 source "$ROOT/tests/e2e/lib.sh"
 setup_traps
 export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
-for s in wgb0 wgb1; do
-	if [[ -S /var/run/wireguard/$s.sock ]] && socat -u /dev/null UNIX-CONNECT:/var/run/wireguard/$s.sock 2>/dev/null; then
-		echo "bench.sh: a wireguard-go for '$s' is running already; its control socket is shared by all namespaces" >&2
-		exit 2
-	fi
-done
+require_free_ifaces wgb0 wgb1
 
 INET=$E2E_PREFIX-inet SRV=$E2E_PREFIX-srv CLI=$E2E_PREFIX-cli
 OUT=$E2E_TMP

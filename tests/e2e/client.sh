@@ -87,17 +87,7 @@ source "$HERE/lib.sh"
 # native nft table inet wgfw.
 parse_backend "$BACKEND"
 
-BIN=${WGFW_HOOK_BIN:-$HERE/../../target/debug/wgfw-hook}
-BIN=$(realpath -e -- "$BIN" 2>/dev/null) || { echo "wgfw-hook binary not found: ${WGFW_HOOK_BIN:-target/debug/wgfw-hook}" >&2; exit 2; }
-[[ -x $BIN ]] || { echo "not executable: $BIN" >&2; exit 2; }
-[[ $EUID -eq 0 ]] || { echo "must run as root (creates network namespaces)" >&2; exit 2; }
-for tool in ip wg wg-quick wireguard-go "iptables-$VARIANT" "ip6tables-$VARIANT" \
-	iptables-nft-save ip6tables-nft-save iptables-legacy-save ip6tables-legacy-save nft \
-	tcpdump socat ping ss timeout sysctl; do
-	command -v "$tool" >/dev/null || { echo "missing prerequisite: $tool" >&2; exit 2; }
-done
-[[ -d /etc/wireguard ]] || { echo "/etc/wireguard is missing (wireguard-tools installs it; ip netns exec binds onto it)" >&2; exit 2; }
-[[ -e /dev/net/tun ]] || { echo "/dev/net/tun is missing: wireguard-go cannot create interfaces" >&2; exit 2; }
+require_e2e "iptables-$VARIANT" "ip6tables-$VARIANT" tcpdump
 
 SRV_IF=wgz$$ # srv
 K_IF=wgk$$   # cli, phase 1 (control, no hook)
@@ -106,12 +96,7 @@ V_IF=wgv$$   # cli, phase 5 (IPv4-only tunnel)
 L_IF=wgl$$   # cli, phase 6 (lockdown)
 S_IF=wgs$$   # cli, phase 7 (split tunnel)
 CLI_IFS=("$K_IF" "$H_IF" "$V_IF" "$L_IF" "$S_IF")
-for ifc in "$SRV_IF" "${CLI_IFS[@]}"; do
-	if [[ -S /var/run/wireguard/$ifc.sock ]] && socat -u /dev/null "UNIX-CONNECT:/var/run/wireguard/$ifc.sock" 2>/dev/null; then
-		echo "a wireguard-go for some '$ifc' is running (its control socket path is shared by all namespaces); cannot run now" >&2
-		exit 2
-	fi
-done
+require_free_ifaces "$SRV_IF" "${CLI_IFS[@]}"
 
 setup_traps
 export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1

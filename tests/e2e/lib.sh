@@ -115,6 +115,38 @@ assert_same_file() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# prerequisites: a missing one ends the test with exit 2 and says what it is
+
+# require_e2e TOOL...: root, the binary under test (sets BIN: $WGFW_HOOK_BIN, else
+# target/debug/wgfw-hook), the tools every test uses and TOOL..., /etc/wireguard (ip netns exec
+# binds onto it) and /dev/net/tun (wireguard-go needs it).
+require_e2e() {
+	local tool
+	[[ $EUID -eq 0 ]] || { echo "must run as root (creates network namespaces)" >&2; exit 2; }
+	BIN=${WGFW_HOOK_BIN:-$(dirname "${BASH_SOURCE[0]}")/../../target/debug/wgfw-hook}
+	BIN=$(realpath -e -- "$BIN" 2>/dev/null) || { echo "wgfw-hook binary not found: ${WGFW_HOOK_BIN:-target/debug/wgfw-hook}" >&2; exit 2; }
+	[[ -x $BIN ]] || { echo "not executable: $BIN" >&2; exit 2; }
+	for tool in ip wg wg-quick wireguard-go iptables-nft-save ip6tables-nft-save \
+		iptables-legacy-save ip6tables-legacy-save nft socat ping ss timeout sysctl "$@"; do
+		command -v "$tool" >/dev/null || { echo "missing prerequisite: $tool" >&2; exit 2; }
+	done
+	[[ -d /etc/wireguard ]] || { echo "/etc/wireguard is missing (wireguard-tools installs it; ip netns exec binds onto it)" >&2; exit 2; }
+	[[ -e /dev/net/tun ]] || { echo "/dev/net/tun is missing: wireguard-go cannot create interfaces" >&2; exit 2; }
+}
+
+# require_free_ifaces IFACE...: no wireguard-go for any IFACE is running, in any namespace (its
+# control socket, /var/run/wireguard/IFACE.sock, is shared by all of them).
+require_free_ifaces() {
+	local ifc
+	for ifc in "$@"; do
+		if [[ -S /var/run/wireguard/$ifc.sock ]] && socat -u /dev/null "UNIX-CONNECT:/var/run/wireguard/$ifc.sock" 2>/dev/null; then
+			echo "a wireguard-go for some '$ifc' is running (its control socket path is shared by all namespaces); cannot run now" >&2
+			exit 2
+		fi
+	done
+}
+
+# ---------------------------------------------------------------------------------------------
 # namespaces and processes
 
 # ns_add NS: creates namespace NS (use a "$E2E_PREFIX-..." name) with lo up; deleted on exit.

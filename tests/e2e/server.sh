@@ -58,19 +58,8 @@ source "$HERE/lib.sh"
 # NATIVE=1: the hook's own rules are in the native nft table inet wgfw.
 parse_backend "$BACKEND"
 
-BIN=${WGFW_HOOK_BIN:-$HERE/../../target/debug/wgfw-hook}
-BIN=$(realpath -e -- "$BIN" 2>/dev/null) || { echo "wgfw-hook binary not found: ${WGFW_HOOK_BIN:-target/debug/wgfw-hook}" >&2; exit 2; }
-[[ -x $BIN ]] || { echo "not executable: $BIN" >&2; exit 2; }
-[[ $EUID -eq 0 ]] || { echo "must run as root (creates network namespaces)" >&2; exit 2; }
-for tool in ip wg wg-quick wireguard-go "iptables-$VARIANT" "ip6tables-$VARIANT" \
-	iptables-nft-save ip6tables-nft-save iptables-legacy-save ip6tables-legacy-save nft tcpdump socat ping ss timeout sysctl; do
-	command -v "$tool" >/dev/null || { echo "missing prerequisite: $tool" >&2; exit 2; }
-done
-[[ -d /etc/wireguard ]] || { echo "/etc/wireguard is missing (wireguard-tools installs it; ip netns exec binds onto it)" >&2; exit 2; }
-if [[ -S /var/run/wireguard/wg0.sock ]] && socat -u /dev/null UNIX-CONNECT:/var/run/wireguard/wg0.sock 2>/dev/null; then
-	echo "a wireguard-go for some 'wg0' is running (its control socket path is shared by all namespaces); cannot run now" >&2
-	exit 2
-fi
+require_e2e "iptables-$VARIANT" "ip6tables-$VARIANT" tcpdump
+require_free_ifaces wg0
 
 setup_traps
 export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
