@@ -323,6 +323,26 @@ snapshot_sysctls() {
 	done >"$out"
 }
 
+# chain_rules NS VARIANT FAMILY TABLE CHAIN: the `-A CHAIN ...` lines of one chain.
+chain_rules() {
+	save_rules "$1" "$2" "$3" | awk -v t="*$4" -v c="-A $5 " '
+		/^\*/ { in_t = ($0 == t) }
+		in_t && index($0, c) == 1 { print }'
+}
+
+# counted_rules NS VARIANT FAMILY TABLE: `iptables-save -c` lines ("[pkts:bytes] -A ...") of TABLE.
+counted_rules() {
+	local cmd
+	if [[ $3 == 6 ]]; then cmd="ip6tables-$2-save"; else cmd="iptables-$2-save"; fi
+	ip netns exec "$1" "$cmd" -c -t "$4" 2>/dev/null | { grep -E '^\[[0-9]+:[0-9]+\] -A ' || true; }
+}
+
+# sum_packets EXTENDED_REGEX: sums the packet counters of `counted_rules` lines (stdin) that match.
+sum_packets() {
+	{ grep -E -- "$1" || true; } | sed -E 's/^\[([0-9]+):.*/\1/' | awk '{ s += $1 } END { print s + 0 }'
+}
+
+
 # ---------------------------------------------------------------------------------------------
 # the native nftables backend (`--backend nft`): one table `inet wgfw`, base chains prerouting_raw,
 # forward_mangle, postrouting_nat, input, forward, output that jump to per-family chains named
