@@ -94,7 +94,8 @@ pub enum Before {
     /// tables, firewalld's, own input whatever backend we use).
     Iptables {
         lives: BTreeMap<Family, Live>,
-        overview: String,
+        /// None without nft, or when it could not be read.
+        overview: Option<String>,
     },
     Nft {
         table: nft::Live,
@@ -103,10 +104,11 @@ pub enum Before {
 }
 
 impl Before {
-    /// `nft list chains` as read before the change (empty without nft).
-    pub fn overview(&self) -> &str {
+    /// `nft list chains` as read before the change; None without nft.
+    pub fn overview(&self) -> Option<&str> {
         match self {
-            Before::Iptables { overview, .. } | Before::Nft { overview, .. } => overview,
+            Before::Iptables { overview, .. } => overview.as_deref(),
+            Before::Nft { overview, .. } => Some(overview),
         }
     }
 }
@@ -162,21 +164,37 @@ fn desired_all(plan: &Plan, others: &[Record]) -> Vec<(Family, ruleset::Chain)> 
 pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
     Ok(match backend {
         Backend::Iptables(v) => {
+            let overview = cmd::find("nft").and_then(|_| nft_overview().ok());
             let mut lives = BTreeMap::new();
             for f in families {
-                lives.insert(*f, live_rules(v, *f)?);
+                // Where no chain of ours exists yet (the first `up`), the overview of
+                // iptables-nft's tables is all there is to know, at any host size.
+                let light = overview
+                    .as_deref()
+                    .filter(|_| v == Variant::Nft)
+                    .map(|o| Live::from_overview(o, *f))
+                    .filter(|l| !l.has_own_chains());
+                let live = match light {
+                    Some(l) => l,
+                    None => live_rules(v, *f)?,
+                };
+                lives.insert(*f, live);
             }
-            let overview = if cmd::find("nft").is_some() {
-                nft_overview().unwrap_or_default()
-            } else {
-                String::new()
-            };
             Before::Iptables { lives, overview }
         }
-        Backend::Nft => Before::Nft {
-            table: nft::Live::parse(&nft_table()?),
-            overview: nft_overview()?,
-        },
+        Backend::Nft => {
+            // Our table is listed only where the overview shows it: the first `up` saves a
+            // process.
+            let overview = nft_overview()?;
+            let table = match nft::overview_chains(&overview) {
+                Some(_) => nft_table()?,
+                None => String::new(),
+            };
+            Before::Nft {
+                table: nft::Live::parse(&table),
+                overview,
+            }
+        }
     })
 }
 
@@ -188,7 +206,8 @@ pub fn input_owners(before: &Before) -> BTreeMap<Family, String> {
             .filter_map(|(f, l)| {
                 Some((
                     *f,
-                    iptables_input_owner(l).or_else(|| nft::input_owner(overview))?,
+                    iptables_input_owner(l)
+                        .or_else(|| nft::input_owner(overview.as_deref().unwrap_or_default()))?,
                 ))
             })
             .collect(),
@@ -370,7 +389,26 @@ pub fn remove(backend: Backend, iface: &IfaceName, others: &[Record], ipv6: bool
     let mut warnings = Vec::new();
     match backend {
         Backend::Iptables(v) => {
+            // The last interface: iptables-nft's chains come from the overview, and the jumps to
+            // them are taken to be as `up` put them, so no rule is read at all; where they are
+            // not, the restore changes nothing and the rules are read after all.
+            let overview = (v == Variant::Nft && others.is_empty())
+                .then(|| cmd::find("nft").and_then(|_| nft_overview().ok()))
+                .flatten();
             for family in families(ipv6) {
+                if let Some(o) = &overview {
+                    let mut live = Live::from_overview(o, family);
+                    live.assume_jumps(&ruleset::own_hooks(iface, true));
+                    let mut gone = ruleset::own_chains(iface);
+                    gone.push((Table::Filter, SHARED_INPUT.to_string()));
+                    let Some(script) = iptables::transaction(&[], &gone, &live) else {
+                        continue;
+                    };
+                    match restore(v, family, &script) {
+                        Ok(()) => continue,
+                        Err(e) => log::info!("{e}; reading the {family} rules instead"),
+                    }
+                }
                 let live = match live_rules(v, family) {
                     Ok(l) => l,
                     Err(e) => {
@@ -401,6 +439,34 @@ pub fn remove(backend: Backend, iface: &IfaceName, others: &[Record], ipv6: bool
             }
         }
         Backend::Nft => {
+            let mut gone: Vec<String> = families(ipv6)
+                .into_iter()
+                .map(|f| nft::chain_name(SHARED_INPUT, f))
+                .collect();
+            // The last interface takes the whole table with it, which needs only its chains'
+            // names, not a listing of its rules (3 ms more); anything else in it keeps it.
+            if others.is_empty() {
+                let chains = match nft_overview() {
+                    Ok(o) => nft::overview_chains(&o),
+                    Err(e) => return vec![e.to_string()],
+                };
+                let Some(chains) = chains else {
+                    return warnings;
+                };
+                let ours = ruleset::own_chains(iface)
+                    .into_iter()
+                    .flat_map(|(_, n)| Family::BOTH.map(|f| nft::chain_name(&n, f)));
+                gone.extend(ours);
+                if chains
+                    .iter()
+                    .all(|c| gone.contains(c) || nft::base_chain(c))
+                {
+                    if let Err(e) = nft_apply(&format!("delete table {}\n", nft::TABLE)) {
+                        warnings.push(e.to_string());
+                    }
+                    return warnings;
+                }
+            }
             let table = match nft_table() {
                 Ok(t) => nft::Live::parse(&t),
                 Err(e) => return vec![e.to_string()],
@@ -413,12 +479,7 @@ pub fn remove(backend: Backend, iface: &IfaceName, others: &[Record], ipv6: bool
                         .map(move |c| (f, c))
                 })
                 .collect();
-            let mut gone = nft_own(iface, &table);
-            gone.extend(
-                families(ipv6)
-                    .into_iter()
-                    .map(|f| nft::chain_name(SHARED_INPUT, f)),
-            );
+            gone.extend(nft_own(iface, &table));
             if let Some(script) = nft::transaction(&want, &gone, &table)
                 && let Err(e) = nft_apply(&script)
             {

@@ -284,7 +284,7 @@ fn install(
     for note in &plan.notes {
         log::info!("{note}");
     }
-    if guard == Guard::On {
+    if guard == Guard::On && lockout::may_cut_off(&plan) {
         let port = plan.ssh_port.map_or(22, |p| p.get());
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let ssh = std::env::var("SSH_CONNECTION").ok();
@@ -304,8 +304,9 @@ fn install(
     if backend == Backend::Iptables(Variant::Nft)
         && others.is_empty()
         && store.read_named(NFT_BEFORE)?.is_none()
-        && let Some(inv) = nft_inventory(&["list", "chains"])
+        && let Some(overview) = before.overview()
     {
+        let inv = residue::Inventory::parse(overview);
         let names: Vec<String> = inv.names().into_iter().collect();
         store.write_named(NFT_BEFORE, &format!("{}\n", names.join("\n")))?;
     }
@@ -337,7 +338,7 @@ fn install(
     // Other managers' drops that our table cannot override get accepts of ours.
     let foreign_file = format!("{iface}.foreign");
     let recorded = foreign::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
-    let wanted = foreign::needed(&plan, &foreign::read(backend, &families, before.overview()));
+    let wanted = foreign::needed(&plan, &foreign::read(backend, &families, before.overview().unwrap_or_default()));
     let placed: Vec<foreign::Place> = wanted.keys().cloned().collect();
     let result = foreign::apply(iface, &wanted, &recorded)
         .and_then(|places| store.write_named(&foreign_file, &foreign::encode(&places)))
@@ -611,7 +612,7 @@ fn differences(
             out.push(format!("sysctl {} is {v}, {} was set", w.key, w.value));
         }
     }
-    let view = foreign::read(backend, &families, before.overview());
+    let view = foreign::read(backend, &families, before.overview().unwrap_or_default());
     for (place, rules) in foreign::needed(&plan, &view) {
         let present = foreign::count_marked(iface, &place);
         if present != rules.len() {
@@ -878,7 +879,7 @@ pub fn plan(args: &Args) -> Result<()> {
     let overview = match firewall::read(backend, &families) {
         Ok(before) => {
             facts.input_owner = firewall::input_owners(&before);
-            before.overview().to_string()
+            before.overview().unwrap_or_default().to_string()
         }
         Err(_) => {
             notes.push(

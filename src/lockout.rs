@@ -76,6 +76,18 @@ fn unmap(a: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether `plan` could stop new SSH connections from any client at all. Where it cannot (the
+/// default server plan), `up` need not ask the kernel for the SSH connections, a walk of its
+/// whole connection hash table.
+pub fn may_cut_off(plan: &Plan) -> bool {
+    match plan.role {
+        Role::Client => true,
+        Role::Server => plan.families.iter().any(|fp| {
+            fp.policy == InputPolicy::Drop && (plan.ssh_port.is_none() || fp.admin.is_some())
+        }),
+    }
+}
+
 /// Why `plan` would stop new SSH connections from `client`, if it would.
 pub fn cut_off(plan: &Plan, client: IpAddr) -> Option<String> {
     let family = if client.is_ipv4() {
@@ -164,5 +176,44 @@ mod tests {
         };
         assert!(cut_off(&plan(client.clone()), me).is_some());
         assert_eq!(cut_off(&plan(client), "192.168.1.9".parse().unwrap()), None);
+    }
+
+    /// `may_cut_off` is false only where `cut_off` spares every client.
+    #[test]
+    fn may_cut_off_agrees_with_cut_off() {
+        let clients: Vec<IpAddr> = ["192.0.2.5", "198.51.100.9", "192.168.1.9", "10.6.0.2"]
+            .iter()
+            .chain(["2001:db8::9", "fd00::1", "fe80::1"].iter())
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let admin = vec!["198.51.100.0/24".parse().unwrap()];
+        let cases = [
+            Options::default(),
+            Options {
+                admin: admin.clone(),
+                ..Options::default()
+            },
+            Options {
+                ssh_port: Some(None),
+                ..Options::default()
+            },
+            Options {
+                role: Some(Role::Client),
+                ..Options::default()
+            },
+            Options {
+                role: Some(Role::Client),
+                allow_lan: true,
+                ..Options::default()
+            },
+        ];
+        let mut seen = [false; 2];
+        for opts in cases {
+            let p = plan(opts);
+            let any = clients.iter().any(|c| cut_off(&p, *c).is_some());
+            assert_eq!(may_cut_off(&p), any, "{:?} {:?}", p.role, p.ssh_port);
+            seen[usize::from(any)] = true;
+        }
+        assert_eq!(seen, [true, true], "both answers are exercised");
     }
 }

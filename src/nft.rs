@@ -43,6 +43,11 @@ const BASE: &[(&str, &str)] = &[
     ),
 ];
 
+/// Whether `name` is one of the table's base chains (which hold only jumps to ours).
+pub fn base_chain(name: &str) -> bool {
+    BASE.iter().any(|(n, _)| *n == name)
+}
+
 fn suffix(family: Family) -> &'static str {
     match family {
         Family::V4 => "v4",
@@ -464,6 +469,15 @@ pub fn sets_used(listing: &str, chains: &[String]) -> Vec<String> {
     out
 }
 
+/// The chains of our table as `nft list chains` shows them; None when it shows no such table.
+/// Enough to tell whether the table is there and what a removal would leave of it, without
+/// listing its rules.
+pub fn overview_chains(overview: &str) -> Option<BTreeSet<String>> {
+    let inv = crate::residue::Inventory::parse(overview);
+    let table = inv.tables.get(TABLE)?;
+    Some(table.chains.keys().cloned().collect())
+}
+
 /// Whether a base chain of another table (a firewall manager's) would drop what we accept:
 /// the manager then owns the host's input.
 pub fn input_owner(ruleset: &str) -> Option<String> {
@@ -488,6 +502,17 @@ pub fn input_owner(ruleset: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::ruleset::Table;
+
+    #[test]
+    fn reads_our_chains_from_the_overview() {
+        let overview = "table inet foreign {\n\tchain c0 {\n\t\ttype filter hook forward priority 10; policy accept;\n\t}\n}\n\
+                        table inet wgfw {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n\
+                        \tchain WGFW-wg0-IN-4 {\n\t}\n}\n";
+        let want: BTreeSet<String> = ["WGFW-wg0-IN-4", "input"].map(String::from).into();
+        assert_eq!(overview_chains(overview), Some(want));
+        assert_eq!(overview_chains("table inet foreign {\n}\n"), None);
+        assert_eq!(overview_chains(""), None);
+    }
 
     #[test]
     fn counters_do_not_make_rules_differ() {

@@ -171,21 +171,35 @@ fn own(iface: &IfaceName, suffix: &str) -> String {
     format!("WGFW-{iface}-{suffix}")
 }
 
+/// The chains one interface may own, whatever its role and options: table, suffix, and the
+/// built-in chain that jumps to it (the others are reached from our chains).
+const OWN: [(Table, &str, Option<&str>); 8] = [
+    (Table::Raw, "PRE", Some("PREROUTING")),
+    (Table::Mangle, "MSS", Some("FORWARD")),
+    (Table::Nat, "NAT", Some("POSTROUTING")),
+    (Table::Filter, "IN", None),
+    (Table::Filter, "FWD", Some("FORWARD")),
+    (Table::Filter, "DROP", None),
+    (Table::Filter, "OUT", Some("OUTPUT")),
+    (Table::Filter, "REJECT", None),
+];
+
 /// The names of the chains one interface may own, whatever its role and options.
 pub fn own_chains(iface: &IfaceName) -> Vec<(Table, String)> {
-    [
-        (Table::Raw, "PRE"),
-        (Table::Mangle, "MSS"),
-        (Table::Nat, "NAT"),
-        (Table::Filter, "IN"),
-        (Table::Filter, "FWD"),
-        (Table::Filter, "DROP"),
-        (Table::Filter, "OUT"),
-        (Table::Filter, "REJECT"),
-    ]
-    .into_iter()
-    .map(|(t, s)| (t, own(iface, s)))
-    .collect()
+    OWN.iter().map(|(t, s, _)| (*t, own(iface, s))).collect()
+}
+
+/// The jumps from built-in chains that `up` may have put in for one interface (and, with
+/// `shared`, for the shared input chain): table, built-in chain, our chain.
+pub fn own_hooks(iface: &IfaceName, shared: bool) -> Vec<(Table, &'static str, String)> {
+    let mut out: Vec<(Table, &'static str, String)> = OWN
+        .iter()
+        .filter_map(|(t, s, h)| Some((*t, (*h)?, own(iface, s))))
+        .collect();
+    if shared {
+        out.push((Table::Filter, "INPUT", SHARED_INPUT.to_string()));
+    }
+    out
 }
 
 fn nets(list: &[&str]) -> Vec<IpNet> {
@@ -769,6 +783,38 @@ mod tests {
             ..opts
         };
         crate::plan::for_test(conf, &opts, &host).unwrap()
+    }
+
+    /// `own_hooks` (what `down` assumes) names exactly the hooks the plans give their chains.
+    #[test]
+    fn own_hooks_are_the_hooks_plans_use() {
+        let server = "[Interface]\nAddress = 10.6.0.1/24, fd6::1/64\nListenPort = 51820\n";
+        let host = crate::plan::HostFacts::example();
+        let plans = [
+            crate::plan::for_test(server, &crate::cli::Options::default(), &host).unwrap(),
+            client_plan(crate::cli::Options::default()),
+            client_plan(crate::cli::Options {
+                allow_lan: true,
+                ..Default::default()
+            }),
+        ];
+        let hooks = own_hooks(&"wg0".parse().unwrap(), true);
+        let mut hooked = 0;
+        for p in &plans {
+            for fp in &p.families {
+                for c in fresh(p, fp) {
+                    let assumed = hooks.iter().find(|(_, _, n)| *n == c.name);
+                    assert_eq!(
+                        assumed.map(|(t, h, _)| (*t, *h)),
+                        c.hook.map(|h| (c.table, h)),
+                        "{}",
+                        c.name
+                    );
+                    hooked += usize::from(c.hook.is_some());
+                }
+            }
+        }
+        assert!(hooked >= 8, "the plans exercise the hooks ({hooked})");
     }
 
     fn chain<'a>(chains: &'a [Chain], suffix: &str) -> &'a Chain {
