@@ -39,7 +39,18 @@ impl Backend {
 /// iptables-legacy tables: legacy; rules in iptables-nft's: iptables-nft; only native nftables
 /// tables, or nothing at all: nft; no `nft` program: the flavour the `iptables` command is.
 pub fn auto() -> (Backend, String) {
+    // A chain someone else made in iptables-nft's tables (Docker's, Kubernetes') says so
+    // without reading their rules, which costs 150 ms on a host with 20,000.
+    let overview = cmd::find("nft").and_then(|_| nft_overview().ok());
     let has_rules = |v: Variant| {
+        if v == Variant::Nft
+            && let Some(o) = &overview
+            && Family::BOTH
+                .iter()
+                .any(|f| Live::from_overview(o, *f).has_foreign_chains())
+        {
+            return true;
+        }
         cmd::find(&v.save(Family::V4)).is_some()
             && Family::BOTH
                 .iter()

@@ -338,7 +338,10 @@ fn install(
     // Other managers' drops that our table cannot override get accepts of ours.
     let foreign_file = format!("{iface}.foreign");
     let recorded = foreign::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
-    let wanted = foreign::needed(&plan, &foreign::read(backend, &families, before.overview().unwrap_or_default()));
+    let wanted = foreign::needed(
+        &plan,
+        &foreign::read(backend, &families, before.overview().unwrap_or_default()),
+    );
     let placed: Vec<foreign::Place> = wanted.keys().cloned().collect();
     let result = foreign::apply(iface, &wanted, &recorded)
         .and_then(|places| store.write_named(&foreign_file, &foreign::encode(&places)))

@@ -273,10 +273,15 @@ impl Live {
                 table = name.strip_prefix(prefix).and_then(Table::parse);
                 chain = None;
             } else if let (Some(t), Some(rest)) = (table, l.strip_prefix("chain ")) {
-                let name = rest.trim_end_matches('{').trim().trim_matches('"').to_string();
+                let name = rest
+                    .trim_end_matches('{')
+                    .trim()
+                    .trim_matches('"')
+                    .to_string();
                 live.chains.insert((t, name.clone()));
                 chain = Some(name);
-            } else if let (Some(t), Some(c), Some((_, p))) = (table, &chain, l.split_once("policy "))
+            } else if let (Some(t), Some(c), Some((_, p))) =
+                (table, &chain, l.split_once("policy "))
             {
                 let policy = p.trim_end_matches(';').trim().to_ascii_uppercase();
                 live.policies.insert((t, c.clone()), policy);
@@ -297,6 +302,13 @@ impl Live {
                     .push(format!("-j {name}"));
             }
         }
+    }
+
+    /// Whether some other program made a chain of its own here.
+    pub fn has_foreign_chains(&self) -> bool {
+        self.chains
+            .iter()
+            .any(|(_, c)| !c.starts_with("WGFW-") && !BUILT_IN.contains(&c.as_str()))
     }
 
     /// Whether any chain of ours exists.
@@ -490,8 +502,14 @@ mod tests {
     fn the_nft_overview_shows_what_the_save_shows_but_rules() {
         let overview = include_str!("../tests/fixtures/overview.nft");
         let saves = [
-            (Family::V4, include_str!("../tests/fixtures/overview.v4.save")),
-            (Family::V6, include_str!("../tests/fixtures/overview.v6.save")),
+            (
+                Family::V4,
+                include_str!("../tests/fixtures/overview.v4.save"),
+            ),
+            (
+                Family::V6,
+                include_str!("../tests/fixtures/overview.v6.save"),
+            ),
         ];
         for (family, save) in saves {
             let (light, full) = (Live::from_overview(overview, family), Live::parse(save));
@@ -511,6 +529,12 @@ mod tests {
                 assert_eq!(seen, policy, "{family} {key:?}");
             }
             assert!(light.has_own_chains() && light.rules.is_empty());
+            // Docker's chains with rules (v4), ufw's empty one (v6): both count as in use.
+            assert!(light.has_foreign_chains(), "{family}");
+            assert!(
+                !Live::parse("*filter\n:INPUT ACCEPT [0:0]\n:WGFW-INPUT - [0:0]\nCOMMIT\n")
+                    .has_foreign_chains()
+            );
         }
         assert_eq!(
             Live::from_overview(overview, Family::V4).policies[&(Table::Filter, "FORWARD".into())],

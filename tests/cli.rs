@@ -143,6 +143,33 @@ fn plan_needs_no_root() {
     );
 }
 
+/// `auto` picks iptables-nft where another program made a chain in its tables (told by the
+/// nftables overview, without reading the rules) or put rules in a built-in chain (told by
+/// iptables-nft-save), and nft where neither is so.
+#[test]
+fn auto_follows_what_the_host_already_uses() {
+    let out = in_netns(&format!(
+        "{SETUP}\nplan() {{ \"$BIN\" plan wg0 --config \"$conf\" | sed -n \"s/^# listen port.*, backend \\([a-z-]*\\) (.*/$1: \\1/p\"; }}\n\
+         plan empty\n\
+         ip6tables-nft -N DOCKER-USER; plan chain\n\
+         ip6tables-nft -X DOCKER-USER; nft flush ruleset; plan flushed\n\
+         iptables-nft -A INPUT -s 192.0.2.9 -j ACCEPT; plan rule"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for (case, backend) in [
+        ("empty", "nft"),
+        ("chain", "iptables-nft"),
+        ("flushed", "nft"),
+        ("rule", "iptables-nft"),
+    ] {
+        assert!(
+            stdout.contains(&format!("{case}: {backend}\n")),
+            "{case}: {stdout}"
+        );
+    }
+}
+
 #[test]
 fn down_without_up_and_nothing_to_remove_exits_0() {
     let out = in_netns(&format!(
@@ -215,6 +242,34 @@ fn up_twice_equals_once_and_down_restores_everything() {
         // filter FORWARD, and filter INPUT to the shared chain.
         assert!(stdout.contains("JUMPS=5"), "{backend}: {stdout}");
     }
+}
+
+/// The last `down` with iptables-nft takes the jumps to our chains to be as `up` put them,
+/// without reading the rules. Here they are not: a jump doubled, one deleted, and another
+/// program's chain jumping to ours. The restore built on the assumption is refused, and the one
+/// built from the rules read after it removes everything.
+#[test]
+fn down_removes_everything_when_our_jumps_were_moved() {
+    let out = in_netns(&format!(
+        "{SETUP}\niptables-nft -N FOREIGN; iptables-nft -A FOREIGN -s 192.0.2.99 -j ACCEPT\n\
+         snapshot > /tmp/before.$$\n\
+         \"$BIN\" up wg0 --config \"$conf\" --backend iptables-nft\n\
+         iptables-nft -A INPUT -j WGFW-INPUT\n\
+         iptables-nft -t mangle -D FORWARD -j WGFW-wg0-MSS\n\
+         iptables-nft -A FOREIGN -j WGFW-wg0-FWD\n\
+         ip6tables-nft -A INPUT -j WGFW-INPUT\n\
+         \"$BIN\" down wg0 -v\n\
+         iptables-nft -D FOREIGN -j WGFW-wg0-FWD 2>/dev/null && echo FOREIGN-JUMP-LEFT\n\
+         snapshot | diff /tmp/before.$$ - && echo DOWN-SAME\n\
+         rm /tmp/before.$$"
+    ));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("DOWN-SAME"), "{stdout}");
+    assert!(!stdout.contains("FOREIGN-JUMP-LEFT"), "{stdout}");
+    // Both families fell back to reading their rules, and said so at -v.
+    assert_eq!(stderr.matches("reading the IPv").count(), 2, "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
 }
 
 #[test]
