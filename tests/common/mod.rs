@@ -11,7 +11,8 @@ use std::process::{Command, Output};
 pub const BIN: &str = env!("CARGO_BIN_EXE_wgfw-hook");
 
 /// Runs a bash script in fresh network and mount namespaces, with `$BIN` set. The kernel
-/// deletes both when the script's shell exits, with every mount made inside.
+/// deletes both when the script's shell exits, with every mount made inside; the script's
+/// exit trap deletes the hook's records of the namespace.
 pub fn in_netns(script: &str) -> Output {
     let uid = text(&Command::new("id").arg("-u").output().unwrap().stdout);
     assert_eq!(
@@ -19,8 +20,12 @@ pub fn in_netns(script: &str) -> Output {
         "0",
         "these tests need root (run the README's test command as root)"
     );
+    // A script that fails half way leaves no state records of its namespace behind either.
+    let script = format!(
+        "trap 'rm -rf /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net).*' EXIT\n{script}"
+    );
     let out = Command::new("unshare")
-        .args(["--mount", "--net", "bash", "-euo", "pipefail", "-c", script])
+        .args(["--mount", "--net", "bash", "-euo", "pipefail", "-c", &script])
         .env("BIN", BIN)
         // The lockout guard reads it: tests must not depend on how this one was started.
         .env_remove("SSH_CONNECTION")
