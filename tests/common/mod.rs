@@ -25,7 +25,9 @@ pub fn in_netns(script: &str) -> Output {
         "trap 'rm -rf /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net).*' EXIT\n{script}"
     );
     let out = Command::new("unshare")
-        .args(["--mount", "--net", "bash", "-euo", "pipefail", "-c", &script])
+        .args([
+            "--mount", "--net", "bash", "-euo", "pipefail", "-c", &script,
+        ])
         .env("BIN", BIN)
         // The lockout guard reads it: tests must not depend on how this one was started.
         .env_remove("SSH_CONNECTION")
