@@ -160,6 +160,27 @@ fn desired(plan: &Plan, family: Family, others: &[Record]) -> Vec<ruleset::Chain
     chains
 }
 
+/// The iptables chains `plan` installs, per family (shared ones included); none for nft.
+pub fn chains_of(
+    backend: Backend,
+    plan: &Plan,
+    others: &[Record],
+) -> BTreeMap<Family, Vec<(Table, String)>> {
+    if backend == Backend::Nft {
+        return BTreeMap::new();
+    }
+    plan.families
+        .iter()
+        .map(|fp| {
+            let names = desired(plan, fp.family, others)
+                .into_iter()
+                .map(|c| (c.table, c.name))
+                .collect();
+            (fp.family, names)
+        })
+        .collect()
+}
+
 /// `desired` for every family of the plan, for the nft table that holds them all.
 fn desired_all(plan: &Plan, others: &[Record]) -> Vec<(Family, ruleset::Chain)> {
     plan.families
@@ -396,19 +417,31 @@ pub fn undo(backend: Backend, iface: &IfaceName, before: &Before) {
 
 /// Removes the interface's chains (and the shared ones with the last interface). Forgiving:
 /// returns warnings instead of failing, because `down` must not keep a tunnel up.
-pub fn remove(backend: Backend, iface: &IfaceName, others: &[Record], ipv6: bool) -> Vec<String> {
+pub fn remove(
+    backend: Backend,
+    iface: &IfaceName,
+    others: &[Record],
+    recorded: Option<&BTreeMap<Family, Vec<(Table, String)>>>,
+    ipv6: bool,
+) -> Vec<String> {
     let mut warnings = Vec::new();
     match backend {
         Backend::Iptables(v) => {
-            // The last interface: iptables-nft's chains come from the overview, and the jumps to
-            // them are taken to be as `up` put them, so no rule is read at all; where they are
-            // not, the restore changes nothing and the rules are read after all.
+            // The last interface: the chains come from the nftables overview (iptables-nft) or
+            // the record (legacy), and the jumps to them are taken to be as `up` put them, so no
+            // rule is read at all; where they are not, the restore changes nothing and the
+            // rules are read after all.
             let overview = (v == Variant::Nft && others.is_empty())
                 .then(|| cmd::find("nft").and_then(|_| nft_overview().ok()))
                 .flatten();
             for family in families(ipv6) {
-                if let Some(o) = &overview {
-                    let mut live = Live::from_overview(o, family);
+                let assumed = match (&overview, recorded.and_then(|r| r.get(&family))) {
+                    _ if !others.is_empty() => None,
+                    (Some(o), _) => Some(Live::from_overview(o, family)),
+                    (None, Some(chains)) if v == Variant::Legacy => Some(Live::of_chains(chains)),
+                    _ => None,
+                };
+                if let Some(mut live) = assumed {
                     live.assume_jumps(&ruleset::own_hooks(iface, true));
                     let mut gone = ruleset::own_chains(iface);
                     gone.push((Table::Filter, SHARED_INPUT.to_string()));

@@ -321,6 +321,7 @@ fn install(
             .iter()
             .map(|f| (f.family, plan.tail_policy(f)))
             .collect(),
+        chains: firewall::chains_of(backend, &plan, &others),
     };
     store.save_record(&record)?;
 
@@ -524,11 +525,13 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     let mut warned = false;
     let foreign_file = format!("{iface}.foreign");
     let recorded = foreign::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
-    let warnings = foreign::remove(iface, &recorded).into_iter().chain(
-        backends
+    let warnings =
+        foreign::remove(iface, &recorded)
             .into_iter()
-            .flat_map(|b| firewall::remove(b, iface, &others, ipv6_enabled())),
-    );
+            .chain(backends.into_iter().flat_map(|b| {
+                let recorded = mine.filter(|r| r.backend == b.name()).map(|r| &r.chains);
+                firewall::remove(b, iface, &others, recorded, ipv6_enabled())
+            }));
     for w in warnings {
         eprintln!("wgfw-hook: warning: {w}");
         warned = true;

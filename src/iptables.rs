@@ -290,6 +290,14 @@ impl Live {
         live
     }
 
+    /// The given chains, as a record says `up` installed them: no policies, no rules.
+    pub fn of_chains(chains: &[(Table, String)]) -> Live {
+        Live {
+            chains: chains.iter().cloned().collect(),
+            ..Live::default()
+        }
+    }
+
     /// Takes it that each of `hooks` (table, built-in chain, ours) whose chain exists is jumped
     /// to once, as `up` put it: what `down` then removes without reading the rules. Where that
     /// is not so, the restore fails whole and the caller reads the rules after all.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::plan::{Family, InputPolicy};
+use crate::ruleset::Table;
 use crate::types::{IfaceName, Role};
 
 pub const RUN_DIR: &str = "/run/wgfw";
@@ -30,7 +31,12 @@ pub struct Record {
     pub log: bool,
     /// The input policy of each family that has rules.
     pub policies: BTreeMap<Family, InputPolicy>,
+    /// The iptables chains `up` installs, per family: what the last `down` removes without
+    /// reading a legacy table (which costs as much as the host has rules).
+    pub chains: BTreeMap<Family, Vec<(Table, String)>>,
 }
+
+const CHAINS: [(Family, &str); 2] = [(Family::V4, "chains4"), (Family::V6, "chains6")];
 
 impl Record {
     pub fn render(&self) -> String {
@@ -49,6 +55,15 @@ impl Record {
             };
             s.push_str(&format!("{key}={}\n", p.as_str()));
         }
+        for (f, key) in CHAINS {
+            if let Some(chains) = self.chains.get(&f) {
+                let list: Vec<String> = chains
+                    .iter()
+                    .map(|(t, n)| format!("{}:{n}", t.name()))
+                    .collect();
+                s.push_str(&format!("{key}={}\n", list.join(" ")));
+            }
+        }
         s
     }
 
@@ -59,6 +74,7 @@ impl Record {
         let mut role = Role::Server;
         let mut lockdown = false;
         let mut policies = BTreeMap::new();
+        let mut chains = BTreeMap::new();
         for line in text.lines() {
             let (k, v) = line.split_once('=')?;
             match k {
@@ -69,6 +85,21 @@ impl Record {
                 "lockdown" => lockdown = v == "1",
                 "policy4" => _ = policies.insert(Family::V4, InputPolicy::parse(v)?),
                 "policy6" => _ = policies.insert(Family::V6, InputPolicy::parse(v)?),
+                "chains4" | "chains6" => {
+                    let family = if k == "chains4" {
+                        Family::V4
+                    } else {
+                        Family::V6
+                    };
+                    let list = v
+                        .split_whitespace()
+                        .map(|c| {
+                            let (t, n) = c.split_once(':')?;
+                            Some((Table::parse(t)?, n.to_string()))
+                        })
+                        .collect::<Option<Vec<_>>>()?;
+                    chains.insert(family, list);
+                }
                 _ => {}
             }
         }
@@ -79,6 +110,7 @@ impl Record {
             lockdown,
             log,
             policies,
+            chains,
         })
     }
 }
@@ -340,8 +372,23 @@ mod tests {
                 (Family::V6, InputPolicy::Defer),
             ]
             .into(),
+            chains: [(
+                Family::V4,
+                vec![
+                    (Table::Raw, "WGFW-wg0-PRE".into()),
+                    (Table::Filter, "WGFW-INPUT".into()),
+                ],
+            )]
+            .into(),
         };
         assert_eq!(Record::parse(&r.render()), Some(r));
+        // Records of an older version, without chains, still read.
+        let old = "iface=wg0\nbackend=nft\nrole=server\nlockdown=0\nlog=1\npolicy4=drop\n";
+        assert!(Record::parse(old).unwrap().chains.is_empty());
+        assert_eq!(
+            Record::parse("iface=wg0\nbackend=nft\nchains4=bogus:X\n"),
+            None
+        );
         assert_eq!(Record::parse("garbage"), None);
         assert_eq!(Record::parse("iface=wg0\n"), None);
     }

@@ -244,32 +244,54 @@ fn up_twice_equals_once_and_down_restores_everything() {
     }
 }
 
-/// The last `down` with iptables-nft takes the jumps to our chains to be as `up` put them,
+/// The last `down` with iptables takes the jumps to our chains to be as `up` put them, and
+/// our chains to be those the nftables overview (iptables-nft) or the record (legacy) names,
 /// without reading the rules. Here they are not: a jump doubled, one deleted, and another
 /// program's chain jumping to ours. The restore built on the assumption is refused, and the one
 /// built from the rules read after it removes everything.
 #[test]
 fn down_removes_everything_when_our_jumps_were_moved() {
-    let out = in_netns(&format!(
-        "{SETUP}\niptables-nft -N FOREIGN; iptables-nft -A FOREIGN -s 192.0.2.99 -j ACCEPT\n\
-         snapshot > /tmp/before.$$\n\
-         \"$BIN\" up wg0 --config \"$conf\" --backend iptables-nft\n\
-         iptables-nft -A INPUT -j WGFW-INPUT\n\
-         iptables-nft -t mangle -D FORWARD -j WGFW-wg0-MSS\n\
-         iptables-nft -A FOREIGN -j WGFW-wg0-FWD\n\
-         ip6tables-nft -A INPUT -j WGFW-INPUT\n\
-         \"$BIN\" down wg0 -v\n\
-         iptables-nft -D FOREIGN -j WGFW-wg0-FWD 2>/dev/null && echo FOREIGN-JUMP-LEFT\n\
-         snapshot | diff /tmp/before.$$ - && echo DOWN-SAME\n\
-         rm /tmp/before.$$"
-    ));
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("DOWN-SAME"), "{stdout}");
-    assert!(!stdout.contains("FOREIGN-JUMP-LEFT"), "{stdout}");
-    // Both families fell back to reading their rules, and said so at -v.
-    assert_eq!(stderr.matches("reading the IPv").count(), 2, "{stderr}");
-    assert!(!stderr.contains("warning"), "{stderr}");
+    for v in ["nft", "legacy"] {
+        let out = in_netns(&format!(
+            "{SETUP}\niptables-{v} -N FOREIGN; iptables-{v} -A FOREIGN -s 192.0.2.99 -j ACCEPT\n\
+             snapshot > /tmp/before.$$\n\
+             \"$BIN\" up wg0 --config \"$conf\" --backend iptables-{v}\n\
+             iptables-{v} -A INPUT -j WGFW-INPUT\n\
+             iptables-{v} -t mangle -D FORWARD -j WGFW-wg0-MSS\n\
+             iptables-{v} -A FOREIGN -j WGFW-wg0-FWD\n\
+             ip6tables-{v} -A INPUT -j WGFW-INPUT\n\
+             \"$BIN\" down wg0 -v\n\
+             iptables-{v} -D FOREIGN -j WGFW-wg0-FWD 2>/dev/null && echo FOREIGN-JUMP-LEFT\n\
+             snapshot | diff /tmp/before.$$ - && echo DOWN-SAME\n\
+             rm /tmp/before.$$"
+        ));
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{v}: {stdout}{stderr}");
+        assert!(stdout.contains("DOWN-SAME"), "{v}: {stdout}");
+        assert!(!stdout.contains("FOREIGN-JUMP-LEFT"), "{v}: {stdout}");
+        // Both families fell back to reading their rules, and said so at -v.
+        assert_eq!(stderr.matches("reading the IPv").count(), 2, "{v}: {stderr}");
+        assert!(!stderr.contains("warning"), "{v}: {stderr}");
+    }
+}
+
+/// Where nothing was moved, the last `down` reads no rules at all (and still leaves nothing).
+#[test]
+fn the_last_down_reads_no_rules() {
+    for v in ["nft", "legacy"] {
+        let out = in_netns(&format!(
+            "{SETUP}\niptables-{v} -A INPUT -s 192.0.2.99 -j ACCEPT\n\
+             snapshot > /tmp/before.$$\n\
+             \"$BIN\" up wg0 --config \"$conf\" --backend iptables-{v}\n\
+             \"$BIN\" down wg0 -vv 2>&1 | grep -c 'running .*-save' | sed 's/^/SAVES=/' || true\n\
+             snapshot | diff /tmp/before.$$ - && echo DOWN-SAME\n\
+             rm /tmp/before.$$"
+        ));
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{v}: {stdout}");
+        assert!(stdout.contains("SAVES=0"), "{v}: {stdout}");
+        assert!(stdout.contains("DOWN-SAME"), "{v}: {stdout}");
+    }
 }
 
 #[test]
