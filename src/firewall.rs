@@ -441,17 +441,8 @@ pub fn remove(
                     (None, Some(chains)) if v == Variant::Legacy => Some(Live::of_chains(chains)),
                     _ => None,
                 };
-                if let Some(mut live) = assumed {
-                    live.assume_jumps(&ruleset::own_hooks(iface, true));
-                    let mut gone = ruleset::own_chains(iface);
-                    gone.push((Table::Filter, SHARED_INPUT.to_string()));
-                    let Some(script) = iptables::transaction(&[], &gone, &live) else {
-                        continue;
-                    };
-                    match restore(v, family, &script) {
-                        Ok(()) => continue,
-                        Err(e) => log::info!("{e}; reading the {family} rules instead"),
-                    }
+                if assumed.is_some_and(|live| remove_all_as_assumed(v, family, iface, live)) {
+                    continue;
                 }
                 let live = match live_rules(v, family) {
                     Ok(l) => l,
@@ -532,6 +523,25 @@ pub fn remove(
         }
     }
     warnings
+}
+
+/// Removes all of ours from one family, the last interface's chains and the shared one, taking
+/// `live` to hold those chains and the jumps `up` put to them. Whether that worked; if not, the
+/// restore was refused whole and the caller reads the rules.
+fn remove_all_as_assumed(v: Variant, family: Family, iface: &IfaceName, mut live: Live) -> bool {
+    live.assume_jumps(&ruleset::own_hooks(iface, true));
+    let mut gone = ruleset::own_chains(iface);
+    gone.push((Table::Filter, SHARED_INPUT.to_string()));
+    let Some(script) = iptables::transaction(&[], &gone, &live) else {
+        return true;
+    };
+    match restore(v, family, &script) {
+        Ok(()) => true,
+        Err(e) => {
+            log::info!("{e}; reading the {family} rules instead");
+            false
+        }
+    }
 }
 
 /// What `plan` shows: the scripts `up` would run on a host where nothing of ours is installed.

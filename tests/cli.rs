@@ -270,7 +270,11 @@ fn down_removes_everything_when_our_jumps_were_moved() {
         assert!(stdout.contains("DOWN-SAME"), "{v}: {stdout}");
         assert!(!stdout.contains("FOREIGN-JUMP-LEFT"), "{v}: {stdout}");
         // Both families fell back to reading their rules, and said so at -v.
-        assert_eq!(stderr.matches("reading the IPv").count(), 2, "{v}: {stderr}");
+        assert_eq!(
+            stderr.matches("reading the IPv").count(),
+            2,
+            "{v}: {stderr}"
+        );
         assert!(!stderr.contains("warning"), "{v}: {stderr}");
     }
 }
