@@ -12,6 +12,7 @@ use crate::plan::{Family, Plan};
 use crate::ruleset::{self, Member, SHARED_INPUT, Table};
 use crate::state::Record;
 use crate::types::IfaceName;
+use crate::xtables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -199,13 +200,14 @@ pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
             let overview = cmd::find("nft").and_then(|_| nft_overview().ok());
             let mut lives = BTreeMap::new();
             for f in families {
-                // Where no chain of ours exists yet (the first `up`), the overview of
-                // iptables-nft's tables is all there is to know, at any host size.
-                let light = overview
-                    .as_deref()
-                    .filter(|_| v == Variant::Nft)
-                    .map(|o| Live::from_overview(o, *f))
-                    .filter(|l| !l.has_own_chains());
+                // Where no chain of ours exists yet (the first `up`), the chains and policies
+                // are all there is to know: for iptables-nft the nftables overview says them,
+                // for legacy the kernel's table, neither formatting every rule of the host.
+                let light = match v {
+                    Variant::Nft => overview.as_deref().map(|o| Live::from_overview(o, *f)),
+                    Variant::Legacy => xtables::overview(*f),
+                }
+                .filter(|l| !l.has_own_chains());
                 let live = match light {
                     Some(l) => l,
                     None => live_rules(v, *f)?,

@@ -23,6 +23,7 @@ pub mod sysctl;
 pub mod trust;
 pub mod types;
 pub mod wgconf;
+pub mod xtables;
 
 #[cfg(test)]
 mod golden;
