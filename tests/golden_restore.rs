@@ -5,9 +5,11 @@
 //! Needs root and the iptables packages: the README's test command installs them; a missing
 //! prerequisite fails this test rather than skipping it.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+
+use common::run_with_input;
 
 fn scripts(plan: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -35,21 +37,10 @@ fn scripts(plan: &str) -> Vec<(String, String)> {
 /// Runs a checking command (`iptables-restore --test`, `nft -c`) on a script, in a network
 /// namespace of its own so that the host's rules are never involved.
 fn check(args: &[&str], script: &str) -> Result<(), String> {
-    let mut child = Command::new("unshare")
-        .arg("-n")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut all = vec!["-n"];
+    all.extend(args);
+    let out = run_with_input("unshare", &all, script)
         .map_err(|e| format!("cannot run unshare -n {}: {e}", args.join(" ")))?;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
     if out.status.success() {
         Ok(())
     } else {

@@ -2,8 +2,11 @@
 //! `iptables-legacy-save` shows of the same tables: the same chains and policies. Runs in a
 //! network namespace of its own thread, so the host's tables are never read or created.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
+
+use common::{run_with_input, text};
 
 use wgfw_hook::iptables::Live;
 use wgfw_hook::plan::Family;
@@ -16,17 +19,13 @@ unsafe extern "C" {
 }
 
 fn restore(prog: &str, script: &str) {
-    let mut child = Command::new(prog)
-        .stdin(Stdio::piped())
-        .spawn()
+    let out = run_with_input(prog, &[], script)
         .unwrap_or_else(|e| panic!("{prog}: {e} (the README's test command installs iptables)"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "{prog} refused:\n{script}");
+    assert!(
+        out.status.success(),
+        "{prog} refused: {}",
+        text(&out.stderr)
+    );
 }
 
 fn save(prog: &str) -> String {

@@ -98,6 +98,24 @@ pub fn run(cmd: &str, args: &[&str], dir: &Path) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
 }
 
+/// Runs a program with `input` on its stdin, and returns what it printed.
+pub fn run_with_input(cmd: &str, args: &[&str], input: &str) -> std::io::Result<Output> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())?;
+    child.wait_with_output()
+}
+
 /// Runs a program and panics, with what it printed, unless it succeeds; returns its stdout.
 pub fn run_ok(cmd: &str, args: &[&str], dir: &Path) -> String {
     let out = run(cmd, args, dir);
