@@ -16,7 +16,7 @@
 #      with no firewall, the guide's rules, the hook's rules (masquerading, and with --no-nat),
 #      and the hook plus untracked outer UDP;
 # and prints medians with the 10th-90th percentile spread, ratios against (2) and (3), the hook's
-# peak memory (VmHWM, not counting the programs it runs) and the binary's size.
+# peak memory (VmHWM) and that of the largest program it ran, and the binary's size.
 #
 # Topology ("$E2E_PREFIX-{inet,srv,cli}", deleted on exit):
 #
@@ -231,8 +231,9 @@ worker() {
 		time_loop "$base.floor" "$rounds" "bash '$base.floor-up.sh'" "bash '$base.floor-down.sh'"
 		time_loop "$base.guide" "$(((rounds + 1) / 2))" "guide_up" "guide_down"
 		# Peak memory of the hook itself (VmHWM, KiB; the programs it runs are not counted).
-		"$bin" up wgb0 --config "$conf" --backend "$backend" -vv 2>&1 | sed -n 's/.*peak memory \([0-9]*\) KiB/\1/p' >"$base.rss-up"
-		"$bin" down wgb0 -vv 2>&1 | sed -n 's/.*peak memory \([0-9]*\) KiB/\1/p' >"$base.rss-down"
+		local rss='s/.*peak memory \([0-9]*\) KiB (the largest program it ran: \([0-9]*\) KiB)/\1 \2/p'
+		"$bin" up wgb0 --config "$conf" --backend "$backend" -vv 2>&1 | sed -n "$rss" >"$base.rss-up"
+		"$bin" down wgb0 -vv 2>&1 | sed -n "$rss" >"$base.rss-down"
 	done
 	clear_foreign
 }
@@ -377,10 +378,12 @@ for backend in $BACKENDS; do
 	done
 done
 
-printf '\n[+] peak memory of the hook itself (VmHWM, KiB): up / down\n\n'
+printf '\n[+] peak memory (KiB) of the hook itself (VmHWM) and of the largest program it ran: up / down\n\n'
 for backend in $BACKENDS; do
 	for size in $SIZES; do
-		printf '%-16s %7s | %6s / %6s\n' "$backend" "$size" "$(cat "$OUT/$backend.$size.rss-up")" "$(cat "$OUT/$backend.$size.rss-down")"
+		read -r uh uc <"$OUT/$backend.$size.rss-up"
+		read -r dh dc <"$OUT/$backend.$size.rss-down"
+		printf '%-16s %7s | hook %6s / %6s | programs %6s / %6s\n' "$backend" "$size" "$uh" "$dh" "$uc" "$dc"
 	done
 done
 printf '\n[+] binary: %s bytes (%s)\n' "$(stat -c %s "$BIN")" "$(file -b "$BIN" | cut -d, -f1-2,5-)"

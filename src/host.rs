@@ -282,6 +282,21 @@ pub fn read_sysctls<'a>(keys: impl Iterator<Item = &'a Key>) -> BTreeMap<Key, St
         .collect()
 }
 
+/// The largest peak resident memory of the programs this process ran and waited for (KiB).
+pub fn children_peak_rss_kib() -> Option<u64> {
+    // struct rusage: two timevals (32 bytes), then ru_maxrss (a long, in KiB).
+    let mut usage = [0i64; 18];
+    // SAFETY: the buffer is larger than struct rusage and writable.
+    let rc = unsafe { getrusage(RUSAGE_CHILDREN, usage.as_mut_ptr().cast()) };
+    (rc == 0).then(|| u64::try_from(usage[4]).unwrap_or(0))
+}
+
+const RUSAGE_CHILDREN: i32 = -1;
+
+unsafe extern "C" {
+    fn getrusage(who: i32, usage: *mut std::ffi::c_void) -> i32;
+}
+
 /// This process's peak resident memory (VmHWM), for `-vv` and the benchmark: the programs it
 /// runs are not counted, unlike in a wait4(2) figure.
 pub fn peak_rss_kib() -> Option<u64> {

@@ -31,10 +31,12 @@ fn main() {
                     Err(e) => Err(e),
                 },
             };
+            let kib = |k: Option<u64>| k.map_or("?".into(), |k| k.to_string());
             log::debug!(
-                "done after {:.1} ms, peak memory {} KiB",
+                "done after {:.1} ms, peak memory {} KiB (the largest program it ran: {} KiB)",
                 started.elapsed().as_secs_f64() * 1e3,
-                wgfw_hook::host::peak_rss_kib().map_or("?".into(), |k| k.to_string())
+                kib(wgfw_hook::host::peak_rss_kib()),
+                kib(wgfw_hook::host::children_peak_rss_kib())
             );
             match result {
                 Ok(()) => 0,
