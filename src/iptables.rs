@@ -264,27 +264,17 @@ impl Live {
             Family::V6 => "ip6 ",
         };
         let mut live = Live::default();
-        let mut table = None;
-        let mut chain = None;
-        for line in overview.lines() {
-            let l = line.trim();
-            if let Some(rest) = l.strip_prefix("table ") {
-                let name = rest.trim_end_matches('{').trim();
-                table = name.strip_prefix(prefix).and_then(Table::parse);
-                chain = None;
-            } else if let (Some(t), Some(rest)) = (table, l.strip_prefix("chain ")) {
-                let name = rest
-                    .trim_end_matches('{')
-                    .trim()
-                    .trim_matches('"')
-                    .to_string();
-                live.chains.insert((t, name.clone()));
-                chain = Some(name);
-            } else if let (Some(t), Some(c), Some((_, p))) =
-                (table, &chain, l.split_once("policy "))
-            {
-                let policy = p.trim_end_matches(';').trim().to_ascii_uppercase();
-                live.policies.insert((t, c.clone()), policy);
+        for (name, inv) in crate::residue::Inventory::parse(overview).tables {
+            let Some(t) = name.strip_prefix(prefix).and_then(Table::parse) else {
+                continue;
+            };
+            let unquoted = |c: &str| c.trim_matches('"').to_string();
+            for c in inv.chains.keys() {
+                live.chains.insert((t, unquoted(c)));
+            }
+            for (c, p) in &inv.policies {
+                live.policies
+                    .insert((t, unquoted(c)), p.to_ascii_uppercase());
             }
         }
         live

@@ -19,6 +19,7 @@ pub mod ruleset;
 pub mod settings;
 pub mod sockdiag;
 pub mod state;
+pub mod sys;
 pub mod sysctl;
 pub mod trust;
 pub mod types;

@@ -34,10 +34,12 @@ pub struct TableInv {
     pub chains: BTreeMap<String, bool>,
     /// Sets, maps, flowtables, objects: anything but chains makes a table not ours to delete.
     pub other: bool,
+    /// Base chains' policies, as nft prints them (`accept`, `drop`).
+    pub policies: BTreeMap<String, String>,
 }
 
 impl Inventory {
-    /// Reads `nft list ruleset`.
+    /// Reads `nft list ruleset`, or `nft list chains` (no rules: every chain looks empty).
     pub fn parse(text: &str) -> Inventory {
         let mut inv = Inventory::default();
         let mut table: Option<String> = None;
@@ -69,6 +71,14 @@ impl Inventory {
                     inv.tables.get_mut(t).expect("entered above").other = true;
                 }
             } else if let (2, Some(t), Some(c)) = (depth, &table, &chain) {
+                if let Some((_, p)) = l
+                    .strip_prefix("type ")
+                    .and_then(|d| d.split_once("policy "))
+                {
+                    let policy = p.trim_end_matches(';').trim().to_string();
+                    let inv = inv.tables.get_mut(t).expect("entered above");
+                    inv.policies.insert(c.clone(), policy);
+                }
                 let is_rule = l != "}" && !(l.starts_with("type ") && l.contains("policy accept"));
                 if is_rule {
                     *inv.tables

@@ -7,13 +7,12 @@
 //! when its plan could cut anyone off (`lockout::may_cut_off`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
-const AF_NETLINK: i32 = 16;
-const SOCK_RAW: i32 = 3;
-const SOCK_CLOEXEC: i32 = 0o2_000_000;
+use crate::sys;
+
+const AF_INET: u8 = sys::AF_INET as u8;
+const AF_INET6: u8 = sys::AF_INET6 as u8;
 const NETLINK_SOCK_DIAG: i32 = 4;
 const TCPDIAG_GETSOCK: u16 = 18;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -31,7 +30,6 @@ const COMPAT_LEN: usize = 76;
 const MAX_READS: usize = 100_000;
 
 unsafe extern "C" {
-    fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
     fn send(fd: i32, buf: *const u8, len: usize, flags: i32) -> isize;
     fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
 }
@@ -48,13 +46,7 @@ pub fn established_peers(port: u16) -> Option<Vec<IpAddr>> {
 
 /// Sends each request on a fresh socket and reads its dump to the end.
 fn dump(requests: &[&[u8]], port: u16) -> Option<Vec<IpAddr>> {
-    // SAFETY: plain syscall; a negative result is checked before the descriptor is owned.
-    let raw = unsafe { socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG) };
-    if raw < 0 {
-        return None;
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = sys::raw_socket(sys::AF_NETLINK, NETLINK_SOCK_DIAG)?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
     for req in requests {

@@ -140,32 +140,12 @@ fn netns_id() -> Result<String> {
 
 /// SO_NETNS_COOKIE (Linux 5.14 and later) of a socket made here.
 fn netns_cookie() -> Option<u64> {
-    use std::os::fd::AsRawFd;
     const SOL_SOCKET: i32 = 1;
     const SO_NETNS_COOKIE: i32 = 71;
-    unsafe extern "C" {
-        fn getsockopt(
-            fd: i32,
-            level: i32,
-            name: i32,
-            value: *mut std::ffi::c_void,
-            len: *mut u32,
-        ) -> i32;
-    }
     let sock = std::os::unix::net::UnixDatagram::unbound().ok()?;
-    let mut cookie: u64 = 0;
-    let mut len = std::mem::size_of::<u64>() as u32;
-    // SAFETY: the buffer is a live u64 and `len` says its size; the kernel writes at most that.
-    let rc = unsafe {
-        getsockopt(
-            sock.as_raw_fd(),
-            SOL_SOCKET,
-            SO_NETNS_COOKIE,
-            (&raw mut cookie).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0 && len == 8).then_some(cookie)
+    let mut cookie = [0u8; 8];
+    let len = crate::sys::get_option(&sock, SOL_SOCKET, SO_NETNS_COOKIE, &mut cookie)?;
+    (len == 8).then(|| u64::from_ne_bytes(cookie))
 }
 
 /// Creates a directory only root can enter, or makes an existing one so.

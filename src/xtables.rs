@@ -5,16 +5,13 @@
 //! iptables-nft). Anything unexpected returns None, and the caller runs the save.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use crate::iptables::Live;
 use crate::plan::Family;
 use crate::ruleset::Table;
+use crate::sys::{self, AF_INET, AF_INET6};
 
-const AF_INET: i32 = 2;
-const AF_INET6: i32 = 10;
-const SOCK_RAW: i32 = 3;
-const SOCK_CLOEXEC: i32 = 0o2_000_000;
 const IPPROTO_RAW: i32 = 255;
 const SOL_IP: i32 = 0;
 const SOL_IPV6: i32 = 41;
@@ -28,17 +25,6 @@ const ENTRIES_HEAD: usize = 40;
 /// A table no bigger than this is read (a host with 1,000,000 rules is not one we serve).
 const MAX_SIZE: usize = 256 << 20;
 const HOOKS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
-
-unsafe extern "C" {
-    fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
-    fn getsockopt(
-        fd: i32,
-        level: i32,
-        name: i32,
-        value: *mut std::ffi::c_void,
-        len: *mut u32,
-    ) -> i32;
-}
 
 /// The chains and policies of one family's legacy tables, read from the kernel; None where
 /// anything is not as expected.
@@ -61,13 +47,7 @@ pub fn overview(family: Family) -> Option<Live> {
     };
     // Only tables that exist: asking for another would create it in this namespace.
     let tables = std::fs::read_to_string(names).unwrap_or_default();
-    // SAFETY: plain syscall; a negative result is checked before the descriptor is owned.
-    let raw = unsafe { socket(domain, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW) };
-    if raw < 0 {
-        return None;
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = sys::raw_socket(domain, IPPROTO_RAW)?;
     let mut live = Live::default();
     for name in tables.split_whitespace() {
         let Some(table) = Table::parse(name) else {
@@ -87,21 +67,6 @@ struct Blob {
     entries: Vec<u8>,
 }
 
-fn get(fd: &OwnedFd, level: i32, opt: i32, buf: &mut [u8]) -> Option<usize> {
-    let mut len = u32::try_from(buf.len()).ok()?;
-    // SAFETY: the buffer is valid and writable for `len` bytes.
-    let rc = unsafe {
-        getsockopt(
-            fd.as_raw_fd(),
-            level,
-            opt,
-            buf.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(len as usize)
-}
-
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
@@ -113,7 +78,7 @@ fn u16_at(b: &[u8], at: usize) -> Option<u16> {
 fn read_table(fd: &OwnedFd, level: i32, name: &str) -> Option<Blob> {
     let mut info = [0u8; INFO_LEN];
     info.get_mut(..name.len())?.copy_from_slice(name.as_bytes());
-    get(fd, level, GET_INFO, &mut info)?;
+    sys::get_option(fd, level, GET_INFO, &mut info)?;
     let word = |i: usize| u32_at(&info, 32 + 4 * i);
     let valid_hooks = word(0)?;
     let mut underflow = [0u32; 5];
@@ -128,7 +93,7 @@ fn read_table(fd: &OwnedFd, level: i32, name: &str) -> Option<Blob> {
     buf[..name.len()].copy_from_slice(name.as_bytes());
     buf[32..36].copy_from_slice(&(size as u32).to_ne_bytes());
     // A table that changed size since its info is refused (EAGAIN): the caller saves instead.
-    get(fd, level, GET_ENTRIES, &mut buf)?;
+    sys::get_option(fd, level, GET_ENTRIES, &mut buf)?;
     // The entries stay where the kernel put them: a table of 20,000 rules is 4 MB.
     buf.drain(..ENTRIES_HEAD);
     Some(Blob {
@@ -150,7 +115,14 @@ fn parse(
 ) -> Option<()> {
     let e = &blob.entries;
     let mut chains: BTreeMap<usize, String> = BTreeMap::new();
-    let mut verdicts: BTreeMap<usize, i32> = BTreeMap::new();
+    // Only the built-in chains' last entries matter: their verdicts are the policies.
+    let mut verdicts: BTreeMap<usize, i32> = blob
+        .underflow
+        .iter()
+        .enumerate()
+        .filter(|(h, _)| blob.valid_hooks & (1 << h) != 0)
+        .map(|(_, u)| (*u as usize, 0))
+        .collect();
     let mut at = 0;
     while at < e.len() {
         let target = at + usize::from(u16_at(e, at + target_offset_at)?);
@@ -171,10 +143,9 @@ fn parse(
                 }
             }
             b"" => {
-                verdicts.insert(
-                    at,
-                    i32::from_ne_bytes(e.get(target + 32..target + 36)?.try_into().ok()?),
-                );
+                if let Some(v) = verdicts.get_mut(&at) {
+                    *v = i32::from_ne_bytes(e.get(target + 32..target + 36)?.try_into().ok()?);
+                }
             }
             _ => {}
         }

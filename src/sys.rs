@@ -1,0 +1,47 @@
+//! The few socket calls the hook makes itself, declared once: raw sockets for the kernel
+//! interfaces no program offers cheaply (`sockdiag`, `xtables`) and socket options (`state`'s
+//! namespace cookie, `xtables`' tables).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+pub const AF_INET: i32 = 2;
+pub const AF_INET6: i32 = 10;
+pub const AF_NETLINK: i32 = 16;
+pub const SOCK_RAW: i32 = 3;
+const SOCK_CLOEXEC: i32 = 0o2_000_000;
+
+unsafe extern "C" {
+    fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
+    fn getsockopt(
+        fd: i32,
+        level: i32,
+        name: i32,
+        value: *mut std::ffi::c_void,
+        len: *mut u32,
+    ) -> i32;
+}
+
+/// A raw socket, closed on exec; None where the kernel refuses one.
+pub fn raw_socket(domain: i32, protocol: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; a negative result is checked before the descriptor is owned.
+    let raw = unsafe { socket(domain, SOCK_RAW | SOCK_CLOEXEC, protocol) };
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// getsockopt(2) into `buf`, which also carries the request where the option takes one; the
+/// length the kernel wrote, or None.
+pub fn get_option(fd: &impl AsRawFd, level: i32, name: i32, buf: &mut [u8]) -> Option<usize> {
+    let mut len = u32::try_from(buf.len()).ok()?;
+    // SAFETY: the buffer is valid and writable for `len` bytes.
+    let rc = unsafe {
+        getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(len as usize)
+}
