@@ -1,8 +1,8 @@
 //! wgfw-hook: the firewall of a WireGuard server, installed by wg-quick's PostUp and removed by
 //! its PreDown. `main` only wires the modules: read config, derive a plan, render, apply.
 
-use wgfw_hook::cli::{self, Command, Invocation};
-use wgfw_hook::hook;
+use wgfw_hook::config::cli::{self, Command, Invocation};
+use wgfw_hook::commands;
 
 fn main() {
     let code = match cli::parse(std::env::args_os().skip(1)) {
@@ -18,14 +18,14 @@ fn main() {
             init_log(args.verbose);
             let started = std::time::Instant::now();
             let result = match args.command {
-                Command::Up => hook::up(&args),
-                Command::Down => hook::down(&args),
-                Command::Plan => hook::plan(&args),
-                Command::Release => hook::release(&args),
-                Command::Confirm => hook::confirm(&args),
-                Command::Revert => hook::revert(&args),
-                Command::Status => hook::status(Some(&args.iface), args.json),
-                Command::Check => match hook::check(&args) {
+                Command::Up => commands::up(&args),
+                Command::Down => commands::down(&args),
+                Command::Plan => commands::plan(&args),
+                Command::Release => commands::release(&args),
+                Command::Confirm => commands::confirm(&args),
+                Command::Revert => commands::revert(&args),
+                Command::Status => commands::status(Some(&args.iface), args.json),
+                Command::Check => match commands::check(&args) {
                     Ok(true) => Ok(()),
                     Ok(false) => std::process::exit(1),
                     Err(e) => Err(e),
@@ -35,8 +35,8 @@ fn main() {
             log::debug!(
                 "done after {:.1} ms, peak memory {} KiB (the largest program it ran: {} KiB)",
                 started.elapsed().as_secs_f64() * 1e3,
-                kib(wgfw_hook::host::peak_rss_kib()),
-                kib(wgfw_hook::host::children_peak_rss_kib())
+                kib(wgfw_hook::system::host::peak_rss_kib()),
+                kib(wgfw_hook::system::host::children_peak_rss_kib())
             );
             match result {
                 Ok(()) => 0,
@@ -48,7 +48,7 @@ fn main() {
         }
         Ok(Invocation::StatusAll { json }) => {
             init_log(0);
-            match hook::status(None, json) {
+            match commands::status(None, json) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("wgfw-hook: {e}");

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::firewall::{self, Backend};
+use crate::backend::{self, Backend};
 use crate::plan::{FamilyPlan, InputPolicy, Plan};
-use crate::sysctl::Key;
-use crate::types::Role;
+use crate::plan::sysctl::Key;
+use crate::config::types::Role;
 
 /// What `plan` prints: a header of facts, one restore script per family, the sysctl writes.
 pub fn plan(plan: &Plan, backend: Backend, why: &str, current: &BTreeMap<Key, String>) -> String {
@@ -27,7 +27,7 @@ pub fn plan(plan: &Plan, backend: Backend, why: &str, current: &BTreeMap<Key, St
     for n in &plan.notes {
         s.push_str(&format!("# note: {n}\n"));
     }
-    s.push_str(&firewall::show(backend, plan));
+    s.push_str(&backend::show(backend, plan));
     for w in &plan.sysctls {
         match current.get(&w.key) {
             Some(v) if *v == w.value => {

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-use crate::cmd;
+use crate::system::cmd;
 use crate::plan::{Family, HostFacts};
-use crate::sysctl::{self, Key};
-use crate::types::{IfaceName, Port};
-use crate::wgconf::{Peer, WgConfig};
+use crate::plan::sysctl::{self, Key};
+use crate::config::types::{IfaceName, Port};
+use crate::config::wgconf::{Peer, WgConfig};
 
 pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> HostFacts {
     let mut facts = HostFacts {
@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].to_string(), "203.0.113.2:51820");
         assert_eq!(e[1].to_string(), "[2001:db8::1]:443");
-        let conf = crate::wgconf::parse(
+        let conf = crate::config::wgconf::parse(
             Path::new("c.conf"),
             "[Peer]\nEndpoint = 198.51.100.9:51820\n[Peer]\nEndpoint = [2001:db8::9]:1\n",
         )

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 
 use crate::error::{Error, Result};
-use crate::types::Port;
+use crate::config::types::Port;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WgConfig {
@@ -44,7 +44,7 @@ enum Section {
 
 /// Reads the config (refused when another user could have written it).
 pub fn read(path: &Path) -> Result<WgConfig> {
-    let bytes = crate::trust::read(path)?.ok_or_else(|| {
+    let bytes = crate::config::trust::read(path)?.ok_or_else(|| {
         Error::usage(format!(
             "{}: no such wg-quick config (name another with --config PATH)",
             path.display()

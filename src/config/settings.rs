@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{FLAGS, Options};
+use crate::config::cli::{FLAGS, Options};
 use crate::error::{Error, Result};
-use crate::trust;
-use crate::types::IfaceName;
+use crate::config::trust;
+use crate::config::types::IfaceName;
 
 pub const DIR: &str = "/etc/wgfw";
 

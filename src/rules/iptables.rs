@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::plan::{Family, FamilyPlan, Plan};
-use crate::ruleset::{self, Ct, Match, Ports, Rule, Table, Verdict};
-use crate::types::RateUnit;
+use crate::rules::ruleset::{self, Ct, Match, Ports, Rule, Table, Verdict};
+use crate::config::types::RateUnit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Variant {
@@ -264,7 +264,7 @@ impl Live {
             Family::V6 => "ip6 ",
         };
         let mut live = Live::default();
-        for (name, inv) in crate::residue::Inventory::parse(overview).tables {
+        for (name, inv) in crate::rules::residue::Inventory::parse(overview).tables {
             let Some(t) = name.strip_prefix(prefix).and_then(Table::parse) else {
                 continue;
             };
@@ -490,23 +490,23 @@ pub fn render_fresh(plan: &Plan, fp: &FamilyPlan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Options;
+    use crate::config::cli::Options;
     use crate::plan::{self, HostFacts};
-    use crate::ruleset::{SHARED_INPUT, own_chains};
+    use crate::rules::ruleset::{SHARED_INPUT, own_chains};
 
     /// The overview of a host with Docker- and ufw-like chains, a DROP policy and our chains,
     /// read against what `iptables-nft-save` showed of the same host at the same moment.
     #[test]
     fn the_nft_overview_shows_what_the_save_shows_but_rules() {
-        let overview = include_str!("../tests/fixtures/overview.nft");
+        let overview = include_str!("../../tests/fixtures/overview.nft");
         let saves = [
             (
                 Family::V4,
-                include_str!("../tests/fixtures/overview.v4.save"),
+                include_str!("../../tests/fixtures/overview.v4.save"),
             ),
             (
                 Family::V6,
-                include_str!("../tests/fixtures/overview.v6.save"),
+                include_str!("../../tests/fixtures/overview.v6.save"),
             ),
         ];
         for (family, save) in saves {
@@ -542,11 +542,11 @@ mod tests {
 
     #[test]
     fn assumed_jumps_become_the_deletes_of_a_removal() {
-        let overview = include_str!("../tests/fixtures/overview.nft");
-        let iface: crate::types::IfaceName = "wgp0".parse().unwrap();
+        let overview = include_str!("../../tests/fixtures/overview.nft");
+        let iface: crate::config::types::IfaceName = "wgp0".parse().unwrap();
         let mut light = Live::from_overview(overview, Family::V4);
         light.assume_jumps(&ruleset::own_hooks(&iface, true));
-        let full = Live::parse(include_str!("../tests/fixtures/overview.v4.save"));
+        let full = Live::parse(include_str!("../../tests/fixtures/overview.v4.save"));
         let mut gone = own_chains(&iface);
         gone.push((Table::Filter, SHARED_INPUT.to_string()));
         assert_eq!(

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use ipnet::IpNet;
 
 use crate::plan::{Family, FamilyPlan, InputPolicy, Plan};
-use crate::types::{IfaceName, Proto, Rate, RateUnit, Role};
+use crate::config::types::{IfaceName, Proto, Rate, RateUnit, Role};
 
 /// Tables in the order a packet meets them, which is also the order scripts list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -772,13 +772,13 @@ mod tests {
         assert!(shared_chains(Family::V4, &[]).is_empty());
     }
 
-    fn client_plan(opts: crate::cli::Options) -> Plan {
+    fn client_plan(opts: crate::config::cli::Options) -> Plan {
         let conf = "[Interface]\nAddress = 10.66.0.2/32\n[Peer]\nEndpoint = 203.0.113.2:51820\nAllowedIPs = 0.0.0.0/0\n";
         let host = crate::plan::HostFacts {
             endpoints: vec!["203.0.113.2:51820".parse().unwrap()],
             ..crate::plan::HostFacts::example()
         };
-        let opts = crate::cli::Options {
+        let opts = crate::config::cli::Options {
             role: Some(Role::Client),
             ..opts
         };
@@ -791,9 +791,9 @@ mod tests {
         let server = "[Interface]\nAddress = 10.6.0.1/24, fd6::1/64\nListenPort = 51820\n";
         let host = crate::plan::HostFacts::example();
         let plans = [
-            crate::plan::for_test(server, &crate::cli::Options::default(), &host).unwrap(),
-            client_plan(crate::cli::Options::default()),
-            client_plan(crate::cli::Options {
+            crate::plan::for_test(server, &crate::config::cli::Options::default(), &host).unwrap(),
+            client_plan(crate::config::cli::Options::default()),
+            client_plan(crate::config::cli::Options {
                 allow_lan: true,
                 ..Default::default()
             }),
@@ -826,7 +826,7 @@ mod tests {
 
     #[test]
     fn the_kill_switch_lets_out_only_what_it_names() {
-        let p = client_plan(crate::cli::Options {
+        let p = client_plan(crate::config::cli::Options {
             allow_lan: true,
             ..Default::default()
         });
@@ -860,7 +860,7 @@ mod tests {
             vec![Match::Out("wg0".into()), Match::NotIn("eth0".into())]
         );
         // Without --allow-lan nothing but the tunnel comes in.
-        let p = client_plan(crate::cli::Options::default());
+        let p = client_plan(crate::config::cli::Options::default());
         assert!(
             chain(&iface_chains(&p, &p.families[0]), "IN")
                 .rules

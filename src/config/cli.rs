@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use crate::error::{Error, Result};
-use crate::types::{BackendChoice, IfaceName, Policy, Port, Rate, Role, Service};
+use crate::config::types::{BackendChoice, IfaceName, Policy, Port, Rate, Role, Service};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -616,7 +616,7 @@ mod tests {
             "--backend",
             "nft",
         ]);
-        let back = crate::settings::parse(std::path::Path::new("r"), &o.to_settings()).unwrap();
+        let back = crate::config::settings::parse(std::path::Path::new("r"), &o.to_settings()).unwrap();
         assert_eq!(back, o);
         assert_eq!(Options::default().to_settings(), "");
     }

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
-use crate::sys;
+use crate::system::sys;
 
 const AF_INET: u8 = sys::AF_INET as u8;
 const AF_INET6: u8 = sys::AF_INET6 as u8;

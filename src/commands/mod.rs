@@ -1,25 +1,28 @@
 //! The commands: `up`, `down` and `plan`, wiring config, plan, rendering and the apply step.
 //! Every kernel change is printed as `[#] ...`, like wg-quick's own lines.
 
+#[cfg(test)]
+mod golden;
+pub mod report;
+
 use std::path::PathBuf;
 
-use crate::cli::{Args, Options};
-use crate::cmd;
+use crate::config::cli::{Args, Options};
+use crate::system::cmd;
 use crate::error::{Error, Result};
-use crate::firewall::Before;
-use crate::firewall::{self, Backend};
-use crate::foreign;
-use crate::host;
-use crate::iptables::Variant;
-use crate::lockout;
+use crate::backend::Before;
+use crate::backend::{self, Backend};
+use crate::rules::foreign;
+use crate::system::host;
+use crate::rules::iptables::Variant;
+use crate::rules::lockout;
 use crate::plan::{self, Family, HostFacts, Plan};
-use crate::report;
-use crate::residue;
-use crate::settings;
-use crate::state::{Record, Store};
-use crate::sysctl::{self, Key, Ledger, Write};
-use crate::types::{BackendChoice, IfaceName, Role};
-use crate::wgconf::{self, WgConfig};
+use crate::rules::residue;
+use crate::config::settings;
+use crate::system::state::{Record, Store};
+use crate::plan::sysctl::{self, Key, Ledger, Write};
+use crate::config::types::{BackendChoice, IfaceName, Role};
+use crate::config::wgconf::{self, WgConfig};
 
 const LEDGER: &str = "sysctl";
 const NFT_BEFORE: &str = "nft-before";
@@ -50,7 +53,7 @@ fn load(args: &Args) -> Result<(Options, WgConfig)> {
 
 /// The backend for this interface: the one it was installed with, else the one the other
 /// managed interfaces use (they share chains), else the option, else auto-detected.
-fn backend(
+fn choose_backend(
     choice: Option<BackendChoice>,
     mine: Option<&Record>,
     others: &[Record],
@@ -72,7 +75,7 @@ fn backend(
         ))),
         (Some((b, r)), _) => Ok((b, format!("{} is managed with it", r.iface))),
         (None, Some(a)) => Ok((a, "--backend".into())),
-        (None, None) => Ok(firewall::auto()),
+        (None, None) => Ok(backend::auto()),
     }
 }
 
@@ -259,9 +262,9 @@ fn prepare(
 ) -> Result<(Plan, Before, Vec<Family>)> {
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
     let endpoint_notes = endpoints(&mut facts, iface, conf, opts);
-    let families = firewall::families(facts.ipv6_enabled);
-    let before = firewall::read(backend, &families)?;
-    facts.input_owner = firewall::input_owners(&before);
+    let families = backend::families(facts.ipv6_enabled);
+    let before = backend::read(backend, &families)?;
+    facts.input_owner = backend::input_owners(&before);
     let mut plan = plan::derive(iface, conf, opts, &facts, plan::Purpose::Install)?;
     plan.notes.extend(endpoint_notes);
     Ok((plan, before, families))
@@ -278,7 +281,7 @@ fn install(
     let records = store.records()?;
     let mine = records.iter().find(|r| &r.iface == iface).cloned();
     let others: Vec<Record> = records.into_iter().filter(|r| &r.iface != iface).collect();
-    let (backend, why) = backend(opts.backend, mine.as_ref(), &others)?;
+    let (backend, why) = choose_backend(opts.backend, mine.as_ref(), &others)?;
     log::info!("backend {} ({why})", backend.name());
     let (plan, before, families) = prepare(iface, opts, conf, backend)?;
     for note in &plan.notes {
@@ -288,7 +291,7 @@ fn install(
         let port = plan.ssh_port.map_or(22, |p| p.get());
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let ssh = std::env::var("SSH_CONNECTION").ok();
-        let established = crate::sockdiag::established_peers(port).unwrap_or_else(|| {
+        let established = crate::system::sockdiag::established_peers(port).unwrap_or_else(|| {
             lockout::proc_peers(&read("/proc/net/tcp"), &read("/proc/net/tcp6"), port)
         });
         for client in lockout::ssh_clients(ssh.as_deref(), &established) {
@@ -321,7 +324,7 @@ fn install(
             .iter()
             .map(|f| (f.family, plan.tail_policy(f)))
             .collect(),
-        chains: firewall::chains_of(backend, &plan, &others),
+        chains: backend::chains_of(backend, &plan, &others),
     };
     store.save_record(&record)?;
 
@@ -332,7 +335,7 @@ fn install(
         };
         let _ = tidy(store);
     };
-    if let Err(e) = firewall::apply(backend, &plan, &others, &before) {
+    if let Err(e) = backend::apply(backend, &plan, &others, &before) {
         undo_record(store);
         return Err(e);
     }
@@ -353,7 +356,7 @@ fn install(
     if let Err(e) = result {
         let _ = foreign::remove(iface, &placed);
         let _ = store.write_named(&foreign_file, &foreign::encode(&recorded));
-        firewall::undo(backend, iface, &before);
+        backend::undo(backend, iface, &before);
         undo_record(store);
         return Err(e);
     }
@@ -517,10 +520,10 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
         others.first(),
     ) {
         (Some(b), _) => vec![b],
-        (None, Some(_)) => vec![backend(None, None, &others)?.0],
+        (None, Some(_)) => vec![choose_backend(None, None, &others)?.0],
         // Nothing recorded (a reboot emptied /run while saved rules came back, or never up):
         // remove whatever carries this interface's name, with every backend there is.
-        (None, None) => firewall::installed_backends(),
+        (None, None) => backend::installed_backends(),
     };
     let mut warned = false;
     let foreign_file = format!("{iface}.foreign");
@@ -530,7 +533,7 @@ fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
             .into_iter()
             .chain(backends.into_iter().flat_map(|b| {
                 let recorded = mine.filter(|r| r.backend == b.name()).map(|r| &r.chains);
-                firewall::remove(b, iface, &others, recorded, ipv6_enabled())
+                backend::remove(b, iface, &others, recorded, ipv6_enabled())
             }));
     for w in warnings {
         eprintln!("wgfw-hook: warning: {w}");
@@ -610,7 +613,7 @@ fn differences(
         .filter(|r| &r.iface != iface)
         .collect();
     let (plan, before, families) = prepare(iface, opts, conf, backend)?;
-    let mut out = firewall::differences(backend, &plan, &others, &before);
+    let mut out = backend::differences(backend, &plan, &others, &before);
     for w in &plan.sysctls {
         if let Ok(v) = sysctl::read(&w.key)
             && v != w.value
@@ -685,7 +688,7 @@ pub fn status(only: Option<&IfaceName>, json: bool) -> Result<()> {
             recorded_inputs(&store, &r.iface),
         ) {
             (Some(backend), Ok((opts, conf))) => prepare(&r.iface, &opts, &conf, backend)
-                .map(|(plan, _, _)| firewall::counters(backend, &plan, &others))
+                .map(|(plan, _, _)| backend::counters(backend, &plan, &others))
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
@@ -876,15 +879,15 @@ pub fn plan(args: &Args) -> Result<()> {
     let iface = &args.iface;
     let (opts, conf) = load(args)?;
     let (backend, why) = match opts.backend {
-        None | Some(BackendChoice::Auto) => firewall::auto(),
-        Some(choice) => (backend(Some(choice), None, &[])?.0, "--backend".to_string()),
+        None | Some(BackendChoice::Auto) => backend::auto(),
+        Some(choice) => (choose_backend(Some(choice), None, &[])?.0, "--backend".to_string()),
     };
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
     let mut notes = endpoints(&mut facts, iface, &conf, &opts);
-    let families = firewall::families(facts.ipv6_enabled);
-    let overview = match firewall::read(backend, &families) {
+    let families = backend::families(facts.ipv6_enabled);
+    let overview = match backend::read(backend, &families) {
         Ok(before) => {
-            facts.input_owner = firewall::input_owners(&before);
+            facts.input_owner = backend::input_owners(&before);
             before.overview().unwrap_or_default().to_string()
         }
         Err(_) => {
@@ -892,7 +895,7 @@ pub fn plan(args: &Args) -> Result<()> {
                 "the live ruleset is not readable (not root?): input policy auto means drop here"
                     .into(),
             );
-            firewall::nft_overview().unwrap_or_default()
+            backend::nft_overview().unwrap_or_default()
         }
     };
     let view = foreign::read(backend, &families, &overview);

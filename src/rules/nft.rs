@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::plan::Family;
-use crate::ruleset::{Chain, Ct, Match, Ports, Rule, SHARED_INPUT, Verdict};
-use crate::types::RateUnit;
+use crate::rules::ruleset::{Chain, Ct, Match, Ports, Rule, SHARED_INPUT, Verdict};
+use crate::config::types::RateUnit;
 
 pub const TABLE: &str = "inet wgfw";
 
@@ -396,7 +396,7 @@ pub fn counted(listing: &str, chains: &[String]) -> Vec<(&'static str, u64)> {
             continue;
         }
         for r in rules {
-            let Some(label) = crate::ruleset::COUNTED
+            let Some(label) = crate::rules::ruleset::COUNTED
                 .iter()
                 .find(|l| r.contains(&format!("comment \"{l}\"")))
             else {
@@ -473,7 +473,7 @@ pub fn sets_used(listing: &str, chains: &[String]) -> Vec<String> {
 /// Enough to tell whether the table is there and what a removal would leave of it, without
 /// listing its rules.
 pub fn overview_chains(overview: &str) -> Option<BTreeSet<String>> {
-    let inv = crate::residue::Inventory::parse(overview);
+    let inv = crate::rules::residue::Inventory::parse(overview);
     let table = inv.tables.get(TABLE)?;
     Some(table.chains.keys().cloned().collect())
 }
@@ -501,7 +501,7 @@ pub fn input_owner(ruleset: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::Table;
+    use crate::rules::ruleset::Table;
 
     #[test]
     fn reads_our_chains_from_the_overview() {
@@ -560,17 +560,17 @@ mod tests {
     #[test]
     fn every_hooked_chain_is_found_by_its_name() {
         let plan = |role| {
-            let opts = crate::cli::Options {
+            let opts = crate::config::cli::Options {
                 role: Some(role),
                 ..Default::default()
             };
             let conf = "[Interface]\nAddress = 10.6.0.1/24, fd6::1/64\nListenPort = 1\n";
             crate::plan::for_test(conf, &opts, &crate::plan::HostFacts::example()).unwrap()
         };
-        for role in [crate::types::Role::Server, crate::types::Role::Client] {
+        for role in [crate::config::types::Role::Server, crate::config::types::Role::Client] {
             let p = plan(role);
             for fp in &p.families {
-                for c in crate::ruleset::fresh(&p, fp) {
+                for c in crate::rules::ruleset::fresh(&p, fp) {
                     let by_name = base_of_name(&chain_name(&c.name, fp.family)).map(|(b, _)| b);
                     assert_eq!(
                         by_name,

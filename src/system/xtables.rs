@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 
-use crate::iptables::Live;
+use crate::rules::iptables::Live;
 use crate::plan::Family;
-use crate::ruleset::Table;
-use crate::sys::{self, AF_INET, AF_INET6};
+use crate::rules::ruleset::Table;
+use crate::system::sys::{self, AF_INET, AF_INET6};
 
 const IPPROTO_RAW: i32 = 255;
 const SOL_IP: i32 = 0;

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::cmd;
+use crate::system::cmd;
 use crate::error::{Error, Result};
-use crate::iptables::{self, Live, Variant};
-use crate::nft;
+use crate::rules::iptables::{self, Live, Variant};
+use crate::rules::nft;
 use crate::plan::{Family, Plan};
-use crate::ruleset::{self, Member, SHARED_INPUT, Table};
-use crate::state::Record;
-use crate::types::IfaceName;
-use crate::xtables;
+use crate::rules::ruleset::{self, Member, SHARED_INPUT, Table};
+use crate::system::state::Record;
+use crate::config::types::IfaceName;
+use crate::system::xtables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

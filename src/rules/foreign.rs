@@ -10,13 +10,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::cmd;
+use crate::system::cmd;
 use crate::error::Result;
-use crate::firewall::{self, Backend};
-use crate::iptables::{Live, Variant};
+use crate::backend::{self, Backend};
+use crate::rules::iptables::{Live, Variant};
 use crate::plan::{Family, Plan};
-use crate::ruleset::Table;
-use crate::types::{IfaceName, Role};
+use crate::rules::ruleset::Table;
+use crate::config::types::{IfaceName, Role};
 
 /// Where an accept goes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,7 +98,7 @@ pub fn read(backend: Backend, families: &[Family], nft_overview: &str) -> View {
         }
         for f in families {
             if has_tables(v, *f, nft_overview)
-                && let Ok(live) = firewall::live_rules(v, *f)
+                && let Ok(live) = backend::live_rules(v, *f)
             {
                 view.iptables.push((v, *f, live));
             }
@@ -281,7 +281,7 @@ pub fn apply(
                 family,
                 chain,
             } => {
-                let live = firewall::live_rules(*variant, *family)?;
+                let live = backend::live_rules(*variant, *family)?;
                 let old: Vec<String> = live
                     .rules
                     .get(&(Table::Filter, chain.clone()))
@@ -311,7 +311,7 @@ pub fn apply(
                 let prog = variant.restore(*family);
                 cmd::transaction(
                     &prog,
-                    &firewall::RESTORE_ARGS,
+                    &backend::RESTORE_ARGS,
                     &script,
                     "our accepts",
                     Some(&why),
@@ -346,7 +346,7 @@ pub fn count_marked(iface: &IfaceName, place: &Place) -> usize {
             variant,
             family,
             chain,
-        } => firewall::live_rules(*variant, *family)
+        } => backend::live_rules(*variant, *family)
             .map(|l| {
                 l.rules.get(&(Table::Filter, chain.clone())).map_or(0, |r| {
                     r.iter()
@@ -403,7 +403,7 @@ mod tests {
     use crate::plan::HostFacts;
 
     fn server_plan() -> Plan {
-        let opts = crate::cli::Options {
+        let opts = crate::config::cli::Options {
             allow: vec!["tcp/443".parse().unwrap()],
             ..Default::default()
         };

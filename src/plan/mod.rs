@@ -8,11 +8,13 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use crate::cli::Options;
+pub mod sysctl;
+
+use crate::config::cli::Options;
 use crate::error::{Error, Result};
-use crate::sysctl::{Key, Write};
-use crate::types::{IfaceName, Policy, Port, Rate, RateUnit, Role, Service};
-use crate::wgconf::WgConfig;
+use crate::plan::sysctl::{Key, Write};
+use crate::config::types::{IfaceName, Policy, Port, Rate, RateUnit, Role, Service};
+use crate::config::wgconf::WgConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
@@ -353,8 +355,8 @@ pub fn derive(
         notes,
     };
     plan.sysctls = match role {
-        Role::Server => crate::sysctl::server_writes(&plan, host),
-        Role::Client => crate::sysctl::client_writes(&plan),
+        Role::Server => crate::plan::sysctl::server_writes(&plan, host),
+        Role::Client => crate::plan::sysctl::client_writes(&plan),
     };
     Ok(plan)
 }
@@ -390,7 +392,7 @@ fn tunnel_nets(conf: &WgConfig, family: Family, notes: &mut Vec<String>) -> Vec<
 /// from one.
 #[cfg(test)]
 pub fn for_test(conf_text: &str, opts: &Options, host: &HostFacts) -> Result<Plan> {
-    let conf = crate::wgconf::parse(std::path::Path::new("/etc/wireguard/wg0.conf"), conf_text)?;
+    let conf = crate::config::wgconf::parse(std::path::Path::new("/etc/wireguard/wg0.conf"), conf_text)?;
     derive(
         &"wg0".parse().expect("a valid name"),
         &conf,
@@ -403,7 +405,7 @@ pub fn for_test(conf_text: &str, opts: &Options, host: &HostFacts) -> Result<Pla
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wgconf;
+    use crate::config::wgconf;
     use std::path::Path;
 
     fn host() -> HostFacts {

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::plan::{Family, InputPolicy};
-use crate::ruleset::Table;
-use crate::types::{IfaceName, Role};
+use crate::rules::ruleset::Table;
+use crate::config::types::{IfaceName, Role};
 
 pub const RUN_DIR: &str = "/run/wgfw";
 /// Long enough for a dozen tunnels coming up at boot (an `up` holds the lock a fraction of a
@@ -144,7 +144,7 @@ fn netns_cookie() -> Option<u64> {
     const SO_NETNS_COOKIE: i32 = 71;
     let sock = std::os::unix::net::UnixDatagram::unbound().ok()?;
     let mut cookie = [0u8; 8];
-    let len = crate::sys::get_option(&sock, SOL_SOCKET, SO_NETNS_COOKIE, &mut cookie)?;
+    let len = crate::system::sys::get_option(&sock, SOL_SOCKET, SO_NETNS_COOKIE, &mut cookie)?;
     (len == 8).then(|| u64::from_ne_bytes(cookie))
 }
 

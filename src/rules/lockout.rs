@@ -7,8 +7,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::plan::{Family, InputPolicy, Plan};
-use crate::ruleset;
-use crate::types::Role;
+use crate::rules::ruleset;
+use crate::config::types::Role;
 
 /// The SSH clients to keep: from `SSH_CONNECTION` and the peers of established connections to
 /// the SSH port.
@@ -122,7 +122,7 @@ pub fn cut_off(plan: &Plan, client: IpAddr) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Options;
+    use crate::config::cli::Options;
 
     #[test]
     fn finds_ssh_clients() {
