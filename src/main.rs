@@ -1,8 +1,8 @@
 //! wgfw-hook: the firewall of a WireGuard server, installed by wg-quick's PostUp and removed by
 //! its PreDown. `main` only wires the modules: read config, derive a plan, render, apply.
 
-use wgfw_hook::config::cli::{self, Command, Invocation};
 use wgfw_hook::commands;
+use wgfw_hook::config::cli::{self, Command, Invocation};
 
 fn main() {
     let code = match cli::parse(std::env::args_os().skip(1)) {

@@ -8,8 +8,8 @@ use std::process::Command;
 
 use common::{run_with_input, text};
 
-use wgfw_hook::rules::iptables::Live;
 use wgfw_hook::plan::Family;
+use wgfw_hook::rules::iptables::Live;
 use wgfw_hook::system::xtables;
 
 const CLONE_NEWNET: i32 = 0x4000_0000;

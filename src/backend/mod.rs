@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use crate::system::cmd;
+use crate::config::types::IfaceName;
 use crate::error::{Error, Result};
+use crate::plan::{Family, Plan};
 use crate::rules::iptables::{self, Live, Variant};
 use crate::rules::nft;
-use crate::plan::{Family, Plan};
 use crate::rules::ruleset::{self, Member, SHARED_INPUT, Table};
+use crate::system::cmd;
 use crate::system::state::Record;
-use crate::config::types::IfaceName;
 use crate::system::xtables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

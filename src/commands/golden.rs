@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::config::cli::{self, Invocation};
 use crate::backend::Backend;
-use crate::rules::iptables::Variant;
-use crate::plan::{self, HostFacts, Purpose};
 use crate::commands::report;
+use crate::config::cli::{self, Invocation};
 use crate::config::types::BackendChoice;
 use crate::config::wgconf;
+use crate::plan::{self, HostFacts, Purpose};
+use crate::rules::iptables::Variant;
 
 pub fn render_case(dir: &Path, name: &str) -> String {
     let text = std::fs::read_to_string(dir.join(format!("{name}.conf"))).unwrap();

@@ -7,22 +7,23 @@ pub mod report;
 
 use std::path::PathBuf;
 
-use crate::config::cli::{Args, Options};
-use crate::system::cmd;
-use crate::error::{Error, Result};
 use crate::backend::Before;
 use crate::backend::{self, Backend};
-use crate::rules::foreign;
-use crate::system::host;
-use crate::rules::iptables::Variant;
-use crate::rules::lockout;
-use crate::plan::{self, Family, HostFacts, Plan};
-use crate::rules::residue;
+use crate::config::cli::{Args, Options};
 use crate::config::settings;
-use crate::system::state::{Record, Store};
-use crate::plan::sysctl::{self, Key, Ledger, Write};
 use crate::config::types::{BackendChoice, IfaceName, Role};
 use crate::config::wgconf::{self, WgConfig};
+use crate::error::{Error, Result};
+use crate::plan::ledger::{Ledger, Write};
+use crate::plan::{self, Family, HostFacts, Plan};
+use crate::rules::foreign;
+use crate::rules::iptables::Variant;
+use crate::rules::lockout;
+use crate::rules::residue;
+use crate::system::cmd;
+use crate::system::host;
+use crate::system::state::{Record, Store};
+use crate::system::sysctl;
 
 const LEDGER: &str = "sysctl";
 const NFT_BEFORE: &str = "nft-before";
@@ -384,13 +385,9 @@ fn endpoints(
 fn apply_sysctls(store: &Store, iface: &IfaceName, wanted: &[Write]) -> Result<()> {
     let old_text = store.read_named(LEDGER)?.unwrap_or_default();
     let mut ledger = Ledger::parse(&old_text);
-    let mut keys: Vec<Key> = wanted.iter().map(|w| w.key.clone()).collect();
-    for w in wanted.iter().filter(|w| w.key.spreads()) {
-        keys.extend(sysctl::spread_of(&w.key));
-    }
-    keys.extend(ledger.entries.keys().cloned());
-    let before = host::read_sysctls(keys.iter());
-    let writes = ledger.acquire(iface.as_str(), wanted, &before);
+    let snapshot = sysctl::snapshot(wanted, ledger.entries.keys());
+    let before = &snapshot.values;
+    let writes = ledger.acquire(iface.as_str(), wanted, &snapshot);
     store.write_named(LEDGER, &ledger.render())?;
     let mut done: Vec<&Write> = Vec::new();
     for w in &writes {
@@ -402,7 +399,7 @@ fn apply_sysctls(store: &Store, iface: &IfaceName, wanted: &[Write]) -> Result<(
                     let _ = sysctl::write(&d.key, v);
                 }
             }
-            for (k, v) in &before {
+            for (k, v) in before {
                 if sysctl::read(k).ok().as_ref() != Some(v) && !writes.iter().any(|w| &w.key == k) {
                     let _ = sysctl::write(k, v);
                 }
@@ -880,7 +877,10 @@ pub fn plan(args: &Args) -> Result<()> {
     let (opts, conf) = load(args)?;
     let (backend, why) = match opts.backend {
         None | Some(BackendChoice::Auto) => backend::auto(),
-        Some(choice) => (choose_backend(Some(choice), None, &[])?.0, "--backend".to_string()),
+        Some(choice) => (
+            choose_backend(Some(choice), None, &[])?.0,
+            "--backend".to_string(),
+        ),
     };
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
     let mut notes = endpoints(&mut facts, iface, &conf, &opts);
@@ -908,7 +908,7 @@ pub fn plan(args: &Args) -> Result<()> {
             rules.join("; ")
         ));
     }
-    let current = host::read_sysctls(plan.sysctls.iter().map(|w| &w.key));
+    let current = sysctl::read_all(plan.sysctls.iter().map(|w| &w.key));
     print!("{}", report::plan(&plan, backend, &why, &current));
     Ok(())
 }

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use crate::backend::{self, Backend};
-use crate::plan::{FamilyPlan, InputPolicy, Plan};
-use crate::plan::sysctl::Key;
 use crate::config::types::Role;
+use crate::plan::ledger::Key;
+use crate::plan::{FamilyPlan, InputPolicy, Plan};
 
 /// What `plan` prints: a header of facts, one restore script per family, the sysctl writes.
 pub fn plan(plan: &Plan, backend: Backend, why: &str, current: &BTreeMap<Key, String>) -> String {

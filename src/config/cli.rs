@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use crate::error::{Error, Result};
 use crate::config::types::{BackendChoice, IfaceName, Policy, Port, Rate, Role, Service};
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -616,7 +616,8 @@ mod tests {
             "--backend",
             "nft",
         ]);
-        let back = crate::config::settings::parse(std::path::Path::new("r"), &o.to_settings()).unwrap();
+        let back =
+            crate::config::settings::parse(std::path::Path::new("r"), &o.to_settings()).unwrap();
         assert_eq!(back, o);
         assert_eq!(Options::default().to_settings(), "");
     }

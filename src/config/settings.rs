@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::cli::{FLAGS, Options};
-use crate::error::{Error, Result};
 use crate::config::trust;
 use crate::config::types::IfaceName;
+use crate::error::{Error, Result};
 
 pub const DIR: &str = "/etc/wgfw";
 

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use crate::error::{Error, Result};
 use crate::config::types::Port;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WgConfig {

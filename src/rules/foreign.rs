@@ -10,13 +10,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::system::cmd;
-use crate::error::Result;
 use crate::backend::{self, Backend};
-use crate::rules::iptables::{Live, Variant};
-use crate::plan::{Family, Plan};
-use crate::rules::ruleset::Table;
 use crate::config::types::{IfaceName, Role};
+use crate::error::Result;
+use crate::plan::{Family, Plan};
+use crate::rules::iptables::{Live, Variant};
+use crate::rules::ruleset::Table;
+use crate::system::cmd;
 
 /// Where an accept goes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use crate::config::types::RateUnit;
 use crate::plan::{Family, FamilyPlan, Plan};
 use crate::rules::ruleset::{self, Ct, Match, Ports, Rule, Table, Verdict};
-use crate::config::types::RateUnit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Variant {

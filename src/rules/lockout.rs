@@ -6,9 +6,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::config::types::Role;
 use crate::plan::{Family, InputPolicy, Plan};
 use crate::rules::ruleset;
-use crate::config::types::Role;
 
 /// The SSH clients to keep: from `SSH_CONNECTION` and the peers of established connections to
 /// the SSH port.

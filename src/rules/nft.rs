@@ -9,9 +9,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use crate::config::types::RateUnit;
 use crate::plan::Family;
 use crate::rules::ruleset::{Chain, Ct, Match, Ports, Rule, SHARED_INPUT, Verdict};
-use crate::config::types::RateUnit;
 
 pub const TABLE: &str = "inet wgfw";
 
@@ -567,7 +567,10 @@ mod tests {
             let conf = "[Interface]\nAddress = 10.6.0.1/24, fd6::1/64\nListenPort = 1\n";
             crate::plan::for_test(conf, &opts, &crate::plan::HostFacts::example()).unwrap()
         };
-        for role in [crate::config::types::Role::Server, crate::config::types::Role::Client] {
+        for role in [
+            crate::config::types::Role::Server,
+            crate::config::types::Role::Client,
+        ] {
             let p = plan(role);
             for fp in &p.families {
                 for c in crate::rules::ruleset::fresh(&p, fp) {

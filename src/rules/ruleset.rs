@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use crate::plan::{Family, FamilyPlan, InputPolicy, Plan};
 use crate::config::types::{IfaceName, Proto, Rate, RateUnit, Role};
+use crate::plan::{Family, FamilyPlan, InputPolicy, Plan};
 
 /// Tables in the order a packet meets them, which is also the order scripts list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

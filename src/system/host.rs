@@ -1,15 +1,15 @@
 //! Reads the facts a plan needs from the running system: default routes, the live interface,
 //! current sysctls, the live ruleset. Read-only: nothing here changes the host.
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-use crate::system::cmd;
-use crate::plan::{Family, HostFacts};
-use crate::plan::sysctl::{self, Key};
 use crate::config::types::{IfaceName, Port};
 use crate::config::wgconf::{Peer, WgConfig};
+use crate::plan::ledger::Key;
+use crate::plan::{Family, HostFacts};
+use crate::system::cmd;
+use crate::system::sysctl;
 
 pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> HostFacts {
     let mut facts = HostFacts {
@@ -273,12 +273,6 @@ fn parse_stale(text: &str, now: u64, max_age_secs: u64) -> Vec<(String, Option<u
                 _ => None,
             }
         })
-        .collect()
-}
-
-/// Reads the current value of every key, for the record taken before the first write.
-pub fn read_sysctls<'a>(keys: impl Iterator<Item = &'a Key>) -> BTreeMap<Key, String> {
-    keys.filter_map(|k| sysctl::read(k).ok().map(|v| (k.clone(), v)))
         .collect()
 }
 

@@ -6,4 +6,5 @@ pub mod host;
 pub mod sockdiag;
 pub mod state;
 pub mod sys;
+pub mod sysctl;
 pub mod xtables;

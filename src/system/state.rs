@@ -9,10 +9,10 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::config::types::{IfaceName, Role};
 use crate::error::{Error, Result};
 use crate::plan::{Family, InputPolicy};
 use crate::rules::ruleset::Table;
-use crate::config::types::{IfaceName, Role};
 
 pub const RUN_DIR: &str = "/run/wgfw";
 /// Long enough for a dozen tunnels coming up at boot (an `up` holds the lock a fraction of a

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 
-use crate::rules::iptables::Live;
 use crate::plan::Family;
+use crate::rules::iptables::Live;
 use crate::rules::ruleset::Table;
 use crate::system::sys::{self, AF_INET, AF_INET6};
 

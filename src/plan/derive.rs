@@ -1,0 +1,484 @@
+//! Derives what `up` will install from the wg-quick config, the options and a few facts about
+//! the host. Pure: the facts are gathered elsewhere (`system::host`), so every decision here is
+//! unit-tested and `plan` can print it without root.
+
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+
+use crate::config::cli::Options;
+use crate::config::types::{IfaceName, Policy, Port, Rate, RateUnit, Role};
+use crate::config::wgconf::WgConfig;
+use crate::error::{Error, Result};
+
+use super::model::{Family, FamilyPlan, HostFacts, InputPolicy, Plan, Purpose};
+use super::sysctl;
+
+pub const DEFAULT_HANDSHAKE_LIMIT: Rate = Rate {
+    count: 30,
+    unit: RateUnit::Minute,
+};
+pub const DEFAULT_HANDSHAKE_BURST: u32 = 5;
+pub const DEFAULT_SSH_PORT: u16 = 22;
+/// wg-quick's own fallback when it cannot find the route's MTU: 1500 minus 80.
+pub const FALLBACK_MTU: u32 = 1420;
+
+pub fn derive(
+    iface: &IfaceName,
+    conf: &WgConfig,
+    opts: &Options,
+    host: &HostFacts,
+    purpose: Purpose,
+) -> Result<Plan> {
+    let mut notes = Vec::new();
+    let role = opts.role.unwrap_or(Role::Server);
+    let port = listen_port(iface, conf, host, role, purpose, &mut notes)?;
+    let mtu = mtu(iface, conf, host, &mut notes);
+    if conf.addresses.is_empty() {
+        return Err(Error::usage(format!(
+            "{}: [Interface] has no Address, so there is no tunnel network to protect",
+            conf.path.display()
+        )));
+    }
+
+    // Port 0 is no place to send to (and stands for "not yet known" in a rendered port).
+    let (endpoints, portless): (Vec<SocketAddr>, Vec<SocketAddr>) =
+        host.endpoints.iter().partition(|e| e.port() != 0);
+    for e in &portless {
+        notes.push(format!("endpoint {e} has port 0: no way out to it"));
+    }
+
+    let mut families = Vec::new();
+    for family in Family::BOTH {
+        if family == Family::V6 && !host.ipv6_enabled {
+            if conf.addresses.iter().any(|a| Family::of(a) == Family::V6) {
+                notes.push("IPv6 is disabled in this kernel: no IPv6 rules".into());
+            }
+            continue;
+        }
+        let input = Inputs {
+            conf,
+            opts,
+            host,
+            role,
+            mtu,
+            endpoints: &endpoints,
+        };
+        families.push(family_plan(&input, family, &mut notes));
+    }
+    for f in &families {
+        if f.admin.as_ref().is_some_and(Vec::is_empty) {
+            notes.push(format!(
+                "{} SSH is closed: no --admin network is {}",
+                f.family, f.family
+            ));
+        }
+    }
+    notes.extend(role_notes(opts, role, &endpoints));
+    let mut plan = Plan {
+        iface: iface.clone(),
+        role,
+        lockdown: role == Role::Client && opts.lockdown,
+        allow_lan: role == Role::Client && opts.allow_lan,
+        port,
+        mtu,
+        ssh_port: opts.ssh_port.unwrap_or(Port::new(DEFAULT_SSH_PORT)),
+        allow: opts.allow.clone(),
+        handshake_limit: opts.handshake_limit.unwrap_or(DEFAULT_HANDSHAKE_LIMIT),
+        handshake_burst: DEFAULT_HANDSHAKE_BURST,
+        log: !opts.no_log,
+        peer_to_peer: opts.peer_to_peer,
+        families,
+        sysctls: Vec::new(),
+        notes,
+    };
+    plan.sysctls = match role {
+        Role::Server => sysctl::server_writes(&plan, host),
+        Role::Client => sysctl::client_writes(&plan),
+    };
+    Ok(plan)
+}
+
+/// The listen port: the config's, else the live interface's; a client's is random.
+fn listen_port(
+    iface: &IfaceName,
+    conf: &WgConfig,
+    host: &HostFacts,
+    role: Role,
+    purpose: Purpose,
+    notes: &mut Vec<String>,
+) -> Result<Option<Port>> {
+    Ok(match (conf.listen_port, host.live_port, purpose) {
+        (Some(p), _, _) => Some(p),
+        // A client's own port is random and nobody connects to it.
+        (None, _, _) if role == Role::Client => None,
+        (None, Some(p), _) => {
+            notes.push(format!(
+                "ListenPort {p} comes from the live interface (the config sets none)"
+            ));
+            Some(p)
+        }
+        (None, None, Purpose::Show) => {
+            notes.push(format!(
+                "the config sets no ListenPort: at up time the random port is read from the live {iface} (shown as LISTEN-PORT)"
+            ));
+            None
+        }
+        (None, None, Purpose::Install) => {
+            return Err(Error::usage(format!(
+                "{}: no ListenPort, and {iface} is not up to read its random port from: set ListenPort",
+                conf.path.display()
+            )));
+        }
+    })
+}
+
+/// The tunnel MTU: the config's, else the live interface's, else wg-quick's fallback.
+fn mtu(iface: &IfaceName, conf: &WgConfig, host: &HostFacts, notes: &mut Vec<String>) -> u32 {
+    match (conf.mtu, host.live_mtu) {
+        (Some(m), _) => m,
+        (None, Some(m)) => {
+            notes.push(format!("MTU {m} comes from the live interface"));
+            m
+        }
+        (None, None) => {
+            notes.push(format!(
+                "MTU {FALLBACK_MTU} is assumed: {iface} is not up, and at up time its live MTU is used"
+            ));
+            FALLBACK_MTU
+        }
+    }
+}
+
+/// What every family's plan is derived from.
+struct Inputs<'a> {
+    conf: &'a WgConfig,
+    opts: &'a Options,
+    host: &'a HostFacts,
+    role: Role,
+    mtu: u32,
+    endpoints: &'a [SocketAddr],
+}
+
+fn family_plan(input: &Inputs, family: Family, notes: &mut Vec<String>) -> FamilyPlan {
+    let Inputs {
+        conf,
+        opts,
+        host,
+        role,
+        ..
+    } = *input;
+    // A client's peers are the world (AllowedIPs 0.0.0.0/0): it has no networks behind it.
+    let tunnel_nets = match role {
+        Role::Server => tunnel_nets(conf, family, notes),
+        Role::Client => Vec::new(),
+    };
+    let wan = opts
+        .wan
+        .clone()
+        .or_else(|| host.default_dev.get(&family).cloned());
+    if wan.is_none() && !tunnel_nets.is_empty() && !opts.no_internet && role == Role::Server {
+        notes.push(format!(
+            "no {family} default route and no --wan: peers get no {family} internet"
+        ));
+    }
+    let policy = input_policy(opts, host, role, family, notes);
+    // A client masquerades its LAN into the tunnel in both families: the server's
+    // cryptokey routing accepts no source but the client's tunnel addresses.
+    let masquerade = match (role, family) {
+        (Role::Client, _) | (Role::Server, Family::V4) => !opts.no_nat,
+        (Role::Server, Family::V6) => opts.nat6 && !opts.no_nat,
+    };
+    let header = match family {
+        Family::V4 => 40,
+        Family::V6 => 60,
+    };
+    let of_family = |nets: &[IpNet]| -> Vec<IpNet> {
+        nets.iter()
+            .filter(|n| Family::of(n) == family)
+            .copied()
+            .collect()
+    };
+    FamilyPlan {
+        family,
+        addresses: of_family(&conf.addresses),
+        tunnel_nets,
+        wan,
+        policy,
+        masquerade,
+        lans: of_family(&opts.lan),
+        internet: !opts.no_internet,
+        admin: (!opts.admin.is_empty()).then(|| of_family(&opts.admin)),
+        mss: input.mtu.saturating_sub(header),
+        endpoints: input
+            .endpoints
+            .iter()
+            .filter(|e| e.is_ipv4() == (family == Family::V4))
+            .copied()
+            .collect(),
+    }
+}
+
+fn input_policy(
+    opts: &Options,
+    host: &HostFacts,
+    role: Role,
+    family: Family,
+    notes: &mut Vec<String>,
+) -> InputPolicy {
+    match opts.policy.unwrap_or(Policy::Auto) {
+        Policy::Drop => InputPolicy::Drop,
+        Policy::Accept => InputPolicy::Accept,
+        // A kill switch drops what it does not know, whoever else manages input.
+        Policy::Auto if role == Role::Client => InputPolicy::Drop,
+        Policy::Auto => match host.input_owner.get(&family) {
+            Some(why) => {
+                notes.push(format!(
+                    "{family} input is deferred to another manager: {why}"
+                ));
+                InputPolicy::Defer
+            }
+            None => InputPolicy::Drop,
+        },
+    }
+}
+
+/// Notes on options that the role does not use.
+fn role_notes(opts: &Options, role: Role, endpoints: &[SocketAddr]) -> Vec<String> {
+    let mut notes = Vec::new();
+    if role == Role::Client {
+        if endpoints.is_empty() {
+            notes.push("no peer has a known endpoint: nothing may leave outside the tunnel, not even the tunnel itself".into());
+        }
+        if opts.ssh_port.is_some() || !opts.admin.is_empty() {
+            notes.push("--ssh-port and --admin concern the server role: a client accepts only what --allow and --allow-lan name".into());
+        }
+    } else if opts.allow_lan || opts.lockdown {
+        notes.push("--allow-lan and --lockdown concern the client role: ignored".into());
+    }
+    notes
+}
+
+/// The networks behind the tunnel in one family: each Address's network, or where an Address
+/// is a host route (/32, /128), the peers' AllowedIPs.
+fn tunnel_nets(conf: &WgConfig, family: Family, notes: &mut Vec<String>) -> Vec<IpNet> {
+    let mut nets: Vec<IpNet> = Vec::new();
+    for addr in conf.addresses.iter().filter(|a| Family::of(a) == family) {
+        if addr.prefix_len() == addr.max_prefix_len() {
+            for peer in &conf.peers {
+                for net in peer.allowed_ips.iter().filter(|n| Family::of(n) == family) {
+                    if net.prefix_len() == 0 {
+                        notes.push(format!(
+                            "{}:{}: a peer's AllowedIPs {net} is not a tunnel network (it is everything): ignored",
+                            conf.path.display(),
+                            peer.line
+                        ));
+                    } else {
+                        nets.push(net.trunc());
+                    }
+                }
+            }
+        } else {
+            nets.push(addr.trunc());
+        }
+    }
+    // Sorted, without duplicates and without networks inside others.
+    IpNet::aggregate(&nets)
+}
+
+/// The plan for an interface wg0 with the config `conf_text`: the tests of every module start
+/// from one.
+#[cfg(test)]
+pub fn for_test(conf_text: &str, opts: &Options, host: &HostFacts) -> Result<Plan> {
+    let conf =
+        crate::config::wgconf::parse(std::path::Path::new("/etc/wireguard/wg0.conf"), conf_text)?;
+    derive(
+        &"wg0".parse().expect("a valid name"),
+        &conf,
+        opts,
+        host,
+        Purpose::Install,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::wgconf;
+    use std::path::Path;
+
+    fn host() -> HostFacts {
+        HostFacts::example()
+    }
+
+    fn conf(text: &str) -> WgConfig {
+        wgconf::parse(Path::new("/etc/wireguard/wg0.conf"), text).unwrap()
+    }
+
+    use super::for_test as plan;
+
+    const DUAL: &str = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";
+
+    #[test]
+    fn dual_stack_defaults() {
+        let p = plan(DUAL, &Options::default(), &host()).unwrap();
+        assert_eq!(
+            (p.port, p.mtu, p.ssh_port, p.log),
+            (Port::new(51820), 1420, Port::new(22), true)
+        );
+        assert_eq!(p.families.len(), 2);
+        let v4 = &p.families[0];
+        assert_eq!(
+            v4.tunnel_nets,
+            vec!["10.66.0.0/24".parse::<IpNet>().unwrap()]
+        );
+        assert_eq!(
+            (v4.masquerade, v4.mss, v4.policy),
+            (true, 1380, InputPolicy::Drop)
+        );
+        let v6 = &p.families[1];
+        assert_eq!((v6.masquerade, v6.mss), (false, 1360));
+        assert_eq!(v6.wan.as_ref().unwrap().as_str(), "eth0");
+    }
+
+    #[test]
+    fn host_route_address_takes_peers_allowed_ips() {
+        let p = plan(
+            "[Interface]\nAddress = 10.66.0.1/32\nListenPort = 1\n\
+             [Peer]\nAllowedIPs = 10.66.0.2/32, 10.70.0.0/16, 0.0.0.0/0\n[Peer]\nAllowedIPs = 10.66.0.3/32, 10.70.1.0/24\n",
+            &Options::default(),
+            &host(),
+        )
+        .unwrap();
+        let want: Vec<IpNet> = ["10.66.0.2/31", "10.70.0.0/16"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(p.families[0].tunnel_nets, want);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("wg0.conf:4: a peer's AllowedIPs 0.0.0.0/0")),
+            "{:?}",
+            p.notes
+        );
+        assert!(p.families[1].tunnel_nets.is_empty());
+    }
+
+    #[test]
+    fn missing_port_and_mtu_come_from_the_live_interface() {
+        let text = "[Interface]\nAddress = 10.66.0.1/24\n";
+        let e = plan(text, &Options::default(), &host()).unwrap_err();
+        assert!(e.to_string().contains("no ListenPort"), "{e}");
+        let shown = derive(
+            &"wg0".parse().unwrap(),
+            &conf(text),
+            &Options::default(),
+            &host(),
+            Purpose::Show,
+        )
+        .unwrap();
+        assert_eq!(shown.port, None);
+        let live = HostFacts {
+            live_port: Port::new(40000),
+            live_mtu: Some(1380),
+            ..host()
+        };
+        let p = plan(text, &Options::default(), &live).unwrap();
+        assert_eq!(
+            (p.port, p.mtu, p.families[0].mss),
+            (Port::new(40000), 1380, 1340)
+        );
+        assert_eq!(p.notes.len(), 2);
+    }
+
+    #[test]
+    fn options_shape_the_plan() {
+        let opts = Options {
+            no_nat: true,
+            admin: vec!["192.0.2.0/24".parse().unwrap()],
+            policy: Some(Policy::Accept),
+            wan: "ens3".parse().ok(),
+            ..Options::default()
+        };
+        let p = plan(DUAL, &opts, &host()).unwrap();
+        assert!(!p.families[0].masquerade);
+        assert_eq!(p.families[0].admin.as_ref().unwrap().len(), 1);
+        assert!(p.families[1].admin.as_ref().unwrap().is_empty());
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n == "IPv6 SSH is closed: no --admin network is IPv6"),
+            "{:?}",
+            p.notes
+        );
+        assert_eq!(p.families[0].wan.as_ref().unwrap().as_str(), "ens3");
+        assert_eq!(p.families[1].policy, InputPolicy::Accept);
+        let nat6 = Options {
+            nat6: true,
+            ..Options::default()
+        };
+        assert!(plan(DUAL, &nat6, &host()).unwrap().families[1].masquerade);
+    }
+
+    #[test]
+    fn auto_policy_defers_to_an_input_owner() {
+        let mut h = host();
+        h.input_owner
+            .insert(Family::V4, "ufw's chains are present".into());
+        let p = plan(DUAL, &Options::default(), &h).unwrap();
+        assert_eq!(p.families[0].policy, InputPolicy::Defer);
+        assert_eq!(p.families[1].policy, InputPolicy::Drop);
+        let forced = Options {
+            policy: Some(Policy::Drop),
+            ..Options::default()
+        };
+        assert_eq!(
+            plan(DUAL, &forced, &h).unwrap().families[0].policy,
+            InputPolicy::Drop
+        );
+    }
+
+    #[test]
+    fn an_endpoint_of_port_0_is_no_way_out() {
+        // Found by the fuzz target wgconf: it rendered as the LISTEN-PORT placeholder.
+        let h = HostFacts {
+            endpoints: vec![
+                "192.0.2.8:0".parse().unwrap(),
+                "192.0.2.7:4500".parse().unwrap(),
+            ],
+            ..host()
+        };
+        let client = Options {
+            role: Some(Role::Client),
+            ..Options::default()
+        };
+        let p = plan(DUAL, &client, &h).unwrap();
+        assert_eq!(p.families[0].endpoints, vec![h.endpoints[1]]);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n == "endpoint 192.0.2.8:0 has port 0: no way out to it"),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn no_address_and_no_ipv6() {
+        assert!(
+            plan(
+                "[Interface]\nListenPort = 1\n",
+                &Options::default(),
+                &host()
+            )
+            .is_err()
+        );
+        let h = HostFacts {
+            ipv6_enabled: false,
+            ..host()
+        };
+        let p = plan(DUAL, &Options::default(), &h).unwrap();
+        assert_eq!(p.families.len(), 1);
+    }
+}

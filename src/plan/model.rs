@@ -1,0 +1,165 @@
+//! The plan as data: what `up` will install for one interface, per address family, and the
+//! facts about the host it was derived from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+
+use crate::config::types::{IfaceName, Port, Rate, Role, Service};
+
+use super::ledger::{Key, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    pub fn of(net: &IpNet) -> Family {
+        match net {
+            IpNet::V4(_) => Family::V4,
+            IpNet::V6(_) => Family::V6,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the host says, gathered before planning.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// The device of each family's default route.
+    pub default_dev: BTreeMap<Family, IfaceName>,
+    pub ipv6_enabled: bool,
+    /// The live interface, when it exists.
+    pub live_port: Option<Port>,
+    pub live_mtu: Option<u32>,
+    /// Per family: why another firewall manager owns the host's input, if one does.
+    pub input_owner: BTreeMap<Family, String>,
+    /// Current values of the sysctls the plan may write (absent: not readable).
+    pub sysctl: BTreeMap<Key, String>,
+    /// The peers' endpoints: as the live interface reports them, else as the config names them.
+    pub endpoints: Vec<SocketAddr>,
+}
+
+impl HostFacts {
+    /// A plain host for tests and golden files: default routes on eth0, IPv6 on, nothing else
+    /// known. Also the host the fuzz targets render for.
+    pub fn example() -> HostFacts {
+        HostFacts {
+            default_dev: [
+                (Family::V4, "eth0".parse().unwrap()),
+                (Family::V6, "eth0".parse().unwrap()),
+            ]
+            .into(),
+            ipv6_enabled: true,
+            ..HostFacts::default()
+        }
+    }
+}
+
+/// What happens, per family, to inbound traffic that nothing allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputPolicy {
+    Drop,
+    Accept,
+    /// Another manager owns input: accept what the tunnel needs, return the rest to it.
+    Defer,
+}
+
+impl InputPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputPolicy::Drop => "drop",
+            InputPolicy::Accept => "accept",
+            InputPolicy::Defer => "defer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InputPolicy> {
+        match s {
+            "drop" => Some(InputPolicy::Drop),
+            "accept" => Some(InputPolicy::Accept),
+            "defer" => Some(InputPolicy::Defer),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilyPlan {
+    pub family: Family,
+    /// The interface's own addresses, as the config gives them.
+    pub addresses: Vec<IpNet>,
+    /// The networks behind the tunnel: sources that may only arrive on it.
+    pub tunnel_nets: Vec<IpNet>,
+    pub wan: Option<IfaceName>,
+    pub policy: InputPolicy,
+    pub masquerade: bool,
+    /// Local networks peers may reach (`--lan`), in this family.
+    pub lans: Vec<IpNet>,
+    /// Whether peers may reach the internet through the WAN.
+    pub internet: bool,
+    /// Where SSH is accepted from: `None` anywhere; `Some` only these networks (none: closed).
+    pub admin: Option<Vec<IpNet>>,
+    /// The largest TCP MSS that fits the tunnel MTU.
+    pub mss: u32,
+    /// Client role: the peers' endpoints, the only places outside the tunnel it may talk to.
+    pub endpoints: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub iface: IfaceName,
+    pub role: Role,
+    /// Client role: the kill switch stays after `down`, until `release`.
+    pub lockdown: bool,
+    pub allow_lan: bool,
+    /// `None` only when planning for display without the live interface.
+    pub port: Option<Port>,
+    pub mtu: u32,
+    pub ssh_port: Option<Port>,
+    pub allow: Vec<Service>,
+    pub handshake_limit: Rate,
+    pub handshake_burst: u32,
+    pub log: bool,
+    pub peer_to_peer: bool,
+    pub families: Vec<FamilyPlan>,
+    pub sysctls: Vec<Write>,
+    /// Facts the reader should know: where values came from, what was left out and why.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// What the shared input chain does, for this interface, with what nothing accepted: a
+    /// client's kill switch drops it whatever its policy says of the tunnel.
+    pub fn tail_policy(&self, fp: &FamilyPlan) -> InputPolicy {
+        match self.role {
+            Role::Client => InputPolicy::Drop,
+            Role::Server => fp.policy,
+        }
+    }
+}
+
+/// Whether the plan is for installing (every value must be known) or for showing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Install,
+    Show,
+}

@@ -1,0 +1,56 @@
+//! Reads and writes the kernel settings below /proc/sys, which follow the caller's network
+//! namespace. The ledger (`plan::ledger`) decides what to write; this performs it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::plan::ledger::{self, Key, Snapshot, Write};
+
+pub fn read(key: &Key) -> Result<String> {
+    std::fs::read_to_string(key.file())
+        .map(|s| s.trim().to_string())
+        .map_err(|e| Error::system(format!("cannot read sysctl {key}: {e}")))
+}
+
+pub fn write(key: &Key, value: &str) -> Result<()> {
+    eprintln!("[#] sysctl -q {key}={value}");
+    std::fs::write(key.file(), format!("{value}\n"))
+        .map_err(|e| Error::system(format!("cannot write sysctl {key}={value}: {e}")))
+}
+
+/// Reads the current value of every key that can be read.
+pub fn read_all<'a>(keys: impl Iterator<Item = &'a Key>) -> BTreeMap<Key, String> {
+    keys.filter_map(|k| read(k).ok().map(|v| (k.clone(), v)))
+        .collect()
+}
+
+/// The settings that writing `switch` rewrites here: one per interface the kernel lists.
+pub fn spread_of(switch: &Key) -> Vec<Key> {
+    let Some((dir, _)) = ledger::spread_dir(switch) else {
+        return Vec::new();
+    };
+    let entries: Vec<String> = std::fs::read_dir(Path::new("/proc/sys").join(dir))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ledger::spread_of(switch, &entries)
+}
+
+/// Everything the ledger needs to know before the first of `wanted` is written: the values of
+/// those keys, of the keys they spread to, and of `also` (the keys already recorded).
+pub fn snapshot<'a>(wanted: &[Write], also: impl Iterator<Item = &'a Key>) -> Snapshot {
+    let spreads: BTreeMap<Key, Vec<Key>> = wanted
+        .iter()
+        .filter(|w| w.key.spreads())
+        .map(|w| (w.key.clone(), spread_of(&w.key)))
+        .collect();
+    let mut keys: Vec<Key> = wanted.iter().map(|w| w.key.clone()).collect();
+    keys.extend(spreads.values().flatten().cloned());
+    keys.extend(also.cloned());
+    let values = read_all(keys.iter());
+    Snapshot { values, spreads }
+}
