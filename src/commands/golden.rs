@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::backend::Backend;
-use crate::commands::report;
+use super::plan::render;
 use crate::config::cli::{self, Invocation};
 use crate::config::types::BackendChoice;
 use crate::config::wgconf;
 use crate::plan::{self, HostFacts, Purpose};
+use crate::rules::Backend;
 use crate::rules::iptables::Variant;
 
 pub fn render_case(dir: &Path, name: &str) -> String {
@@ -41,7 +41,7 @@ pub fn render_case(dir: &Path, name: &str) -> String {
         Some(BackendChoice::Nft) => (Backend::Nft, "--backend"),
         _ => (Backend::Iptables(Variant::Nft), "the golden files' default"),
     };
-    report::plan(&plan, variant, why, &BTreeMap::new())
+    render(&plan, variant, why, &BTreeMap::new())
 }
 
 #[test]

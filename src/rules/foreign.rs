@@ -6,17 +6,17 @@
 //! tunnel's traffic, which our own table still judges: its drops are final everywhere.
 //!
 //! The manager's own tools keep reading their tables: iptables rules stay plain iptables
-//! (written with that flavour's restore), firewalld's get plain nft rules.
+//! (written with that flavour's restore), firewalld's get plain nft rules. Pure: which accepts
+//! go where; `backend::foreign` reads the other managers' tables and puts the accepts in.
 
 use std::collections::BTreeMap;
 
-use crate::backend::{self, Backend};
 use crate::config::types::{IfaceName, Role};
-use crate::error::Result;
 use crate::plan::{Family, Plan};
-use crate::rules::iptables::{Live, Variant};
-use crate::rules::ruleset::Table;
-use crate::system::cmd;
+
+use super::Table;
+use super::iptables::{Live, Variant};
+use super::names::is_ufw_chain;
 
 /// Where an accept goes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,7 +32,7 @@ pub enum Place {
 }
 
 impl Place {
-    fn encode(&self) -> String {
+    pub fn encode(&self) -> String {
         match self {
             Place::Iptables {
                 variant,
@@ -49,7 +49,7 @@ impl Place {
         }
     }
 
-    fn decode(line: &str) -> Option<Place> {
+    pub fn decode(line: &str) -> Option<Place> {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
             ["iptables", v, fam, chain] => Some(Place::Iptables {
@@ -80,51 +80,9 @@ impl Place {
 /// What the other managers have, read before a change.
 #[derive(Debug, Default)]
 pub struct View {
-    iptables: Vec<(Variant, Family, Live)>,
+    pub iptables: Vec<(Variant, Family, Live)>,
     /// `nft list chains` (tables, chains, base chains' hooks and policies).
-    nft_overview: String,
-}
-
-/// Reads the iptables variant we do not use, where it has tables at all (each `-save` costs a
-/// process, and legacy's a copy of its whole table), next to the nft overview read before.
-pub fn read(backend: Backend, families: &[Family], nft_overview: &str) -> View {
-    let mut view = View {
-        nft_overview: nft_overview.to_string(),
-        ..View::default()
-    };
-    for v in [Variant::Nft, Variant::Legacy] {
-        if backend == Backend::Iptables(v) || cmd::find(&v.save(Family::V4)).is_none() {
-            continue;
-        }
-        for f in families {
-            if has_tables(v, *f, nft_overview)
-                && let Ok(live) = backend::live_rules(v, *f)
-            {
-                view.iptables.push((v, *f, live));
-            }
-        }
-    }
-    view
-}
-
-/// Whether a variant has tables in this family: legacy's are listed in /proc/net, iptables-nft's
-/// are nft tables of the family with an iptables table's name.
-fn has_tables(variant: Variant, family: Family, nft_overview: &str) -> bool {
-    let (proc_file, nft_family) = match family {
-        Family::V4 => ("/proc/net/ip_tables_names", "ip"),
-        Family::V6 => ("/proc/net/ip6_tables_names", "ip6"),
-    };
-    match variant {
-        // Unreadable means unknown: read the rules rather than miss them.
-        Variant::Legacy => {
-            std::fs::read_to_string(proc_file).map_or(true, |t| !t.trim().is_empty())
-        }
-        Variant::Nft => nft_overview.lines().any(|l| {
-            l.strip_prefix("table ")
-                .and_then(|t| t.trim_end_matches('{').trim().split_once(' '))
-                .is_some_and(|(f, n)| f == nft_family && IPTABLES_TABLES.contains(&n))
-        }),
-    }
+    pub nft_overview: String,
 }
 
 pub fn mark(iface: &IfaceName) -> String {
@@ -176,10 +134,7 @@ pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<String>> {
                 .get(&(Table::Filter, chain.to_string()))
                 .map(String::as_str)
         };
-        let ufw = live
-            .chains
-            .iter()
-            .any(|(_, c)| c.starts_with("ufw-") || c.starts_with("ufw6-"));
+        let ufw = live.chains.iter().any(|(_, c)| is_ufw_chain(c));
         if policy("FORWARD").is_some_and(|p| p != "ACCEPT") || ufw {
             let place = Place::Iptables {
                 variant: *v,
@@ -215,7 +170,7 @@ pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<String>> {
 }
 
 /// Tables iptables-nft manages: their drops are handled as iptables rules.
-const IPTABLES_TABLES: &[&str] = &["filter", "nat", "mangle", "raw", "security"];
+pub const IPTABLES_TABLES: &[&str] = &["filter", "nat", "mangle", "raw", "security"];
 
 /// Native nftables chains that would drop the tunnel's traffic: firewalld's input and forward
 /// chains (they end in a reject), and any other table's input or forward base chain whose
@@ -259,114 +214,6 @@ fn nft_drops(ruleset: &str) -> Vec<(String, String, &'static str)> {
     found
 }
 
-/// Puts the accepts in place (replacing ours from before, so `up` twice adds nothing twice)
-/// and returns what to record.
-pub fn apply(
-    iface: &IfaceName,
-    wanted: &BTreeMap<Place, Vec<String>>,
-    recorded: &[Place],
-) -> Result<Vec<Place>> {
-    let m = mark(iface);
-    let mut places: Vec<Place> = wanted.keys().cloned().collect();
-    for p in recorded {
-        if !places.contains(p) {
-            places.push(p.clone());
-        }
-    }
-    for place in &places {
-        let rules = wanted.get(place).cloned().unwrap_or_default();
-        match place {
-            Place::Iptables {
-                variant,
-                family,
-                chain,
-            } => {
-                let live = backend::live_rules(*variant, *family)?;
-                let old: Vec<String> = live
-                    .rules
-                    .get(&(Table::Filter, chain.clone()))
-                    .map(|r| {
-                        r.iter()
-                            .filter(|r| r.contains(&format!("--comment \"{m}\"")))
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let new: Vec<String> = rules
-                    .iter()
-                    .map(|r| format!("{r} -m comment --comment \"{m}\" -j ACCEPT"))
-                    .collect();
-                if old == new {
-                    continue;
-                }
-                let mut script = String::from("*filter\n");
-                for r in &old {
-                    script.push_str(&format!("-D {chain} {r}\n"));
-                }
-                for r in new.iter().rev() {
-                    script.push_str(&format!("-I {chain} 1 {r}\n"));
-                }
-                script.push_str("COMMIT\n");
-                let why = format!("accept {iface}'s traffic first in {}", place.describe());
-                let prog = variant.restore(*family);
-                cmd::transaction(
-                    &prog,
-                    &backend::RESTORE_ARGS,
-                    &script,
-                    "our accepts",
-                    Some(&why),
-                )?;
-            }
-            Place::Nft { table, chain } => {
-                let mut script: String = nft_handles(table, chain, &m)?
-                    .iter()
-                    .map(|h| format!("delete rule {table} {chain} handle {h}\n"))
-                    .collect();
-                for r in rules.iter().rev() {
-                    script.push_str(&format!(
-                        "insert rule {table} {chain} {r} accept comment \"{m}\"\n"
-                    ));
-                }
-                if script.is_empty() {
-                    continue;
-                }
-                let why = format!("accept {iface}'s traffic first in {}", place.describe());
-                cmd::transaction("nft", &["-f", "-"], &script, "our accepts", Some(&why))?;
-            }
-        }
-    }
-    Ok(wanted.keys().cloned().collect())
-}
-
-/// How many of our marked accepts a place holds now.
-pub fn count_marked(iface: &IfaceName, place: &Place) -> usize {
-    let m = mark(iface);
-    match place {
-        Place::Iptables {
-            variant,
-            family,
-            chain,
-        } => backend::live_rules(*variant, *family)
-            .map(|l| {
-                l.rules.get(&(Table::Filter, chain.clone())).map_or(0, |r| {
-                    r.iter()
-                        .filter(|r| r.contains(&format!("--comment \"{m}\"")))
-                        .count()
-                })
-            })
-            .unwrap_or(0),
-        Place::Nft { table, chain } => nft_handles(table, chain, &m).map_or(0, |h| h.len()),
-    }
-}
-
-/// Takes our accepts out of every recorded place; forgiving (returns warnings).
-pub fn remove(iface: &IfaceName, recorded: &[Place]) -> Vec<String> {
-    match apply(iface, &BTreeMap::new(), recorded) {
-        Ok(_) => Vec::new(),
-        Err(e) => vec![e.to_string()],
-    }
-}
-
 pub fn encode(places: &[Place]) -> String {
     places.iter().map(|p| p.encode() + "\n").collect()
 }
@@ -375,17 +222,7 @@ pub fn decode(text: &str) -> Vec<Place> {
     text.lines().filter_map(Place::decode).collect()
 }
 
-/// The handles of the rules in a chain that carry our mark.
-fn nft_handles(table: &str, chain: &str, mark: &str) -> Result<Vec<String>> {
-    let (family, name) = table.split_once(' ').unwrap_or(("inet", table));
-    let out = cmd::run("nft", &["-a", "list", "chain", family, name, chain], None)?;
-    if !out.ok {
-        return Ok(Vec::new());
-    }
-    Ok(handles_marked(&out.stdout, mark))
-}
-
-fn handles_marked(listing: &str, mark: &str) -> Vec<String> {
+pub fn handles_marked(listing: &str, mark: &str) -> Vec<String> {
     let needle = format!("comment \"{mark}\"");
     listing
         .lines()

@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use super::model::{self, Ct, Match, Ports, Rule, Table, Verdict};
+use super::names::{ChainId, PREFIX, is_ufw_chain};
 use crate::config::types::RateUnit;
 use crate::plan::{Family, FamilyPlan, Plan};
-use crate::rules::ruleset::{self, Ct, Match, Ports, Rule, Table, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Variant {
@@ -57,20 +58,29 @@ impl Variant {
 /// A chain with its rules rendered as `iptables-save` prints them after `-A CHAIN `.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
-    pub table: Table,
-    pub name: String,
-    /// The built-in chain that jumps here first, if any.
+    pub id: ChainId,
+    /// The built-in chain that jumps here first, if any: the id's, or where a chain is put
+    /// back as it was, wherever it was found.
     pub hook: Option<&'static str>,
     pub rules: Vec<String>,
 }
 
-pub fn render(chains: &[ruleset::Chain], family: Family) -> Vec<Chain> {
+impl Chain {
+    fn table(&self) -> Table {
+        self.id.table()
+    }
+
+    fn name(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+pub fn render(chains: &[model::Chain], family: Family) -> Vec<Chain> {
     chains
         .iter()
         .map(|c| Chain {
-            table: c.table,
-            name: c.name.clone(),
-            hook: c.hook,
+            id: c.id.clone(),
+            hook: c.hook(),
             rules: c.rules.iter().map(|r| render_rule(r, family)).collect(),
         })
         .collect()
@@ -218,7 +228,8 @@ pub struct Live {
     pub other_rules: bool,
 }
 
-const BUILT_IN: &[&str] = &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+/// The built-in chains our chains are hooked from, in the order a packet meets them.
+pub const BUILT_IN: &[&str] = &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
 
 impl Live {
     pub fn parse(text: &str) -> Live {
@@ -239,8 +250,8 @@ impl Live {
             } else if let (Some(t), Some(rule)) = (table, line.strip_prefix("-A ")) {
                 let (chain, rest) = rule.split_once(' ').unwrap_or((rule, ""));
                 if BUILT_IN.contains(&chain)
-                    || chain.starts_with("WGFW-")
-                    || rest.contains("-j WGFW-")
+                    || chain.starts_with(PREFIX)
+                    || rest.contains(&format!("-j {PREFIX}"))
                 {
                     live.rules
                         .entry((t, chain.to_string()))
@@ -281,9 +292,9 @@ impl Live {
     }
 
     /// The given chains, as a record says `up` installed them: no policies, no rules.
-    pub fn of_chains(chains: &[(Table, String)]) -> Live {
+    pub fn of_chains(chains: &[ChainId]) -> Live {
         Live {
-            chains: chains.iter().cloned().collect(),
+            chains: chains.iter().map(|c| (c.table(), c.to_string())).collect(),
             ..Live::default()
         }
     }
@@ -291,13 +302,14 @@ impl Live {
     /// Takes it that each of `hooks` (table, built-in chain, ours) whose chain exists is jumped
     /// to once, as `up` put it: what `down` then removes without reading the rules. Where that
     /// is not so, the restore fails whole and the caller reads the rules after all.
-    pub fn assume_jumps(&mut self, hooks: &[(Table, &str, String)]) {
-        for (t, hook, name) in hooks {
-            if self.has_chain(*t, name) {
+    pub fn assume_jumps(&mut self, hooked: &[ChainId]) {
+        for id in hooked {
+            let Some(hook) = id.hook() else { continue };
+            if self.has_id(id) {
                 self.rules
-                    .entry((*t, (*hook).to_string()))
+                    .entry((id.table(), hook.to_string()))
                     .or_default()
-                    .push(format!("-j {name}"));
+                    .push(format!("-j {id}"));
             }
         }
     }
@@ -306,16 +318,25 @@ impl Live {
     pub fn has_foreign_chains(&self) -> bool {
         self.chains
             .iter()
-            .any(|(_, c)| !c.starts_with("WGFW-") && !BUILT_IN.contains(&c.as_str()))
+            .any(|(_, c)| !c.starts_with(PREFIX) && !BUILT_IN.contains(&c.as_str()))
     }
 
     /// Whether any chain of ours exists.
     pub fn has_own_chains(&self) -> bool {
-        self.chains.iter().any(|(_, c)| c.starts_with("WGFW-"))
+        self.chains.iter().any(|(_, c)| c.starts_with(PREFIX))
     }
 
     pub fn has_chain(&self, table: Table, name: &str) -> bool {
         self.chains.contains(&(table, name.to_string()))
+    }
+
+    pub fn has_id(&self, id: &ChainId) -> bool {
+        self.has_chain(id.table(), &id.to_string())
+    }
+
+    /// The rules of one of our chains.
+    pub fn rules_of_id(&self, id: &ChainId) -> &[String] {
+        self.rules_of(id.table(), &id.to_string())
     }
 
     fn rules_of(&self, table: Table, chain: &str) -> &[String] {
@@ -325,27 +346,40 @@ impl Live {
             .unwrap_or(&[])
     }
 
+    /// Why another firewall manager owns the host's input, if one does: ufw's chains are
+    /// here, or the INPUT chain's policy is not ACCEPT.
+    pub fn input_owner(&self) -> Option<String> {
+        if self.chains.iter().any(|(_, c)| is_ufw_chain(c)) {
+            return Some("ufw's chains are present".into());
+        }
+        match self.policies.get(&(Table::Filter, "INPUT".to_string())) {
+            Some(p) if p != "ACCEPT" => Some(format!("the INPUT chain's policy is {p}")),
+            _ => None,
+        }
+    }
+
     /// Whether anything but wgfw's own chains has rules (a host that already uses this backend).
     pub fn has_foreign_rules(&self) -> bool {
         self.other_rules
             || self.rules.iter().any(|((_, chain), rules)| {
-                !chain.starts_with("WGFW-") && rules.iter().any(|r| !r.contains("-j WGFW-"))
+                !chain.starts_with(PREFIX)
+                    && rules.iter().any(|r| !r.contains(&format!("-j {PREFIX}")))
             })
     }
 }
 
 /// The restore script that makes the live ruleset hold `desired` and none of `remove`, or
 /// `None` when there is nothing to do. Everything else in the ruleset is left alone.
-pub fn transaction(desired: &[Chain], remove: &[(Table, String)], live: &Live) -> Option<String> {
+pub fn transaction(desired: &[Chain], remove: &[ChainId], live: &Live) -> Option<String> {
     let mut script = String::new();
     for table in Table::ALL {
-        let want: Vec<&Chain> = desired.iter().filter(|c| c.table == table).collect();
-        let gone: Vec<&String> = remove
+        let want: Vec<&Chain> = desired.iter().filter(|c| c.table() == table).collect();
+        let gone: Vec<String> = remove
             .iter()
-            .filter(|(t, n)| {
-                *t == table && live.has_chain(*t, n) && !want.iter().any(|c| &c.name == n)
+            .filter(|id| {
+                id.table() == table && live.has_id(id) && !want.iter().any(|c| &c.id == *id)
             })
-            .map(|(_, n)| n)
+            .map(ToString::to_string)
             .collect();
         if want.is_empty() && gone.is_empty() {
             continue;
@@ -354,10 +388,10 @@ pub fn transaction(desired: &[Chain], remove: &[(Table, String)], live: &Live) -
         // alone: re-filling it would only reset counters and cost a kernel round trip.
         let unchanged = gone.is_empty()
             && want.iter().all(|c| {
-                live.has_chain(table, &c.name)
-                    && live.rules_of(table, &c.name) == c.rules.as_slice()
+                live.has_id(&c.id)
+                    && live.rules_of_id(&c.id) == c.rules.as_slice()
                     && c.hook
-                        .is_none_or(|h| jump_is_first_once(live, table, h, &c.name))
+                        .is_none_or(|h| jump_is_first_once(live, table, h, &c.name()))
             });
         if unchanged {
             continue;
@@ -365,13 +399,13 @@ pub fn transaction(desired: &[Chain], remove: &[(Table, String)], live: &Live) -
         let mut body = String::new();
         // Declaring a chain creates it, or empties it when it exists.
         for c in &want {
-            let _ = writeln!(body, ":{} - [0:0]", c.name);
+            let _ = writeln!(body, ":{} - [0:0]", c.id);
         }
         let mut inserts = Vec::new();
         for c in &want {
             let Some(hook) = c.hook else { continue };
-            let jump = format!("-j {}", c.name);
-            if !jump_is_first_once(live, table, hook, &c.name) {
+            let jump = format!("-j {}", c.id);
+            if !jump_is_first_once(live, table, hook, &c.name()) {
                 for _ in live.rules_of(table, hook).iter().filter(|r| **r == jump) {
                     let _ = writeln!(body, "-D {hook} {jump}");
                 }
@@ -381,7 +415,7 @@ pub fn transaction(desired: &[Chain], remove: &[(Table, String)], live: &Live) -
         for name in &gone {
             let jump = format!("-j {name}");
             for (t, chain) in live.rules.keys() {
-                if *t != table || chain.starts_with("WGFW-") {
+                if *t != table || chain.starts_with(PREFIX) {
                     continue;
                 }
                 for _ in live.rules_of(table, chain).iter().filter(|r| **r == jump) {
@@ -397,7 +431,7 @@ pub fn transaction(desired: &[Chain], remove: &[(Table, String)], live: &Live) -
         }
         for c in &want {
             for r in &c.rules {
-                let _ = writeln!(body, "-A {} {r}", c.name);
+                let _ = writeln!(body, "-A {} {r}", c.id);
             }
         }
         for i in inserts {
@@ -437,32 +471,32 @@ pub fn counted(text: &str) -> BTreeMap<(Table, String), Vec<(String, u64)>> {
 pub fn differences(desired: &[Chain], live: &Live, family: Family) -> Vec<String> {
     let mut out = Vec::new();
     for c in desired {
-        if !live.has_chain(c.table, &c.name) {
+        if !live.has_id(&c.id) {
             out.push(format!(
                 "{family}: chain {} ({}) is gone",
-                c.name,
-                c.table.name()
+                c.id,
+                c.table().name()
             ));
             continue;
         }
-        let rules = live.rules_of(c.table, &c.name);
+        let rules = live.rules_of_id(&c.id);
         if rules.len() != c.rules.len() {
             out.push(format!(
                 "{family}: chain {} holds {} rules, not the {} installed",
-                c.name,
+                c.id,
                 rules.len(),
                 c.rules.len()
             ));
         } else if rules != c.rules.as_slice() {
-            out.push(format!("{family}: chain {}'s rules were changed", c.name));
+            out.push(format!("{family}: chain {}'s rules were changed", c.id));
         }
         if let Some(hook) = c.hook
-            && !jump_is_first_once(live, c.table, hook, &c.name)
+            && !jump_is_first_once(live, c.table(), hook, &c.name())
         {
             out.push(format!(
                 "{family}: {} {hook} no longer jumps to {} first",
-                c.table.name(),
-                c.name
+                c.table().name(),
+                c.id
             ));
         }
     }
@@ -475,7 +509,7 @@ fn jump_is_first_once(live: &Live, table: Table, hook: &str, chain: &str) -> boo
     let rules = live.rules_of(table, hook);
     let first = rules
         .iter()
-        .take_while(|r| r.starts_with("-j WGFW-"))
+        .take_while(|r| r.starts_with(&format!("-j {PREFIX}")))
         .any(|r| *r == jump);
     first && rules.iter().filter(|r| **r == jump).count() == 1
 }
@@ -483,7 +517,7 @@ fn jump_is_first_once(live: &Live, table: Table, hook: &str, chain: &str) -> boo
 /// The whole ruleset of one interface and family as a restore script on an empty host, as
 /// `plan` shows it.
 pub fn render_fresh(plan: &Plan, fp: &FamilyPlan) -> String {
-    let desired = render(&ruleset::fresh(plan, fp), fp.family);
+    let desired = render(&super::fresh(plan, fp), fp.family);
     transaction(&desired, &[], &Live::default()).unwrap_or_default()
 }
 
@@ -492,7 +526,7 @@ mod tests {
     use super::*;
     use crate::config::cli::Options;
     use crate::plan::{self, HostFacts};
-    use crate::rules::ruleset::{SHARED_INPUT, own_chains};
+    use crate::rules::{self as ruleset, ChainId};
 
     /// The overview of a host with Docker- and ufw-like chains, a DROP policy and our chains,
     /// read against what `iptables-nft-save` showed of the same host at the same moment.
@@ -545,10 +579,9 @@ mod tests {
         let overview = include_str!("../../tests/fixtures/overview.nft");
         let iface: crate::config::types::IfaceName = "wgp0".parse().unwrap();
         let mut light = Live::from_overview(overview, Family::V4);
-        light.assume_jumps(&ruleset::own_hooks(&iface, true));
+        light.assume_jumps(&ChainId::hooked(&iface, true));
         let full = Live::parse(include_str!("../../tests/fixtures/overview.v4.save"));
-        let mut gone = own_chains(&iface);
-        gone.push((Table::Filter, SHARED_INPUT.to_string()));
+        let gone = ChainId::all_with_shared(&iface);
         assert_eq!(
             transaction(&[], &gone, &light),
             transaction(&[], &gone, &full)
@@ -566,15 +599,14 @@ mod tests {
         let fp = &plan.families[fam];
         let mut live = Live::default();
         for c in render(&ruleset::fresh(plan, fp), fp.family) {
-            live.chains.insert((c.table, c.name.clone()));
+            live.chains.insert((c.table(), c.name()));
             if let Some(h) = c.hook {
                 live.rules
-                    .entry((c.table, h.to_string()))
+                    .entry((c.table(), h.to_string()))
                     .or_default()
-                    .push(format!("-j {}", c.name));
+                    .push(format!("-j {}", c.id));
             }
-            live.rules
-                .insert((c.table, c.name.clone()), c.rules.clone());
+            live.rules.insert((c.table(), c.name()), c.rules.clone());
         }
         live
     }
@@ -600,7 +632,10 @@ mod tests {
         let fp = &p.families[0];
         let live = installed(&p, 0);
         let desired = render(&ruleset::fresh(&p, fp), fp.family);
-        assert_eq!(transaction(&desired, &own_chains(&p.iface), &live), None);
+        assert_eq!(
+            transaction(&desired, &ChainId::all_of(&p.iface), &live),
+            None
+        );
         // A chain someone edited is filled again, without touching the jumps.
         let mut edited = live.clone();
         edited
@@ -608,7 +643,7 @@ mod tests {
             .get_mut(&(Table::Filter, "WGFW-wg0-IN".to_string()))
             .unwrap()
             .pop();
-        let s = transaction(&desired, &own_chains(&p.iface), &edited).unwrap();
+        let s = transaction(&desired, &ChainId::all_of(&p.iface), &edited).unwrap();
         assert!(
             s.starts_with("*filter\n") && !s.contains("-D ") && !s.contains("-I "),
             "{s}"
@@ -635,8 +670,7 @@ mod tests {
     fn removing_unhooks_empties_then_deletes() {
         let p = plan_for(DUAL, &Options::default());
         let live = installed(&p, 0);
-        let mut remove = own_chains(&p.iface);
-        remove.push((Table::Filter, SHARED_INPUT.to_string()));
+        let remove = ChainId::all_with_shared(&p.iface);
         let s = transaction(&[], &remove, &live).unwrap();
         let filter = s.split("*filter\n").nth(1).unwrap();
         let first_x = filter.find("-X ").unwrap();
@@ -662,13 +696,29 @@ mod tests {
             &ruleset::iface_chains(&no_nat, &no_nat.families[0]),
             Family::V4,
         );
-        let s = transaction(&desired, &own_chains(&p.iface), &live).unwrap();
+        let s = transaction(&desired, &ChainId::all_of(&p.iface), &live).unwrap();
         assert!(
             s.contains(
                 "*nat\n-D POSTROUTING -j WGFW-wg0-NAT\n-F WGFW-wg0-NAT\n-X WGFW-wg0-NAT\nCOMMIT\n"
             ),
             "{s}"
         );
+    }
+
+    #[test]
+    fn input_owners_under_iptables() {
+        assert_eq!(
+            Live::parse("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n").input_owner(),
+            None
+        );
+        assert!(
+            Live::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n")
+                .input_owner()
+                .unwrap()
+                .contains("DROP")
+        );
+        let ufw = Live::parse("*filter\n:INPUT ACCEPT [0:0]\n:ufw-user-input - [0:0]\nCOMMIT\n");
+        assert!(ufw.input_owner().is_some());
     }
 
     #[test]

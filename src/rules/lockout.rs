@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::config::types::Role;
 use crate::plan::{Family, InputPolicy, Plan};
-use crate::rules::ruleset;
+use crate::rules;
 
 /// The SSH clients to keep: from `SSH_CONNECTION` and the peers of established connections to
 /// the SSH port.
@@ -111,7 +111,7 @@ pub fn cut_off(plan: &Plan, client: IpAddr) -> Option<String> {
         }
         Role::Client => {
             let lan = plan.allow_lan
-                && ruleset::lan_ranges(family, false)
+                && rules::lan_ranges(family, false)
                     .iter()
                     .any(|n| n.contains(&client));
             (!lan).then(|| "the kill switch lets nothing in or out but the tunnel (and, with --allow-lan, the LAN)".into())

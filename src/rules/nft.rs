@@ -9,9 +9,10 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use super::model::{Chain, Ct, Match, Ports, Rule, Table, Verdict};
+use super::names::ChainId;
 use crate::config::types::RateUnit;
 use crate::plan::Family;
-use crate::rules::ruleset::{Chain, Ct, Match, Ports, Rule, SHARED_INPUT, Verdict};
 
 pub const TABLE: &str = "inet wgfw";
 
@@ -55,12 +56,12 @@ fn suffix(family: Family) -> &'static str {
     }
 }
 
-/// A ruleset chain's name in the table: nft identifiers take letters, digits and `/\-_.`, so
-/// the `=` and `+` an interface name may have are spelled out (and `_` doubled, to keep every
-/// name distinct).
-pub fn chain_name(name: &str, family: Family) -> String {
+/// A chain's name in the table: nft identifiers take letters, digits and `/\-_.`, so the `=`
+/// and `+` an interface name may have are spelled out (and `_` doubled, to keep every name
+/// distinct).
+pub fn chain_name(id: &ChainId, family: Family) -> String {
     let mut out = String::new();
-    for c in name.chars() {
+    for c in id.to_string().chars() {
         match c {
             '_' => out.push_str("__"),
             '=' => out.push_str("_e"),
@@ -71,28 +72,52 @@ pub fn chain_name(name: &str, family: Family) -> String {
     format!("{out}-{}", suffix(family))
 }
 
+/// The chain of ours, and its family, that a name in the table stands for.
+pub fn chain_of_name(name: &str) -> Option<(ChainId, Family)> {
+    let (stem, fam) = name.rsplit_once('-')?;
+    let family = match fam {
+        "v4" => Family::V4,
+        "v6" => Family::V6,
+        _ => return None,
+    };
+    let mut plain = String::new();
+    let mut chars = stem.chars();
+    while let Some(c) = chars.next() {
+        plain.push(match c {
+            '_' => match chars.next()? {
+                '_' => '_',
+                'e' => '=',
+                'p' => '+',
+                _ => return None,
+            },
+            c => c,
+        });
+    }
+    Some((plain.parse().ok()?, family))
+}
+
+/// The base chain of our table that stands for a built-in chain of iptables.
+fn base_for(table: Table, hook: &str) -> Option<&'static str> {
+    Some(match (table, hook) {
+        (Table::Raw, "PREROUTING") => "prerouting_raw",
+        (Table::Mangle, "FORWARD") => "forward_mangle",
+        (Table::Nat, "POSTROUTING") => "postrouting_nat",
+        (Table::Filter, "INPUT") => "input",
+        (Table::Filter, "FORWARD") => "forward",
+        (Table::Filter, "OUTPUT") => "output",
+        _ => return None,
+    })
+}
+
 /// Which base chain jumps to a chain of ours, judged by its name: how the chains of other
 /// interfaces, known only from the live table, are hooked.
 fn base_of_name(name: &str) -> Option<(&'static str, &'static str)> {
-    let (stem, fam) = name.rsplit_once('-')?;
-    let proto = match fam {
-        "v4" => "ipv4",
-        "v6" => "ipv6",
-        _ => return None,
+    let (id, family) = chain_of_name(name)?;
+    let proto = match family {
+        Family::V4 => "ipv4",
+        Family::V6 => "ipv6",
     };
-    let base = if stem == SHARED_INPUT {
-        "input"
-    } else {
-        match stem.rsplit_once('-')?.1 {
-            "PRE" => "prerouting_raw",
-            "MSS" => "forward_mangle",
-            "NAT" => "postrouting_nat",
-            "FWD" => "forward",
-            "OUT" => "output",
-            _ => return None,
-        }
-    };
-    Some((base, proto))
+    Some((base_for(id.table(), id.hook()?)?, proto))
 }
 
 fn ports(p: Ports) -> String {
@@ -272,10 +297,7 @@ impl Live {
 /// sets named in `remove` that are there, and points the base chains at every chain of ours
 /// that then exists. With nothing left to hold, the table goes.
 pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) -> Option<String> {
-    let mine: BTreeSet<String> = desired
-        .iter()
-        .map(|(f, c)| chain_name(&c.name, *f))
-        .collect();
+    let mine: BTreeSet<String> = desired.iter().map(|(f, c)| chain_name(&c.id, *f)).collect();
     let wanted_sets = sets(desired);
     let gone_chains: Vec<&String> = live
         .chains
@@ -320,7 +342,7 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
         let _ = writeln!(s, "flush chain {TABLE} {name}");
     }
     for (family, c) in desired {
-        let name = chain_name(&c.name, *family);
+        let name = chain_name(&c.id, *family);
         let _ = writeln!(s, "add chain {TABLE} {name}");
         let _ = writeln!(s, "flush chain {TABLE} {name}");
     }
@@ -328,7 +350,7 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
         let _ = writeln!(s, "flush chain {TABLE} {name}");
     }
     for (family, c) in desired {
-        let name = chain_name(&c.name, *family);
+        let name = chain_name(&c.id, *family);
         for r in &c.rules {
             let _ = writeln!(s, "add rule {TABLE} {name} {}", render_rule(r, *family));
         }
@@ -396,7 +418,7 @@ pub fn counted(listing: &str, chains: &[String]) -> Vec<(&'static str, u64)> {
             continue;
         }
         for r in rules {
-            let Some(label) = crate::rules::ruleset::COUNTED
+            let Some(label) = super::model::COUNTED
                 .iter()
                 .find(|l| r.contains(&format!("comment \"{l}\"")))
             else {
@@ -420,7 +442,7 @@ pub fn differences(desired: &[(Family, Chain)], live: &Live) -> Vec<String> {
     let chains = chain_rules(&live.listing);
     let mut out = Vec::new();
     for (family, c) in desired {
-        let name = chain_name(&c.name, *family);
+        let name = chain_name(&c.id, *family);
         match chains.get(&name) {
             None => out.push(format!("chain {name} is gone")),
             Some(rules) if rules.len() != c.rules.len() => out.push(format!(
@@ -501,7 +523,6 @@ pub fn input_owner(ruleset: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::ruleset::Table;
 
     #[test]
     fn reads_our_chains_from_the_overview() {
@@ -528,30 +549,23 @@ mod tests {
         assert_eq!(without_counter("counter packets 1 bytes 2"), "counter");
     }
 
-    /// The base chain that jumps to a chain hooked at (table, built-in chain).
-    fn base_of(table: Table, hook: &str) -> Option<&'static str> {
-        Some(match (table, hook) {
-            (Table::Raw, "PREROUTING") => "prerouting_raw",
-            (Table::Mangle, "FORWARD") => "forward_mangle",
-            (Table::Nat, "POSTROUTING") => "postrouting_nat",
-            (Table::Filter, "INPUT") => "input",
-            (Table::Filter, "FORWARD") => "forward",
-            (Table::Filter, "OUTPUT") => "output",
-            _ => return None,
-        })
-    }
-
     #[test]
     fn names_are_nft_identifiers_and_distinct() {
-        assert_eq!(chain_name("WGFW-wg0-IN", Family::V4), "WGFW-wg0-IN-v4");
+        let id = |s: &str| s.parse::<ChainId>().unwrap();
+        assert_eq!(chain_name(&id("WGFW-wg0-IN"), Family::V4), "WGFW-wg0-IN-v4");
         assert_eq!(
-            chain_name("WGFW-a=b+c_d-IN", Family::V6),
+            chain_name(&id("WGFW-a=b+c_d-IN"), Family::V6),
             "WGFW-a_eb_pc__d-IN-v6"
         );
         assert_ne!(
-            chain_name("WGFW-a_e-IN", Family::V4),
-            chain_name("WGFW-a=-IN", Family::V4)
+            chain_name(&id("WGFW-a_e-IN"), Family::V4),
+            chain_name(&id("WGFW-a=-IN"), Family::V4)
         );
+        for name in ["WGFW-a_eb_pc__d-IN-v6", "WGFW-INPUT-v4", "WGFW-wg0-FWD-v4"] {
+            let (c, f) = chain_of_name(name).unwrap();
+            assert_eq!(chain_name(&c, f), name);
+        }
+        assert_eq!(chain_of_name("WGFW-a_x-IN-v4"), None);
         assert_eq!(base_of_name("WGFW-wg0-FWD-v6"), Some(("forward", "ipv6")));
         assert_eq!(base_of_name("WGFW-INPUT-v4"), Some(("input", "ipv4")));
         assert_eq!(base_of_name("WGFW-wg0-IN-v4"), None);
@@ -573,13 +587,13 @@ mod tests {
         ] {
             let p = plan(role);
             for fp in &p.families {
-                for c in crate::rules::ruleset::fresh(&p, fp) {
-                    let by_name = base_of_name(&chain_name(&c.name, fp.family)).map(|(b, _)| b);
+                for c in crate::rules::fresh(&p, fp) {
+                    let by_name = base_of_name(&chain_name(&c.id, fp.family)).map(|(b, _)| b);
                     assert_eq!(
                         by_name,
-                        c.hook.and_then(|h| base_of(c.table, h)),
+                        c.hook().and_then(|h| base_for(c.table(), h)),
                         "{}",
-                        c.name
+                        c.id
                     );
                 }
             }

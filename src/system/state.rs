@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::config::types::{IfaceName, Role};
 use crate::error::{Error, Result};
 use crate::plan::{Family, InputPolicy};
-use crate::rules::ruleset::Table;
+use crate::rules::{Backend, ChainId, Table};
 
 pub const RUN_DIR: &str = "/run/wgfw";
 /// Long enough for a dozen tunnels coming up at boot (an `up` holds the lock a fraction of a
@@ -24,7 +24,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub iface: IfaceName,
-    pub backend: String,
+    pub backend: Backend,
     pub role: Role,
     /// Client role: `down` keeps the kill switch, until `release`.
     pub lockdown: bool,
@@ -33,7 +33,7 @@ pub struct Record {
     pub policies: BTreeMap<Family, InputPolicy>,
     /// The iptables chains `up` installs, per family: what the last `down` removes without
     /// reading a legacy table (which costs as much as the host has rules).
-    pub chains: BTreeMap<Family, Vec<(Table, String)>>,
+    pub chains: BTreeMap<Family, Vec<ChainId>>,
 }
 
 const CHAINS: [(Family, &str); 2] = [(Family::V4, "chains4"), (Family::V6, "chains6")];
@@ -59,7 +59,7 @@ impl Record {
             if let Some(chains) = self.chains.get(&f) {
                 let list: Vec<String> = chains
                     .iter()
-                    .map(|(t, n)| format!("{}:{n}", t.name()))
+                    .map(|id| format!("{}:{id}", id.table().name()))
                     .collect();
                 s.push_str(&format!("{key}={}\n", list.join(" ")));
             }
@@ -79,7 +79,7 @@ impl Record {
             let (k, v) = line.split_once('=')?;
             match k {
                 "iface" => iface = v.parse().ok(),
-                "backend" => backend = Some(v.to_string()),
+                "backend" => backend = Some(v.parse::<Backend>().ok()?),
                 "log" => log = v == "1",
                 "role" => role = v.parse().ok()?,
                 "lockdown" => lockdown = v == "1",
@@ -95,7 +95,8 @@ impl Record {
                         .split_whitespace()
                         .map(|c| {
                             let (t, n) = c.split_once(':')?;
-                            Some((Table::parse(t)?, n.to_string()))
+                            let id = n.parse::<ChainId>().ok()?;
+                            (Table::parse(t)? == id.table()).then_some(id)
                         })
                         .collect::<Option<Vec<_>>>()?;
                     chains.insert(family, list);
@@ -343,7 +344,7 @@ mod tests {
     fn records_round_trip() {
         let r = Record {
             iface: "wg0".parse().unwrap(),
-            backend: "iptables-nft".into(),
+            backend: "iptables-nft".parse().unwrap(),
             role: Role::Client,
             lockdown: true,
             log: false,
@@ -354,10 +355,7 @@ mod tests {
             .into(),
             chains: [(
                 Family::V4,
-                vec![
-                    (Table::Raw, "WGFW-wg0-PRE".into()),
-                    (Table::Filter, "WGFW-INPUT".into()),
-                ],
+                vec!["WGFW-wg0-PRE".parse().unwrap(), ChainId::SharedInput],
             )]
             .into(),
         };
@@ -369,7 +367,28 @@ mod tests {
             Record::parse("iface=wg0\nbackend=nft\nchains4=bogus:X\n"),
             None
         );
+        assert_eq!(
+            Record::parse("iface=wg0\nbackend=nft\nchains4=raw:WGFW-INPUT\n"),
+            None,
+            "a chain in another table than its own"
+        );
+        assert_eq!(Record::parse("iface=wg0\nbackend=pf\n"), None);
         assert_eq!(Record::parse("garbage"), None);
         assert_eq!(Record::parse("iface=wg0\n"), None);
+    }
+
+    /// A record as the version before typed ids wrote it (`up` of wgfw-hook 0.1.0, before this
+    /// redesign) reads back whole, so a `down` after an upgrade removes what it installed.
+    #[test]
+    fn records_of_the_previous_version_read() {
+        let text = "iface=wg0\nbackend=iptables-legacy\nrole=server\nlockdown=0\nlog=1\n\
+                    policy4=drop\npolicy6=defer\n\
+                    chains4=filter:WGFW-INPUT raw:WGFW-wg0-PRE mangle:WGFW-wg0-MSS nat:WGFW-wg0-NAT filter:WGFW-wg0-IN filter:WGFW-wg0-FWD filter:WGFW-wg0-DROP\n\
+                    chains6=filter:WGFW-INPUT raw:WGFW-wg0-PRE mangle:WGFW-wg0-MSS filter:WGFW-wg0-IN filter:WGFW-wg0-FWD filter:WGFW-wg0-DROP\n";
+        let r = Record::parse(text).expect("the old record reads");
+        assert_eq!(r.backend, "iptables-legacy".parse().unwrap());
+        assert_eq!(r.chains[&Family::V4].len(), 7);
+        assert_eq!(r.chains[&Family::V6][0], ChainId::SharedInput);
+        assert_eq!(r.render(), text, "and is written back the same");
     }
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 
 use crate::plan::Family;
+use crate::rules::Table;
 use crate::rules::iptables::Live;
-use crate::rules::ruleset::Table;
 use crate::system::sys::{self, AF_INET, AF_INET6};
 
 const IPPROTO_RAW: i32 = 255;

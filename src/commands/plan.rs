@@ -1,14 +1,69 @@
-//! What the hook shows a person: the text `plan` prints. Pure: it formats a plan, nothing more.
+//! `plan`: what `up` would do (rules, sysctls), printed as the commands it would run.
+//! Changes nothing and needs no root: what only the live interface can say is named as such.
 
 use std::collections::BTreeMap;
 
-use crate::backend::{self, Backend};
-use crate::config::types::Role;
+use crate::backend::{self, foreign};
+use crate::config::cli::Args;
+use crate::config::types::{BackendChoice, Role};
+use crate::error::Result;
 use crate::plan::ledger::Key;
-use crate::plan::{FamilyPlan, InputPolicy, Plan};
+use crate::plan::{self, FamilyPlan, InputPolicy, Plan};
+use crate::rules::foreign as places;
+use crate::rules::{self, Backend};
+use crate::system::{host, sysctl};
+
+use super::{choose_backend, endpoints, load};
+
+/// Prints what `up` would do on this host if no wgfw rules were installed yet.
+pub fn plan(args: &Args) -> Result<()> {
+    let iface = &args.iface;
+    let (opts, conf) = load(args)?;
+    let (backend, why) = match opts.backend {
+        None | Some(BackendChoice::Auto) => backend::auto(),
+        Some(choice) => (
+            choose_backend(Some(choice), None, &[])?.0,
+            "--backend".to_string(),
+        ),
+    };
+    let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
+    let mut notes = endpoints(&mut facts, iface, &conf, &opts);
+    let families = backend::families(facts.ipv6_enabled);
+    let overview = match backend::read(backend, &families) {
+        Ok(before) => {
+            facts.input_owner = backend::input_owners(&before);
+            before.overview().unwrap_or_default().to_string()
+        }
+        Err(_) => {
+            notes.push(
+                "the live ruleset is not readable (not root?): input policy auto means drop here"
+                    .into(),
+            );
+            backend::nft::overview().unwrap_or_default()
+        }
+    };
+    let view = foreign::read(backend, &families, &overview);
+    let mut plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Show)?;
+    plan.notes.extend(notes);
+    for (place, rules) in places::needed(&plan, &view) {
+        plan.notes.push(format!(
+            "another manager drops there, so up puts accepts of its own first in {}: {}",
+            place.describe(),
+            rules.join("; ")
+        ));
+    }
+    let current = sysctl::read_all(plan.sysctls.iter().map(|w| &w.key));
+    print!("{}", render(&plan, backend, &why, &current));
+    Ok(())
+}
 
 /// What `plan` prints: a header of facts, one restore script per family, the sysctl writes.
-pub fn plan(plan: &Plan, backend: Backend, why: &str, current: &BTreeMap<Key, String>) -> String {
+pub(super) fn render(
+    plan: &Plan,
+    backend: Backend,
+    why: &str,
+    current: &BTreeMap<Key, String>,
+) -> String {
     let mut s = format!(
         "# wgfw-hook plan for {} ({} role)\n# listen port {}, MTU {}, backend {} ({why})\n",
         plan.iface,
@@ -27,7 +82,7 @@ pub fn plan(plan: &Plan, backend: Backend, why: &str, current: &BTreeMap<Key, St
     for n in &plan.notes {
         s.push_str(&format!("# note: {n}\n"));
     }
-    s.push_str(&backend::show(backend, plan));
+    s.push_str(&rules::show(backend, plan));
     for w in &plan.sysctls {
         match current.get(&w.key) {
             Some(v) if *v == w.value => {
@@ -137,84 +192,4 @@ fn join_or_none<T: std::fmt::Display>(items: &[T]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Enough JSON for `status --json`, without a dependency for it.
-pub enum Json {
-    Null,
-    Bool(bool),
-    Num(u64),
-    Str(String),
-    Array(Vec<Json>),
-    Object(Vec<(&'static str, Json)>),
-}
-
-impl Json {
-    pub fn render(&self) -> String {
-        match self {
-            Json::Null => "null".into(),
-            Json::Bool(b) => b.to_string(),
-            Json::Num(n) => n.to_string(),
-            Json::Str(s) => quote(s),
-            Json::Array(items) => format!(
-                "[{}]",
-                items.iter().map(Json::render).collect::<Vec<_>>().join(",")
-            ),
-            Json::Object(fields) => format!(
-                "{{{}}}",
-                fields
-                    .iter()
-                    .map(|(k, v)| format!("{}:{}", quote(k), v.render()))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-        }
-    }
-}
-
-fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// The whole of `status --json`.
-pub fn status_json(conntrack: Option<(u64, u64)>, interfaces: &[Json]) -> String {
-    let ct = match conntrack {
-        Some((n, max)) => Json::Object(vec![("entries", Json::Num(n)), ("max", Json::Num(max))]),
-        None => Json::Null,
-    };
-    let items: Vec<String> = interfaces.iter().map(Json::render).collect();
-    format!(
-        "{{\"conntrack\":{},\"interfaces\":[{}]}}",
-        ct.render(),
-        items.join(",")
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_is_escaped() {
-        let j = Json::Object(vec![
-            ("a\"b", Json::Str("x\\y\n".into())),
-            ("n", Json::Null),
-            ("l", Json::Array(vec![Json::Num(1), Json::Bool(true)])),
-        ]);
-        assert_eq!(j.render(), r#"{"a\"b":"x\\y\u000a","n":null,"l":[1,true]}"#);
-        assert_eq!(
-            status_json(None, &[]),
-            r#"{"conntrack":null,"interfaces":[]}"#
-        );
-    }
 }

@@ -1,0 +1,175 @@
+//! Puts the accepts that `rules::foreign` says other managers' chains need in place, and takes
+//! them out again: iptables places through that flavour's restore, native nftables places
+//! through `nft -f`, each marked `wgfw:IFACE`.
+
+use std::collections::BTreeMap;
+
+use crate::config::types::IfaceName;
+use crate::error::Result;
+use crate::plan::Family;
+use crate::rules::foreign::{IPTABLES_TABLES, Place, View, handles_marked, mark};
+use crate::rules::iptables::Variant;
+use crate::rules::{Backend, Table};
+use crate::system::cmd;
+
+use super::iptables;
+
+/// Reads the iptables variant we do not use, where it has tables at all (each `-save` costs a
+/// process, and legacy's a copy of its whole table), next to the nft overview read before.
+pub fn read(backend: Backend, families: &[Family], nft_overview: &str) -> View {
+    let mut view = View {
+        nft_overview: nft_overview.to_string(),
+        ..View::default()
+    };
+    for v in [Variant::Nft, Variant::Legacy] {
+        if backend == Backend::Iptables(v) || cmd::find(&v.save(Family::V4)).is_none() {
+            continue;
+        }
+        for f in families {
+            if has_tables(v, *f, nft_overview)
+                && let Ok(live) = iptables::live_rules(v, *f)
+            {
+                view.iptables.push((v, *f, live));
+            }
+        }
+    }
+    view
+}
+
+/// Whether a variant has tables in this family: legacy's are listed in /proc/net, iptables-nft's
+/// are nft tables of the family with an iptables table's name.
+fn has_tables(variant: Variant, family: Family, nft_overview: &str) -> bool {
+    let (proc_file, nft_family) = match family {
+        Family::V4 => ("/proc/net/ip_tables_names", "ip"),
+        Family::V6 => ("/proc/net/ip6_tables_names", "ip6"),
+    };
+    match variant {
+        // Unreadable means unknown: read the rules rather than miss them.
+        Variant::Legacy => {
+            std::fs::read_to_string(proc_file).map_or(true, |t| !t.trim().is_empty())
+        }
+        Variant::Nft => nft_overview.lines().any(|l| {
+            l.strip_prefix("table ")
+                .and_then(|t| t.trim_end_matches('{').trim().split_once(' '))
+                .is_some_and(|(f, n)| f == nft_family && IPTABLES_TABLES.contains(&n))
+        }),
+    }
+}
+
+/// Puts the accepts in place (replacing ours from before, so `up` twice adds nothing twice)
+/// and returns what to record.
+pub fn apply(
+    iface: &IfaceName,
+    wanted: &BTreeMap<Place, Vec<String>>,
+    recorded: &[Place],
+) -> Result<Vec<Place>> {
+    let m = mark(iface);
+    let mut places: Vec<Place> = wanted.keys().cloned().collect();
+    for p in recorded {
+        if !places.contains(p) {
+            places.push(p.clone());
+        }
+    }
+    for place in &places {
+        let rules = wanted.get(place).cloned().unwrap_or_default();
+        match place {
+            Place::Iptables {
+                variant,
+                family,
+                chain,
+            } => {
+                let live = iptables::live_rules(*variant, *family)?;
+                let old: Vec<String> = live
+                    .rules
+                    .get(&(Table::Filter, chain.clone()))
+                    .map(|r| {
+                        r.iter()
+                            .filter(|r| r.contains(&format!("--comment \"{m}\"")))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let new: Vec<String> = rules
+                    .iter()
+                    .map(|r| format!("{r} -m comment --comment \"{m}\" -j ACCEPT"))
+                    .collect();
+                if old == new {
+                    continue;
+                }
+                let mut script = String::from("*filter\n");
+                for r in &old {
+                    script.push_str(&format!("-D {chain} {r}\n"));
+                }
+                for r in new.iter().rev() {
+                    script.push_str(&format!("-I {chain} 1 {r}\n"));
+                }
+                script.push_str("COMMIT\n");
+                let why = format!("accept {iface}'s traffic first in {}", place.describe());
+                let prog = variant.restore(*family);
+                cmd::transaction(
+                    &prog,
+                    &iptables::RESTORE_ARGS,
+                    &script,
+                    "our accepts",
+                    Some(&why),
+                )?;
+            }
+            Place::Nft { table, chain } => {
+                let mut script: String = nft_handles(table, chain, &m)?
+                    .iter()
+                    .map(|h| format!("delete rule {table} {chain} handle {h}\n"))
+                    .collect();
+                for r in rules.iter().rev() {
+                    script.push_str(&format!(
+                        "insert rule {table} {chain} {r} accept comment \"{m}\"\n"
+                    ));
+                }
+                if script.is_empty() {
+                    continue;
+                }
+                let why = format!("accept {iface}'s traffic first in {}", place.describe());
+                cmd::transaction("nft", &["-f", "-"], &script, "our accepts", Some(&why))?;
+            }
+        }
+    }
+    Ok(wanted.keys().cloned().collect())
+}
+
+/// How many of our marked accepts a place holds now.
+pub fn count_marked(iface: &IfaceName, place: &Place) -> usize {
+    let m = mark(iface);
+    match place {
+        Place::Iptables {
+            variant,
+            family,
+            chain,
+        } => iptables::live_rules(*variant, *family)
+            .map(|l| {
+                l.rules.get(&(Table::Filter, chain.clone())).map_or(0, |r| {
+                    r.iter()
+                        .filter(|r| r.contains(&format!("--comment \"{m}\"")))
+                        .count()
+                })
+            })
+            .unwrap_or(0),
+        Place::Nft { table, chain } => nft_handles(table, chain, &m).map_or(0, |h| h.len()),
+    }
+}
+
+/// Takes our accepts out of every recorded place; forgiving (returns warnings).
+pub fn remove(iface: &IfaceName, recorded: &[Place]) -> Vec<String> {
+    match apply(iface, &BTreeMap::new(), recorded) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+/// The handles of the rules in a chain that carry our mark.
+fn nft_handles(table: &str, chain: &str, mark: &str) -> Result<Vec<String>> {
+    let (family, name) = table.split_once(' ').unwrap_or(("inet", table));
+    let out = cmd::run("nft", &["-a", "list", "chain", family, name, chain], None)?;
+    if !out.ok {
+        return Ok(Vec::new());
+    }
+    Ok(handles_marked(&out.stdout, mark))
+}

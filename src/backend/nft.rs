@@ -1,0 +1,171 @@
+//! The apply step for native nftables: every interface's chains live in the one table
+//! `inet wgfw`, and each change is one `nft -f` transaction computed by `rules::nft`.
+
+use std::collections::BTreeMap;
+
+use crate::config::types::IfaceName;
+use crate::error::{Error, Result};
+use crate::plan::{Family, Plan};
+use crate::rules::{self, Chain, ChainId, nft};
+use crate::system::cmd;
+use crate::system::state::Record;
+
+use super::{families, members};
+
+/// `nft list chains`: every table and chain, with the hook and policy of base chains, but no
+/// rules. All we need to know of other managers' tables, and flat in cost: with 20,000 foreign
+/// rules, `nft list ruleset` takes nft half a second, `list chains` a few milliseconds.
+pub fn overview() -> Result<String> {
+    let out = cmd::run("nft", &["list", "chains"], None)?;
+    if out.ok {
+        Ok(out.stdout)
+    } else {
+        Err(Error::system(format!(
+            "nft list chains failed: {}",
+            cmd::first_line(&out.stderr)
+        )))
+    }
+}
+
+/// `nft list table inet wgfw`, empty when there is no such table.
+pub fn table() -> Result<String> {
+    let out = cmd::run("nft", &["list", "table", "inet", "wgfw"], None)?;
+    Ok(if out.ok { out.stdout } else { String::new() })
+}
+
+fn submit(script: &str) -> Result<()> {
+    cmd::transaction("nft", &["-f", "-"], script, "the rules", None)
+}
+
+/// Our table before a change. It is listed only where the overview shows it: the first `up`
+/// saves a process.
+pub fn read(overview: &str) -> Result<nft::Live> {
+    let listing = match nft::overview_chains(overview) {
+        Some(_) => table()?,
+        None => String::new(),
+    };
+    Ok(nft::Live::parse(&listing))
+}
+
+/// `desired` for every family of the plan, for the table that holds them all.
+fn desired_all(plan: &Plan, others: &[Record]) -> Vec<(Family, Chain)> {
+    plan.families
+        .iter()
+        .flat_map(|fp| {
+            rules::desired(plan, fp.family, &members(others, fp.family))
+                .into_iter()
+                .map(|c| (fp.family, c))
+        })
+        .collect()
+}
+
+/// Installs `plan` in one transaction.
+pub fn apply(plan: &Plan, others: &[Record], before: &nft::Live) -> Result<()> {
+    let want = desired_all(plan, others);
+    let Some(script) = nft::transaction(&want, &own(&plan.iface, before), before) else {
+        return Ok(());
+    };
+    submit(&script).inspect_err(|_| {
+        // A refused transaction changed nothing; one that reports failure after its commit
+        // did, and is taken back.
+        let now = table().map(|t| nft::Live::parse(&t)).unwrap_or_default();
+        if !now.same_rules(before) {
+            undo(before);
+        }
+    })
+}
+
+/// How the live table differs from what `plan` installs, one line per difference.
+pub fn differences(plan: &Plan, others: &[Record], before: &nft::Live) -> Vec<String> {
+    nft::differences(&desired_all(plan, others), before)
+}
+
+/// The packets the interface's counted rules saw, by label.
+pub fn counters(iface: &IfaceName) -> BTreeMap<&'static str, u64> {
+    let listing = table().unwrap_or_default();
+    let mut sums: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for (label, n) in nft::counted(&listing, &names_of(iface)) {
+        *sums.entry(label).or_default() += n;
+    }
+    sums
+}
+
+/// Puts the table back as it was in `before` (after a later step failed).
+pub fn undo(before: &nft::Live) {
+    let now = table().map(|t| nft::Live::parse(&t)).unwrap_or_default();
+    let mut script = String::new();
+    if now.exists {
+        script.push_str(&format!("delete table {}\n", nft::TABLE));
+    }
+    if before.exists {
+        script.push_str(&before.listing);
+    }
+    if !script.is_empty()
+        && let Err(e) = submit(&script)
+    {
+        eprintln!("wgfw-hook: warning: could not put the nft table back: {e}");
+    }
+}
+
+/// Removes the interface's chains (and the table with the last interface). Forgiving: returns
+/// warnings instead of failing, because `down` must not keep a tunnel up.
+pub fn remove(iface: &IfaceName, others: &[Record], ipv6: bool) -> Vec<String> {
+    let mut gone: Vec<String> = families(ipv6)
+        .into_iter()
+        .map(|f| nft::chain_name(&ChainId::SharedInput, f))
+        .collect();
+    // The last interface takes the whole table with it, which needs only its chains' names,
+    // not a listing of its rules (3 ms more); anything else in it keeps it.
+    if others.is_empty() {
+        let chains = match overview() {
+            Ok(o) => nft::overview_chains(&o),
+            Err(e) => return vec![e.to_string()],
+        };
+        let Some(chains) = chains else {
+            return Vec::new();
+        };
+        gone.extend(names_of(iface));
+        if chains
+            .iter()
+            .all(|c| gone.contains(c) || nft::base_chain(c))
+        {
+            return match submit(&format!("delete table {}\n", nft::TABLE)) {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![e.to_string()],
+            };
+        }
+    }
+    let table = match table() {
+        Ok(t) => nft::Live::parse(&t),
+        Err(e) => return vec![e.to_string()],
+    };
+    let want: Vec<(Family, Chain)> = families(ipv6)
+        .into_iter()
+        .flat_map(|f| {
+            rules::shared_chains(f, &members(others, f))
+                .into_iter()
+                .map(move |c| (f, c))
+        })
+        .collect();
+    gone.extend(own(iface, &table));
+    match nft::transaction(&want, &gone, &table).map(|script| submit(&script)) {
+        Some(Err(e)) => vec![e.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// The names in the table of every chain the interface may own, in both families.
+fn names_of(iface: &IfaceName) -> Vec<String> {
+    ChainId::all_of(iface)
+        .iter()
+        .flat_map(|id| Family::BOTH.map(|f| nft::chain_name(id, f)))
+        .collect()
+}
+
+/// The chains and sets of the table that belong to the interface.
+fn own(iface: &IfaceName, table: &nft::Live) -> Vec<String> {
+    let chains = names_of(iface);
+    let mut names = nft::sets_used(&table.listing, &chains);
+    names.extend(chains);
+    names
+}

@@ -1,0 +1,86 @@
+//! `check [--repair]`: whether the live firewall and sysctls are still what `up` installed
+//! (another tool may have flushed or reloaded the ruleset), and with `--repair` installs the
+//! recorded plan again.
+
+use crate::backend::{self, foreign};
+use crate::config::cli::{Args, Options};
+use crate::config::types::IfaceName;
+use crate::config::wgconf::WgConfig;
+use crate::error::Result;
+use crate::rules::foreign as places;
+use crate::system::state::{Record, Store};
+use crate::system::sysctl;
+
+use super::up::{Guard, install};
+use super::{prepare, recorded_inputs};
+
+/// Prints one line per difference; returns whether all is (or is again) as installed.
+pub fn check(args: &Args) -> Result<bool> {
+    let iface = &args.iface;
+    let store = Store::open()?;
+    let Some(record) = store.record(iface)? else {
+        println!("{iface}: nothing installed");
+        return Ok(true);
+    };
+    let (opts, conf) = recorded_inputs(&store, iface)?;
+    let drift = differences(&store, &record, &opts, &conf)?;
+    if drift.is_empty() {
+        println!("{iface}: as installed");
+        return Ok(true);
+    }
+    for d in &drift {
+        println!("{iface}: {d}");
+    }
+    if !args.repair {
+        return Ok(false);
+    }
+    install(iface, &opts, &conf, &store, Guard::Off)?;
+    let after = differences(&store, &record, &opts, &conf)?;
+    for d in &after {
+        println!("{iface}: still: {d}");
+    }
+    if after.is_empty() {
+        println!("{iface}: repaired");
+    }
+    Ok(after.is_empty())
+}
+
+fn differences(
+    store: &Store,
+    record: &Record,
+    opts: &Options,
+    conf: &WgConfig,
+) -> Result<Vec<String>> {
+    let iface: &IfaceName = &record.iface;
+    let others: Vec<Record> = store
+        .records()?
+        .into_iter()
+        .filter(|r| &r.iface != iface)
+        .collect();
+    let (plan, before, families) = prepare(iface, opts, conf, record.backend)?;
+    let mut out = backend::differences(&plan, &others, &before);
+    for w in &plan.sysctls {
+        if let Ok(v) = sysctl::read(&w.key)
+            && v != w.value
+        {
+            out.push(format!("sysctl {} is {v}, {} was set", w.key, w.value));
+        }
+    }
+    let view = foreign::read(
+        record.backend,
+        &families,
+        before.overview().unwrap_or_default(),
+    );
+    for (place, rules) in places::needed(&plan, &view) {
+        let present = foreign::count_marked(iface, &place);
+        if present != rules.len() {
+            out.push(format!(
+                "{} of our {} accepts in {} are there",
+                present,
+                rules.len(),
+                place.describe()
+            ));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,137 @@
+//! `down` (wg-quick's PreDown) and `release`: remove exactly what `up` recorded. Forgiving:
+//! what is already gone is fine, and problems are warnings, because a failing PreDown would
+//! keep the interface up.
+
+use std::collections::BTreeSet;
+
+use crate::backend;
+use crate::config::cli::Args;
+use crate::config::types::IfaceName;
+use crate::error::Result;
+use crate::plan::ledger::Ledger;
+use crate::rules::Backend;
+use crate::rules::foreign as places;
+use crate::system::state::{Record, Store};
+use crate::system::sysctl;
+
+use super::{choose_backend, files, ipv6_enabled};
+
+/// Removes what `up` installed, unless `--lockdown` keeps a client's kill switch.
+pub fn down(args: &Args) -> Result<()> {
+    let iface = &args.iface;
+    let store = Store::open()?;
+    let kept = store.record(iface)?.is_some_and(|r| r.lockdown);
+    if kept {
+        eprintln!(
+            "[!] wgfw-hook: keeping the kill switch of {iface} (--lockdown); \"wgfw-hook release {iface}\" removes it"
+        );
+        return Ok(());
+    }
+    remove(&store, iface)
+}
+
+/// Removes a kill switch that `--lockdown` kept after `down` (or anything else still installed
+/// for the interface). Nothing to release is fine.
+pub fn release(args: &Args) -> Result<()> {
+    let store = Store::open()?;
+    remove(&store, &args.iface)
+}
+
+/// Removes the interface's rules, accepts, sysctls and records.
+pub(super) fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
+    let records = store.records()?;
+    let mine = records.iter().find(|r| &r.iface == iface);
+    let others: Vec<Record> = records
+        .iter()
+        .filter(|r| &r.iface != iface)
+        .cloned()
+        .collect();
+    let mut warned = false;
+    let mut warn = |warnings: Vec<String>| {
+        for w in &warnings {
+            eprintln!("wgfw-hook: warning: {w}");
+        }
+        warned |= !warnings.is_empty();
+    };
+    warn(remove_rules(store, iface, mine, &others)?);
+    for file in [
+        files::foreign(iface),
+        files::options(iface),
+        files::wgconf(iface),
+        files::rollback(iface),
+    ] {
+        store.write_named(&file, "")?;
+    }
+    warn(restore_sysctls(store, iface)?);
+    store.remove_record(iface)?;
+    tidy(store)?;
+    if warned {
+        eprintln!("wgfw-hook: {iface}: removed what could be removed (see the warnings above)");
+    }
+    Ok(())
+}
+
+/// Takes out our accepts in other managers' chains and our rules, with the backend that put
+/// them in; returns the warnings.
+fn remove_rules(
+    store: &Store,
+    iface: &IfaceName,
+    mine: Option<&Record>,
+    others: &[Record],
+) -> Result<Vec<String>> {
+    let backends: Vec<Backend> = match (mine, others.first()) {
+        (Some(r), _) => vec![r.backend],
+        (None, Some(_)) => vec![choose_backend(None, None, others)?.0],
+        // Nothing recorded (a reboot emptied /run while saved rules came back, or never up):
+        // remove whatever carries this interface's name, with every backend there is.
+        (None, None) => backend::installed_backends(),
+    };
+    let recorded = places::decode(
+        &store
+            .read_named(&files::foreign(iface))?
+            .unwrap_or_default(),
+    );
+    let mut warnings = backend::foreign::remove(iface, &recorded);
+    for b in backends {
+        let chains = mine.filter(|r| r.backend == b).map(|r| &r.chains);
+        warnings.extend(backend::remove(b, iface, others, chains, ipv6_enabled()));
+    }
+    Ok(warnings)
+}
+
+/// Puts back the sysctls nobody else holds; returns the warnings.
+fn restore_sysctls(store: &Store, iface: &IfaceName) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let mut ledger = Ledger::parse(&store.read_named(files::LEDGER)?.unwrap_or_default());
+    for w in ledger.release(iface.as_str()) {
+        if w.key.file().exists()
+            && sysctl::read(&w.key).ok().as_deref() != Some(w.value.as_str())
+            && let Err(e) = sysctl::write(&w.key, &w.value)
+        {
+            warnings.push(e.to_string());
+        }
+    }
+    store.write_named(files::LEDGER, &ledger.render())?;
+    Ok(warnings)
+}
+
+/// Once no interface is managed in this namespace any more: deletes the empty tables and base
+/// chains iptables-nft created for us, and the namespace's records.
+pub(super) fn tidy(store: &Store) -> Result<()> {
+    if !store.records()?.is_empty() {
+        return Ok(());
+    }
+    if let Some(before) = store.read_named(files::NFT_BEFORE)? {
+        let before: BTreeSet<String> = before.lines().map(String::from).collect();
+        backend::residue::clean(&before);
+        store.write_named(files::NFT_BEFORE, "")?;
+    }
+    if Ledger::parse(&store.read_named(files::LEDGER)?.unwrap_or_default())
+        .entries
+        .is_empty()
+    {
+        store.write_named(files::LEDGER, "")?;
+    }
+    store.remove_dir_if_empty();
+    Ok(())
+}

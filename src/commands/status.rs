@@ -1,0 +1,260 @@
+//! `status [IFACE] [--json]`: what is installed in this network namespace: per managed
+//! interface its state, the packets its important rules counted, peers to prune, accepts in
+//! other managers' chains; and how full connection tracking is.
+
+use crate::backend;
+use crate::config::types::{IfaceName, Role};
+use crate::error::Result;
+use crate::plan::ledger::Ledger;
+use crate::rules::foreign::{self as places, Place};
+use crate::system::state::{Record, Store};
+use crate::system::{host, sysctl};
+
+use super::json::{self, Json};
+use super::{files, now_secs, prepare, recorded_inputs};
+
+/// Peers silent for longer than this are worth pruning, as the hardening guides say.
+const STALE_PEER_SECS: u64 = 7 * 86_400;
+
+/// What `status` reports of one managed interface.
+struct Report {
+    record: Record,
+    up: bool,
+    state: String,
+    counters: Vec<(&'static str, u64)>,
+    /// Settings this interface holds: key, value now, value to put back.
+    sysctls: Vec<(String, String, String)>,
+    stale_peers: Vec<(String, Option<u64>)>,
+    foreign: Vec<Place>,
+}
+
+/// Prints what is installed in this network namespace: per managed interface its state, the
+/// packets its important rules counted, peers to prune, accepts in other managers' chains;
+/// and how full connection tracking is. `--json` prints the same as one JSON object.
+pub fn status(only: Option<&IfaceName>, json: bool) -> Result<()> {
+    let store = Store::open()?;
+    let conntrack = host::conntrack_use();
+    let records: Vec<Record> = store
+        .records()?
+        .into_iter()
+        .filter(|r| only.is_none_or(|i| &r.iface == i))
+        .collect();
+    let ledger = Ledger::parse(&store.read_named(files::LEDGER)?.unwrap_or_default());
+    let mut reports = Vec::new();
+    for r in &records {
+        reports.push(Report::of(&store, r, &records, &ledger)?);
+    }
+    if json {
+        let items: Vec<Json> = reports.iter().map(Report::json).collect();
+        println!("{}", json::status_json(conntrack, &items));
+    } else {
+        print!("{}", text(conntrack, &reports, only));
+    }
+    Ok(())
+}
+
+/// The plain-text status.
+fn text(conntrack: Option<(u64, u64)>, reports: &[Report], only: Option<&IfaceName>) -> String {
+    let mut s = String::new();
+    if let Some((n, max)) = conntrack {
+        let pct = n * 100 / max.max(1);
+        let warn = if pct >= 80 {
+            ": nearly full, raise net.netfilter.nf_conntrack_max"
+        } else {
+            ""
+        };
+        s.push_str(&format!("conntrack: {n} of {max} entries ({pct}%){warn}\n"));
+    }
+    if reports.is_empty() {
+        match only {
+            Some(i) => s.push_str(&format!("{i}: nothing installed\n")),
+            None => s.push_str("no interface is managed by wgfw-hook here\n"),
+        }
+    }
+    for rep in reports {
+        s.push_str(&rep.text());
+    }
+    s
+}
+
+impl Report {
+    /// Gathers what `status` says of one managed interface.
+    fn of(store: &Store, r: &Record, records: &[Record], ledger: &Ledger) -> Result<Report> {
+        let sysctls = ledger
+            .entries
+            .iter()
+            .filter(|(_, e)| e.holders.contains(r.iface.as_str()))
+            .map(|(k, e)| {
+                (
+                    k.to_string(),
+                    sysctl::read(k).unwrap_or_else(|_| "?".into()),
+                    e.original.clone(),
+                )
+            })
+            .collect();
+        let up = host::iface_exists(&r.iface);
+        let others: Vec<Record> = records
+            .iter()
+            .filter(|o| o.iface != r.iface)
+            .cloned()
+            .collect();
+        let counters = match recorded_inputs(store, &r.iface) {
+            Ok((opts, conf)) => prepare(&r.iface, &opts, &conf, r.backend)
+                .map(|(plan, _, _)| backend::counters(r.backend, &plan, &others))
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let stale_peers = if up {
+            host::stale_peers(&r.iface, now_secs(), STALE_PEER_SECS)
+        } else {
+            Vec::new()
+        };
+        let foreign = places::decode(
+            &store
+                .read_named(&files::foreign(&r.iface))?
+                .unwrap_or_default(),
+        );
+        Ok(Report {
+            state: state_of(r, up),
+            record: r.clone(),
+            up,
+            counters,
+            sysctls,
+            stale_peers,
+            foreign,
+        })
+    }
+
+    fn text(&self) -> String {
+        let r = &self.record;
+        let families: Vec<&str> = r.policies.keys().map(|f| f.name()).collect();
+        let mut s = format!(
+            "{}: {} role, {}, {}: {}\n",
+            r.iface,
+            r.role.as_str(),
+            r.backend,
+            families.join(" and "),
+            self.state
+        );
+        if !self.counters.is_empty() {
+            let c: Vec<String> = self
+                .counters
+                .iter()
+                .map(|(label, n)| format!("{label} {n}"))
+                .collect();
+            s.push_str(&format!("  {}\n", c.join(", ")));
+        }
+        let changed: Vec<String> = self
+            .sysctls
+            .iter()
+            .filter(|(_, now, was)| now != was)
+            .map(|(k, now, was)| format!("{k}={now} (was {was})"))
+            .collect();
+        if !changed.is_empty() {
+            s.push_str(&format!("  sysctls: {}\n", changed.join(", ")));
+        }
+        for (key, age) in &self.stale_peers {
+            match age {
+                None => s.push_str(&format!("  peer {key}: no handshake yet\n")),
+                Some(secs) => s.push_str(&format!(
+                    "  peer {key}: last handshake {} days ago (remove it if it is gone)\n",
+                    secs / 86_400
+                )),
+            }
+        }
+        for place in &self.foreign {
+            s.push_str(&format!(
+                "  accepts of its own first in another manager's chain: {}\n",
+                place.describe()
+            ));
+        }
+        s
+    }
+
+    fn json(&self) -> Json {
+        let r = &self.record;
+        Json::Object(vec![
+            ("interface", Json::Str(r.iface.to_string())),
+            ("role", Json::Str(r.role.as_str().into())),
+            ("backend", Json::Str(r.backend.to_string())),
+            (
+                "families",
+                Json::Array(
+                    r.policies
+                        .keys()
+                        .map(|f| Json::Str(f.name().into()))
+                        .collect(),
+                ),
+            ),
+            ("interface_up", Json::Bool(self.up)),
+            ("lockdown", Json::Bool(r.lockdown)),
+            ("state", Json::Str(self.state.clone())),
+            (
+                "counters",
+                Json::Object(
+                    self.counters
+                        .iter()
+                        .map(|(l, n)| (*l, Json::Num(*n)))
+                        .collect(),
+                ),
+            ),
+            (
+                "sysctls",
+                Json::Array(
+                    self.sysctls
+                        .iter()
+                        .map(|(k, now, was)| {
+                            Json::Object(vec![
+                                ("key", Json::Str(k.clone())),
+                                ("value", Json::Str(now.clone())),
+                                ("saved", Json::Str(was.clone())),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "stale_peers",
+                Json::Array(
+                    self.stale_peers
+                        .iter()
+                        .map(|(k, age)| {
+                            Json::Object(vec![
+                                ("public_key", Json::Str(k.clone())),
+                                ("seconds_since_handshake", age.map_or(Json::Null, Json::Num)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "accepts_in_other_managers_chains",
+                Json::Array(
+                    self.foreign
+                        .iter()
+                        .map(|p| Json::Str(p.describe()))
+                        .collect(),
+                ),
+            ),
+        ])
+    }
+}
+
+fn state_of(r: &Record, up: bool) -> String {
+    match (r.role, r.lockdown, up) {
+        (Role::Client, true, false) => format!(
+            "kill switch kept after down (--lockdown): nothing leaves this host outside the tunnel; \"wgfw-hook release {}\" removes it",
+            r.iface
+        ),
+        (Role::Client, _, false) => {
+            "kill switch in place, tunnel gone: nothing leaves outside the tunnel".into()
+        }
+        (Role::Client, true, true) => "kill switch active; kept after down (--lockdown)".into(),
+        (Role::Client, false, true) => "kill switch active".into(),
+        (Role::Server, _, true) => "firewall installed".into(),
+        (Role::Server, _, false) => format!(
+            "firewall installed, interface gone: \"wgfw-hook down {}\" removes it",
+            r.iface
+        ),
+    }
+}

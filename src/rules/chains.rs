@@ -1,0 +1,450 @@
+//! Which chains an interface gets, built from its plan: the helpers both roles share, the
+//! shared input chain, and the whole set for one family. The roles' own chains are in
+//! `server` and `client`. Pure: a plan goes in, chains come out.
+
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+
+use crate::config::types::{IfaceName, Proto, Rate, RateUnit, Role};
+use crate::plan::{Family, FamilyPlan, InputPolicy, Plan};
+
+use super::model::{Chain, Ct, DROPPED, Match, Ports, Rule, Verdict, rule};
+use super::names::{ChainId, Kind};
+
+fn nets(list: &[&str]) -> Vec<IpNet> {
+    list.iter()
+        .map(|n| n.parse().expect("a network literal"))
+        .collect()
+}
+
+/// Networks that peers may not reach through the server by default (anti-pivot).
+pub fn local_ranges(family: Family) -> Vec<IpNet> {
+    nets(match family {
+        Family::V4 => &[
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+        ],
+        Family::V6 => &["fc00::/7", "fe80::/10"],
+    })
+}
+
+/// Networks a client keeps reachable outside the tunnel with `--allow-lan`: the private and
+/// link-local ranges, and (as destinations) multicast and broadcast.
+pub fn lan_ranges(family: Family, destination: bool) -> Vec<IpNet> {
+    let mut r = nets(match family {
+        Family::V4 => &[
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+        ],
+        Family::V6 => &["fc00::/7", "fe80::/10"],
+    });
+    if destination {
+        r.extend(nets(match family {
+            Family::V4 => &["224.0.0.0/4", "255.255.255.255/32"],
+            Family::V6 => &["ff00::/8"],
+        }));
+    }
+    r
+}
+
+/// Log lines are limited so that a flood cannot fill the disk.
+pub(super) fn log_limit() -> Match {
+    Match::Limit {
+        count: 5,
+        per: RateUnit::Minute,
+        burst: 10,
+    }
+}
+pub(super) const SSH_LIMIT: Rate = Rate {
+    count: 10,
+    unit: RateUnit::Minute,
+};
+pub(super) const SSH_BURST: u32 = 10;
+
+pub(super) fn udp(sport: Option<u16>, dport: Option<u16>) -> Match {
+    Match::L4 {
+        proto: Proto::Udp,
+        sport: sport.map(Ports::one),
+        dport: dport.map(Ports::one),
+        syn: false,
+    }
+}
+
+pub(super) fn tcp_dport(port: u16) -> Match {
+    Match::L4 {
+        proto: Proto::Tcp,
+        sport: None,
+        dport: Some(Ports::one(port)),
+        syn: false,
+    }
+}
+
+fn icmp(family: Family, t: u8) -> Match {
+    match family {
+        Family::V4 => Match::Icmp(t),
+        Family::V6 => Match::Icmp6(t),
+    }
+}
+
+/// One interface's chains for one family.
+pub fn iface_chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
+    match plan.role {
+        Role::Server => super::server::chains(plan, fp),
+        Role::Client => super::client::chains(plan, fp),
+    }
+}
+
+/// One of the interface's chains.
+pub(super) fn chain(iface: &IfaceName, kind: Kind, rules: Vec<Rule>) -> Chain {
+    Chain {
+        id: ChainId::own(iface, kind),
+        rules,
+    }
+}
+
+pub(super) fn mss_chain(i: &IfaceName, fp: &FamilyPlan) -> Chain {
+    // TCP through the tunnel must fit its MTU both ways, whatever MTU the peer has.
+    let syn = Match::L4 {
+        proto: Proto::Tcp,
+        sport: None,
+        dport: None,
+        syn: true,
+    };
+    let clamp = |dir| {
+        rule(
+            vec![dir, syn.clone(), Match::MssAbove(fp.mss)],
+            Verdict::SetMss(fp.mss),
+        )
+    };
+    chain(
+        i,
+        Kind::Mss,
+        vec![
+            clamp(Match::Out(i.to_string())),
+            clamp(Match::In(i.to_string())),
+        ],
+    )
+}
+
+pub(super) fn allow_rules(plan: &Plan) -> Vec<Rule> {
+    plan.allow
+        .iter()
+        .map(|s| {
+            let dport = Some(Ports(s.first.get(), s.last.get()));
+            rule(
+                vec![Match::L4 {
+                    proto: s.proto,
+                    sport: None,
+                    dport,
+                    syn: false,
+                }],
+                Verdict::Accept,
+            )
+        })
+        .collect()
+}
+
+pub(super) fn log_rule(i: &IfaceName) -> Rule {
+    rule(vec![log_limit()], Verdict::Log(format!("wgfw-{i}: ")))
+}
+
+pub(super) fn endpoint_rule(e: &SocketAddr) -> Rule {
+    rule(
+        vec![Match::Dst(IpNet::from(e.ip())), udp(None, Some(e.port()))],
+        Verdict::Accept,
+    )
+}
+
+/// A per-source limit. Its kernel table is named from everything that shapes it, so that a
+/// changed limit gets a fresh table (the kernel keeps a table's first settings while any rule
+/// uses it) and each tunnel counts on its own. Names may have 15 characters.
+pub(super) fn per_source(
+    iface: &IfaceName,
+    tag: &str,
+    family: Family,
+    rate: Rate,
+    burst: u32,
+) -> Match {
+    let per = match rate.unit {
+        RateUnit::Second => "sec",
+        RateUnit::Minute => "min",
+    };
+    // IPv6 users get a /64 each: counting single addresses would let one host use millions.
+    let v6_prefix = (family == Family::V6).then_some(64);
+    let mask = if v6_prefix.is_some() {
+        " --hashlimit-srcmask 64"
+    } else {
+        ""
+    };
+    let shape = format!("{iface}/{tag}/{}/{per}/{burst}/{mask}", rate.count);
+    let name = format!("wgfw{:08x}{tag}", fnv1a(shape.as_bytes()));
+    Match::PerSource {
+        name,
+        rate,
+        burst,
+        v6_prefix,
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// One managed interface as the shared chain sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub iface: IfaceName,
+    pub policy: InputPolicy,
+    pub log: bool,
+}
+
+impl Member {
+    /// The plan's interface in the shared chain of one of its families.
+    pub fn of(plan: &Plan, fp: &FamilyPlan) -> Member {
+        Member {
+            iface: plan.iface.clone(),
+            policy: plan.tail_policy(fp),
+            log: plan.log,
+        }
+    }
+}
+
+/// The shared input chain for the interfaces managed in one family (none: no chain).
+pub fn shared_chains(family: Family, members: &[Member]) -> Vec<Chain> {
+    if members.is_empty() {
+        return Vec::new();
+    }
+    let mut rules = vec![
+        rule(vec![Match::In("lo".into())], Verdict::Accept),
+        rule(vec![Match::Ct(Ct::Established)], Verdict::Accept),
+        rule(vec![Match::Ct(Ct::Invalid)], Verdict::Drop),
+    ];
+    rules.extend(
+        members
+            .iter()
+            .map(|m| rule(vec![], Verdict::Jump(ChainId::own(&m.iface, Kind::In)))),
+    );
+    let ping = Match::Limit {
+        count: 10,
+        per: RateUnit::Second,
+        burst: 20,
+    };
+    match family {
+        Family::V4 => {
+            for t in [3, 11, 12] {
+                rules.push(rule(vec![icmp(family, t)], Verdict::Accept));
+            }
+            rules.push(rule(vec![icmp(family, 8), ping], Verdict::Accept));
+        }
+        Family::V6 => {
+            // Errors (packet-too-big above all) and neighbour discovery keep IPv6 working.
+            for t in [1, 2, 3, 4] {
+                rules.push(rule(vec![icmp(family, t)], Verdict::Accept));
+            }
+            for t in [133, 134, 135, 136] {
+                rules.push(rule(
+                    vec![icmp(family, t), Match::HopLimit255],
+                    Verdict::Accept,
+                ));
+            }
+            let link_local: IpNet = "fe80::/10".parse().expect("literal");
+            for t in [130, 131, 132, 143] {
+                rules.push(rule(
+                    vec![Match::Src(link_local), icmp(family, t)],
+                    Verdict::Accept,
+                ));
+            }
+            rules.push(rule(vec![icmp(family, 128), ping], Verdict::Accept));
+            // DHCPv6 replies come from a link-local server and match no connection.
+            let dhcp = vec![
+                Match::Src(link_local),
+                Match::Dst(link_local),
+                udp(Some(547), Some(546)),
+            ];
+            rules.push(rule(dhcp, Verdict::Accept));
+        }
+    }
+    if members.iter().any(|m| m.policy == InputPolicy::Drop) {
+        if members
+            .iter()
+            .any(|m| m.policy == InputPolicy::Drop && m.log)
+        {
+            rules.push(rule(vec![log_limit()], Verdict::Log("wgfw-input: ".into())));
+        }
+        rules.push(rule(vec![], Verdict::Drop).counted(DROPPED));
+    }
+    vec![Chain {
+        id: ChainId::SharedInput,
+        rules,
+    }]
+}
+
+/// The chains of one interface and family together with the shared chain, as on a host where
+/// it is the only managed interface: what `plan` shows.
+pub fn fresh(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
+    desired(plan, fp.family, &[])
+}
+
+/// The chains of `plan` for one family, with the shared ones as they are with `others`, the
+/// other managed interfaces, in it.
+pub fn desired(plan: &Plan, family: Family, others: &[Member]) -> Vec<Chain> {
+    let Some(fp) = plan.families.iter().find(|f| f.family == family) else {
+        return Vec::new();
+    };
+    let mut m = others.to_vec();
+    m.push(Member::of(plan, fp));
+    let mut chains = shared_chains(family, &m);
+    chains.extend(iface_chains(plan, fp));
+    chains
+}
+
+#[cfg(test)]
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_source_names_fit_and_follow_the_settings() {
+        let i: IfaceName = "abcdefghijklmno".parse().unwrap();
+        let r = Rate {
+            count: 30,
+            unit: RateUnit::Minute,
+        };
+        let Match::PerSource { name, .. } = per_source(&i, "h", Family::V4, r, 5) else {
+            panic!()
+        };
+        assert!(name.len() <= 15, "{name}");
+        assert_ne!(
+            per_source(&i, "h", Family::V4, r, 5),
+            per_source(&i, "h", Family::V4, Rate { count: 31, ..r }, 5)
+        );
+    }
+
+    #[test]
+    fn shared_chain_serves_every_interface_and_denies_once() {
+        let m = |i: &str, policy| Member {
+            iface: i.parse().unwrap(),
+            policy,
+            log: true,
+        };
+        let c = shared_chains(
+            Family::V4,
+            &[m("wg0", InputPolicy::Drop), m("wg1", InputPolicy::Defer)],
+        );
+        let rules = &c[0].rules;
+        assert_eq!(
+            rules
+                .iter()
+                .filter(|r| matches!(r.verdict, Verdict::Jump(_)))
+                .count(),
+            2
+        );
+        assert_eq!(rules.last().unwrap().verdict, Verdict::Drop);
+        let c = shared_chains(Family::V4, &[m("wg1", InputPolicy::Defer)]);
+        assert!(
+            !c[0]
+                .rules
+                .iter()
+                .any(|r| matches!(r.verdict, Verdict::Log(_)) || r == &rule(vec![], Verdict::Drop))
+        );
+        assert!(shared_chains(Family::V4, &[]).is_empty());
+    }
+
+    fn client_plan(opts: crate::config::cli::Options) -> Plan {
+        let conf = "[Interface]\nAddress = 10.66.0.2/32\n[Peer]\nEndpoint = 203.0.113.2:51820\nAllowedIPs = 0.0.0.0/0\n";
+        let host = crate::plan::HostFacts {
+            endpoints: vec!["203.0.113.2:51820".parse().unwrap()],
+            ..crate::plan::HostFacts::example()
+        };
+        let opts = crate::config::cli::Options {
+            role: Some(Role::Client),
+            ..opts
+        };
+        crate::plan::for_test(conf, &opts, &host).unwrap()
+    }
+
+    /// `ChainId::hooked` (what `down` assumes) names exactly the chains the plans hook.
+    #[test]
+    fn assumed_hooks_are_the_hooks_plans_use() {
+        let server = "[Interface]\nAddress = 10.6.0.1/24, fd6::1/64\nListenPort = 51820\n";
+        let host = crate::plan::HostFacts::example();
+        let plans = [
+            crate::plan::for_test(server, &crate::config::cli::Options::default(), &host).unwrap(),
+            client_plan(crate::config::cli::Options::default()),
+            client_plan(crate::config::cli::Options {
+                allow_lan: true,
+                ..Default::default()
+            }),
+        ];
+        let hooks = ChainId::hooked(&"wg0".parse().unwrap(), true);
+        let mut hooked = 0;
+        for p in &plans {
+            for fp in &p.families {
+                for c in fresh(p, fp) {
+                    assert_eq!(hooks.contains(&c.id), c.hook().is_some(), "{}", c.id);
+                    hooked += usize::from(c.hook().is_some());
+                }
+            }
+        }
+        assert!(hooked >= 8, "the plans exercise the hooks ({hooked})");
+    }
+
+    fn chain<'a>(chains: &'a [Chain], suffix: &str) -> &'a Chain {
+        chains
+            .iter()
+            .find(|c| c.id.to_string() == format!("WGFW-wg0-{suffix}"))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_kill_switch_lets_out_only_what_it_names() {
+        let p = client_plan(crate::config::cli::Options {
+            allow_lan: true,
+            ..Default::default()
+        });
+        let chains = iface_chains(&p, &p.families[0]);
+        let out = &chain(&chains, "OUT").rules;
+        assert_eq!(
+            out.last().unwrap().verdict,
+            Verdict::Jump("WGFW-wg0-REJECT".parse().unwrap())
+        );
+        assert!(
+            out.iter()
+                .any(|r| r.matches == vec![Match::Ct(Ct::Related)]),
+            "resets of rejected LAN traffic"
+        );
+        assert!(out.iter().any(|r| {
+            r.matches
+                .contains(&Match::Dst("203.0.113.2/32".parse().unwrap()))
+        }));
+        // --allow-lan opens the LAN, not the tunnel, whose addresses are private too.
+        let input = &chain(&chains, "IN").rules;
+        assert!(
+            !input.is_empty()
+                && input
+                    .iter()
+                    .all(|r| r.matches.contains(&Match::NotIn("wg0".into())))
+        );
+        // The LAN may use the tunnel; the WAN's neighbours may not.
+        let fwd = &chain(&chains, "FWD").rules;
+        assert_eq!(
+            fwd[0].matches,
+            vec![Match::Out("wg0".into()), Match::NotIn("eth0".into())]
+        );
+        // Without --allow-lan nothing but the tunnel comes in.
+        let p = client_plan(crate::config::cli::Options::default());
+        assert!(
+            chain(&iface_chains(&p, &p.families[0]), "IN")
+                .rules
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The firewall as data: rules, what they match and what they do, neutral to the backend that
+//! renders them (`iptables`, `nft`). Backends render a rule's matches in their own canonical
+//! order.
+
+use ipnet::IpNet;
+
+use crate::config::types::{Proto, Rate, RateUnit};
+
+use super::names::ChainId;
+
+/// Tables in the order a packet meets them, which is also the order scripts list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    Raw,
+    Mangle,
+    Nat,
+    Filter,
+}
+
+impl Table {
+    pub const ALL: [Table; 4] = [Table::Raw, Table::Mangle, Table::Nat, Table::Filter];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Raw => "raw",
+            Table::Mangle => "mangle",
+            Table::Nat => "nat",
+            Table::Filter => "filter",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == s)
+    }
+}
+
+/// A port or an inclusive range of ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports(pub u16, pub u16);
+
+impl Ports {
+    pub fn one(p: u16) -> Ports {
+        Ports(p, p)
+    }
+}
+
+/// Connection-tracking states a rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ct {
+    New,
+    /// RELATED or ESTABLISHED.
+    Established,
+    /// Only RELATED: ICMP errors about a known connection.
+    Related,
+    Invalid,
+}
+
+/// What a rule looks at. Backends render a rule's matches in their own canonical order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    In(String),
+    NotIn(String),
+    Out(String),
+    NotOut(String),
+    Src(IpNet),
+    Dst(IpNet),
+    /// A transport protocol, optionally with ports; `syn` asks for SYN without RST (TCP).
+    L4 {
+        proto: Proto,
+        sport: Option<Ports>,
+        dport: Option<Ports>,
+        syn: bool,
+    },
+    Icmp(u8),
+    Icmp6(u8),
+    /// Neighbour discovery must come from the link itself.
+    HopLimit255,
+    Ct(Ct),
+    /// A global rate limit: `count` per `per`, with a burst.
+    Limit {
+        count: u32,
+        per: RateUnit,
+        burst: u32,
+    },
+    /// A limit per source address (per /64 for IPv6), in a kernel table of its own.
+    PerSource {
+        name: String,
+        rate: Rate,
+        burst: u32,
+        v6_prefix: Option<u8>,
+    },
+    /// A TCP MSS option larger than this.
+    MssAbove(u32),
+    /// The source is not an address of this host (forwarded traffic).
+    SrcNotLocal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Return,
+    Jump(ChainId),
+    Log(String),
+    /// Reject: a TCP reset, or ICMP "administratively prohibited" for anything else.
+    RejectTcpReset,
+    RejectProhibited,
+    Masquerade,
+    SetMss(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub matches: Vec<Match>,
+    pub verdict: Verdict,
+    /// What `status` reports this rule's packets as, if anything.
+    pub counts: Option<&'static str>,
+}
+
+impl Rule {
+    pub fn counted(self, label: &'static str) -> Rule {
+        Rule {
+            counts: Some(label),
+            ..self
+        }
+    }
+}
+
+/// What `status` counts, in the order it reports them.
+pub const COUNTED: &[&str] = &[
+    HANDSHAKES,
+    RATE_LIMITED,
+    SSH_ACCEPTED,
+    SSH_BLOCKED,
+    FORWARDED,
+    DROPPED,
+    REJECTED,
+];
+pub const HANDSHAKES: &str = "new WireGuard flows accepted";
+pub const RATE_LIMITED: &str = "new WireGuard flows over the limit";
+pub const SSH_ACCEPTED: &str = "SSH connections accepted";
+pub const SSH_BLOCKED: &str = "SSH connections blocked";
+pub const FORWARDED: &str = "connections forwarded out";
+pub const DROPPED: &str = "packets dropped";
+pub const REJECTED: &str = "packets rejected by the kill switch";
+
+pub fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
+    Rule {
+        matches,
+        verdict,
+        counts: None,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// Which chain: its name, table and the built-in chain that jumps here first follow.
+    pub id: ChainId,
+    pub rules: Vec<Rule>,
+}
+
+impl Chain {
+    pub fn table(&self) -> Table {
+        self.id.table()
+    }
+
+    pub fn hook(&self) -> Option<&'static str> {
+        self.id.hook()
+    }
+}

@@ -1,0 +1,211 @@
+//! The names of our chains, typed: which chains an interface may own, the one all interfaces
+//! share, the table each lives in and the built-in chain that jumps to it. Built here and parsed
+//! back here only, so a name never has to be taken apart anywhere else.
+//!
+//! Names are iptables-style (`WGFW-wg0-IN`, `WGFW-INPUT`); `nft` spells them its own way.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::config::types::IfaceName;
+
+use super::model::Table;
+
+/// What every chain name of ours starts with, and nobody else's should.
+pub const PREFIX: &str = "WGFW-";
+
+/// The chain every managed interface shares: host input's common head, one jump per
+/// interface, and the default deny. It exists while any interface is managed.
+const SHARED_INPUT: &str = "WGFW-INPUT";
+
+/// The chains one interface may own, whatever its role and options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// raw PREROUTING: anti-spoofing.
+    Pre,
+    /// mangle FORWARD: MSS clamping.
+    Mss,
+    /// nat POSTROUTING: masquerading.
+    Nat,
+    /// Host input, reached from the shared input chain.
+    In,
+    /// filter FORWARD: the kill switch and anti-pivot.
+    Fwd,
+    /// Log and drop, reached from the others.
+    Drop,
+    /// filter OUTPUT: a client's kill switch.
+    Out,
+    /// Log and reject, reached from a client's OUT and FWD.
+    Reject,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::Pre,
+        Kind::Mss,
+        Kind::Nat,
+        Kind::In,
+        Kind::Fwd,
+        Kind::Drop,
+        Kind::Out,
+        Kind::Reject,
+    ];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Kind::Pre => "PRE",
+            Kind::Mss => "MSS",
+            Kind::Nat => "NAT",
+            Kind::In => "IN",
+            Kind::Fwd => "FWD",
+            Kind::Drop => "DROP",
+            Kind::Out => "OUT",
+            Kind::Reject => "REJECT",
+        }
+    }
+}
+
+/// One of our chains.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChainId {
+    /// The shared input chain (filter INPUT).
+    SharedInput,
+    Own(IfaceName, Kind),
+}
+
+impl ChainId {
+    pub fn own(iface: &IfaceName, kind: Kind) -> ChainId {
+        ChainId::Own(iface.clone(), kind)
+    }
+
+    pub fn table(&self) -> Table {
+        match self {
+            ChainId::SharedInput => Table::Filter,
+            ChainId::Own(_, kind) => match kind {
+                Kind::Pre => Table::Raw,
+                Kind::Mss => Table::Mangle,
+                Kind::Nat => Table::Nat,
+                Kind::In | Kind::Fwd | Kind::Drop | Kind::Out | Kind::Reject => Table::Filter,
+            },
+        }
+    }
+
+    /// The built-in chain that jumps here first, if any (the others are reached from ours).
+    pub fn hook(&self) -> Option<&'static str> {
+        match self {
+            ChainId::SharedInput => Some("INPUT"),
+            ChainId::Own(_, kind) => match kind {
+                Kind::Pre => Some("PREROUTING"),
+                Kind::Mss | Kind::Fwd => Some("FORWARD"),
+                Kind::Nat => Some("POSTROUTING"),
+                Kind::Out => Some("OUTPUT"),
+                Kind::In | Kind::Drop | Kind::Reject => None,
+            },
+        }
+    }
+
+    /// The interface that owns the chain; none for the shared one.
+    pub fn iface(&self) -> Option<&IfaceName> {
+        match self {
+            ChainId::SharedInput => None,
+            ChainId::Own(iface, _) => Some(iface),
+        }
+    }
+
+    /// Every chain one interface may own, whatever its role and options.
+    pub fn all_of(iface: &IfaceName) -> Vec<ChainId> {
+        Kind::ALL.map(|k| ChainId::own(iface, k)).to_vec()
+    }
+
+    /// The chains a removal of the interface's rules deletes: its own, and the shared one
+    /// (which the transaction keeps where other interfaces still fill it).
+    pub fn all_with_shared(iface: &IfaceName) -> Vec<ChainId> {
+        let mut all = ChainId::all_of(iface);
+        all.push(ChainId::SharedInput);
+        all
+    }
+
+    /// The chains of one interface (and, with `shared`, the shared input chain) that a
+    /// built-in chain jumps to: what `up` hooked and a removal unhooks.
+    pub fn hooked(iface: &IfaceName, shared: bool) -> Vec<ChainId> {
+        let mut out: Vec<ChainId> = ChainId::all_of(iface)
+            .into_iter()
+            .filter(|c| c.hook().is_some())
+            .collect();
+        if shared {
+            out.push(ChainId::SharedInput);
+        }
+        out
+    }
+}
+
+impl fmt::Display for ChainId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainId::SharedInput => f.write_str(SHARED_INPUT),
+            ChainId::Own(iface, kind) => write!(f, "{PREFIX}{iface}-{}", kind.suffix()),
+        }
+    }
+}
+
+impl FromStr for ChainId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ChainId, String> {
+        let bad = || format!("\"{s}\" is not a chain of wgfw-hook");
+        if s == SHARED_INPUT {
+            return Ok(ChainId::SharedInput);
+        }
+        let (iface, suffix) = s
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.rsplit_once('-'))
+            .ok_or_else(bad)?;
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.suffix() == suffix)
+            .ok_or_else(bad)?;
+        Ok(ChainId::Own(iface.parse().map_err(|_| bad())?, kind))
+    }
+}
+
+/// Whether a chain of another manager is ufw's (its chains own the host's input).
+pub fn is_ufw_chain(name: &str) -> bool {
+    name.starts_with("ufw-") || name.starts_with("ufw6-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back_as_the_ids_they_print() {
+        for iface in ["wg0", "a-b", "x=+-", "INPUT"] {
+            let iface: IfaceName = iface.parse().unwrap();
+            for id in ChainId::all_with_shared(&iface) {
+                assert_eq!(id.to_string().parse::<ChainId>(), Ok(id.clone()), "{id}");
+            }
+        }
+        assert_eq!(
+            ChainId::own(&"wg0".parse().unwrap(), Kind::Fwd).to_string(),
+            "WGFW-wg0-FWD"
+        );
+        for bad in [
+            "WGFW-wg0",
+            "WGFW-wg0-XX",
+            "DOCKER-USER",
+            "WGFW--IN",
+            "WGFW-wg;0-IN",
+        ] {
+            assert!(bad.parse::<ChainId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_chain_is_one_an_interface_owns() {
+        let i: IfaceName = "wg0".parse().unwrap();
+        let owned: Vec<String> = ChainId::all_of(&i).iter().map(|c| c.to_string()).collect();
+        for name in ["PRE", "MSS", "NAT", "IN", "FWD", "DROP", "OUT", "REJECT"] {
+            assert!(owned.contains(&format!("WGFW-wg0-{name}")), "{name}");
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The server role's chains: anti-spoofing, MSS clamping, NAT, host input (WireGuard with a
+//! per-source limit, SSH behind a brute-force limit, `--allow`), forwarding (the anti-pivot
+//! kill switch) and the interface's log-and-drop.
+
+use ipnet::IpNet;
+
+use crate::config::types::Proto;
+use crate::plan::{FamilyPlan, InputPolicy, Plan};
+
+use super::chains::{
+    SSH_BURST, SSH_LIMIT, allow_rules, chain, local_ranges, log_rule, mss_chain, per_source,
+    tcp_dport,
+};
+use super::model::{
+    Chain, Ct, DROPPED, FORWARDED, HANDSHAKES, Match, Ports, RATE_LIMITED, SSH_ACCEPTED,
+    SSH_BLOCKED, Verdict, rule,
+};
+use super::names::{ChainId, Kind};
+
+pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
+    let i = &plan.iface;
+    let mut chains = Vec::new();
+    if !fp.tunnel_nets.is_empty() {
+        chains.push(anti_spoofing(plan, fp));
+    }
+    chains.push(mss_chain(i, fp));
+    if let Some(nat) = nat(plan, fp) {
+        chains.push(nat);
+    }
+    chains.push(input(plan, fp));
+    chains.push(forward(plan, fp));
+    let mut rules = Vec::new();
+    if plan.log {
+        rules.push(log_rule(i));
+    }
+    rules.push(rule(vec![], Verdict::Drop).counted(DROPPED));
+    chains.push(chain(i, Kind::Drop, rules));
+    chains
+}
+
+/// Tunnel sources that arrive on any other interface are spoofed.
+fn anti_spoofing(plan: &Plan, fp: &FamilyPlan) -> Chain {
+    let mut rules = vec![
+        rule(vec![Match::In(plan.iface.to_string())], Verdict::Return),
+        rule(vec![Match::In("lo".into())], Verdict::Return),
+    ];
+    rules.extend(
+        fp.tunnel_nets
+            .iter()
+            .map(|n| rule(vec![Match::Src(*n)], Verdict::Drop)),
+    );
+    chain(&plan.iface, Kind::Pre, rules)
+}
+
+/// Peers leave masqueraded, so the internet and the LAN hosts need no route back; traffic
+/// between peers never is.
+fn nat(plan: &Plan, fp: &FamilyPlan) -> Option<Chain> {
+    if !fp.masquerade {
+        return None;
+    }
+    let mut rules = Vec::new();
+    for n in &fp.tunnel_nets {
+        if let (true, Some(wan)) = (fp.internet, &fp.wan) {
+            rules.push(rule(
+                vec![Match::Src(*n), Match::Out(wan.to_string())],
+                Verdict::Masquerade,
+            ));
+        }
+        rules.extend(fp.lans.iter().map(|lan| {
+            rule(
+                vec![
+                    Match::Src(*n),
+                    Match::Dst(*lan),
+                    Match::NotOut(plan.iface.to_string()),
+                ],
+                Verdict::Masquerade,
+            )
+        }));
+    }
+    (!rules.is_empty()).then(|| chain(&plan.iface, Kind::Nat, rules))
+}
+
+fn input(plan: &Plan, fp: &FamilyPlan) -> Chain {
+    let i = &plan.iface;
+    let drop = Verdict::Jump(ChainId::own(i, Kind::Drop));
+    let mut rules = Vec::new();
+    let port = Match::L4 {
+        proto: Proto::Udp,
+        sport: None,
+        // Planned for display without the live interface, the port is not known yet.
+        dport: Some(Ports::one(plan.port.map_or(0, |p| p.get()))),
+        syn: false,
+    };
+    let new = Match::Ct(Ct::New);
+    let limit = per_source(
+        i,
+        "h",
+        fp.family,
+        plan.handshake_limit,
+        plan.handshake_burst,
+    );
+    rules.push(rule(vec![port.clone(), new.clone(), limit], Verdict::Accept).counted(HANDSHAKES));
+    rules.push(rule(vec![port, new.clone()], drop.clone()).counted(RATE_LIMITED));
+    rules.push(rule(vec![Match::In(i.to_string())], Verdict::Accept));
+    if let (Some(ssh), false) = (plan.ssh_port, fp.policy == InputPolicy::Defer) {
+        let limit = per_source(i, "s", fp.family, SSH_LIMIT, SSH_BURST);
+        let accept = |src: Option<IpNet>| {
+            let mut m: Vec<Match> = src.map(Match::Src).into_iter().collect();
+            m.extend([tcp_dport(ssh.get()), new.clone(), limit.clone()]);
+            rule(m, Verdict::Accept).counted(SSH_ACCEPTED)
+        };
+        match &fp.admin {
+            None => rules.push(accept(None)),
+            Some(nets) => rules.extend(nets.iter().map(|n| accept(Some(*n)))),
+        }
+        rules.push(rule(vec![tcp_dport(ssh.get()), new.clone()], drop).counted(SSH_BLOCKED));
+    }
+    rules.extend(allow_rules(plan));
+    chain(i, Kind::In, rules)
+}
+
+fn forward(plan: &Plan, fp: &FamilyPlan) -> Chain {
+    let i = &plan.iface;
+    let wg = || i.to_string();
+    let drop = Verdict::Jump(ChainId::own(i, Kind::Drop));
+    let peers = if plan.peer_to_peer {
+        Verdict::Accept
+    } else {
+        drop.clone()
+    };
+    let mut rules = vec![
+        rule(
+            vec![Match::Out(wg()), Match::Ct(Ct::Established)],
+            Verdict::Accept,
+        ),
+        rule(
+            vec![Match::In(wg()), Match::Ct(Ct::Established)],
+            Verdict::Accept,
+        ),
+        rule(vec![Match::In(wg()), Match::Ct(Ct::Invalid)], drop.clone()),
+        // Peers are isolated from each other unless --peer-to-peer.
+        rule(vec![Match::In(wg()), Match::Out(wg())], peers),
+    ];
+    for lan in &fp.lans {
+        rules.push(rule(
+            vec![Match::Dst(*lan), Match::In(wg())],
+            Verdict::Accept,
+        ));
+        rules.push(rule(
+            vec![Match::Src(*lan), Match::Out(wg())],
+            Verdict::Accept,
+        ));
+    }
+    // Anti-pivot: the internet, yes; the networks around this host, no.
+    rules.extend(
+        local_ranges(fp.family)
+            .into_iter()
+            .map(|r| rule(vec![Match::Dst(r), Match::In(wg())], drop.clone())),
+    );
+    if let (true, Some(wan)) = (fp.internet, &fp.wan) {
+        rules.push(
+            rule(
+                vec![Match::In(wg()), Match::Out(wan.to_string())],
+                Verdict::Accept,
+            )
+            .counted(FORWARDED),
+        );
+    }
+    rules.push(rule(vec![Match::In(wg())], drop.clone()));
+    rules.push(rule(vec![Match::Out(wg())], drop));
+    chain(i, Kind::Fwd, rules)
+}
