@@ -14,15 +14,15 @@ use std::net::SocketAddr;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use wgfw_hook::cli::{self, Invocation, Options};
-use wgfw_hook::firewall::{self, Backend};
-use wgfw_hook::iptables;
-use wgfw_hook::nft;
+use wgfw_hook::config::cli::{self, Invocation, Options};
+use wgfw_hook::rules::{self, Backend};
+use wgfw_hook::rules::iptables;
+use wgfw_hook::rules::nft;
 use wgfw_hook::plan::{self, Family, HostFacts, Purpose};
-use wgfw_hook::ruleset::{self, COUNTED, SHARED_INPUT};
-use wgfw_hook::settings;
-use wgfw_hook::types::IfaceName;
-use wgfw_hook::wgconf::{self, WgConfig};
+use wgfw_hook::rules::{COUNTED, ChainId};
+use wgfw_hook::config::settings;
+use wgfw_hook::config::types::IfaceName;
+use wgfw_hook::config::wgconf::{self, WgConfig};
 
 /// A rendered script, with what must accept it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -151,7 +151,7 @@ pub fn iface_ok(s: &str) -> bool {
 /// peers') and renders every backend's script, each checked for structure.
 pub fn render_all(iface: &IfaceName, conf: &WgConfig, opts: &Options) -> Vec<Script> {
     let host = HostFacts {
-        live_port: wgfw_hook::types::Port::new(51820),
+        live_port: wgfw_hook::config::types::Port::new(51820),
         endpoints: conf
             .peers
             .iter()
@@ -169,7 +169,7 @@ pub fn render_all(iface: &IfaceName, conf: &WgConfig, opts: &Options) -> Vec<Scr
         out.push(Script::Iptables(fp.family, script));
     }
     // `plan` shows the nft script wrapped as a here-document.
-    let shown = firewall::show(Backend::Nft, &plan);
+    let shown = rules::show(Backend::Nft, &plan);
     let script = shown
         .strip_prefix("[#] nft -f - <<'EOF'\n")
         .and_then(|s| s.strip_suffix("EOF\n"))
@@ -241,10 +241,9 @@ fn is_log_prefix(s: &str, iface: &IfaceName) -> bool {
 }
 
 fn ipt_chains(iface: &IfaceName) -> Vec<String> {
-    ruleset::own_chains(iface)
-        .into_iter()
-        .map(|(_, n)| n)
-        .chain([SHARED_INPUT.to_string()])
+    ChainId::all_with_shared(iface)
+        .iter()
+        .map(ToString::to_string)
         .collect()
 }
 
@@ -259,7 +258,7 @@ pub fn check_iptables(iface: &IfaceName, script: &str) {
         let words: Vec<&str> = line.split(' ').collect();
         match words.as_slice() {
             [t] if t.starts_with('*') => {
-                if table.is_some() || ruleset::Table::parse(&t[1..]).is_none() {
+                if table.is_some() || rules::Table::parse(&t[1..]).is_none() {
                     fail("misplaced or unknown table", line, script);
                 }
                 table = Some(*t);
@@ -388,9 +387,9 @@ const NFT_BASE: &[&str] = &[
 /// The structure of a fresh nft script: the table `inet wgfw`, its base chains, the limit
 /// sets, our chains (created, flushed, filled) and the base chains' jumps to them.
 pub fn check_nft(iface: &IfaceName, script: &str) {
-    let ours: Vec<String> = ipt_chains(iface)
+    let ours: Vec<String> = ChainId::all_with_shared(iface)
         .iter()
-        .flat_map(|n| Family::BOTH.map(|f| nft::chain_name(n, f)))
+        .flat_map(|id| Family::BOTH.map(|f| nft::chain_name(id, f)))
         .collect();
     let chain_ok = |n: &str| ours.iter().any(|o| o == n) || NFT_BASE.contains(&n);
     let table = format!("{} ", nft::TABLE);
