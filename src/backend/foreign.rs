@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::plan::Family;
 use crate::rules::foreign::{IPTABLES_TABLES, Place, View, handles_marked, mark};
 use crate::rules::iptables::Variant;
+use crate::rules::listing::Listing;
 use crate::rules::{Backend, Table};
 use crate::system::cmd;
 
@@ -16,9 +17,9 @@ use super::iptables;
 
 /// Reads the iptables variant we do not use, where it has tables at all (each `-save` costs a
 /// process, and legacy's a copy of its whole table), next to the nft overview read before.
-pub fn read(backend: Backend, families: &[Family], nft_overview: &str) -> View {
+pub fn read(backend: Backend, families: &[Family], nft_overview: &Listing) -> View {
     let mut view = View {
-        nft_overview: nft_overview.to_string(),
+        nft_overview: nft_overview.clone(),
         ..View::default()
     };
     for v in [Variant::Nft, Variant::Legacy] {
@@ -38,7 +39,7 @@ pub fn read(backend: Backend, families: &[Family], nft_overview: &str) -> View {
 
 /// Whether a variant has tables in this family: legacy's are listed in /proc/net, iptables-nft's
 /// are nft tables of the family with an iptables table's name.
-fn has_tables(variant: Variant, family: Family, nft_overview: &str) -> bool {
+fn has_tables(variant: Variant, family: Family, nft_overview: &Listing) -> bool {
     let (proc_file, nft_family) = match family {
         Family::V4 => ("/proc/net/ip_tables_names", "ip"),
         Family::V6 => ("/proc/net/ip6_tables_names", "ip6"),
@@ -48,11 +49,10 @@ fn has_tables(variant: Variant, family: Family, nft_overview: &str) -> bool {
         Variant::Legacy => {
             std::fs::read_to_string(proc_file).map_or(true, |t| !t.trim().is_empty())
         }
-        Variant::Nft => nft_overview.lines().any(|l| {
-            l.strip_prefix("table ")
-                .and_then(|t| t.trim_end_matches('{').trim().split_once(' '))
-                .is_some_and(|(f, n)| f == nft_family && IPTABLES_TABLES.contains(&n))
-        }),
+        Variant::Nft => nft_overview
+            .tables
+            .iter()
+            .any(|t| t.family == nft_family && IPTABLES_TABLES.contains(&t.name.as_str())),
     }
 }
 
@@ -165,11 +165,11 @@ pub fn remove(iface: &IfaceName, recorded: &[Place]) -> Vec<String> {
 }
 
 /// The handles of the rules in a chain that carry our mark.
-fn nft_handles(table: &str, chain: &str, mark: &str) -> Result<Vec<String>> {
+fn nft_handles(table: &str, chain: &str, mark: &str) -> Result<Vec<u64>> {
     let (family, name) = table.split_once(' ').unwrap_or(("inet", table));
     let out = cmd::run("nft", &["-a", "list", "chain", family, name, chain], None)?;
     if !out.ok {
         return Ok(Vec::new());
     }
-    Ok(handles_marked(&out.stdout, mark))
+    Ok(handles_marked(&Listing::parse(&out.stdout), mark))
 }

@@ -7,6 +7,7 @@ use crate::config::types::IfaceName;
 use crate::error::{Error, Result};
 use crate::plan::{Family, Plan};
 use crate::rules::iptables::{self, Live, Variant};
+use crate::rules::listing::Listing;
 use crate::rules::{self, ChainId};
 use crate::system::state::Record;
 use crate::system::{cmd, xtables};
@@ -22,7 +23,7 @@ pub const RESTORE_ARGS: [&str; 3] = ["--noflush", "--wait", "10"];
 pub fn read(
     v: Variant,
     families: &[Family],
-    overview: Option<&str>,
+    overview: Option<&Listing>,
 ) -> Result<BTreeMap<Family, Live>> {
     let mut lives = BTreeMap::new();
     for f in families {

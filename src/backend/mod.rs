@@ -9,6 +9,7 @@ use crate::config::types::IfaceName;
 use crate::error::Result;
 use crate::plan::{Family, Plan};
 use crate::rules::iptables::{Live, Variant};
+use crate::rules::listing::Listing;
 use crate::rules::{self, Backend, ChainId, Member};
 use crate::system::cmd;
 use crate::system::state::Record;
@@ -91,11 +92,11 @@ pub enum Before {
         variant: Variant,
         lives: BTreeMap<Family, Live>,
         /// None without nft, or when it could not be read.
-        overview: Option<String>,
+        overview: Option<Listing>,
     },
     Nft {
         table: rules::nft::Live,
-        overview: String,
+        overview: Listing,
     },
 }
 
@@ -108,9 +109,9 @@ impl Before {
     }
 
     /// `nft list chains` as read before the change; None without nft.
-    pub fn overview(&self) -> Option<&str> {
+    pub fn overview(&self) -> Option<&Listing> {
         match self {
-            Before::Iptables { overview, .. } => overview.as_deref(),
+            Before::Iptables { overview, .. } => overview.as_ref(),
             Before::Nft { overview, .. } => Some(overview),
         }
     }
@@ -162,7 +163,7 @@ pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
     Ok(match backend {
         Backend::Iptables(variant) => {
             let overview = cmd::find("nft").and_then(|_| nft::overview().ok());
-            let lives = iptables::read(variant, families, overview.as_deref())?;
+            let lives = iptables::read(variant, families, overview.as_ref())?;
             Before::Iptables {
                 variant,
                 lives,
@@ -187,7 +188,7 @@ pub fn input_owners(before: &Before) -> BTreeMap<Family, String> {
         } => lives
             .iter()
             .filter_map(|(f, l)| {
-                let nft = || rules::nft::input_owner(overview.as_deref().unwrap_or_default());
+                let nft = || rules::nft::input_owner(overview.as_ref()?);
                 Some((*f, l.input_owner().or_else(nft)?))
             })
             .collect(),

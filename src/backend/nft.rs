@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::config::types::IfaceName;
 use crate::error::{Error, Result};
 use crate::plan::{Family, Plan};
+use crate::rules::listing::Listing;
 use crate::rules::{self, Chain, ChainId, nft};
 use crate::system::cmd;
 use crate::system::state::Record;
@@ -15,10 +16,10 @@ use super::{families, members};
 /// `nft list chains`: every table and chain, with the hook and policy of base chains, but no
 /// rules. All we need to know of other managers' tables, and flat in cost: with 20,000 foreign
 /// rules, `nft list ruleset` takes nft half a second, `list chains` a few milliseconds.
-pub fn overview() -> Result<String> {
+pub fn overview() -> Result<Listing> {
     let out = cmd::run("nft", &["list", "chains"], None)?;
     if out.ok {
-        Ok(out.stdout)
+        Ok(Listing::parse(&out.stdout))
     } else {
         Err(Error::system(format!(
             "nft list chains failed: {}",
@@ -39,7 +40,7 @@ fn submit(script: &str) -> Result<()> {
 
 /// Our table before a change. It is listed only where the overview shows it: the first `up`
 /// saves a process.
-pub fn read(overview: &str) -> Result<nft::Live> {
+pub fn read(overview: &Listing) -> Result<nft::Live> {
     let listing = match nft::overview_chains(overview) {
         Some(_) => table()?,
         None => String::new(),
@@ -82,9 +83,9 @@ pub fn differences(plan: &Plan, others: &[Record], before: &nft::Live) -> Vec<St
 
 /// The packets the interface's counted rules saw, by label.
 pub fn counters(iface: &IfaceName) -> BTreeMap<&'static str, u64> {
-    let listing = table().unwrap_or_default();
+    let live = nft::Live::parse(&table().unwrap_or_default());
     let mut sums: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for (label, n) in nft::counted(&listing, &names_of(iface)) {
+    for (label, n) in nft::counted(&live, &names_of(iface)) {
         *sums.entry(label).or_default() += n;
     }
     sums
@@ -165,7 +166,7 @@ fn names_of(iface: &IfaceName) -> Vec<String> {
 /// The chains and sets of the table that belong to the interface.
 fn own(iface: &IfaceName, table: &nft::Live) -> Vec<String> {
     let chains = names_of(iface);
-    let mut names = nft::sets_used(&table.listing, &chains);
+    let mut names = nft::sets_used(table, &chains);
     names.extend(chains);
     names
 }

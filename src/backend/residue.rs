@@ -4,12 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use crate::rules::residue::{self, Inventory};
+use crate::rules::listing::Listing;
+use crate::rules::residue;
 use crate::system::cmd;
 
 /// The iptables-nft tables and chains there are now, as `residue::cleanup` takes them back.
-pub fn names(overview: &str) -> BTreeSet<String> {
-    Inventory::parse(overview).names()
+pub fn names(overview: &Listing) -> BTreeSet<String> {
+    residue::names(overview)
 }
 
 /// Deletes what iptables-nft created since `before` and left empty. Forgiving: a failure is a
@@ -28,26 +29,27 @@ pub fn clean(before: &BTreeSet<String>) {
 /// that did not exist before (ours, small) and, in older tables, the chains created since.
 /// Listing the whole ruleset instead costs nft a second on a host with 20,000 iptables-nft
 /// rules; where nothing else is in nftables it is the same and one process.
-fn inventory(before: &BTreeSet<String>) -> Option<Inventory> {
+fn inventory(before: &BTreeSet<String>) -> Option<Listing> {
     let overview = list(&["list", "chains"])?;
     let new = |t: &String| residue::is_iptables_table(t) && !before.contains(t);
-    if overview.tables.keys().all(new) {
+    if overview.tables.iter().all(|t| new(&t.id())) {
         return list(&["list", "ruleset"]);
     }
     let mut text = String::new();
-    for (t, inv) in overview
+    for t in overview
         .tables
         .iter()
-        .filter(|(t, _)| residue::is_iptables_table(t))
+        .filter(|t| residue::is_iptables_table(&t.id()))
     {
-        let (family, name) = t.split_once(' ')?;
-        let lists: Vec<Vec<&str>> = if new(t) {
+        let id = t.id();
+        let (family, name) = (t.family.as_str(), t.name.as_str());
+        let lists: Vec<Vec<&str>> = if new(&id) {
             vec![vec!["list", "table", family, name]]
         } else {
-            inv.chains
-                .keys()
-                .filter(|c| !before.contains(&format!("{t} {c}")))
-                .map(|c| vec!["list", "chain", family, name, c.as_str()])
+            t.chains
+                .iter()
+                .filter(|c| !before.contains(&format!("{id} {}", c.name)))
+                .map(|c| vec!["list", "chain", family, name, c.name.as_str()])
                 .collect()
         };
         for list in lists {
@@ -55,12 +57,12 @@ fn inventory(before: &BTreeSet<String>) -> Option<Inventory> {
             text.push_str(&out.stdout);
         }
     }
-    Some(Inventory::parse(&text))
+    Some(Listing::parse(&text))
 }
 
 /// The tables and chains that `nft LIST` shows (`list chains` for names, `list ruleset` to see
 /// which are empty).
-fn list(args: &[&str]) -> Option<Inventory> {
+fn list(args: &[&str]) -> Option<Listing> {
     let out = cmd::run("nft", args, None).ok().filter(|o| o.ok)?;
-    Some(Inventory::parse(&out.stdout))
+    Some(Listing::parse(&out.stdout))
 }

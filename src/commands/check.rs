@@ -69,7 +69,7 @@ fn differences(
     let view = foreign::read(
         record.backend,
         &families,
-        before.overview().unwrap_or_default(),
+        &before.overview().cloned().unwrap_or_default(),
     );
     for (place, rules) in places::needed(&plan, &view) {
         let present = foreign::count_marked(iface, &place);

@@ -32,7 +32,7 @@ pub fn plan(args: &Args) -> Result<()> {
     let overview = match backend::read(backend, &families) {
         Ok(before) => {
             facts.input_owner = backend::input_owners(&before);
-            before.overview().unwrap_or_default().to_string()
+            before.overview().cloned().unwrap_or_default()
         }
         Err(_) => {
             notes.push(

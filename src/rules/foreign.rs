@@ -16,7 +16,9 @@ use crate::plan::{Family, Plan};
 
 use super::Table;
 use super::iptables::{Live, Variant};
+use super::listing::Listing;
 use super::names::is_ufw_chain;
+use super::nft::TABLE;
 
 /// Where an accept goes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,7 +84,7 @@ impl Place {
 pub struct View {
     pub iptables: Vec<(Variant, Family, Live)>,
     /// `nft list chains` (tables, chains, base chains' hooks and policies).
-    pub nft_overview: String,
+    pub nft_overview: Listing,
 }
 
 pub fn mark(iface: &IfaceName) -> String {
@@ -175,39 +177,33 @@ pub const IPTABLES_TABLES: &[&str] = &["filter", "nat", "mangle", "raw", "securi
 /// Native nftables chains that would drop the tunnel's traffic: firewalld's input and forward
 /// chains (they end in a reject), and any other table's input or forward base chain whose
 /// policy is drop. Returns (table, chain, hook) with hook "input" or "forward".
-fn nft_drops(ruleset: &str) -> Vec<(String, String, &'static str)> {
+fn nft_drops(ruleset: &Listing) -> Vec<(String, String, &'static str)> {
     let mut found = Vec::new();
-    let mut table = String::new();
-    let mut chain = String::new();
-    for line in ruleset.lines() {
-        let l = line.trim();
-        if let Some(t) = l.strip_prefix("table ") {
-            table = t.trim_end_matches('{').trim().to_string();
-        } else if let Some(c) = l.strip_prefix("chain ") {
-            chain = c.trim_end_matches('{').trim().to_string();
-            if table == "inet firewalld" {
-                match chain.as_str() {
-                    "filter_INPUT" => found.push((table.clone(), chain.clone(), "input")),
-                    "filter_FORWARD" => found.push((table.clone(), chain.clone(), "forward")),
-                    _ => {}
+    for t in &ruleset.tables {
+        let id = t.id();
+        let iptables =
+            (t.family == "ip" || t.family == "ip6") && IPTABLES_TABLES.contains(&t.name.as_str());
+        for c in &t.chains {
+            let hook = if id == "inet firewalld" {
+                match c.name.as_str() {
+                    "filter_INPUT" => Some("input"),
+                    "filter_FORWARD" => Some("forward"),
+                    _ => None,
                 }
-            }
-        } else if l.starts_with("type filter hook") && l.contains("policy drop") {
-            let ours = table == "inet wgfw";
-            let iptables = table
-                .split_once(' ')
-                .is_some_and(|(f, n)| (f == "ip" || f == "ip6") && IPTABLES_TABLES.contains(&n));
-            let hook = if l.contains("hook input") {
-                Some("input")
-            } else if l.contains("hook forward") {
-                Some("forward")
-            } else {
+            } else if id == TABLE || iptables {
                 None
+            } else {
+                let drops = c.base.as_ref().is_some_and(|b| {
+                    b.decl.starts_with("type filter hook") && b.policy.as_deref() == Some("drop")
+                });
+                match c.hook() {
+                    Some("input") if drops => Some("input"),
+                    Some("forward") if drops => Some("forward"),
+                    _ => None,
+                }
             };
-            if let (false, false, false, Some(hook)) =
-                (ours, iptables, table == "inet firewalld", hook)
-            {
-                found.push((table.clone(), chain.clone(), hook));
+            if let Some(hook) = hook {
+                found.push((id.clone(), c.name.clone(), hook));
             }
         }
     }
@@ -222,15 +218,16 @@ pub fn decode(text: &str) -> Vec<Place> {
     text.lines().filter_map(Place::decode).collect()
 }
 
-pub fn handles_marked(listing: &str, mark: &str) -> Vec<String> {
+/// The handles of the rules of a chain listing (`nft -a`) that carry our mark.
+pub fn handles_marked(listing: &Listing, mark: &str) -> Vec<u64> {
     let needle = format!("comment \"{mark}\"");
     listing
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .filter_map(|l| {
-            l.rsplit_once("# handle ")
-                .map(|(_, h)| h.trim().to_string())
-        })
+        .tables
+        .iter()
+        .flat_map(|t| &t.chains)
+        .flat_map(|c| &c.rules)
+        .filter(|r| r.text.contains(&needle))
+        .filter_map(|r| r.handle)
         .collect()
 }
 
@@ -255,7 +252,7 @@ mod tests {
         );
         let view = View {
             iptables: vec![(Variant::Nft, Family::V4, docker)],
-            nft_overview: String::new(),
+            nft_overview: Listing::default(),
         };
         let n = needed(&server_plan(), &view);
         let fwd = Place::Iptables {
@@ -270,7 +267,7 @@ mod tests {
         );
         let view = View {
             iptables: vec![(Variant::Legacy, Family::V4, ufw)],
-            nft_overview: String::new(),
+            nft_overview: Listing::default(),
         };
         let n = needed(&server_plan(), &view);
         let input = Place::Iptables {
@@ -295,7 +292,7 @@ mod tests {
             &server_plan(),
             &View {
                 iptables: vec![],
-                nft_overview: ruleset.into(),
+                nft_overview: Listing::parse(ruleset),
             },
         );
         let input = Place::Nft {
@@ -315,7 +312,7 @@ mod tests {
             &server_plan(),
             &View {
                 iptables: vec![],
-                nft_overview: own.into(),
+                nft_overview: Listing::parse(own),
             },
         );
         assert_eq!(
@@ -341,8 +338,11 @@ mod tests {
             },
         ];
         assert_eq!(decode(&encode(&places)), places);
-        let listing =
-            "\t\tiifname \"wg0\" accept comment \"wgfw:wg0\" # handle 7\n\t\treject # handle 2\n";
-        assert_eq!(handles_marked(listing, "wgfw:wg0"), vec!["7"]);
+        let listing = "table inet firewalld { # handle 9\n\tchain filter_INPUT { # handle 3\n\
+                       \t\tiifname \"wg0\" accept comment \"wgfw:wg0\" # handle 7\n\t\treject # handle 2\n\t}\n}\n";
+        assert_eq!(
+            handles_marked(&Listing::parse(listing), "wgfw:wg0"),
+            vec![7]
+        );
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use super::listing::Listing;
 use super::model::{self, Ct, Match, Ports, Rule, Table, Verdict};
 use super::names::{ChainId, PREFIX, is_ufw_chain};
 use crate::config::types::RateUnit;
@@ -269,23 +270,23 @@ impl Live {
     /// tables: every chain and the built-in chains' policies, but no rules. Reading it costs
     /// the same at any host size, where `iptables-nft-save` translates every rule (140 ms at
     /// 20,000). Enough where no chain of ours exists yet, or to remove ours (`assume_jumps`).
-    pub fn from_overview(overview: &str, family: Family) -> Live {
-        let prefix = match family {
-            Family::V4 => "ip ",
-            Family::V6 => "ip6 ",
+    pub fn from_overview(overview: &Listing, family: Family) -> Live {
+        let nft_family = match family {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
         };
         let mut live = Live::default();
-        for (name, inv) in crate::rules::residue::Inventory::parse(overview).tables {
-            let Some(t) = name.strip_prefix(prefix).and_then(Table::parse) else {
+        for table in overview.tables.iter().filter(|t| t.family == nft_family) {
+            let Some(t) = Table::parse(&table.name) else {
                 continue;
             };
-            let unquoted = |c: &str| c.trim_matches('"').to_string();
-            for c in inv.chains.keys() {
-                live.chains.insert((t, unquoted(c)));
-            }
-            for (c, p) in &inv.policies {
-                live.policies
-                    .insert((t, unquoted(c)), p.to_ascii_uppercase());
+            for c in &table.chains {
+                let name = c.name.trim_matches('"').to_string();
+                if let Some(p) = c.policy() {
+                    live.policies
+                        .insert((t, name.clone()), p.to_ascii_uppercase());
+                }
+                live.chains.insert((t, name));
             }
         }
         live
@@ -532,7 +533,7 @@ mod tests {
     /// read against what `iptables-nft-save` showed of the same host at the same moment.
     #[test]
     fn the_nft_overview_shows_what_the_save_shows_but_rules() {
-        let overview = include_str!("../../tests/fixtures/overview.nft");
+        let overview = &Listing::parse(include_str!("../../tests/fixtures/overview.nft"));
         let saves = [
             (
                 Family::V4,
@@ -576,7 +577,7 @@ mod tests {
 
     #[test]
     fn assumed_jumps_become_the_deletes_of_a_removal() {
-        let overview = include_str!("../../tests/fixtures/overview.nft");
+        let overview = &Listing::parse(include_str!("../../tests/fixtures/overview.nft"));
         let iface: crate::config::types::IfaceName = "wgp0".parse().unwrap();
         let mut light = Live::from_overview(overview, Family::V4);
         light.assume_jumps(&ChainId::hooked(&iface, true));

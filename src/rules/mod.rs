@@ -6,6 +6,7 @@ mod chains;
 mod client;
 pub mod foreign;
 pub mod iptables;
+pub mod listing;
 pub mod lockout;
 pub mod model;
 pub mod names;

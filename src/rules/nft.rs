@@ -9,8 +9,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use super::listing::{self, Listing};
 use super::model::{Chain, Ct, Match, Ports, Rule, Table, Verdict};
-use super::names::ChainId;
+use super::names::{ChainId, is_ufw_chain};
 use crate::config::types::RateUnit;
 use crate::plan::Family;
 
@@ -257,6 +258,8 @@ pub struct Live {
     pub exists: bool,
     pub chains: BTreeSet<String>,
     pub sets: BTreeSet<String>,
+    /// The table as read.
+    pub table: listing::Table,
     /// The listing itself, which `nft -f` takes back to restore the table as it was.
     pub listing: String,
 }
@@ -265,31 +268,40 @@ impl Live {
     /// Whether both hold the same chains, sets and rules, whatever the counters say.
     pub fn same_rules(&self, other: &Live) -> bool {
         let rules = |l: &Live| -> Vec<(String, Vec<String>)> {
-            chain_rules(&l.listing)
-                .into_iter()
-                .map(|(c, rs)| (c, rs.iter().map(|r| without_counter(r)).collect()))
+            l.table
+                .chains
+                .iter()
+                .map(|c| {
+                    let rs = c.rules.iter().map(|r| without_counter(&r.text)).collect();
+                    (c.name.clone(), rs)
+                })
                 .collect()
         };
         self.exists == other.exists && self.sets == other.sets && rules(self) == rules(other)
     }
 
-    pub fn parse(listing: &str) -> Live {
-        let mut live = Live {
-            exists: !listing.trim().is_empty(),
-            listing: listing.to_string(),
-            ..Live::default()
-        };
-        for line in listing.lines() {
-            let l = line.trim();
-            if let Some(rest) = l.strip_prefix("chain ") {
-                live.chains
-                    .insert(rest.trim_end_matches('{').trim().to_string());
-            } else if let Some(rest) = l.strip_prefix("set ") {
-                live.sets
-                    .insert(rest.trim_end_matches('{').trim().to_string());
-            }
+    pub fn parse(text: &str) -> Live {
+        let table = Listing::parse(text).table(TABLE).cloned();
+        Live {
+            exists: table.is_some(),
+            chains: table
+                .iter()
+                .flat_map(|t| &t.chains)
+                .map(|c| c.name.clone())
+                .collect(),
+            sets: table.iter().flat_map(|t| t.sets.clone()).collect(),
+            table: table.unwrap_or_default(),
+            listing: text.to_string(),
         }
-        live
+    }
+
+    /// The rules of the named chains.
+    fn rules_of<'a>(&'a self, chains: &'a [String]) -> impl Iterator<Item = &'a str> {
+        self.table
+            .chains
+            .iter()
+            .filter(|c| chains.contains(&c.name))
+            .flat_map(|c| c.rules.iter().map(|r| r.text.as_str()))
     }
 }
 
@@ -374,28 +386,6 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
     Some(s)
 }
 
-/// The rules of every chain in a table listing (declarations left out).
-fn chain_rules(listing: &str) -> std::collections::BTreeMap<String, Vec<String>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut current: Option<String> = None;
-    for line in listing.lines() {
-        let l = line.trim();
-        if let Some(rest) = l.strip_prefix("chain ") {
-            let name = rest.trim_end_matches('{').trim().to_string();
-            out.insert(name.clone(), Vec::new());
-            current = Some(name);
-        } else if l == "}" {
-            current = None;
-        } else if let Some(c) = &current
-            && !l.is_empty()
-            && !l.starts_with("type ")
-        {
-            out.get_mut(c).expect("inserted above").push(l.to_string());
-        }
-    }
-    out
-}
-
 /// A rule without its counter's values, which traffic changes.
 fn without_counter(rule: &str) -> String {
     match rule.split_once("counter packets ") {
@@ -411,24 +401,19 @@ fn without_counter(rule: &str) -> String {
 }
 
 /// The packets counted by the rules of `chains` that say what they count.
-pub fn counted(listing: &str, chains: &[String]) -> Vec<(&'static str, u64)> {
+pub fn counted(live: &Live, chains: &[String]) -> Vec<(&'static str, u64)> {
     let mut out = Vec::new();
-    for (chain, rules) in chain_rules(listing) {
-        if !chains.contains(&chain) {
+    for r in live.rules_of(chains) {
+        let Some(label) = super::model::COUNTED
+            .iter()
+            .find(|l| r.contains(&format!("comment \"{l}\"")))
+        else {
             continue;
-        }
-        for r in rules {
-            let Some(label) = super::model::COUNTED
-                .iter()
-                .find(|l| r.contains(&format!("comment \"{l}\"")))
-            else {
-                continue;
-            };
-            let packets = r
-                .split_once("counter packets ")
-                .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok());
-            out.push((*label, packets.unwrap_or(0)));
-        }
+        };
+        let packets = r
+            .split_once("counter packets ")
+            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok());
+        out.push((*label, packets.unwrap_or(0)));
     }
     out
 }
@@ -439,23 +424,24 @@ pub fn differences(desired: &[(Family, Chain)], live: &Live) -> Vec<String> {
     if !live.exists {
         return vec![format!("table {TABLE} is gone")];
     }
-    let chains = chain_rules(&live.listing);
     let mut out = Vec::new();
     for (family, c) in desired {
         let name = chain_name(&c.id, *family);
-        match chains.get(&name) {
+        match live.table.chain(&name) {
             None => out.push(format!("chain {name} is gone")),
-            Some(rules) if rules.len() != c.rules.len() => out.push(format!(
+            Some(l) if l.rules.len() != c.rules.len() => out.push(format!(
                 "chain {name} holds {} rules, not the {} installed",
-                rules.len(),
+                l.rules.len(),
                 c.rules.len()
             )),
             Some(_) => {}
         }
         if let Some((base, _)) = base_of_name(&name) {
-            let hooked = chains
-                .get(base)
-                .is_some_and(|r| r.iter().any(|l| l.ends_with(&format!("jump {name}"))));
+            let jump = format!("jump {name}");
+            let hooked = live
+                .table
+                .chain(base)
+                .is_some_and(|b| b.rules.iter().any(|r| r.text.ends_with(&jump)));
             if !hooked {
                 out.push(format!("base chain {base} no longer jumps to {name}"));
             }
@@ -464,28 +450,15 @@ pub fn differences(desired: &[(Family, Chain)], live: &Live) -> Vec<String> {
     out
 }
 
-/// The sets of an interface, named as `ruleset` names them (`wgfw` + hash + tag): any set in
+/// The sets of an interface, named as `rules` names them (`wgfw` + hash + tag): any set in
 /// the live table whose hash belongs to this interface cannot be told apart by name alone, so
 /// the chains that use them say which: here, the sets the removed chains' rules add to.
-pub fn sets_used(listing: &str, chains: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in listing.lines() {
-        let l = line.trim();
-        if let Some(rest) = l.strip_prefix("chain ") {
-            current = Some(rest.trim_end_matches('{').trim().to_string());
-        } else if l == "}" {
-            current = None;
-        } else if let Some(c) = &current
-            && chains.contains(c)
-        {
-            for word in l.split_whitespace() {
-                if let Some(set) = word.strip_prefix('@') {
-                    out.push(set.to_string());
-                }
-            }
-        }
-    }
+pub fn sets_used(live: &Live, chains: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = live
+        .rules_of(chains)
+        .flat_map(str::split_whitespace)
+        .filter_map(|w| w.strip_prefix('@').map(String::from))
+        .collect();
     out.sort();
     out.dedup();
     out
@@ -494,27 +467,26 @@ pub fn sets_used(listing: &str, chains: &[String]) -> Vec<String> {
 /// The chains of our table as `nft list chains` shows them; None when it shows no such table.
 /// Enough to tell whether the table is there and what a removal would leave of it, without
 /// listing its rules.
-pub fn overview_chains(overview: &str) -> Option<BTreeSet<String>> {
-    let inv = crate::rules::residue::Inventory::parse(overview);
-    let table = inv.tables.get(TABLE)?;
-    Some(table.chains.keys().cloned().collect())
+pub fn overview_chains(overview: &Listing) -> Option<BTreeSet<String>> {
+    let table = overview.table(TABLE)?;
+    Some(table.chains.iter().map(|c| c.name.clone()).collect())
 }
 
 /// Whether a base chain of another table (a firewall manager's) would drop what we accept:
 /// the manager then owns the host's input.
-pub fn input_owner(ruleset: &str) -> Option<String> {
-    let mut table = "";
-    for line in ruleset.lines() {
-        let l = line.trim();
-        if let Some(rest) = l.strip_prefix("table ") {
-            table = rest.trim_end_matches('{').trim();
-            if table == "inet firewalld" {
-                return Some("firewalld's table is present".into());
+pub fn input_owner(ruleset: &Listing) -> Option<String> {
+    for t in &ruleset.tables {
+        let id = t.id();
+        if id == "inet firewalld" {
+            return Some("firewalld's table is present".into());
+        }
+        for c in &t.chains {
+            if is_ufw_chain(&c.name) {
+                return Some("ufw's chains are present".into());
             }
-        } else if table != TABLE && l.contains("hook input") && l.contains("policy drop") {
-            return Some(format!("the input chain of table {table} drops by default"));
-        } else if l.starts_with("chain ufw-") || l.starts_with("chain ufw6-") {
-            return Some("ufw's chains are present".into());
+            if id != TABLE && c.hook() == Some("input") && c.policy() == Some("drop") {
+                return Some(format!("the input chain of table {id} drops by default"));
+            }
         }
     }
     None
@@ -530,9 +502,12 @@ mod tests {
                         table inet wgfw {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n\
                         \tchain WGFW-wg0-IN-4 {\n\t}\n}\n";
         let want: BTreeSet<String> = ["WGFW-wg0-IN-4", "input"].map(String::from).into();
-        assert_eq!(overview_chains(overview), Some(want));
-        assert_eq!(overview_chains("table inet foreign {\n}\n"), None);
-        assert_eq!(overview_chains(""), None);
+        assert_eq!(overview_chains(&Listing::parse(overview)), Some(want));
+        assert_eq!(
+            overview_chains(&Listing::parse("table inet foreign {\n}\n")),
+            None
+        );
+        assert_eq!(overview_chains(&Listing::parse("")), None);
     }
 
     #[test]
@@ -611,7 +586,7 @@ mod tests {
                 && live.sets.contains("wgfw0011aabbh")
         );
         assert_eq!(
-            sets_used(listing, &["WGFW-wg0-IN-v4".to_string()]),
+            sets_used(&live, &["WGFW-wg0-IN-v4".to_string()]),
             vec!["wgfw0011aabbh"]
         );
         assert!(Live::parse("").chains.is_empty());
@@ -630,10 +605,15 @@ mod tests {
 
     #[test]
     fn other_managers_owning_input() {
-        assert!(input_owner("table inet firewalld {\n}\n").is_some());
-        assert!(input_owner("table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n").is_some());
-        assert!(input_owner("table inet wgfw {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n").is_none());
-        assert!(input_owner("table ip filter {\n\tchain ufw-user-input {\n\t}\n}\n").is_some());
-        assert_eq!(input_owner(""), None);
+        assert!(input_owner(&Listing::parse("table inet firewalld {\n}\n")).is_some());
+        assert!(input_owner(&Listing::parse("table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n")).is_some());
+        assert!(input_owner(&Listing::parse("table inet wgfw {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n")).is_none());
+        assert!(
+            input_owner(&Listing::parse(
+                "table ip filter {\n\tchain ufw-user-input {\n\t}\n}\n"
+            ))
+            .is_some()
+        );
+        assert_eq!(input_owner(&Listing::parse("")), None);
     }
 }

@@ -3,7 +3,9 @@
 //! namespace records which existed; the last `down` deletes the ones that did not and are empty,
 //! in one `nft -f` transaction, so that `nft list ruleset` is as it was.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use super::listing::Listing;
 
 /// Tables iptables-nft manages: `family name`.
 const IPTABLES_TABLES: &[&str] = &[
@@ -22,117 +24,42 @@ pub fn is_iptables_table(table: &str) -> bool {
     IPTABLES_TABLES.contains(&table)
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Inventory {
-    /// `family name` of each table, with its chains.
-    pub tables: BTreeMap<String, TableInv>,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct TableInv {
-    /// Chain name to whether it is empty: no rules, and no policy but accept.
-    pub chains: BTreeMap<String, bool>,
-    /// Sets, maps, flowtables, objects: anything but chains makes a table not ours to delete.
-    pub other: bool,
-    /// Base chains' policies, as nft prints them (`accept`, `drop`).
-    pub policies: BTreeMap<String, String>,
-}
-
-impl Inventory {
-    /// Reads `nft list ruleset`, or `nft list chains` (no rules: every chain looks empty).
-    pub fn parse(text: &str) -> Inventory {
-        let mut inv = Inventory::default();
-        let mut table: Option<String> = None;
-        let mut chain: Option<String> = None;
-        let mut depth = 0usize;
-        for line in text.lines() {
-            let l = line.trim();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            if depth == 0 {
-                if let Some(rest) = l.strip_prefix("table ") {
-                    let name = rest.trim_end_matches('{').trim().to_string();
-                    inv.tables.entry(name.clone()).or_default();
-                    table = Some(name);
-                }
-            } else if depth == 1 {
-                if let (Some(t), Some(rest)) = (&table, l.strip_prefix("chain ")) {
-                    let name = rest.trim_end_matches('{').trim().to_string();
-                    inv.tables
-                        .get_mut(t)
-                        .expect("entered above")
-                        .chains
-                        .insert(name.clone(), true);
-                    chain = Some(name);
-                } else if let Some(t) = &table
-                    && l != "}"
-                {
-                    inv.tables.get_mut(t).expect("entered above").other = true;
-                }
-            } else if let (2, Some(t), Some(c)) = (depth, &table, &chain) {
-                if let Some((_, p)) = l
-                    .strip_prefix("type ")
-                    .and_then(|d| d.split_once("policy "))
-                {
-                    let policy = p.trim_end_matches(';').trim().to_string();
-                    let inv = inv.tables.get_mut(t).expect("entered above");
-                    inv.policies.insert(c.clone(), policy);
-                }
-                let is_rule = l != "}" && !(l.starts_with("type ") && l.contains("policy accept"));
-                if is_rule {
-                    *inv.tables
-                        .get_mut(t)
-                        .expect("entered above")
-                        .chains
-                        .get_mut(c)
-                        .expect("entered") = false;
-                }
-            }
-            depth += l.matches('{').count();
-            depth = depth.saturating_sub(l.matches('}').count());
-            if depth <= 1 {
-                chain = None;
-            }
-        }
-        inv
+/// `family table` and `family table chain` lines for the iptables-nft tables that exist.
+pub fn names(now: &Listing) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for t in now.tables.iter().filter(|t| is_iptables_table(&t.id())) {
+        let id = t.id();
+        out.extend(t.chains.iter().map(|c| format!("{id} {}", c.name)));
+        out.insert(id);
     }
-
-    /// `family table` and `family table chain` lines for the iptables-nft tables that exist.
-    pub fn names(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for (t, inv) in self
-            .tables
-            .iter()
-            .filter(|(t, _)| IPTABLES_TABLES.contains(&t.as_str()))
-        {
-            out.insert(t.clone());
-            out.extend(inv.chains.keys().map(|c| format!("{t} {c}")));
-        }
-        out
-    }
+    out
 }
 
 /// The `nft -f` script that deletes what iptables-nft created since `before` and left empty.
-pub fn cleanup(before: &BTreeSet<String>, now: &Inventory) -> Option<String> {
+/// `now` lists (with their rules) the tables and chains that may be deleted.
+pub fn cleanup(before: &BTreeSet<String>, now: &Listing) -> Option<String> {
     let mut script = String::new();
-    for (t, inv) in now
+    let mut tables: Vec<_> = now
         .tables
         .iter()
-        .filter(|(t, _)| IPTABLES_TABLES.contains(&t.as_str()))
-    {
-        let created: Vec<&String> = inv
+        .filter(|t| is_iptables_table(&t.id()))
+        .collect();
+    tables.sort_by_key(|t| t.id());
+    for t in tables {
+        let id = t.id();
+        let mut created: Vec<&String> = t
             .chains
             .iter()
-            .filter(|(c, empty)| **empty && !before.contains(&format!("{t} {c}")))
-            .map(|(c, _)| c)
+            .filter(|c| c.is_empty() && !before.contains(&format!("{id} {}", c.name)))
+            .map(|c| &c.name)
             .collect();
-        let all_gone = created.len() == inv.chains.len() && !inv.other;
-        if all_gone && !before.contains(t) {
-            script.push_str(&format!("delete table {t}\n"));
+        created.sort();
+        let all_gone = created.len() == t.chains.len() && !t.other;
+        if all_gone && !before.contains(&id) {
+            script.push_str(&format!("delete table {id}\n"));
         } else {
             for c in created {
-                script.push_str(&format!("delete chain {t} {c}\n"));
+                script.push_str(&format!("delete chain {id} {c}\n"));
             }
         }
     }
@@ -152,19 +79,22 @@ mod tests {
 
     #[test]
     fn reads_the_ruleset() {
-        let inv = Inventory::parse(RULESET);
-        let f = &inv.tables["ip filter"];
-        assert!(f.chains["INPUT"]);
-        assert!(!f.chains["FORWARD"], "a drop policy is not empty");
-        assert!(!f.chains["OUTPUT"]);
-        assert!(inv.tables["inet mine"].other);
-        assert!(inv.names().contains("ip nat POSTROUTING"));
-        assert!(!inv.names().iter().any(|n| n.starts_with("inet")));
+        let now = Listing::parse(RULESET);
+        let f = now.table("ip filter").unwrap();
+        assert!(f.chain("INPUT").unwrap().is_empty());
+        assert!(
+            !f.chain("FORWARD").unwrap().is_empty(),
+            "a drop policy is not empty"
+        );
+        assert!(!f.chain("OUTPUT").unwrap().is_empty());
+        assert!(now.table("inet mine").unwrap().other);
+        assert!(names(&now).contains("ip nat POSTROUTING"));
+        assert!(!names(&now).iter().any(|n| n.starts_with("inet")));
     }
 
     #[test]
     fn deletes_only_what_was_created_and_is_empty() {
-        let now = Inventory::parse(RULESET);
+        let now = Listing::parse(RULESET);
         let before: BTreeSet<String> = ["ip filter", "ip filter OUTPUT", "ip filter FORWARD"]
             .iter()
             .map(|s| s.to_string())
@@ -173,6 +103,6 @@ mod tests {
             cleanup(&before, &now).unwrap(),
             "delete chain ip filter INPUT\ndelete table ip nat\n"
         );
-        assert_eq!(cleanup(&now.names(), &now), None);
+        assert_eq!(cleanup(&names(&now), &now), None);
     }
 }
