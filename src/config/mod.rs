@@ -3,6 +3,8 @@
 //! told to read.
 
 pub mod cli;
+pub mod flags;
+pub mod options;
 pub mod settings;
 pub mod trust;
 pub mod types;

@@ -1,0 +1,215 @@
+//! iptables/ip6tables: renders the rule model in iptables-save's own canonical form (here),
+//! reads what `iptables-save` shows (`live`), and computes the one `iptables-restore
+//! --noflush` script per family that makes the live rules hold ours (`script`).
+
+mod live;
+mod script;
+
+pub use live::{BUILT_IN, Live, counted};
+pub use script::{differences, render_fresh, transaction};
+
+use super::model::{self, Ct, Match, Ports, Rule, Table, Verdict};
+use super::names::ChainId;
+use crate::config::types::RateUnit;
+use crate::plan::Family;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Variant {
+    Nft,
+    Legacy,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Nft => "iptables-nft",
+            Variant::Legacy => "iptables-legacy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Variant> {
+        match s {
+            "iptables-nft" => Some(Variant::Nft),
+            "iptables-legacy" => Some(Variant::Legacy),
+            _ => None,
+        }
+    }
+
+    fn program(self, family: Family, what: &str) -> String {
+        let ip = match family {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        };
+        let v = match self {
+            Variant::Nft => "nft",
+            Variant::Legacy => "legacy",
+        };
+        format!("{ip}-{v}-{what}")
+    }
+
+    pub fn save(self, family: Family) -> String {
+        self.program(family, "save")
+    }
+
+    pub fn restore(self, family: Family) -> String {
+        self.program(family, "restore")
+    }
+}
+
+/// A chain with its rules rendered as `iptables-save` prints them after `-A CHAIN `.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub id: ChainId,
+    /// The built-in chain that jumps here first, if any: the id's, or where a chain is put
+    /// back as it was, wherever it was found.
+    pub hook: Option<&'static str>,
+    pub rules: Vec<String>,
+}
+
+impl Chain {
+    pub(super) fn table(&self) -> Table {
+        self.id.table()
+    }
+
+    pub(super) fn name(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+pub fn render(chains: &[model::Chain], family: Family) -> Vec<Chain> {
+    chains
+        .iter()
+        .map(|c| Chain {
+            id: c.id.clone(),
+            hook: c.hook(),
+            rules: c.rules.iter().map(|r| render_rule(r, family)).collect(),
+        })
+        .collect()
+}
+
+fn ports(p: Ports) -> String {
+    match p {
+        // Port 0 is the listen port of a plan shown before the interface exists.
+        Ports(0, 0) => "LISTEN-PORT".into(),
+        Ports(a, b) if a == b => a.to_string(),
+        Ports(a, b) => format!("{a}:{b}"),
+    }
+}
+
+fn per(unit: RateUnit) -> &'static str {
+    match unit {
+        RateUnit::Second => "sec",
+        RateUnit::Minute => "min",
+    }
+}
+
+/// One rule, in the order iptables-save prints it: addresses, interfaces, protocol, then the
+/// other matches as given, then the target. Rendering the canonical form lets a second `up`
+/// see that the live rules are already the wanted ones.
+pub fn render_rule(rule: &Rule, family: Family) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let find = |f: &dyn Fn(&Match) -> Option<String>| {
+        rule.matches.iter().filter_map(f).collect::<Vec<_>>()
+    };
+    parts.extend(find(&|m| match m {
+        Match::Src(n) => Some(format!("-s {n}")),
+        _ => None,
+    }));
+    parts.extend(find(&|m| match m {
+        Match::Dst(n) => Some(format!("-d {n}")),
+        _ => None,
+    }));
+    parts.extend(find(&|m| match m {
+        Match::In(i) => Some(format!("-i {i}")),
+        Match::NotIn(i) => Some(format!("! -i {i}")),
+        _ => None,
+    }));
+    parts.extend(find(&|m| match m {
+        Match::Out(i) => Some(format!("-o {i}")),
+        Match::NotOut(i) => Some(format!("! -o {i}")),
+        _ => None,
+    }));
+    for m in &rule.matches {
+        match m {
+            Match::Src(_)
+            | Match::Dst(_)
+            | Match::In(_)
+            | Match::NotIn(_)
+            | Match::Out(_)
+            | Match::NotOut(_) => {}
+            Match::L4 {
+                proto,
+                sport,
+                dport,
+                syn,
+            } => {
+                let p = proto.as_str();
+                parts.push(format!("-p {p}"));
+                if sport.is_some() || dport.is_some() || *syn {
+                    parts.push(format!("-m {p}"));
+                }
+                if let Some(s) = sport {
+                    parts.push(format!("--sport {}", ports(*s)));
+                }
+                if let Some(d) = dport {
+                    parts.push(format!("--dport {}", ports(*d)));
+                }
+                if *syn {
+                    parts.push("--tcp-flags SYN,RST SYN".into());
+                }
+            }
+            Match::Icmp(t) => parts.push(format!("-p icmp -m icmp --icmp-type {t}")),
+            Match::Icmp6(t) => parts.push(format!("-p ipv6-icmp -m icmp6 --icmpv6-type {t}")),
+            Match::HopLimit255 => parts.push("-m hl --hl-eq 255".into()),
+            Match::Ct(ct) => parts.push(format!(
+                "-m conntrack --ctstate {}",
+                match ct {
+                    Ct::New => "NEW",
+                    Ct::Established => "RELATED,ESTABLISHED",
+                    Ct::Related => "RELATED",
+                    Ct::Invalid => "INVALID",
+                }
+            )),
+            Match::Limit {
+                count,
+                per: unit,
+                burst,
+            } => parts.push(format!(
+                "-m limit --limit {count}/{} --limit-burst {burst}",
+                per(*unit)
+            )),
+            Match::PerSource {
+                name,
+                rate,
+                burst,
+                v6_prefix,
+            } => {
+                parts.push(format!(
+                    "-m hashlimit --hashlimit-upto {}/{} --hashlimit-burst {burst} --hashlimit-mode srcip --hashlimit-name {name}",
+                    rate.count,
+                    per(rate.unit)
+                ));
+                if let Some(prefix) = v6_prefix {
+                    parts.push(format!("--hashlimit-srcmask {prefix}"));
+                }
+            }
+            Match::MssAbove(mss) => parts.push(format!("-m tcpmss --mss {}:65535", mss + 1)),
+            Match::SrcNotLocal => parts.push("-m addrtype ! --src-type LOCAL".into()),
+        }
+    }
+    parts.push(match &rule.verdict {
+        Verdict::Accept => "-j ACCEPT".into(),
+        Verdict::Drop => "-j DROP".into(),
+        Verdict::Return => "-j RETURN".into(),
+        Verdict::Jump(c) => format!("-j {c}"),
+        Verdict::Log(prefix) => format!("-j LOG --log-prefix \"{prefix}\""),
+        Verdict::RejectTcpReset => "-j REJECT --reject-with tcp-reset".into(),
+        Verdict::RejectProhibited => match family {
+            Family::V4 => "-j REJECT --reject-with icmp-admin-prohibited".into(),
+            Family::V6 => "-j REJECT --reject-with icmp6-adm-prohibited".into(),
+        },
+        Verdict::Masquerade => "-j MASQUERADE".into(),
+        Verdict::SetMss(mss) => format!("-j TCPMSS --set-mss {mss}"),
+    });
+    parts.join(" ")
+}

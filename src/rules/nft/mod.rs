@@ -1,0 +1,152 @@
+//! Native nftables: every chain of ours, for both families, lives in one table of its own,
+//! `inet wgfw`, which comes with the first managed interface and goes with the last. Each
+//! change is one `nft -f` transaction that (re)builds the interface's chains and the shared
+//! ones, and re-points the table's base chains at whatever chains exist. Here: rendering
+//! rules; `names`, how our chains are spelled in the table; `live`, reading it back;
+//! `script`, the transaction.
+//!
+//! (Not a table per interface: a drop in one table is final, so one interface's default deny
+//! would also drop another tunnel's traffic.)
+
+mod live;
+mod names;
+mod script;
+
+pub use live::{Live, counted, input_owner, overview_chains, sets_used};
+pub use names::{TABLE, base_chain, chain_name, chain_of_name};
+pub use script::{differences, transaction};
+
+use super::model::{Chain, Ct, Match, Ports, Rule, Verdict};
+use crate::config::types::RateUnit;
+use crate::plan::Family;
+
+fn ports(p: Ports) -> String {
+    match p {
+        Ports(0, 0) => "LISTEN-PORT".into(),
+        Ports(a, b) if a == b => a.to_string(),
+        Ports(a, b) => format!("{a}-{b}"),
+    }
+}
+
+fn rate(count: u32, unit: RateUnit) -> String {
+    match unit {
+        RateUnit::Second => format!("{count}/second"),
+        RateUnit::Minute => format!("{count}/minute"),
+    }
+}
+
+/// One rule in nft syntax.
+pub fn render_rule(rule: &Rule, family: Family) -> String {
+    let ip = match family {
+        Family::V4 => "ip",
+        Family::V6 => "ip6",
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for m in &rule.matches {
+        parts.push(match m {
+            Match::In(i) => format!("iifname \"{i}\""),
+            Match::NotIn(i) => format!("iifname != \"{i}\""),
+            Match::Out(i) => format!("oifname \"{i}\""),
+            Match::NotOut(i) => format!("oifname != \"{i}\""),
+            Match::Src(n) => format!("{ip} saddr {n}"),
+            Match::Dst(n) => format!("{ip} daddr {n}"),
+            Match::L4 {
+                proto,
+                sport,
+                dport,
+                syn,
+            } => {
+                let p = proto.as_str();
+                let mut s = Vec::new();
+                if let Some(x) = sport {
+                    s.push(format!("{p} sport {}", ports(*x)));
+                }
+                if let Some(x) = dport {
+                    s.push(format!("{p} dport {}", ports(*x)));
+                }
+                if *syn {
+                    s.push("tcp flags & (syn|rst) == syn".into());
+                }
+                if s.is_empty() {
+                    s.push(format!("meta l4proto {p}"));
+                }
+                s.join(" ")
+            }
+            Match::Icmp(t) => format!("icmp type {t}"),
+            Match::Icmp6(t) => format!("icmpv6 type {t}"),
+            Match::HopLimit255 => "ip6 hoplimit 255".into(),
+            Match::Ct(ct) => format!(
+                "ct state {}",
+                match ct {
+                    Ct::New => "new",
+                    Ct::Established => "established,related",
+                    Ct::Related => "related",
+                    Ct::Invalid => "invalid",
+                }
+            ),
+            Match::Limit { count, per, burst } => {
+                format!("limit rate {} burst {burst} packets", rate(*count, *per))
+            }
+            Match::PerSource {
+                name,
+                rate: r,
+                burst,
+                v6_prefix,
+            } => {
+                let key = match v6_prefix {
+                    Some(64) => "ip6 saddr & ffff:ffff:ffff:ffff::".to_string(),
+                    _ => format!("{ip} saddr"),
+                };
+                format!(
+                    "update @{name} {{ {key} limit rate {} burst {burst} packets }}",
+                    rate(r.count, r.unit)
+                )
+            }
+            Match::MssAbove(mss) => format!("tcp option maxseg size > {mss}"),
+            Match::SrcNotLocal => "fib saddr type != local".into(),
+        });
+    }
+    // Rules that `status` reports carry a counter and say what they count.
+    if rule.counts.is_some() {
+        parts.push("counter".into());
+    }
+    parts.push(match &rule.verdict {
+        Verdict::Accept => "accept".into(),
+        Verdict::Drop => "drop".into(),
+        Verdict::Return => "return".into(),
+        Verdict::Jump(c) => format!("jump {}", chain_name(c, family)),
+        Verdict::Log(prefix) => format!("log prefix \"{prefix}\""),
+        Verdict::RejectTcpReset => "reject with tcp reset".into(),
+        Verdict::RejectProhibited => match family {
+            Family::V4 => "reject with icmp type admin-prohibited".into(),
+            Family::V6 => "reject with icmpv6 type admin-prohibited".into(),
+        },
+        Verdict::Masquerade => "masquerade".into(),
+        Verdict::SetMss(mss) => format!("tcp option maxseg size set {mss}"),
+    });
+    if let Some(label) = rule.counts {
+        parts.push(format!("comment \"{label}\""));
+    }
+    parts.join(" ")
+}
+
+/// The per-source limit tables (sets) the chains use, with their key types.
+fn sets(chains: &[(Family, Chain)]) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    for (family, c) in chains {
+        for r in &c.rules {
+            for m in &r.matches {
+                if let Match::PerSource { name, .. } = m {
+                    let ty = match family {
+                        Family::V4 => "ipv4_addr",
+                        Family::V6 => "ipv6_addr",
+                    };
+                    out.push((name.clone(), ty));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}

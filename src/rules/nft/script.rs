@@ -1,0 +1,140 @@
+//! The one `nft -f` transaction of a change, and how the live table differs from the plan.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::plan::Family;
+use crate::rules::model::Chain;
+
+use super::live::Live;
+use super::names::{BASE, TABLE, base_of_name, chain_name};
+use super::{render_rule, sets};
+
+/// The `nft -f` script that makes the table hold `desired` (per family), drops the chains and
+/// sets named in `remove` that are there, and points the base chains at every chain of ours
+/// that then exists. With nothing left to hold, the table goes.
+pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) -> Option<String> {
+    let mine: BTreeSet<String> = desired.iter().map(|(f, c)| chain_name(&c.id, *f)).collect();
+    let wanted_sets = sets(desired);
+    let gone_chains: Vec<&String> = live
+        .chains
+        .iter()
+        .filter(|c| remove.contains(c) && !mine.contains(*c))
+        .collect();
+    let gone_sets: Vec<&String> = live
+        .sets
+        .iter()
+        .filter(|s| remove.contains(s) && !wanted_sets.iter().any(|(n, _)| n == *s))
+        .collect();
+    // Chains that stay: ours now, and whatever else of the table is not being removed.
+    let mut hooked: Vec<(&'static str, &'static str, String)> = Vec::new();
+    let mut kept: BTreeSet<String> = live
+        .chains
+        .iter()
+        .filter(|c| !remove.contains(c))
+        .cloned()
+        .collect();
+    kept.extend(mine.iter().cloned());
+    for name in &kept {
+        if let Some((base, proto)) = base_of_name(name) {
+            hooked.push((base, proto, name.clone()));
+        }
+    }
+    if hooked.is_empty() {
+        return live.exists.then(|| format!("delete table {TABLE}\n"));
+    }
+
+    let mut s = format!("add table {TABLE}\n");
+    for (name, decl) in BASE {
+        let _ = writeln!(s, "add chain {TABLE} {name} {{ {decl} }}");
+    }
+    for (name, ty) in &wanted_sets {
+        // Entries are per source and short-lived: a source idle for two minutes starts afresh.
+        let _ = writeln!(
+            s,
+            "add set {TABLE} {name} {{ type {ty}; flags dynamic, timeout; timeout 2m; }}"
+        );
+    }
+    for (name, _) in BASE {
+        let _ = writeln!(s, "flush chain {TABLE} {name}");
+    }
+    for (family, c) in desired {
+        let name = chain_name(&c.id, *family);
+        let _ = writeln!(s, "add chain {TABLE} {name}");
+        let _ = writeln!(s, "flush chain {TABLE} {name}");
+    }
+    for name in &gone_chains {
+        let _ = writeln!(s, "flush chain {TABLE} {name}");
+    }
+    for (family, c) in desired {
+        let name = chain_name(&c.id, *family);
+        for r in &c.rules {
+            let _ = writeln!(s, "add rule {TABLE} {name} {}", render_rule(r, *family));
+        }
+    }
+    for (base, _) in BASE {
+        for (b, proto, name) in &hooked {
+            if b == base {
+                let _ = writeln!(
+                    s,
+                    "add rule {TABLE} {base} meta nfproto {proto} jump {name}"
+                );
+            }
+        }
+    }
+    for name in &gone_chains {
+        let _ = writeln!(s, "delete chain {TABLE} {name}");
+    }
+    for name in &gone_sets {
+        let _ = writeln!(s, "delete set {TABLE} {name}");
+    }
+    Some(s)
+}
+
+/// How the live table differs from `desired`, one line per difference. nft prints rules in a
+/// form of its own, so chains are compared by presence, rule count and their hook.
+pub fn differences(desired: &[(Family, Chain)], live: &Live) -> Vec<String> {
+    if !live.exists {
+        return vec![format!("table {TABLE} is gone")];
+    }
+    let mut out = Vec::new();
+    for (family, c) in desired {
+        let name = chain_name(&c.id, *family);
+        match live.table.chain(&name) {
+            None => out.push(format!("chain {name} is gone")),
+            Some(l) if l.rules.len() != c.rules.len() => out.push(format!(
+                "chain {name} holds {} rules, not the {} installed",
+                l.rules.len(),
+                c.rules.len()
+            )),
+            Some(_) => {}
+        }
+        if let Some((base, _)) = base_of_name(&name) {
+            let jump = format!("jump {name}");
+            let hooked = live
+                .table
+                .chain(base)
+                .is_some_and(|b| b.rules.iter().any(|r| r.text.ends_with(&jump)));
+            if !hooked {
+                out.push(format!("base chain {base} no longer jumps to {name}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_interface_takes_the_table_along() {
+        let live = Live::parse("table inet wgfw {\n\tchain WGFW-wg0-FWD-v4 {\n\t}\n}\n");
+        let remove = vec!["WGFW-wg0-FWD-v4".to_string()];
+        assert_eq!(
+            transaction(&[], &remove, &live).as_deref(),
+            Some("delete table inet wgfw\n")
+        );
+        assert_eq!(transaction(&[], &remove, &Live::default()), None);
+    }
+}
