@@ -35,8 +35,8 @@ fn main() {
             log::debug!(
                 "done after {:.1} ms, peak memory {} KiB (the largest program it ran: {} KiB)",
                 started.elapsed().as_secs_f64() * 1e3,
-                kib(wgfw_hook::system::host::peak_rss_kib()),
-                kib(wgfw_hook::system::host::children_peak_rss_kib())
+                kib(wgfw_hook::peak_rss_kib()),
+                kib(wgfw_hook::children_peak_rss_kib())
             );
             match result {
                 Ok(()) => 0,

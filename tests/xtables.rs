@@ -10,7 +10,7 @@ use common::{run_with_input, text};
 
 use wgfw_hook::plan::Family;
 use wgfw_hook::rules::iptables::Live;
-use wgfw_hook::system::xtables;
+use wgfw_hook::xtables;
 
 const CLONE_NEWNET: i32 = 0x4000_0000;
 

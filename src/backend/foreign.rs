@@ -17,7 +17,7 @@ use super::iptables;
 
 /// Reads the iptables variant we do not use, where it has tables at all (each `-save` costs a
 /// process, and legacy's a copy of its whole table), next to the nft overview read before.
-pub fn read(backend: Backend, families: &[Family], nft_overview: &Listing) -> View {
+pub(crate) fn read(backend: Backend, families: &[Family], nft_overview: &Listing) -> View {
     let mut view = View {
         nft_overview: nft_overview.clone(),
         ..View::default()
@@ -58,7 +58,7 @@ fn has_tables(variant: Variant, family: Family, nft_overview: &Listing) -> bool 
 
 /// Puts the accepts in place (replacing ours from before, so `up` twice adds nothing twice)
 /// and returns what to record.
-pub fn apply(
+pub(crate) fn apply(
     iface: &IfaceName,
     wanted: &BTreeMap<Place, Vec<String>>,
     recorded: &[Place],
@@ -136,7 +136,7 @@ pub fn apply(
 }
 
 /// How many of our marked accepts a place holds now.
-pub fn count_marked(iface: &IfaceName, place: &Place) -> usize {
+pub(crate) fn count_marked(iface: &IfaceName, place: &Place) -> usize {
     let m = mark(iface);
     match place {
         Place::Iptables {
@@ -157,7 +157,7 @@ pub fn count_marked(iface: &IfaceName, place: &Place) -> usize {
 }
 
 /// Takes our accepts out of every recorded place; forgiving (returns warnings).
-pub fn remove(iface: &IfaceName, recorded: &[Place]) -> Vec<String> {
+pub(crate) fn remove(iface: &IfaceName, recorded: &[Place]) -> Vec<String> {
     match apply(iface, &BTreeMap::new(), recorded) {
         Ok(_) => Vec::new(),
         Err(e) => vec![e.to_string()],

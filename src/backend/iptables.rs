@@ -15,12 +15,12 @@ use crate::system::{cmd, xtables};
 use super::{families, members, nft};
 
 /// A restore adds to what is there, and waits its turn for the xtables lock.
-pub const RESTORE_ARGS: [&str; 3] = ["--noflush", "--wait", "10"];
+pub(crate) const RESTORE_ARGS: [&str; 3] = ["--noflush", "--wait", "10"];
 
 /// The families' rules before a change: where no chain of ours exists yet (the first `up`),
 /// the chains and policies are all there is to know: for iptables-nft the nftables overview
 /// says them, for legacy the kernel's table, neither formatting every rule of the host.
-pub fn read(
+pub(crate) fn read(
     v: Variant,
     families: &[Family],
     overview: Option<&Listing>,
@@ -42,7 +42,7 @@ pub fn read(
 }
 
 /// The live ruleset of one family as the variant's `-save` shows it.
-pub fn live_rules(variant: Variant, family: Family) -> Result<Live> {
+pub(crate) fn live_rules(variant: Variant, family: Family) -> Result<Live> {
     let prog = variant.save(family);
     let out = cmd::run(&prog, &[], None)?;
     if !out.ok {
@@ -60,7 +60,7 @@ fn restore(variant: Variant, family: Family, script: &str) -> Result<()> {
 }
 
 /// Installs `plan`, all or nothing: a family that fails leaves the others as they were.
-pub fn apply(
+pub(crate) fn apply(
     v: Variant,
     plan: &Plan,
     others: &[Record],
@@ -96,7 +96,11 @@ fn desired(plan: &Plan, family: Family, others: &[Record]) -> Vec<iptables::Chai
 }
 
 /// How the live rules differ from what `plan` installs, one line per difference.
-pub fn differences(plan: &Plan, others: &[Record], lives: &BTreeMap<Family, Live>) -> Vec<String> {
+pub(crate) fn differences(
+    plan: &Plan,
+    others: &[Record],
+    lives: &BTreeMap<Family, Live>,
+) -> Vec<String> {
     plan.families
         .iter()
         .flat_map(|fp| {
@@ -107,7 +111,7 @@ pub fn differences(plan: &Plan, others: &[Record], lives: &BTreeMap<Family, Live
 }
 
 /// The packets the interface's counted rules saw, by label.
-pub fn counters(v: Variant, plan: &Plan, others: &[Record]) -> BTreeMap<&'static str, u64> {
+pub(crate) fn counters(v: Variant, plan: &Plan, others: &[Record]) -> BTreeMap<&'static str, u64> {
     let mut sums: BTreeMap<&'static str, u64> = BTreeMap::new();
     for fp in &plan.families {
         let Ok(out) = cmd::run(&v.save(fp.family), &["-c"], None) else {
@@ -133,7 +137,7 @@ pub fn counters(v: Variant, plan: &Plan, others: &[Record]) -> BTreeMap<&'static
 }
 
 /// Puts our chains of the given families back as they were before this run.
-pub fn undo(
+pub(crate) fn undo(
     variant: Variant,
     iface: &IfaceName,
     applied: &[Family],
@@ -176,7 +180,7 @@ fn chains_in(live: &Live, ids: &[ChainId]) -> Vec<iptables::Chain> {
 
 /// Removes the interface's chains (and the shared one with the last interface). Forgiving:
 /// returns warnings instead of failing, because `down` must not keep a tunnel up.
-pub fn remove(
+pub(crate) fn remove(
     v: Variant,
     iface: &IfaceName,
     others: &[Record],

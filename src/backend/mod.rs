@@ -14,15 +14,15 @@ use crate::rules::{self, Backend, ChainId, Member};
 use crate::system::cmd;
 use crate::system::state::Record;
 
-pub mod foreign;
-pub mod iptables;
-pub mod nft;
-pub mod residue;
+pub(crate) mod foreign;
+pub(crate) mod iptables;
+pub(crate) mod nft;
+pub(crate) mod residue;
 
 /// What `--backend auto` picks, and why: what the host already uses. Rules in the
 /// iptables-legacy tables: legacy; rules in iptables-nft's: iptables-nft; only native nftables
 /// tables, or nothing at all: nft; no `nft` program: the flavour the `iptables` command is.
-pub fn auto() -> (Backend, String) {
+pub(crate) fn auto() -> (Backend, String) {
     // A chain someone else made in iptables-nft's tables (Docker's, Kubernetes') says so
     // without reading their rules, which costs 150 ms on a host with 20,000.
     let overview = cmd::find("nft").and_then(|_| nft::overview().ok());
@@ -70,7 +70,7 @@ pub fn auto() -> (Backend, String) {
 }
 
 /// Every backend whose programs are installed.
-pub fn installed_backends() -> Vec<Backend> {
+pub(crate) fn installed_backends() -> Vec<Backend> {
     let mut out = Vec::new();
     for v in [Variant::Nft, Variant::Legacy] {
         if cmd::find(&v.restore(Family::V4)).is_some() {
@@ -85,7 +85,7 @@ pub fn installed_backends() -> Vec<Backend> {
 
 /// Our part of the ruleset as it was before a change, to compute the change and to put it
 /// back; it says which backend it was read with, so the two cannot disagree.
-pub enum Before {
+pub(crate) enum Before {
     /// The families' iptables rules, and the nftables overview (another manager's native
     /// tables, firewalld's, own input whatever backend we use).
     Iptables {
@@ -101,15 +101,8 @@ pub enum Before {
 }
 
 impl Before {
-    pub fn backend(&self) -> Backend {
-        match self {
-            Before::Iptables { variant, .. } => Backend::Iptables(*variant),
-            Before::Nft { .. } => Backend::Nft,
-        }
-    }
-
     /// `nft list chains` as read before the change; None without nft.
-    pub fn overview(&self) -> Option<&Listing> {
+    pub(crate) fn overview(&self) -> Option<&Listing> {
         match self {
             Before::Iptables { overview, .. } => overview.as_ref(),
             Before::Nft { overview, .. } => Some(overview),
@@ -117,7 +110,7 @@ impl Before {
     }
 }
 
-pub fn families(ipv6: bool) -> Vec<Family> {
+pub(crate) fn families(ipv6: bool) -> Vec<Family> {
     Family::BOTH
         .into_iter()
         .filter(|f| *f == Family::V4 || ipv6)
@@ -139,7 +132,7 @@ fn members(records: &[Record], family: Family) -> Vec<Member> {
 }
 
 /// The iptables chains `plan` installs, per family (shared ones included); none for nft.
-pub fn chains_of(
+pub(crate) fn chains_of(
     backend: Backend,
     plan: &Plan,
     others: &[Record],
@@ -159,7 +152,7 @@ pub fn chains_of(
         .collect()
 }
 
-pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
+pub(crate) fn read(backend: Backend, families: &[Family]) -> Result<Before> {
     Ok(match backend {
         Backend::Iptables(variant) => {
             let overview = cmd::find("nft").and_then(|_| nft::overview().ok());
@@ -181,7 +174,7 @@ pub fn read(backend: Backend, families: &[Family]) -> Result<Before> {
 }
 
 /// Per family: why another firewall manager owns the host's input, if one does.
-pub fn input_owners(before: &Before) -> BTreeMap<Family, String> {
+pub(crate) fn input_owners(before: &Before) -> BTreeMap<Family, String> {
     match before {
         Before::Iptables {
             lives, overview, ..
@@ -200,7 +193,7 @@ pub fn input_owners(before: &Before) -> BTreeMap<Family, String> {
 }
 
 /// Installs `plan`, all or nothing: a family that fails leaves the others as they were.
-pub fn apply(plan: &Plan, others: &[Record], before: &Before) -> Result<()> {
+pub(crate) fn apply(plan: &Plan, others: &[Record], before: &Before) -> Result<()> {
     match before {
         Before::Iptables { variant, lives, .. } => iptables::apply(*variant, plan, others, lives),
         Before::Nft { table, .. } => nft::apply(plan, others, table),
@@ -208,7 +201,7 @@ pub fn apply(plan: &Plan, others: &[Record], before: &Before) -> Result<()> {
 }
 
 /// How the live ruleset differs from what `plan` installs, one line per difference.
-pub fn differences(plan: &Plan, others: &[Record], before: &Before) -> Vec<String> {
+pub(crate) fn differences(plan: &Plan, others: &[Record], before: &Before) -> Vec<String> {
     match before {
         Before::Iptables { lives, .. } => iptables::differences(plan, others, lives),
         Before::Nft { table, .. } => nft::differences(plan, others, table),
@@ -217,7 +210,11 @@ pub fn differences(plan: &Plan, others: &[Record], before: &Before) -> Vec<Strin
 
 /// The packets the plan's counted rules saw, by what they count (`rules::COUNTED`), in that
 /// order.
-pub fn counters(backend: Backend, plan: &Plan, others: &[Record]) -> Vec<(&'static str, u64)> {
+pub(crate) fn counters(
+    backend: Backend,
+    plan: &Plan,
+    others: &[Record],
+) -> Vec<(&'static str, u64)> {
     let sums = match backend {
         Backend::Iptables(v) => iptables::counters(v, plan, others),
         Backend::Nft => nft::counters(&plan.iface),
@@ -238,7 +235,7 @@ pub fn counters(backend: Backend, plan: &Plan, others: &[Record]) -> Vec<(&'stat
 }
 
 /// Puts our part of the ruleset back as it was in `before` (after a later step failed).
-pub fn undo(iface: &IfaceName, before: &Before) {
+pub(crate) fn undo(iface: &IfaceName, before: &Before) {
     match before {
         Before::Iptables { variant, lives, .. } => {
             let all: Vec<Family> = lives.keys().copied().collect();
@@ -250,7 +247,7 @@ pub fn undo(iface: &IfaceName, before: &Before) {
 
 /// Removes the interface's chains (and the shared ones with the last interface). Forgiving:
 /// returns warnings instead of failing, because `down` must not keep a tunnel up.
-pub fn remove(
+pub(crate) fn remove(
     backend: Backend,
     iface: &IfaceName,
     others: &[Record],

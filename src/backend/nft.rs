@@ -16,7 +16,7 @@ use super::{families, members};
 /// `nft list chains`: every table and chain, with the hook and policy of base chains, but no
 /// rules. All we need to know of other managers' tables, and flat in cost: with 20,000 foreign
 /// rules, `nft list ruleset` takes nft half a second, `list chains` a few milliseconds.
-pub fn overview() -> Result<Listing> {
+pub(crate) fn overview() -> Result<Listing> {
     let out = cmd::run("nft", &["list", "chains"], None)?;
     if out.ok {
         Ok(Listing::parse(&out.stdout))
@@ -29,7 +29,7 @@ pub fn overview() -> Result<Listing> {
 }
 
 /// `nft list table inet wgfw`, empty when there is no such table.
-pub fn table() -> Result<String> {
+pub(crate) fn table() -> Result<String> {
     let out = cmd::run("nft", &["list", "table", "inet", "wgfw"], None)?;
     Ok(if out.ok { out.stdout } else { String::new() })
 }
@@ -40,7 +40,7 @@ fn submit(script: &str) -> Result<()> {
 
 /// Our table before a change. It is listed only where the overview shows it: the first `up`
 /// saves a process.
-pub fn read(overview: &Listing) -> Result<nft::Live> {
+pub(crate) fn read(overview: &Listing) -> Result<nft::Live> {
     let listing = match nft::overview_chains(overview) {
         Some(_) => table()?,
         None => String::new(),
@@ -61,7 +61,7 @@ fn desired_all(plan: &Plan, others: &[Record]) -> Vec<(Family, Chain)> {
 }
 
 /// Installs `plan` in one transaction.
-pub fn apply(plan: &Plan, others: &[Record], before: &nft::Live) -> Result<()> {
+pub(crate) fn apply(plan: &Plan, others: &[Record], before: &nft::Live) -> Result<()> {
     let want = desired_all(plan, others);
     let Some(script) = nft::transaction(&want, &own(&plan.iface, before), before) else {
         return Ok(());
@@ -77,12 +77,12 @@ pub fn apply(plan: &Plan, others: &[Record], before: &nft::Live) -> Result<()> {
 }
 
 /// How the live table differs from what `plan` installs, one line per difference.
-pub fn differences(plan: &Plan, others: &[Record], before: &nft::Live) -> Vec<String> {
+pub(crate) fn differences(plan: &Plan, others: &[Record], before: &nft::Live) -> Vec<String> {
     nft::differences(&desired_all(plan, others), before)
 }
 
 /// The packets the interface's counted rules saw, by label.
-pub fn counters(iface: &IfaceName) -> BTreeMap<&'static str, u64> {
+pub(crate) fn counters(iface: &IfaceName) -> BTreeMap<&'static str, u64> {
     let live = nft::Live::parse(&table().unwrap_or_default());
     let mut sums: BTreeMap<&'static str, u64> = BTreeMap::new();
     for (label, n) in nft::counted(&live, &names_of(iface)) {
@@ -92,7 +92,7 @@ pub fn counters(iface: &IfaceName) -> BTreeMap<&'static str, u64> {
 }
 
 /// Puts the table back as it was in `before` (after a later step failed).
-pub fn undo(before: &nft::Live) {
+pub(crate) fn undo(before: &nft::Live) {
     let now = table().map(|t| nft::Live::parse(&t)).unwrap_or_default();
     let mut script = String::new();
     if now.exists {
@@ -110,7 +110,7 @@ pub fn undo(before: &nft::Live) {
 
 /// Removes the interface's chains (and the table with the last interface). Forgiving: returns
 /// warnings instead of failing, because `down` must not keep a tunnel up.
-pub fn remove(iface: &IfaceName, others: &[Record], ipv6: bool) -> Vec<String> {
+pub(crate) fn remove(iface: &IfaceName, others: &[Record], ipv6: bool) -> Vec<String> {
     let mut gone: Vec<String> = families(ipv6)
         .into_iter()
         .map(|f| nft::chain_name(&ChainId::SharedInput, f))

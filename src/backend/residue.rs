@@ -9,13 +9,13 @@ use crate::rules::residue;
 use crate::system::cmd;
 
 /// The iptables-nft tables and chains there are now, as `residue::cleanup` takes them back.
-pub fn names(overview: &Listing) -> BTreeSet<String> {
+pub(crate) fn names(overview: &Listing) -> BTreeSet<String> {
     residue::names(overview)
 }
 
 /// Deletes what iptables-nft created since `before` and left empty. Forgiving: a failure is a
 /// warning, because it runs from `down`.
-pub fn clean(before: &BTreeSet<String>) {
+pub(crate) fn clean(before: &BTreeSet<String>) {
     let Some(script) = inventory(before).and_then(|inv| residue::cleanup(before, &inv)) else {
         return;
     };

@@ -15,7 +15,7 @@ use crate::plan::{self, HostFacts, Purpose};
 use crate::rules::Backend;
 use crate::rules::iptables::Variant;
 
-pub fn render_case(dir: &Path, name: &str) -> String {
+pub(crate) fn render_case(dir: &Path, name: &str) -> String {
     let text = std::fs::read_to_string(dir.join(format!("{name}.conf"))).unwrap();
     let extra = std::fs::read_to_string(dir.join(format!("{name}.args"))).unwrap_or_default();
     let argv = ["plan", "wg0"]

@@ -1,6 +1,6 @@
 //! Enough JSON for `status --json`, without a dependency for it.
 
-pub enum Json {
+pub(super) enum Json {
     Null,
     Bool(bool),
     Num(u64),
@@ -10,7 +10,7 @@ pub enum Json {
 }
 
 impl Json {
-    pub fn render(&self) -> String {
+    pub(super) fn render(&self) -> String {
         match self {
             Json::Null => "null".into(),
             Json::Bool(b) => b.to_string(),
@@ -47,7 +47,7 @@ fn quote(s: &str) -> String {
 }
 
 /// The whole of `status --json`.
-pub fn status_json(conntrack: Option<(u64, u64)>, interfaces: &[Json]) -> String {
+pub(super) fn status_json(conntrack: Option<(u64, u64)>, interfaces: &[Json]) -> String {
     let ct = match conntrack {
         Some((n, max)) => Json::Object(vec![("entries", Json::Num(n)), ("max", Json::Num(max))]),
         None => Json::Null,

@@ -38,24 +38,24 @@ mod files {
     use crate::config::types::IfaceName;
 
     /// The sysctl ledger of the namespace (`plan::ledger`).
-    pub const LEDGER: &str = "sysctl";
+    pub(super) const LEDGER: &str = "sysctl";
     /// The iptables-nft tables and chains that existed before the first `up`.
-    pub const NFT_BEFORE: &str = "nft-before";
+    pub(super) const NFT_BEFORE: &str = "nft-before";
 
     /// The options `up` used, in the settings file's syntax.
-    pub fn options(iface: &IfaceName) -> String {
+    pub(super) fn options(iface: &IfaceName) -> String {
         format!("{iface}.options")
     }
     /// The wg-quick config `up` used, as `wgconf::render` writes it.
-    pub fn wgconf(iface: &IfaceName) -> String {
+    pub(super) fn wgconf(iface: &IfaceName) -> String {
         format!("{iface}.wgconf")
     }
     /// The places of our accepts in other managers' chains.
-    pub fn foreign(iface: &IfaceName) -> String {
+    pub(super) fn foreign(iface: &IfaceName) -> String {
         format!("{iface}.foreign")
     }
     /// A pending `--rollback`.
-    pub fn rollback(iface: &IfaceName) -> String {
+    pub(super) fn rollback(iface: &IfaceName) -> String {
         format!("{iface}.rollback")
     }
 }

@@ -5,7 +5,7 @@ use super::ledger::{IP_FORWARD, IPV6_FORWARDING, Key, Write, w};
 use super::model::{Family, HostFacts, Plan};
 
 /// The settings of the server role, in the order they are written (forwarding first).
-pub fn server_writes(plan: &Plan, host: &HostFacts) -> Vec<Write> {
+pub(super) fn server_writes(plan: &Plan, host: &HostFacts) -> Vec<Write> {
     let mut out = Vec::new();
     let current = |k: &str| host.sysctl.get(&Key::new(k)).map(String::as_str);
     let v4 = plan.families.iter().find(|f| f.family == Family::V4);
@@ -56,7 +56,7 @@ pub fn server_writes(plan: &Plan, host: &HostFacts) -> Vec<Write> {
 /// The settings of the client role: no ICMP redirects. Forwarding and reverse-path filtering
 /// are left as they are: a router has forwarding on already, and wg-quick's full-tunnel
 /// routing relies on the rp_filter and src_valid_mark it sets itself.
-pub fn client_writes(plan: &Plan) -> Vec<Write> {
+pub(super) fn client_writes(plan: &Plan) -> Vec<Write> {
     let mut out = Vec::new();
     for fp in &plan.families {
         let v = match fp.family {

@@ -18,20 +18,20 @@ const DIRS: &[&str] = &[
 ];
 const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
-pub fn find(name: &str) -> Option<PathBuf> {
+pub(crate) fn find(name: &str) -> Option<PathBuf> {
     DIRS.iter()
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
 }
 
-pub struct Output {
+pub(crate) struct Output {
     pub ok: bool,
     pub stdout: String,
     pub stderr: String,
 }
 
 /// Runs `program args`, feeding `input` to its standard input.
-pub fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<Output> {
+pub(crate) fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<Output> {
     let path = find(program).ok_or_else(|| {
         Error::system(format!(
             "{program} is not installed (looked in {})",
@@ -80,7 +80,7 @@ fn text(bytes: Vec<u8>) -> String {
 }
 
 /// The first line of a program's complaint that says something, for one-line errors.
-pub fn first_line(stderr: &str) -> String {
+pub(crate) fn first_line(stderr: &str) -> String {
     stderr
         .lines()
         .map(str::trim)
@@ -92,7 +92,7 @@ pub fn first_line(stderr: &str) -> String {
 /// Feeds `script` to a program that applies it as one transaction (a restore, `nft -f -`),
 /// printing the command as wg-quick prints its own; `why`, when given, follows in parentheses.
 /// `what` names the script's content in the error ("the IPv4 rules").
-pub fn transaction(
+pub(crate) fn transaction(
     program: &str,
     args: &[&str],
     script: &str,

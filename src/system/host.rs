@@ -11,7 +11,7 @@ use crate::plan::{Family, HostFacts};
 use crate::system::cmd;
 use crate::system::sysctl;
 
-pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> HostFacts {
+pub(crate) fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> HostFacts {
     let mut facts = HostFacts {
         ipv6_enabled: Path::new("/proc/sys/net/ipv6").exists(),
         ..HostFacts::default()
@@ -48,7 +48,7 @@ pub fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> Ho
 
 /// Client role: the peers' endpoints as `wg show IFACE endpoints` reports them; failing that,
 /// the config's `Endpoint`s, names resolved only then. Also says where they came from.
-pub fn endpoints(iface: &IfaceName, conf: &WgConfig) -> (Vec<SocketAddr>, Vec<String>) {
+pub(crate) fn endpoints(iface: &IfaceName, conf: &WgConfig) -> (Vec<SocketAddr>, Vec<String>) {
     let live: Vec<SocketAddr> = cmd::run("wg", &["show", iface.as_str(), "endpoints"], None)
         .ok()
         .filter(|o| o.ok)
@@ -103,7 +103,7 @@ fn parse_endpoints(text: &str) -> Vec<SocketAddr> {
 
 /// Whether the interface exists in this network namespace. (/proc/sys/net follows the
 /// caller's namespace; /sys/class/net follows the namespace /sys was mounted in.)
-pub fn iface_exists(iface: &IfaceName) -> bool {
+pub(crate) fn iface_exists(iface: &IfaceName) -> bool {
     Path::new("/proc/sys/net/ipv4/conf")
         .join(iface.as_str())
         .exists()
@@ -111,7 +111,7 @@ pub fn iface_exists(iface: &IfaceName) -> bool {
 
 /// The interface's MTU, asked of the kernel with SIOCGIFMTU on a socket made here: like
 /// /proc/sys/net it follows the caller's network namespace, and it starts no process.
-pub fn live_mtu(iface: &IfaceName) -> Option<u32> {
+pub(crate) fn live_mtu(iface: &IfaceName) -> Option<u32> {
     use std::os::fd::AsRawFd;
     const SIOCGIFMTU: std::ffi::c_ulong = 0x8921;
     unsafe extern "C" {
@@ -136,7 +136,7 @@ pub fn live_mtu(iface: &IfaceName) -> Option<u32> {
 
 /// What the live interface shows, as a config: its global addresses, listen port, MTU and the
 /// peers' allowed IPs. `None` when the interface is not up.
-pub fn live_config(iface: &IfaceName) -> Option<WgConfig> {
+pub(crate) fn live_config(iface: &IfaceName) -> Option<WgConfig> {
     let mtu = live_mtu(iface)?;
     let addrs = cmd::run(
         "ip",
@@ -154,7 +154,7 @@ pub fn live_config(iface: &IfaceName) -> Option<WgConfig> {
 }
 
 /// Builds a config from `ip -o address show dev IFACE` and `wg show IFACE dump`.
-pub fn parse_live(iface: &IfaceName, addrs: &str, dump: &str) -> WgConfig {
+pub(crate) fn parse_live(iface: &IfaceName, addrs: &str, dump: &str) -> WgConfig {
     let mut conf = WgConfig {
         path: format!("(live interface {iface})").into(),
         ..WgConfig::default()
@@ -200,7 +200,7 @@ fn read(path: &str) -> String {
 }
 
 /// The device of the IPv4 default route with the lowest metric, from /proc/net/route.
-pub fn default_dev_v4(table: &str) -> Option<IfaceName> {
+pub(crate) fn default_dev_v4(table: &str) -> Option<IfaceName> {
     table
         .lines()
         .skip(1)
@@ -216,7 +216,7 @@ pub fn default_dev_v4(table: &str) -> Option<IfaceName> {
 
 /// The device of the IPv6 default route with the lowest metric, from /proc/net/ipv6_route,
 /// skipping the kernel's unreachable routes on lo.
-pub fn default_dev_v6(table: &str) -> Option<IfaceName> {
+pub(crate) fn default_dev_v6(table: &str) -> Option<IfaceName> {
     const RTF_REJECT: u32 = 0x0200;
     table
         .lines()
@@ -240,7 +240,7 @@ pub fn default_dev_v6(table: &str) -> Option<IfaceName> {
 }
 
 /// Connection-tracking use: (entries, limit), when the kernel tracks connections here.
-pub fn conntrack_use() -> Option<(u64, u64)> {
+pub(crate) fn conntrack_use() -> Option<(u64, u64)> {
     let n = read("/proc/sys/net/netfilter/nf_conntrack_count")
         .trim()
         .parse()
@@ -254,7 +254,11 @@ pub fn conntrack_use() -> Option<(u64, u64)> {
 
 /// Peers whose latest handshake is older than `max_age_secs` (or never happened), from
 /// `wg show IFACE latest-handshakes`: (public key, seconds since, or None for never).
-pub fn stale_peers(iface: &IfaceName, now: u64, max_age_secs: u64) -> Vec<(String, Option<u64>)> {
+pub(crate) fn stale_peers(
+    iface: &IfaceName,
+    now: u64,
+    max_age_secs: u64,
+) -> Vec<(String, Option<u64>)> {
     cmd::run("wg", &["show", iface.as_str(), "latest-handshakes"], None)
         .ok()
         .filter(|o| o.ok)

@@ -36,7 +36,7 @@ unsafe extern "C" {
 
 /// The remote addresses of established TCP connections whose local port is `port`, in this
 /// network namespace; None when the kernel cannot be asked (the caller falls back to /proc).
-pub fn established_peers(port: u16) -> Option<Vec<IpAddr>> {
+pub(crate) fn established_peers(port: u16) -> Option<Vec<IpAddr>> {
     if let Some(peers) = dump(&[compat_request(port).as_slice()], port) {
         return Some(peers);
     }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::plan::{Family, InputPolicy};
 use crate::rules::{Backend, ChainId, Table};
 
-pub const RUN_DIR: &str = "/run/wgfw";
+pub(crate) const RUN_DIR: &str = "/run/wgfw";
 /// Long enough for a dozen tunnels coming up at boot (an `up` holds the lock a fraction of a
 /// second; a restore waits at most 10 s for the xtables lock), short enough that a stuck run
 /// is reported before wg-quick or systemd gives up.
@@ -22,7 +22,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// One managed interface, as recorded by `up`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     pub iface: IfaceName,
     pub backend: Backend,
     pub role: Role,
@@ -39,7 +39,7 @@ pub struct Record {
 const CHAINS: [(Family, &str); 2] = [(Family::V4, "chains4"), (Family::V6, "chains6")];
 
 impl Record {
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = format!(
             "iface={}\nbackend={}\nrole={}\nlockdown={}\nlog={}\n",
             self.iface,
@@ -67,7 +67,7 @@ impl Record {
         s
     }
 
-    pub fn parse(text: &str) -> Option<Record> {
+    pub(crate) fn parse(text: &str) -> Option<Record> {
         let mut iface = None;
         let mut backend = None;
         let mut log = true;
@@ -117,7 +117,7 @@ impl Record {
 }
 
 /// The records of the current network namespace, opened under the lock.
-pub struct Store {
+pub(crate) struct Store {
     dir: PathBuf,
     _lock: File,
 }
@@ -179,7 +179,7 @@ fn mkdir_private(path: &Path) -> Result<()> {
 
 impl Store {
     /// Takes the lock (waiting a bounded time) and finds this namespace's directory.
-    pub fn open() -> Result<Store> {
+    pub(crate) fn open() -> Result<Store> {
         mkdir_private(Path::new(RUN_DIR))?;
         let lock_path = Path::new(RUN_DIR).join("lock");
         let lock = OpenOptions::new()
@@ -264,18 +264,18 @@ impl Store {
     }
 
     /// Checks that records can be written at all, before anything is changed.
-    pub fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         self.write(".probe", "")?;
         self.remove(".probe")
     }
 
-    pub fn record(&self, iface: &IfaceName) -> Result<Option<Record>> {
+    pub(crate) fn record(&self, iface: &IfaceName) -> Result<Option<Record>> {
         Ok(self
             .read(&format!("{iface}.state"))?
             .and_then(|t| Record::parse(&t)))
     }
 
-    pub fn records(&self) -> Result<Vec<Record>> {
+    pub(crate) fn records(&self) -> Result<Vec<Record>> {
         let mut out = Vec::new();
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Ok(out);
@@ -293,19 +293,19 @@ impl Store {
         Ok(out)
     }
 
-    pub fn save_record(&self, r: &Record) -> Result<()> {
+    pub(crate) fn save_record(&self, r: &Record) -> Result<()> {
         self.write(&format!("{}.state", r.iface), &r.render())
     }
 
-    pub fn remove_record(&self, iface: &IfaceName) -> Result<()> {
+    pub(crate) fn remove_record(&self, iface: &IfaceName) -> Result<()> {
         self.remove(&format!("{iface}.state"))
     }
 
-    pub fn read_named(&self, name: &str) -> Result<Option<String>> {
+    pub(crate) fn read_named(&self, name: &str) -> Result<Option<String>> {
         self.read(name)
     }
 
-    pub fn write_named(&self, name: &str, text: &str) -> Result<()> {
+    pub(crate) fn write_named(&self, name: &str, text: &str) -> Result<()> {
         if text.is_empty() {
             self.remove(name)
         } else {
@@ -315,7 +315,7 @@ impl Store {
 
     /// Removes the namespace's directory once nothing is recorded in it, with what a killed
     /// run may have left there: the temporary files of its writes (`.NAME.tmp`, `.probe`).
-    pub fn remove_dir_if_empty(&self) {
+    pub(crate) fn remove_dir_if_empty(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };

@@ -4,10 +4,10 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-pub const AF_INET: i32 = 2;
-pub const AF_INET6: i32 = 10;
-pub const AF_NETLINK: i32 = 16;
-pub const SOCK_RAW: i32 = 3;
+pub(crate) const AF_INET: i32 = 2;
+pub(crate) const AF_INET6: i32 = 10;
+pub(crate) const AF_NETLINK: i32 = 16;
+pub(crate) const SOCK_RAW: i32 = 3;
 const SOCK_CLOEXEC: i32 = 0o2_000_000;
 
 unsafe extern "C" {
@@ -22,7 +22,7 @@ unsafe extern "C" {
 }
 
 /// A raw socket, closed on exec; None where the kernel refuses one.
-pub fn raw_socket(domain: i32, protocol: i32) -> Option<OwnedFd> {
+pub(crate) fn raw_socket(domain: i32, protocol: i32) -> Option<OwnedFd> {
     // SAFETY: plain syscall; a negative result is checked before the descriptor is owned.
     let raw = unsafe { socket(domain, SOCK_RAW | SOCK_CLOEXEC, protocol) };
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
@@ -31,7 +31,12 @@ pub fn raw_socket(domain: i32, protocol: i32) -> Option<OwnedFd> {
 
 /// getsockopt(2) into `buf`, which also carries the request where the option takes one; the
 /// length the kernel wrote, or None.
-pub fn get_option(fd: &impl AsRawFd, level: i32, name: i32, buf: &mut [u8]) -> Option<usize> {
+pub(crate) fn get_option(
+    fd: &impl AsRawFd,
+    level: i32,
+    name: i32,
+    buf: &mut [u8],
+) -> Option<usize> {
     let mut len = u32::try_from(buf.len()).ok()?;
     // SAFETY: the buffer is valid and writable for `len` bytes.
     let rc = unsafe {

@@ -7,26 +7,26 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::plan::ledger::{self, Key, Snapshot, Write};
 
-pub fn read(key: &Key) -> Result<String> {
+pub(crate) fn read(key: &Key) -> Result<String> {
     std::fs::read_to_string(key.file())
         .map(|s| s.trim().to_string())
         .map_err(|e| Error::system(format!("cannot read sysctl {key}: {e}")))
 }
 
-pub fn write(key: &Key, value: &str) -> Result<()> {
+pub(crate) fn write(key: &Key, value: &str) -> Result<()> {
     eprintln!("[#] sysctl -q {key}={value}");
     std::fs::write(key.file(), format!("{value}\n"))
         .map_err(|e| Error::system(format!("cannot write sysctl {key}={value}: {e}")))
 }
 
 /// Reads the current value of every key that can be read.
-pub fn read_all<'a>(keys: impl Iterator<Item = &'a Key>) -> BTreeMap<Key, String> {
+pub(crate) fn read_all<'a>(keys: impl Iterator<Item = &'a Key>) -> BTreeMap<Key, String> {
     keys.filter_map(|k| read(k).ok().map(|v| (k.clone(), v)))
         .collect()
 }
 
 /// The settings that writing `switch` rewrites here: one per interface the kernel lists.
-pub fn spread_of(switch: &Key) -> Vec<Key> {
+pub(crate) fn spread_of(switch: &Key) -> Vec<Key> {
     let Some((dir, _)) = ledger::spread_dir(switch) else {
         return Vec::new();
     };
@@ -42,7 +42,7 @@ pub fn spread_of(switch: &Key) -> Vec<Key> {
 
 /// Everything the ledger needs to know before the first of `wanted` is written: the values of
 /// those keys, of the keys they spread to, and of `also` (the keys already recorded).
-pub fn snapshot<'a>(wanted: &[Write], also: impl Iterator<Item = &'a Key>) -> Snapshot {
+pub(crate) fn snapshot<'a>(wanted: &[Write], also: impl Iterator<Item = &'a Key>) -> Snapshot {
     let spreads: BTreeMap<Key, Vec<Key>> = wanted
         .iter()
         .filter(|w| w.key.spreads())
