@@ -46,9 +46,9 @@ fn has_tables(variant: Variant, family: Family, nft_overview: &Listing) -> bool 
     };
     match variant {
         // Unreadable means unknown: read the rules rather than miss them.
-        Variant::Legacy => {
-            std::fs::read_to_string(proc_file).map_or(true, |t| !t.trim().is_empty())
-        }
+        Variant::Legacy => crate::system::os::os()
+            .read(std::path::Path::new(proc_file))
+            .map_or(true, |t| !t.trim().is_empty()),
         Variant::Nft => nft_overview
             .tables
             .iter()

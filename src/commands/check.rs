@@ -16,14 +16,16 @@ use super::{prepare, recorded_inputs};
 
 /// Prints one line per difference; returns whether all is (or is again) as installed.
 pub fn check(args: &Args) -> Result<bool> {
-    let iface = &args.iface;
-    let store = Store::open()?;
+    check_in(&Store::open()?, &args.iface, args.repair)
+}
+
+pub(super) fn check_in(store: &Store, iface: &IfaceName, repair: bool) -> Result<bool> {
     let Some(record) = store.record(iface)? else {
         println!("{iface}: nothing installed");
         return Ok(true);
     };
-    let (opts, conf) = recorded_inputs(&store, iface)?;
-    let drift = differences(&store, &record, &opts, &conf)?;
+    let (opts, conf) = recorded_inputs(store, iface)?;
+    let drift = differences(store, &record, &opts, &conf)?;
     if drift.is_empty() {
         println!("{iface}: as installed");
         return Ok(true);
@@ -31,11 +33,11 @@ pub fn check(args: &Args) -> Result<bool> {
     for d in &drift {
         println!("{iface}: {d}");
     }
-    if !args.repair {
+    if !repair {
         return Ok(false);
     }
-    install(iface, &opts, &conf, &store, Guard::Off)?;
-    let after = differences(&store, &record, &opts, &conf)?;
+    install(iface, &opts, &conf, store, Guard::Off)?;
+    let after = differences(store, &record, &opts, &conf)?;
     for d in &after {
         println!("{iface}: still: {d}");
     }

@@ -12,9 +12,9 @@ use crate::plan::ledger::Ledger;
 use crate::rules::Backend;
 use crate::rules::foreign as places;
 use crate::system::state::{Record, Store};
-use crate::system::sysctl;
+use crate::system::{host, sysctl};
 
-use super::{choose_backend, files, ipv6_enabled};
+use super::{choose_backend, files};
 
 /// Removes what `up` installed, unless `--lockdown` keeps a client's kill switch.
 pub fn down(args: &Args) -> Result<()> {
@@ -94,7 +94,13 @@ fn remove_rules(
     let mut warnings = backend::foreign::remove(iface, &recorded);
     for b in backends {
         let chains = mine.filter(|r| r.backend == b).map(|r| &r.chains);
-        warnings.extend(backend::remove(b, iface, others, chains, ipv6_enabled()));
+        warnings.extend(backend::remove(
+            b,
+            iface,
+            others,
+            chains,
+            host::ipv6_enabled(),
+        ));
     }
     Ok(warnings)
 }
@@ -104,7 +110,7 @@ fn restore_sysctls(store: &Store, iface: &IfaceName) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut ledger = Ledger::parse(&store.read_named(files::LEDGER)?.unwrap_or_default());
     for w in ledger.release(iface.as_str()) {
-        if w.key.file().exists()
+        if sysctl::exists(&w.key)
             && sysctl::read(&w.key).ok().as_deref() != Some(w.value.as_str())
             && let Err(e) = sysctl::write(&w.key, &w.value)
         {

@@ -10,6 +10,8 @@ mod json;
 mod plan;
 mod rollback;
 mod status;
+#[cfg(test)]
+mod tests;
 mod up;
 
 pub use check::check;
@@ -108,10 +110,6 @@ fn choose_backend(
         (None, Some(a)) => Ok((a, "--backend".into())),
         (None, None) => Ok(backend::auto()),
     }
-}
-
-fn ipv6_enabled() -> bool {
-    std::path::Path::new("/proc/sys/net/ipv6").exists()
 }
 
 fn now_secs() -> u64 {

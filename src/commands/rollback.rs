@@ -86,6 +86,11 @@ pub fn revert(args: &Args) -> Result<()> {
         return Ok(());
     }
     store.write_named(&file, "")?;
+    go_back(&store, iface, &text)
+}
+
+/// Puts back what a rollback record says was there before: a plan, or nothing.
+pub(super) fn go_back(store: &Store, iface: &IfaceName, text: &str) -> Result<()> {
     match text
         .split_once("--- options\n")
         .and_then(|(_, rest)| rest.split_once("--- wgconf\n"))
@@ -94,9 +99,9 @@ pub fn revert(args: &Args) -> Result<()> {
             let recorded = PathBuf::from(format!("(the config {iface} had before)"));
             let opts = settings::parse(&recorded, opts_text)?;
             let conf = wgconf::parse(&recorded, conf_text)?;
-            install(iface, &opts, &conf, &store, Guard::Off)
+            install(iface, &opts, &conf, store, Guard::Off)
         }
-        None => super::down::remove(&store, iface),
+        None => super::down::remove(store, iface),
     }
 }
 

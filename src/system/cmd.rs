@@ -1,12 +1,13 @@
 //! Runs the few programs the hook needs, found in a fixed list of system directories with a
-//! fixed environment: nothing in the caller's environment (PATH, LD_PRELOAD) can change which
-//! program runs or how. No shell is ever involved.
+//! fixed environment (`os`): nothing in the caller's environment (PATH, LD_PRELOAD) can change
+//! which program runs or how. No shell is ever involved.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
+
+pub(crate) use super::os::Output;
+use super::os::os;
 
 const DIRS: &[&str] = &[
     "/usr/sbin",
@@ -16,18 +17,12 @@ const DIRS: &[&str] = &[
     "/usr/local/sbin",
     "/usr/local/bin",
 ];
-const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 pub(crate) fn find(name: &str) -> Option<PathBuf> {
+    let os = os();
     DIRS.iter()
         .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-}
-
-pub(crate) struct Output {
-    pub ok: bool,
-    pub stdout: String,
-    pub stderr: String,
+        .find(|p| os.is_file(p))
 }
 
 /// Runs `program args`, feeding `input` to its standard input.
@@ -40,43 +35,14 @@ pub(crate) fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<O
     })?;
     log::debug!("running {} {}", path.display(), args.join(" "));
     let started = std::time::Instant::now();
-    let mut child = Command::new(&path)
-        .args(args)
-        .env_clear()
-        .env("PATH", SAFE_PATH)
-        .env("LC_ALL", "C")
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::system(format!("cannot run {}: {e}", path.display())))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        // A program that exits early closes its end; its exit status says why.
-        let _ = stdin.write_all(text.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
+    let out = os()
+        .run(&path, args, input)
         .map_err(|e| Error::system(format!("cannot run {}: {e}", path.display())))?;
     log::debug!(
-        "{program} {} after {:.1} ms",
-        out.status,
+        "{program} done after {:.1} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
-    Ok(Output {
-        ok: out.status.success(),
-        stdout: text(out.stdout),
-        stderr: text(out.stderr),
-    })
-}
-
-/// A program's output as text, without a copy unless it is not UTF-8 (an `iptables-save` of a
-/// large host is megabytes).
-fn text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    Ok(out)
 }
 
 /// The first line of a program's complaint that says something, for one-line errors.

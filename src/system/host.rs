@@ -11,9 +11,11 @@ use crate::plan::{Family, HostFacts};
 use crate::system::cmd;
 use crate::system::sysctl;
 
+use super::os::os;
+
 pub(crate) fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool) -> HostFacts {
     let mut facts = HostFacts {
-        ipv6_enabled: Path::new("/proc/sys/net/ipv6").exists(),
+        ipv6_enabled: ipv6_enabled(),
         ..HostFacts::default()
     };
     if let Some(dev) = default_dev_v4(&read("/proc/net/route")) {
@@ -104,21 +106,24 @@ fn parse_endpoints(text: &str) -> Vec<SocketAddr> {
 /// Whether the interface exists in this network namespace. (/proc/sys/net follows the
 /// caller's namespace; /sys/class/net follows the namespace /sys was mounted in.)
 pub(crate) fn iface_exists(iface: &IfaceName) -> bool {
-    Path::new("/proc/sys/net/ipv4/conf")
-        .join(iface.as_str())
-        .exists()
+    os().exists(&Path::new("/proc/sys/net/ipv4/conf").join(iface.as_str()))
 }
 
 /// The interface's MTU, asked of the kernel with SIOCGIFMTU on a socket made here: like
 /// /proc/sys/net it follows the caller's network namespace, and it starts no process.
 pub(crate) fn live_mtu(iface: &IfaceName) -> Option<u32> {
+    if !iface_exists(iface) {
+        return None;
+    }
+    os().mtu(iface)
+}
+
+/// SIOCGIFMTU itself.
+pub(super) fn ioctl_mtu(iface: &IfaceName) -> Option<u32> {
     use std::os::fd::AsRawFd;
     const SIOCGIFMTU: std::ffi::c_ulong = 0x8921;
     unsafe extern "C" {
         fn ioctl(fd: i32, request: std::ffi::c_ulong, ...) -> i32;
-    }
-    if !iface_exists(iface) {
-        return None;
     }
     // struct ifreq: the name (at most 15 bytes and a NUL; IfaceName guarantees it), then a
     // 24-byte union whose first member is the MTU.
@@ -196,7 +201,12 @@ pub(crate) fn parse_live(iface: &IfaceName, addrs: &str, dump: &str) -> WgConfig
 }
 
 fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
+    os().read(Path::new(path)).unwrap_or_default()
+}
+
+/// Whether this kernel has IPv6.
+pub(crate) fn ipv6_enabled() -> bool {
+    os().exists(Path::new("/proc/sys/net/ipv6"))
 }
 
 /// The device of the IPv4 default route with the lowest metric, from /proc/net/route.

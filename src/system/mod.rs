@@ -2,7 +2,10 @@
 //! asked, records kept under /run/wgfw. The only layer below the commands that has effects.
 
 pub(crate) mod cmd;
+#[cfg(test)]
+pub(crate) mod fake;
 pub(crate) mod host;
+pub(crate) mod os;
 pub(crate) mod sockdiag;
 pub(crate) mod state;
 pub(crate) mod sys;

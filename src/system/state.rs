@@ -180,8 +180,14 @@ fn mkdir_private(path: &Path) -> Result<()> {
 impl Store {
     /// Takes the lock (waiting a bounded time) and finds this namespace's directory.
     pub(crate) fn open() -> Result<Store> {
-        mkdir_private(Path::new(RUN_DIR))?;
-        let lock_path = Path::new(RUN_DIR).join("lock");
+        let dir = Path::new(RUN_DIR).join(format!("netns-{}", netns_id()?));
+        Store::open_in(Path::new(RUN_DIR), dir)
+    }
+
+    /// The records in `dir`, under the lock of `run_dir` (a test's own directory).
+    pub(crate) fn open_in(run_dir: &Path, dir: PathBuf) -> Result<Store> {
+        mkdir_private(run_dir)?;
+        let lock_path = run_dir.join("lock");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -211,7 +217,6 @@ impl Store {
                 }
             }
         }
-        let dir = Path::new(RUN_DIR).join(format!("netns-{}", netns_id()?));
         Ok(Store { dir, _lock: lock })
     }
 

@@ -7,15 +7,22 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::plan::ledger::{self, Key, Snapshot, Write};
 
+use super::os::os;
+
+/// Whether the kernel has the setting (an interface's keys go with the interface).
+pub(crate) fn exists(key: &Key) -> bool {
+    os().exists(&key.file())
+}
+
 pub(crate) fn read(key: &Key) -> Result<String> {
-    std::fs::read_to_string(key.file())
+    os().read(&key.file())
         .map(|s| s.trim().to_string())
         .map_err(|e| Error::system(format!("cannot read sysctl {key}: {e}")))
 }
 
 pub(crate) fn write(key: &Key, value: &str) -> Result<()> {
     eprintln!("[#] sysctl -q {key}={value}");
-    std::fs::write(key.file(), format!("{value}\n"))
+    os().write(&key.file(), &format!("{value}\n"))
         .map_err(|e| Error::system(format!("cannot write sysctl {key}={value}: {e}")))
 }
 
@@ -30,13 +37,7 @@ pub(crate) fn spread_of(switch: &Key) -> Vec<Key> {
     let Some((dir, _)) = ledger::spread_dir(switch) else {
         return Vec::new();
     };
-    let entries: Vec<String> = std::fs::read_dir(Path::new("/proc/sys").join(dir))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let entries = os().list(&Path::new("/proc/sys").join(dir));
     ledger::spread_of(switch, &entries)
 }
 

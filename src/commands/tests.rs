@@ -1,0 +1,346 @@
+//! The order of the commands' steps, and of their undo, checked against a recording fake of the
+//! system (`system::fake`): no root, no kernel. The end-to-end and fault tests check the same
+//! commands against the real thing.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::config::cli::Options;
+use crate::config::types::{BackendChoice, IfaceName};
+use crate::config::wgconf::{self, WgConfig};
+use crate::system::fake::{Call, Fake};
+use crate::system::state::Store;
+
+use super::check::check_in;
+use super::down::remove;
+use super::rollback::go_back;
+use super::up::{Guard, install};
+
+/// A dual-stack server host: nft installed, eth0 and wg0 up, every sysctl at its default.
+fn host() -> Rc<Fake> {
+    let fake = Fake::new(&["nft"], Some(1420));
+    for dev in ["all", "default", "lo", "eth0", "wg0"] {
+        for (key, v) in [
+            ("rp_filter", "0"),
+            ("accept_redirects", "1"),
+            ("send_redirects", "1"),
+            ("forwarding", "0"),
+        ] {
+            fake.sysctl(&format!("net/ipv4/conf/{dev}/{key}"), v);
+        }
+        for (key, v) in [
+            ("forwarding", "0"),
+            ("accept_redirects", "1"),
+            ("accept_ra", "1"),
+        ] {
+            fake.sysctl(&format!("net/ipv6/conf/{dev}/{key}"), v);
+        }
+    }
+    fake.sysctl("net/ipv4/ip_forward", "0");
+    fake.sysctl("net/ipv4/tcp_syncookies", "1");
+    fake.file("/proc/net/route", "");
+    fake.file("/proc/net/ipv6_route", "");
+    fake
+}
+
+/// A record store of the test's own, removed when it ends.
+struct TempStore {
+    root: PathBuf,
+    store: Option<Store>,
+}
+
+impl TempStore {
+    fn new(name: &str) -> TempStore {
+        let root = std::env::temp_dir().join(format!("wgfw-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = Store::open_in(&root, root.join("netns")).expect("a store in the temp dir");
+        TempStore {
+            root,
+            store: Some(store),
+        }
+    }
+
+    fn get(&self) -> &Store {
+        self.store.as_ref().expect("open")
+    }
+
+    /// The record files left, by name.
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.root.join("netns"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempStore {
+    fn drop(&mut self) {
+        self.store = None;
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn wg0() -> IfaceName {
+    "wg0".parse().unwrap()
+}
+
+fn options() -> Options {
+    Options {
+        backend: Some(BackendChoice::Nft),
+        wan: "eth0".parse().ok(),
+        ..Options::default()
+    }
+}
+
+fn config() -> WgConfig {
+    let text = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";
+    wgconf::parse(Path::new("/etc/wireguard/wg0.conf"), text).unwrap()
+}
+
+fn lines(calls: &[Call]) -> Vec<String> {
+    calls.iter().map(Call::line).collect()
+}
+
+fn runs(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| matches!(c, Call::Run { .. }))
+        .map(Call::line)
+        .collect()
+}
+
+fn sysctl_writes(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Sysctl(kv) => Some(kv.clone()),
+            Call::Run { .. } => None,
+        })
+        .collect()
+}
+
+/// What the n-th `nft -f -` of the calls was fed.
+fn script(calls: &[Call], n: usize) -> String {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Run { line, input } if line == "nft -f -" => Some(input.clone()),
+            _ => None,
+        })
+        .nth(n)
+        .unwrap_or_else(|| panic!("no nft -f number {n} in {:?}", lines(calls)))
+}
+
+/// `nft list chains` as it shows the table an `nft -f` script built.
+fn overview_after(script: &str) -> String {
+    let mut s = String::from("table inet wgfw {\n");
+    for name in script
+        .lines()
+        .filter_map(|l| l.strip_prefix("add chain inet wgfw "))
+        .map(|rest| rest.split_whitespace().next().unwrap_or_default())
+    {
+        s.push_str(&format!("\tchain {name} {{\n\t}}\n"));
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// Installs on `fake`; returns the calls and what the table then looks like.
+fn up(fake: &Fake, store: &Store) -> (Vec<Call>, String) {
+    install(&wg0(), &options(), &config(), store, Guard::Off).expect("up");
+    let calls = fake.take();
+    let overview = overview_after(&script(&calls, 0));
+    (calls, overview)
+}
+
+#[test]
+fn up_reads_applies_once_then_writes_sysctls_forwarding_first() {
+    let fake = host();
+    let _os = fake.install();
+    let store = TempStore::new("up");
+    let (calls, _) = up(&fake, store.get());
+    assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);
+    assert!(script(&calls, 0).starts_with("add table inet wgfw\n"));
+    // The rules first, then the sysctls, forwarding leading (it rewrites the others).
+    let first_write = calls.iter().position(|c| matches!(c, Call::Sysctl(_)));
+    assert_eq!(first_write, Some(2), "{:?}", lines(&calls));
+    let writes = sysctl_writes(&calls);
+    assert_eq!(
+        writes[..2],
+        ["net/ipv4/ip_forward=1", "net/ipv6/conf/all/forwarding=1"]
+    );
+    assert!(writes.contains(&"net/ipv6/conf/eth0/accept_ra=2".to_string()));
+    assert!(
+        !writes
+            .iter()
+            .any(|w| w.starts_with("net/ipv4/tcp_syncookies")),
+        "a sysctl already as wanted is not written"
+    );
+    assert_eq!(
+        store.files(),
+        ["sysctl", "wg0.options", "wg0.state", "wg0.wgconf"]
+    );
+}
+
+#[test]
+fn down_removes_the_table_then_restores_forwarding_first_and_forgets() {
+    let fake = host();
+    let _os = fake.install();
+    let store = TempStore::new("down");
+    let original = fake.sysctls();
+    let (_, overview) = up(&fake, store.get());
+    fake.answer("nft list chains", &overview);
+    remove(store.get(), &wg0()).expect("down");
+    let calls = fake.take();
+    assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);
+    assert_eq!(script(&calls, 0), "delete table inet wgfw\n");
+    let writes = sysctl_writes(&calls);
+    assert_eq!(writes[0], "net/ipv4/ip_forward=0", "{writes:?}");
+    assert_eq!(fake.sysctls(), original, "every sysctl as it was");
+    assert!(store.files().is_empty(), "{:?}", store.files());
+}
+
+#[test]
+fn a_failed_sysctl_write_unwinds_the_writes_in_reverse_then_the_rules() {
+    let fake = host();
+    let _os = fake.install();
+    let store = TempStore::new("failsysctl");
+    let original = fake.sysctls();
+    fake.refuse_write("net/ipv4/conf/all/send_redirects=0");
+    fake.answer("nft list table inet wgfw", "table inet wgfw {\n}\n");
+    let e = install(&wg0(), &options(), &config(), store.get(), Guard::Off).unwrap_err();
+    assert!(e.to_string().contains("send_redirects"), "{e}");
+    let calls = fake.take();
+    let all = lines(&calls);
+    let failed = all
+        .iter()
+        .position(|l| l == "sysctl net/ipv4/conf/all/send_redirects=0")
+        .expect("the refused write");
+    // Before the failure: the rules, then the writes; after it: those writes undone newest
+    // first, then the rules (listed, then deleted whole).
+    let done: Vec<&String> = all[2..failed].iter().collect();
+    let undone: Vec<String> = all[failed + 1..all.len() - 2].to_vec();
+    let expected: Vec<String> = done
+        .iter()
+        .rev()
+        .map(|l| {
+            let key = l.trim_start_matches("sysctl ").split('=').next().unwrap();
+            let was = original[&Path::new("/proc/sys").join(key)].trim();
+            format!("sysctl {key}={was}")
+        })
+        .collect();
+    assert_eq!(undone, expected, "{all:?}");
+    assert_eq!(
+        all[all.len() - 2..],
+        ["nft list table inet wgfw", "nft -f -"]
+    );
+    assert_eq!(script(&calls, 1), "delete table inet wgfw\n");
+    assert_eq!(fake.sysctls(), original);
+    assert!(store.files().is_empty(), "{:?}", store.files());
+}
+
+#[test]
+fn a_refused_accept_in_another_managers_chain_unwinds_before_any_sysctl() {
+    let fake = host();
+    let _os = fake.install();
+    let store = TempStore::new("failforeign");
+    fake.answer(
+        "nft list chains",
+        "table inet firewalld {\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t}\n}\n",
+    );
+    fake.answer("nft list table inet wgfw", "table inet wgfw {\n}\n");
+    fake.refuse_script("insert rule inet firewalld");
+    install(&wg0(), &options(), &config(), store.get(), Guard::Off).unwrap_err();
+    let calls = fake.take();
+    let list_accepts = "nft -a list chain inet firewalld filter_INPUT";
+    assert_eq!(
+        runs(&calls),
+        [
+            "nft list chains",
+            "nft -f -",
+            list_accepts,
+            "nft -f -",
+            // Undo, newest first: our accepts (none made it), then our table.
+            list_accepts,
+            "nft list table inet wgfw",
+            "nft -f -",
+        ]
+    );
+    assert!(script(&calls, 1).contains("comment \"wgfw:wg0\""));
+    assert_eq!(script(&calls, 2), "delete table inet wgfw\n");
+    assert!(sysctl_writes(&calls).is_empty());
+    assert!(store.files().is_empty(), "{:?}", store.files());
+}
+
+#[test]
+fn repair_reads_installs_the_recorded_plan_and_reads_again() {
+    let fake = host();
+    let _os = fake.install();
+    let store = TempStore::new("repair");
+    up(&fake, store.get());
+    // Another tool flushed the ruleset: our table is gone.
+    let repaired = check_in(store.get(), &wg0(), true).expect("check --repair");
+    let calls = fake.take();
+    assert!(
+        !repaired,
+        "the fake keeps no table, so the second look still sees it gone"
+    );
+    assert_eq!(
+        runs(&calls),
+        [
+            "nft list chains",
+            "nft list chains",
+            "nft -f -",
+            "nft list chains"
+        ]
+    );
+    assert!(script(&calls, 0).starts_with("add table inet wgfw\n"));
+    assert!(
+        sysctl_writes(&calls).is_empty(),
+        "the sysctls were still as set"
+    );
+    // Without --repair, a look only.
+    assert!(!check_in(store.get(), &wg0(), false).unwrap());
+    assert_eq!(runs(&fake.take()), ["nft list chains"]);
+}
+
+#[test]
+fn a_rollback_goes_back_to_the_plan_before_or_to_nothing() {
+    let fake = host();
+    let _os = fake.install();
+    let store = TempStore::new("rollback");
+    let original = fake.sysctls();
+    // Nothing was installed before: the rollback removes it all.
+    let (_, overview) = up(&fake, store.get());
+    fake.answer("nft list chains", &overview);
+    go_back(store.get(), &wg0(), "token=1-1\ndeadline=0\n").expect("revert");
+    let calls = fake.take();
+    assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);
+    assert_eq!(script(&calls, 0), "delete table inet wgfw\n");
+    assert_eq!(fake.sysctls(), original);
+    assert!(store.files().is_empty());
+    // A plan was installed before: the rollback installs it again, as recorded.
+    fake.answer("nft list chains", "");
+    let before = format!(
+        "token=1-1\ndeadline=0\n--- options\n{}--- wgconf\n{}",
+        Options {
+            no_nat: true,
+            ..options()
+        }
+        .to_settings(),
+        wgconf::render(&config())
+    );
+    go_back(store.get(), &wg0(), &before).expect("revert");
+    let calls = fake.take();
+    assert_eq!(runs(&calls)[..2], ["nft list chains", "nft -f -"]);
+    assert!(
+        !script(&calls, 0).contains("masquerade"),
+        "the plan from before"
+    );
+    assert!(store.files().contains(&"wg0.state".to_string()));
+}
