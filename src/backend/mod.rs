@@ -245,17 +245,20 @@ pub(crate) fn undo(iface: &IfaceName, before: &Before) {
     }
 }
 
-/// Removes the interface's chains (and the shared ones with the last interface). Forgiving:
-/// returns warnings instead of failing, because `down` must not keep a tunnel up.
+/// Removes what `mine` (if recorded with `backend`) installed of the interface's chains, and
+/// the shared ones with the last interface; forgiving, as each backend's `remove`.
 pub(crate) fn remove(
     backend: Backend,
     iface: &IfaceName,
+    mine: Option<&Record>,
     others: &[Record],
-    recorded: Option<&BTreeMap<Family, Vec<ChainId>>>,
-    ipv6: bool,
 ) -> Vec<String> {
+    let ipv6 = crate::system::host::ipv6_enabled();
     match backend {
-        Backend::Iptables(v) => iptables::remove(v, iface, others, recorded, ipv6),
+        Backend::Iptables(v) => {
+            let chains = mine.filter(|r| r.backend == backend).map(|r| &r.chains);
+            iptables::remove(v, iface, others, chains, ipv6)
+        }
         Backend::Nft => nft::remove(iface, others, ipv6),
     }
 }

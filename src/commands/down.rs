@@ -12,7 +12,7 @@ use crate::plan::ledger::Ledger;
 use crate::rules::Backend;
 use crate::rules::foreign as places;
 use crate::system::state::{Record, Store};
-use crate::system::{host, sysctl};
+use crate::system::sysctl;
 
 use super::{choose_backend, files};
 
@@ -93,14 +93,7 @@ fn remove_rules(
     );
     let mut warnings = backend::foreign::remove(iface, &recorded);
     for b in backends {
-        let chains = mine.filter(|r| r.backend == b).map(|r| &r.chains);
-        warnings.extend(backend::remove(
-            b,
-            iface,
-            others,
-            chains,
-            host::ipv6_enabled(),
-        ));
+        warnings.extend(backend::remove(b, iface, mine, others));
     }
     Ok(warnings)
 }

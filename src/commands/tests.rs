@@ -9,6 +9,7 @@ use crate::config::cli::Options;
 use crate::config::types::{BackendChoice, IfaceName};
 use crate::config::wgconf::{self, WgConfig};
 use crate::system::fake::{Call, Fake};
+use crate::system::os::Replaced;
 use crate::system::state::Store;
 
 use super::check::check_in;
@@ -85,6 +86,13 @@ impl Drop for TempStore {
     }
 }
 
+/// The host of `host()` in the system's place, and a store of the test's own.
+fn setup(name: &str) -> (Rc<Fake>, Replaced, TempStore) {
+    let fake = host();
+    let os = fake.install();
+    (fake, os, TempStore::new(name))
+}
+
 fn wg0() -> IfaceName {
     "wg0".parse().unwrap()
 }
@@ -150,6 +158,18 @@ fn overview_after(script: &str) -> String {
     s
 }
 
+/// `setup`, then `up`, with the fake's `nft list chains` showing the table that built: the
+/// sysctls from before it are returned too.
+fn installed(name: &str) -> (Rc<Fake>, Replaced, TempStore, Sysctls) {
+    let (fake, os, store) = setup(name);
+    let original = fake.sysctls();
+    let (_, overview) = up(&fake, store.get());
+    fake.answer("nft list chains", &overview);
+    (fake, os, store, original)
+}
+
+type Sysctls = std::collections::BTreeMap<PathBuf, String>;
+
 /// Installs on `fake`; returns the calls and what the table then looks like.
 fn up(fake: &Fake, store: &Store) -> (Vec<Call>, String) {
     install(&wg0(), &options(), &config(), store, Guard::Off).expect("up");
@@ -160,9 +180,7 @@ fn up(fake: &Fake, store: &Store) -> (Vec<Call>, String) {
 
 #[test]
 fn up_reads_applies_once_then_writes_sysctls_forwarding_first() {
-    let fake = host();
-    let _os = fake.install();
-    let store = TempStore::new("up");
+    let (fake, _os, store) = setup("up");
     let (calls, _) = up(&fake, store.get());
     assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);
     assert!(script(&calls, 0).starts_with("add table inet wgfw\n"));
@@ -189,12 +207,7 @@ fn up_reads_applies_once_then_writes_sysctls_forwarding_first() {
 
 #[test]
 fn down_removes_the_table_then_restores_forwarding_first_and_forgets() {
-    let fake = host();
-    let _os = fake.install();
-    let store = TempStore::new("down");
-    let original = fake.sysctls();
-    let (_, overview) = up(&fake, store.get());
-    fake.answer("nft list chains", &overview);
+    let (fake, _os, store, original) = installed("down");
     remove(store.get(), &wg0()).expect("down");
     let calls = fake.take();
     assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);
@@ -207,9 +220,7 @@ fn down_removes_the_table_then_restores_forwarding_first_and_forgets() {
 
 #[test]
 fn a_failed_sysctl_write_unwinds_the_writes_in_reverse_then_the_rules() {
-    let fake = host();
-    let _os = fake.install();
-    let store = TempStore::new("failsysctl");
+    let (fake, _os, store) = setup("failsysctl");
     let original = fake.sysctls();
     fake.refuse_write("net/ipv4/conf/all/send_redirects=0");
     fake.answer("nft list table inet wgfw", "table inet wgfw {\n}\n");
@@ -246,9 +257,7 @@ fn a_failed_sysctl_write_unwinds_the_writes_in_reverse_then_the_rules() {
 
 #[test]
 fn a_refused_accept_in_another_managers_chain_unwinds_before_any_sysctl() {
-    let fake = host();
-    let _os = fake.install();
-    let store = TempStore::new("failforeign");
+    let (fake, _os, store) = setup("failforeign");
     fake.answer(
         "nft list chains",
         "table inet firewalld {\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t}\n}\n",
@@ -279,9 +288,7 @@ fn a_refused_accept_in_another_managers_chain_unwinds_before_any_sysctl() {
 
 #[test]
 fn repair_reads_installs_the_recorded_plan_and_reads_again() {
-    let fake = host();
-    let _os = fake.install();
-    let store = TempStore::new("repair");
+    let (fake, _os, store) = setup("repair");
     up(&fake, store.get());
     // Another tool flushed the ruleset: our table is gone.
     let repaired = check_in(store.get(), &wg0(), true).expect("check --repair");
@@ -311,13 +318,8 @@ fn repair_reads_installs_the_recorded_plan_and_reads_again() {
 
 #[test]
 fn a_rollback_goes_back_to_the_plan_before_or_to_nothing() {
-    let fake = host();
-    let _os = fake.install();
-    let store = TempStore::new("rollback");
-    let original = fake.sysctls();
     // Nothing was installed before: the rollback removes it all.
-    let (_, overview) = up(&fake, store.get());
-    fake.answer("nft list chains", &overview);
+    let (fake, _os, store, original) = installed("rollback");
     go_back(store.get(), &wg0(), "token=1-1\ndeadline=0\n").expect("revert");
     let calls = fake.take();
     assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);

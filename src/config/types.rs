@@ -171,97 +171,66 @@ impl fmt::Display for Rate {
     }
 }
 
-/// What happens to inbound traffic that nothing allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    Auto,
-    Drop,
-    Accept,
+/// An enum of keywords: each variant has its word, the words parse back, and anything else is
+/// "not a WHAT (LIST)".
+macro_rules! keywords {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $what:literal, $list:literal,
+        { $($(#[$vmeta:meta])* $variant:ident = $word:literal),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($word => Ok($name::$variant),)+
+                    _ => Err(format!("\"{s}\" is not a {} ({})", $what, $list)),
+                }
+            }
+        }
+    };
+}
+pub(crate) use keywords;
+
+keywords! {
+    /// What happens to inbound traffic that nothing allowed.
+    Policy, "policy", "auto, drop, accept",
+    { Auto = "auto", Drop = "drop", Accept = "accept" }
 }
 
-impl Policy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Auto => "auto",
-            Policy::Drop => "drop",
-            Policy::Accept => "accept",
-        }
+keywords! {
+    /// What the host is to the tunnel.
+    Role, "role", "server, client",
+    {
+        /// The VPN server or gateway: peers come in through the tunnel.
+        Server = "server",
+        /// This host (or the LAN it routes) must only ever talk through the tunnel.
+        Client = "client",
     }
 }
 
-impl FromStr for Policy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Policy::Auto),
-            "drop" => Ok(Policy::Drop),
-            "accept" => Ok(Policy::Accept),
-            _ => Err(format!("\"{s}\" is not a policy (auto, drop, accept)")),
-        }
-    }
-}
-
-/// What the host is to the tunnel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The VPN server or gateway: peers come in through the tunnel.
-    Server,
-    /// This host (or the LAN it routes) must only ever talk through the tunnel.
-    Client,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Server => "server",
-            Role::Client => "client",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "server" => Ok(Role::Server),
-            "client" => Ok(Role::Client),
-            _ => Err(format!("\"{s}\" is not a role (server, client)")),
-        }
-    }
-}
-
-/// Which kernel interface programs the rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendChoice {
-    Auto,
-    IptablesNft,
-    IptablesLegacy,
-    Nft,
-}
-
-impl BackendChoice {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendChoice::Auto => "auto",
-            BackendChoice::IptablesNft => "iptables-nft",
-            BackendChoice::IptablesLegacy => "iptables-legacy",
-            BackendChoice::Nft => "nft",
-        }
-    }
-}
-
-impl FromStr for BackendChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(BackendChoice::Auto),
-            "iptables-nft" => Ok(BackendChoice::IptablesNft),
-            "iptables-legacy" => Ok(BackendChoice::IptablesLegacy),
-            "nft" => Ok(BackendChoice::Nft),
-            _ => Err(format!(
-                "\"{s}\" is not a backend (auto, nft, iptables-nft, iptables-legacy)"
-            )),
-        }
+keywords! {
+    /// Which kernel interface programs the rules.
+    BackendChoice, "backend", "auto, nft, iptables-nft, iptables-legacy",
+    {
+        Auto = "auto",
+        IptablesNft = "iptables-nft",
+        IptablesLegacy = "iptables-legacy",
+        Nft = "nft",
     }
 }
 

@@ -28,11 +28,11 @@ pub struct WgConfig {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
-    /// The line of the `[Peer]` header, for messages.
-    pub line: usize,
     pub public_key: Option<String>,
     pub endpoint: Option<String>,
     pub allowed_ips: Vec<IpNet>,
+    /// The line of the `[Peer]` header, for messages.
+    pub line: usize,
 }
 
 #[derive(PartialEq)]
@@ -198,8 +198,10 @@ fn parse_net(s: &str) -> Option<IpNet> {
 mod tests {
     use super::*;
 
+    const FILE: &str = "/etc/wireguard/wg0.conf";
+
     fn p(text: &str) -> Result<WgConfig> {
-        parse(Path::new("/etc/wireguard/wg0.conf"), text)
+        parse(Path::new(FILE), text)
     }
 
     #[test]

@@ -317,6 +317,14 @@ mod tests {
 
     use super::for_test as plan;
 
+    fn assert_noted(p: &Plan, note: &str) {
+        assert!(
+            p.notes.iter().any(|n| n == note),
+            "{note:?} not in {:?}",
+            p.notes
+        );
+    }
+
     const DUAL: &str = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";
 
     #[test]
@@ -405,13 +413,7 @@ mod tests {
         assert!(!p.families[0].masquerade);
         assert_eq!(p.families[0].admin.as_ref().unwrap().len(), 1);
         assert!(p.families[1].admin.as_ref().unwrap().is_empty());
-        assert!(
-            p.notes
-                .iter()
-                .any(|n| n == "IPv6 SSH is closed: no --admin network is IPv6"),
-            "{:?}",
-            p.notes
-        );
+        assert_noted(&p, "IPv6 SSH is closed: no --admin network is IPv6");
         assert_eq!(p.families[0].wan.as_ref().unwrap().as_str(), "ens3");
         assert_eq!(p.families[1].policy, InputPolicy::Accept);
         let nat6 = Options {
@@ -455,13 +457,7 @@ mod tests {
         };
         let p = plan(DUAL, &client, &h).unwrap();
         assert_eq!(p.families[0].endpoints, vec![h.endpoints[1]]);
-        assert!(
-            p.notes
-                .iter()
-                .any(|n| n == "endpoint 192.0.2.8:0 has port 0: no way out to it"),
-            "{:?}",
-            p.notes
-        );
+        assert_noted(&p, "endpoint 192.0.2.8:0 has port 0: no way out to it");
     }
 
     #[test]

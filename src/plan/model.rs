@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use crate::config::types::{IfaceName, Port, Rate, Role, Service};
+use crate::config::types::{IfaceName, Port, Rate, Role, Service, keywords};
 
 use super::ledger::{Key, Write};
 
@@ -74,31 +74,14 @@ impl HostFacts {
     }
 }
 
-/// What happens, per family, to inbound traffic that nothing allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputPolicy {
-    Drop,
-    Accept,
-    /// Another manager owns input: accept what the tunnel needs, return the rest to it.
-    Defer,
-}
-
-impl InputPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InputPolicy::Drop => "drop",
-            InputPolicy::Accept => "accept",
-            InputPolicy::Defer => "defer",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<InputPolicy> {
-        match s {
-            "drop" => Some(InputPolicy::Drop),
-            "accept" => Some(InputPolicy::Accept),
-            "defer" => Some(InputPolicy::Defer),
-            _ => None,
-        }
+keywords! {
+    /// What happens, per family, to inbound traffic that nothing allowed.
+    InputPolicy, "input policy", "drop, accept, defer",
+    {
+        Drop = "drop",
+        Accept = "accept",
+        /// Another manager owns input: accept what the tunnel needs, return the rest to it.
+        Defer = "defer",
     }
 }
 
@@ -128,19 +111,19 @@ pub struct FamilyPlan {
 pub struct Plan {
     pub iface: IfaceName,
     pub role: Role,
+    pub families: Vec<FamilyPlan>,
+    /// `None` only when planning for display without the live interface.
+    pub port: Option<Port>,
+    pub ssh_port: Option<Port>,
+    pub mtu: u32,
     /// Client role: the kill switch stays after `down`, until `release`.
     pub lockdown: bool,
     pub allow_lan: bool,
-    /// `None` only when planning for display without the live interface.
-    pub port: Option<Port>,
-    pub mtu: u32,
-    pub ssh_port: Option<Port>,
+    pub log: bool,
+    pub peer_to_peer: bool,
     pub allow: Vec<Service>,
     pub handshake_limit: Rate,
     pub handshake_burst: u32,
-    pub log: bool,
-    pub peer_to_peer: bool,
-    pub families: Vec<FamilyPlan>,
     pub sysctls: Vec<Write>,
     /// Facts the reader should know: where values came from, what was left out and why.
     pub notes: Vec<String>,

@@ -245,36 +245,45 @@ mod tests {
         crate::plan::for_test(conf, &opts, &HostFacts::example()).unwrap()
     }
 
+    /// What the other managers have: one iptables flavour's family, or native tables.
+    fn iptables_view(variant: Variant, save: &str) -> View {
+        View {
+            iptables: vec![(variant, Family::V4, Live::parse(save))],
+            nft_overview: Listing::default(),
+        }
+    }
+
+    fn nft_view(listing: &str) -> View {
+        View {
+            iptables: vec![],
+            nft_overview: Listing::parse(listing),
+        }
+    }
+
+    fn iptables_place(variant: Variant, chain: &str) -> Place {
+        Place::Iptables {
+            variant,
+            family: Family::V4,
+            chain: chain.into(),
+        }
+    }
+
     #[test]
     fn dockers_forward_drop_and_ufws_input_get_accepts() {
-        let docker = Live::parse(
+        let docker = iptables_view(
+            Variant::Nft,
             "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\nCOMMIT\n",
         );
-        let view = View {
-            iptables: vec![(Variant::Nft, Family::V4, docker)],
-            nft_overview: Listing::default(),
-        };
-        let n = needed(&server_plan(), &view);
-        let fwd = Place::Iptables {
-            variant: Variant::Nft,
-            family: Family::V4,
-            chain: "FORWARD".into(),
-        };
+        let n = needed(&server_plan(), &docker);
+        let fwd = iptables_place(Variant::Nft, "FORWARD");
         assert_eq!(n[&fwd], vec!["-i wg0", "-o wg0"]);
         assert_eq!(n.len(), 1, "input is Docker's to leave alone");
-        let ufw = Live::parse(
+        let ufw = iptables_view(
+            Variant::Legacy,
             "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:ufw-user-input - [0:0]\nCOMMIT\n",
         );
-        let view = View {
-            iptables: vec![(Variant::Legacy, Family::V4, ufw)],
-            nft_overview: Listing::default(),
-        };
-        let n = needed(&server_plan(), &view);
-        let input = Place::Iptables {
-            variant: Variant::Legacy,
-            family: Family::V4,
-            chain: "INPUT".into(),
-        };
+        let n = needed(&server_plan(), &ufw);
+        let input = iptables_place(Variant::Legacy, "INPUT");
         assert_eq!(
             n[&input],
             vec![
@@ -288,13 +297,7 @@ mod tests {
     #[test]
     fn firewalld_gets_native_accepts() {
         let ruleset = "table inet firewalld {\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t}\n\tchain filter_FORWARD {\n\t}\n}\n";
-        let n = needed(
-            &server_plan(),
-            &View {
-                iptables: vec![],
-                nft_overview: Listing::parse(ruleset),
-            },
-        );
+        let n = needed(&server_plan(), &nft_view(ruleset));
         let input = Place::Nft {
             table: "inet firewalld".into(),
             chain: "filter_INPUT".into(),
@@ -308,13 +311,7 @@ mod tests {
         // Anyone's native base chain that drops by default, but not iptables-nft's own tables.
         let own = "table inet filter {\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n\
                    table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n";
-        let n = needed(
-            &server_plan(),
-            &View {
-                iptables: vec![],
-                nft_overview: Listing::parse(own),
-            },
-        );
+        let n = needed(&server_plan(), &nft_view(own));
         assert_eq!(
             n.keys().collect::<Vec<_>>(),
             vec![&Place::Nft {

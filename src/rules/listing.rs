@@ -198,16 +198,19 @@ fn block_name(rest: &str) -> String {
     rest.trim_end_matches('{').trim().to_string()
 }
 
+/// A listing with a bit of everything: iptables-nft's tables (one with a comment line above),
+/// a drop policy, a rule, a set with elements over two lines; the tests of every reader use it.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const RULESET: &str = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n\n\
+pub(crate) const RULESET: &str = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n\n\
         \tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n\n\
         \tchain OUTPUT {\n\t\ttype filter hook output priority filter; policy accept;\n\t\tcounter packets 0 bytes 0 accept\n\t}\n}\n\
         # Warning: table ip nat is managed by iptables-nft, do not touch!\n\
         table ip nat {\n\tchain POSTROUTING {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t}\n}\n\
         table inet mine {\n\tset s {\n\t\ttype ipv4_addr\n\t\telements = { 192.0.2.1,\n\t\t\t     192.0.2.2 }\n\t}\n\tchain c {\n\t\tip saddr @s drop\n\t}\n}\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn reads_tables_chains_declarations_and_rules() {

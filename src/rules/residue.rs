@@ -70,12 +70,7 @@ pub fn cleanup(before: &BTreeSet<String>, now: &Listing) -> Option<String> {
 mod tests {
     use super::*;
 
-    const RULESET: &str = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n\n\
-        \tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n\n\
-        \tchain OUTPUT {\n\t\ttype filter hook output priority filter; policy accept;\n\t\tcounter packets 0 bytes 0 accept\n\t}\n}\n\
-        # Warning: table ip nat is managed by iptables-nft, do not touch!\n\
-        table ip nat {\n\tchain POSTROUTING {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t}\n}\n\
-        table inet mine {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n}\n";
+    use crate::rules::listing::RULESET;
 
     #[test]
     fn reads_the_ruleset() {

@@ -83,8 +83,8 @@ impl Record {
                 "log" => log = v == "1",
                 "role" => role = v.parse().ok()?,
                 "lockdown" => lockdown = v == "1",
-                "policy4" => _ = policies.insert(Family::V4, InputPolicy::parse(v)?),
-                "policy6" => _ = policies.insert(Family::V6, InputPolicy::parse(v)?),
+                "policy4" => _ = policies.insert(Family::V4, v.parse::<InputPolicy>().ok()?),
+                "policy6" => _ = policies.insert(Family::V6, v.parse::<InputPolicy>().ok()?),
                 "chains4" | "chains6" => {
                     let family = if k == "chains4" {
                         Family::V4

@@ -141,20 +141,17 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
                 proto,
                 sport,
                 dport,
-                syn,
+                syn: syn_only,
             } => {
                 let p = proto.as_str();
                 parts.push(format!("-p {p}"));
-                if sport.is_some() || dport.is_some() || *syn {
+                if sport.is_some() || dport.is_some() || *syn_only {
                     parts.push(format!("-m {p}"));
                 }
-                if let Some(s) = sport {
-                    parts.push(format!("--sport {}", ports(*s)));
+                for (side, p) in [("sport", sport), ("dport", dport)] {
+                    parts.extend(p.map(|p| format!("--{side} {}", ports(p))));
                 }
-                if let Some(d) = dport {
-                    parts.push(format!("--dport {}", ports(*d)));
-                }
-                if *syn {
+                if *syn_only {
                     parts.push("--tcp-flags SYN,RST SYN".into());
                 }
             }
@@ -198,18 +195,23 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
         }
     }
     parts.push(match &rule.verdict {
+        // The targets iptables spells as one word.
         Verdict::Accept => "-j ACCEPT".into(),
         Verdict::Drop => "-j DROP".into(),
         Verdict::Return => "-j RETURN".into(),
-        Verdict::Jump(c) => format!("-j {c}"),
-        Verdict::Log(prefix) => format!("-j LOG --log-prefix \"{prefix}\""),
-        Verdict::RejectTcpReset => "-j REJECT --reject-with tcp-reset".into(),
-        Verdict::RejectProhibited => match family {
-            Family::V4 => "-j REJECT --reject-with icmp-admin-prohibited".into(),
-            Family::V6 => "-j REJECT --reject-with icmp6-adm-prohibited".into(),
-        },
         Verdict::Masquerade => "-j MASQUERADE".into(),
+        Verdict::Jump(c) => format!("-j {c}"),
+        // Those that take options.
+        Verdict::RejectTcpReset => "-j REJECT --reject-with tcp-reset".into(),
+        Verdict::RejectProhibited => format!(
+            "-j REJECT --reject-with {}",
+            match family {
+                Family::V4 => "icmp-admin-prohibited",
+                Family::V6 => "icmp6-adm-prohibited",
+            }
+        ),
         Verdict::SetMss(mss) => format!("-j TCPMSS --set-mss {mss}"),
+        Verdict::Log(prefix) => format!("-j LOG --log-prefix \"{prefix}\""),
     });
     parts.join(" ")
 }

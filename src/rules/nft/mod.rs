@@ -57,13 +57,10 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
                 syn,
             } => {
                 let p = proto.as_str();
-                let mut s = Vec::new();
-                if let Some(x) = sport {
-                    s.push(format!("{p} sport {}", ports(*x)));
-                }
-                if let Some(x) = dport {
-                    s.push(format!("{p} dport {}", ports(*x)));
-                }
+                let mut s: Vec<String> = [("sport", sport), ("dport", dport)]
+                    .into_iter()
+                    .filter_map(|(side, x)| Some(format!("{p} {side} {}", ports((*x)?))))
+                    .collect();
                 if *syn {
                     s.push("tcp flags & (syn|rst) == syn".into());
                 }
