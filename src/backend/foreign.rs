@@ -10,6 +10,7 @@ use crate::plan::Family;
 use crate::rules::foreign::{IPTABLES_TABLES, Place, View, handles_marked, mark};
 use crate::rules::iptables::Variant;
 use crate::rules::listing::Listing;
+use crate::rules::model::Rule;
 use crate::rules::{Backend, Table};
 use crate::system::cmd;
 
@@ -60,7 +61,7 @@ fn has_tables(variant: Variant, family: Family, nft_overview: &Listing) -> bool 
 /// and returns what to record.
 pub(crate) fn apply(
     iface: &IfaceName,
-    wanted: &BTreeMap<Place, Vec<String>>,
+    wanted: &BTreeMap<Place, Vec<Rule>>,
     recorded: &[Place],
 ) -> Result<Vec<Place>> {
     let m = mark(iface);
@@ -71,7 +72,12 @@ pub(crate) fn apply(
         }
     }
     for place in &places {
-        let rules = wanted.get(place).cloned().unwrap_or_default();
+        let rules: Vec<String> = wanted
+            .get(place)
+            .into_iter()
+            .flatten()
+            .map(|r| place.render(r))
+            .collect();
         match place {
             Place::Iptables {
                 variant,
@@ -89,18 +95,14 @@ pub(crate) fn apply(
                             .collect()
                     })
                     .unwrap_or_default();
-                let new: Vec<String> = rules
-                    .iter()
-                    .map(|r| format!("{r} -m comment --comment \"{m}\" -j ACCEPT"))
-                    .collect();
-                if old == new {
+                if old == rules {
                     continue;
                 }
                 let mut script = String::from("*filter\n");
                 for r in &old {
                     script.push_str(&format!("-D {chain} {r}\n"));
                 }
-                for r in new.iter().rev() {
+                for r in rules.iter().rev() {
                     script.push_str(&format!("-I {chain} 1 {r}\n"));
                 }
                 script.push_str("COMMIT\n");
@@ -120,9 +122,7 @@ pub(crate) fn apply(
                     .map(|h| format!("delete rule {table} {chain} handle {h}\n"))
                     .collect();
                 for r in rules.iter().rev() {
-                    script.push_str(&format!(
-                        "insert rule {table} {chain} {r} accept comment \"{m}\"\n"
-                    ));
+                    script.push_str(&format!("insert rule {table} {chain} {r}\n"));
                 }
                 if script.is_empty() {
                     continue;

@@ -49,7 +49,11 @@ pub fn plan(args: &Args) -> Result<()> {
         plan.notes.push(format!(
             "another manager drops there, so up puts accepts of its own first in {}: {}",
             place.describe(),
-            rules.join("; ")
+            rules
+                .iter()
+                .map(|r| place.render(r))
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     let current = sysctl::read_all(plan.sysctls.iter().map(|w| &w.key));

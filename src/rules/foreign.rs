@@ -11,13 +11,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::types::{IfaceName, Role};
+use crate::config::types::{IfaceName, Proto, Role};
 use crate::plan::{Family, Plan};
 
 use super::Table;
-use super::iptables::{Live, Variant};
+use super::iptables::{self, Live, Variant};
 use super::listing::Listing;
+use super::model::{Match, Ports, Rule, Verdict, rule};
 use super::names::is_ufw_chain;
+use super::nft;
 use super::nft::TABLE;
 
 /// Where an accept goes.
@@ -67,6 +69,16 @@ impl Place {
         }
     }
 
+    /// A rule as this place's own tools write it: iptables rules stay plain iptables,
+    /// firewalld's get plain nft rules.
+    pub fn render(&self, rule: &Rule) -> String {
+        match self {
+            Place::Iptables { family, .. } => iptables::render_rule(rule, *family),
+            // The accepts match no address: the same in any family's table.
+            Place::Nft { .. } => nft::render_rule(rule, Family::V4),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Place::Iptables {
@@ -91,78 +103,71 @@ pub fn mark(iface: &IfaceName) -> String {
     format!("wgfw:{iface}")
 }
 
-/// The accepts `plan` needs in other managers' chains, per place, as rule text of that place's
-/// own syntax (without the mark, which `apply` adds).
-pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<String>> {
+/// The accepts `plan` needs in other managers' chains, per place, in the rule model and
+/// marked `wgfw:IFACE`: each place renders them in its own syntax (`Place::render`).
+pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<Rule>> {
     let i = &plan.iface;
-    let mut out: BTreeMap<Place, Vec<String>> = BTreeMap::new();
-    let input_needs = |ipt: bool| -> Vec<String> {
+    let accept = |m: Match| Rule {
+        mark: Some(mark(i)),
+        ..rule(vec![m], Verdict::Accept)
+    };
+    let dport = |proto, first: u16, last: u16| Match::L4 {
+        proto,
+        sport: None,
+        dport: Some(Ports(first, last)),
+        syn: false,
+    };
+    let forward = || {
+        vec![
+            accept(Match::In(i.to_string())),
+            accept(Match::Out(i.to_string())),
+        ]
+    };
+    // The WireGuard port, traffic from the tunnel and the `--allow` services; a client's kill
+    // switch takes nothing in.
+    let input = || -> Vec<Rule> {
         if plan.role != Role::Server {
             return Vec::new();
         }
-        let mut r = vec![if ipt {
-            format!("-i {i}")
-        } else {
-            format!("iifname \"{i}\"")
-        }];
-        if let Some(p) = plan.port {
-            r.push(if ipt {
-                format!("-p udp -m udp --dport {p}")
-            } else {
-                format!("udp dport {p}")
-            });
-        }
-        for s in &plan.allow {
-            let proto = s.proto.as_str();
-            let ports = if s.first == s.last {
-                s.first.to_string()
-            } else {
-                format!("{}:{}", s.first, s.last)
-            };
-            r.push(if ipt {
-                format!("-p {proto} -m {proto} --dport {ports}")
-            } else {
-                format!("{proto} dport {}", ports.replace(':', "-"))
-            });
-        }
+        let mut r = vec![accept(Match::In(i.to_string()))];
+        r.extend(
+            plan.port
+                .map(|p| accept(dport(Proto::Udp, p.get(), p.get()))),
+        );
+        r.extend(
+            plan.allow
+                .iter()
+                .map(|s| accept(dport(s.proto, s.first.get(), s.last.get()))),
+        );
         r
     };
+    let mut out: BTreeMap<Place, Vec<Rule>> = BTreeMap::new();
     for (v, family, live) in &view.iptables {
         if !plan.families.iter().any(|f| f.family == *family) {
             continue;
         }
-        let policy = |chain: &str| {
+        let place = |chain: &str| Place::Iptables {
+            variant: *v,
+            family: *family,
+            chain: chain.into(),
+        };
+        let drops = |chain: &str| {
             live.policies
                 .get(&(Table::Filter, chain.to_string()))
-                .map(String::as_str)
+                .is_some_and(|p| p != "ACCEPT")
         };
         let ufw = live.chains.iter().any(|(_, c)| is_ufw_chain(c));
-        if policy("FORWARD").is_some_and(|p| p != "ACCEPT") || ufw {
-            let place = Place::Iptables {
-                variant: *v,
-                family: *family,
-                chain: "FORWARD".into(),
-            };
-            out.insert(place, vec![format!("-i {i}"), format!("-o {i}")]);
+        if drops("FORWARD") || ufw {
+            out.insert(place("FORWARD"), forward());
         }
-        if policy("INPUT").is_some_and(|p| p != "ACCEPT") || ufw {
-            let needs = input_needs(true);
-            if !needs.is_empty() {
-                out.insert(
-                    Place::Iptables {
-                        variant: *v,
-                        family: *family,
-                        chain: "INPUT".into(),
-                    },
-                    needs,
-                );
-            }
+        if (drops("INPUT") || ufw) && plan.role == Role::Server {
+            out.insert(place("INPUT"), input());
         }
     }
     for (table, chain, hook) in nft_drops(&view.nft_overview) {
         let rules = match hook {
-            "forward" => vec![format!("iifname \"{i}\""), format!("oifname \"{i}\"")],
-            _ => input_needs(false),
+            "forward" => forward(),
+            _ => input(),
         };
         if !rules.is_empty() {
             out.insert(Place::Nft { table, chain }, rules);
@@ -260,6 +265,11 @@ mod tests {
         }
     }
 
+    /// The accepts of a place, as that place writes them.
+    fn rendered(n: &BTreeMap<Place, Vec<Rule>>, place: &Place) -> Vec<String> {
+        n[place].iter().map(|r| place.render(r)).collect()
+    }
+
     fn iptables_place(variant: Variant, chain: &str) -> Place {
         Place::Iptables {
             variant,
@@ -276,7 +286,11 @@ mod tests {
         );
         let n = needed(&server_plan(), &docker);
         let fwd = iptables_place(Variant::Nft, "FORWARD");
-        assert_eq!(n[&fwd], vec!["-i wg0", "-o wg0"]);
+        let m = "-m comment --comment \"wgfw:wg0\" -j ACCEPT";
+        assert_eq!(
+            rendered(&n, &fwd),
+            [format!("-i wg0 {m}"), format!("-o wg0 {m}")]
+        );
         assert_eq!(n.len(), 1, "input is Docker's to leave alone");
         let ufw = iptables_view(
             Variant::Legacy,
@@ -285,11 +299,11 @@ mod tests {
         let n = needed(&server_plan(), &ufw);
         let input = iptables_place(Variant::Legacy, "INPUT");
         assert_eq!(
-            n[&input],
-            vec![
-                "-i wg0",
-                "-p udp -m udp --dport 51820",
-                "-p tcp -m tcp --dport 443"
+            rendered(&n, &input),
+            [
+                format!("-i wg0 {m}"),
+                format!("-p udp -m udp --dport 51820 {m}"),
+                format!("-p tcp -m tcp --dport 443 {m}")
             ]
         );
     }
@@ -302,9 +316,14 @@ mod tests {
             table: "inet firewalld".into(),
             chain: "filter_INPUT".into(),
         };
+        let m = "accept comment \"wgfw:wg0\"";
         assert_eq!(
-            n[&input],
-            vec!["iifname \"wg0\"", "udp dport 51820", "tcp dport 443"]
+            rendered(&n, &input),
+            [
+                format!("iifname \"wg0\" {m}"),
+                format!("udp dport 51820 {m}"),
+                format!("tcp dport 443 {m}")
+            ]
         );
         assert_eq!(n.len(), 2);
         assert!(needed(&server_plan(), &View::default()).is_empty());

@@ -115,6 +115,8 @@ pub struct Rule {
     pub verdict: Verdict,
     /// What `status` reports this rule's packets as, if anything.
     pub counts: Option<&'static str>,
+    /// The mark of a rule in another manager's chain (`wgfw:IFACE`), by which it is found again.
+    pub mark: Option<String>,
 }
 
 impl Rule {
@@ -149,6 +151,7 @@ pub fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
         matches,
         verdict,
         counts: None,
+        mark: None,
     }
 }
 

@@ -194,6 +194,9 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
             Match::SrcNotLocal => parts.push("-m addrtype ! --src-type LOCAL".into()),
         }
     }
+    if let Some(mark) = &rule.mark {
+        parts.push(format!("-m comment --comment \"{mark}\""));
+    }
     parts.push(match &rule.verdict {
         // The targets iptables spells as one word.
         Verdict::Accept => "-j ACCEPT".into(),

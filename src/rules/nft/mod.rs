@@ -121,7 +121,7 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
         Verdict::Masquerade => "masquerade".into(),
         Verdict::SetMss(mss) => format!("tcp option maxseg size set {mss}"),
     });
-    if let Some(label) = rule.counts {
+    if let Some(label) = rule.mark.as_deref().or(rule.counts) {
         parts.push(format!("comment \"{label}\""));
     }
     parts.join(" ")
