@@ -12,7 +12,8 @@ use crate::rules::{self, ChainId};
 use crate::system::state::Record;
 use crate::system::{cmd, xtables};
 
-use super::{families, members, nft};
+use super::nft;
+use super::shared::{families, members};
 
 /// A restore adds to what is there, and waits its turn for the xtables lock.
 pub(crate) const RESTORE_ARGS: [&str; 3] = ["--noflush", "--wait", "10"];

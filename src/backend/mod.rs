@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::plan::{Family, Plan};
 use crate::rules::iptables::{Live, Variant};
 use crate::rules::listing::Listing;
-use crate::rules::{self, Backend, ChainId, Member};
+use crate::rules::{self, Backend, ChainId};
 use crate::system::cmd;
 use crate::system::state::Record;
 
@@ -18,6 +18,10 @@ pub(crate) mod foreign;
 pub(crate) mod iptables;
 pub(crate) mod nft;
 pub(crate) mod residue;
+mod shared;
+
+pub(crate) use shared::families;
+use shared::members;
 
 /// What `--backend auto` picks, and why: what the host already uses. Rules in the
 /// iptables-legacy tables: legacy; rules in iptables-nft's: iptables-nft; only native nftables
@@ -108,27 +112,6 @@ impl Before {
             Before::Nft { overview, .. } => Some(overview),
         }
     }
-}
-
-pub(crate) fn families(ipv6: bool) -> Vec<Family> {
-    Family::BOTH
-        .into_iter()
-        .filter(|f| *f == Family::V4 || ipv6)
-        .collect()
-}
-
-/// The other managed interfaces as one family's shared chain sees them.
-fn members(records: &[Record], family: Family) -> Vec<Member> {
-    records
-        .iter()
-        .filter_map(|r| {
-            Some(Member {
-                iface: r.iface.clone(),
-                policy: *r.policies.get(&family)?,
-                log: r.log,
-            })
-        })
-        .collect()
 }
 
 /// The iptables chains `plan` installs, per family (shared ones included); none for nft.

@@ -11,7 +11,7 @@ use crate::rules::{self, Chain, ChainId, nft};
 use crate::system::cmd;
 use crate::system::state::Record;
 
-use super::{families, members};
+use super::shared::{families, members};
 
 /// `nft list chains`: every table and chain, with the hook and policy of base chains, but no
 /// rules. All we need to know of other managers' tables, and flat in cost: with 20,000 foreign

@@ -11,7 +11,7 @@ use crate::rules::foreign as places;
 use crate::system::state::{Record, Store};
 use crate::system::sysctl;
 
-use super::up::{Guard, install};
+use super::install::{Guard, install};
 use super::{prepare, recorded_inputs};
 
 /// Prints one line per difference; returns whether all is (or is again) as installed.

@@ -6,6 +6,7 @@ mod check;
 mod down;
 #[cfg(test)]
 mod golden;
+mod install;
 mod json;
 mod plan;
 mod rollback;

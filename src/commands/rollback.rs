@@ -10,7 +10,7 @@ use crate::config::wgconf::{self, WgConfig};
 use crate::error::{Error, Result};
 use crate::system::state::Store;
 
-use super::up::{Guard, install};
+use super::install::{Guard, install};
 use super::{files, now_secs};
 
 /// Records what a rollback goes back to, and starts the process that waits for `confirm`.

@@ -14,8 +14,8 @@ use crate::system::state::Store;
 
 use super::check::check_in;
 use super::down::remove;
+use super::install::{Guard, install};
 use super::rollback::go_back;
-use super::up::{Guard, install};
 
 /// A dual-stack server host: nft installed, eth0 and wg0 up, every sysctl at its default.
 fn host() -> Rc<Fake> {

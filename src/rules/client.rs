@@ -9,9 +9,9 @@ use ipnet::IpNet;
 use crate::config::types::Proto;
 use crate::plan::{Family, FamilyPlan, InputPolicy, Plan};
 
-use super::chains::{allow_rules, chain, endpoint_rule, lan_ranges, log_rule, mss_chain, udp};
 use super::model::{Chain, Ct, Match, REJECTED, Verdict, rule};
 use super::names::{ChainId, Kind};
+use super::parts::{allow_rules, chain, endpoint_rule, lan_ranges, log_rule, mss_chain, udp};
 
 pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     let i = &plan.iface;

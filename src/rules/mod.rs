@@ -11,12 +11,14 @@ pub mod lockout;
 pub mod model;
 pub mod names;
 pub mod nft;
+mod parts;
 pub mod residue;
 mod server;
 
-pub use chains::{Member, desired, fresh, iface_chains, lan_ranges, local_ranges, shared_chains};
+pub use chains::{Member, desired, fresh, iface_chains, shared_chains};
 pub use model::{COUNTED, Chain, Table};
 pub use names::{ChainId, Kind};
+pub use parts::{lan_ranges, local_ranges};
 
 use std::fmt;
 use std::str::FromStr;

@@ -7,32 +7,7 @@ use ipnet::IpNet;
 use crate::config::types::{Proto, Rate, RateUnit};
 
 use super::names::ChainId;
-
-/// Tables in the order a packet meets them, which is also the order scripts list them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Table {
-    Raw,
-    Mangle,
-    Nat,
-    Filter,
-}
-
-impl Table {
-    pub const ALL: [Table; 4] = [Table::Raw, Table::Mangle, Table::Nat, Table::Filter];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Raw => "raw",
-            Table::Mangle => "mangle",
-            Table::Nat => "nat",
-            Table::Filter => "filter",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Table> {
-        Table::ALL.into_iter().find(|t| t.name() == s)
-    }
-}
+pub use super::names::Table;
 
 /// A port or an inclusive range of ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

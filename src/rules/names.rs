@@ -9,7 +9,31 @@ use std::str::FromStr;
 
 use crate::config::types::IfaceName;
 
-use super::model::Table;
+/// Tables in the order a packet meets them, which is also the order scripts list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    Raw,
+    Mangle,
+    Nat,
+    Filter,
+}
+
+impl Table {
+    pub const ALL: [Table; 4] = [Table::Raw, Table::Mangle, Table::Nat, Table::Filter];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Raw => "raw",
+            Table::Mangle => "mangle",
+            Table::Nat => "nat",
+            Table::Filter => "filter",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == s)
+    }
+}
 
 /// What every chain name of ours starts with, and nobody else's should.
 pub const PREFIX: &str = "WGFW-";

@@ -7,15 +7,15 @@ use ipnet::IpNet;
 use crate::config::types::Proto;
 use crate::plan::{FamilyPlan, InputPolicy, Plan};
 
-use super::chains::{
-    SSH_BURST, SSH_LIMIT, allow_rules, chain, local_ranges, log_rule, mss_chain, per_source,
-    tcp_dport,
-};
 use super::model::{
     Chain, Ct, DROPPED, FORWARDED, HANDSHAKES, Match, Ports, RATE_LIMITED, SSH_ACCEPTED,
     SSH_BLOCKED, Verdict, rule,
 };
 use super::names::{ChainId, Kind};
+use super::parts::{
+    SSH_BURST, SSH_LIMIT, allow_rules, chain, local_ranges, log_rule, mss_chain, per_source,
+    tcp_dport,
+};
 
 pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     let i = &plan.iface;

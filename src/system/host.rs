@@ -118,27 +118,6 @@ pub(crate) fn live_mtu(iface: &IfaceName) -> Option<u32> {
     os().mtu(iface)
 }
 
-/// SIOCGIFMTU itself.
-pub(super) fn ioctl_mtu(iface: &IfaceName) -> Option<u32> {
-    use std::os::fd::AsRawFd;
-    const SIOCGIFMTU: std::ffi::c_ulong = 0x8921;
-    unsafe extern "C" {
-        fn ioctl(fd: i32, request: std::ffi::c_ulong, ...) -> i32;
-    }
-    // struct ifreq: the name (at most 15 bytes and a NUL; IfaceName guarantees it), then a
-    // 24-byte union whose first member is the MTU.
-    let mut ifreq = [0u8; 40];
-    let name = iface.as_str().as_bytes();
-    ifreq.get_mut(..name.len())?.copy_from_slice(name);
-    let sock = std::os::unix::net::UnixDatagram::unbound().ok()?;
-    // SAFETY: `ifreq` is a live, writable buffer of the size the kernel reads and writes.
-    let rc = unsafe { ioctl(sock.as_raw_fd(), SIOCGIFMTU, ifreq.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    u32::try_from(i32::from_ne_bytes(ifreq[16..20].try_into().ok()?)).ok()
-}
-
 /// What the live interface shows, as a config: its global addresses, listen port, MTU and the
 /// peers' allowed IPs. `None` when the interface is not up.
 pub(crate) fn live_config(iface: &IfaceName) -> Option<WgConfig> {

@@ -1,0 +1,286 @@
+//! Installing a plan, all or nothing. Each step that changed something is pushed on an undo
+//! stack as it succeeds; when a later step fails, the stack is unwound in reverse, so a failed
+//! `up` leaves the system as it found it (wg-quick deletes the interface without running
+//! PreDown). `up`, `check --repair` and a rollback install through here.
+
+use crate::backend::{self, Before, foreign};
+use crate::config::cli::Options;
+use crate::config::types::IfaceName;
+use crate::config::wgconf::{self, WgConfig};
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::plan::ledger::{Ledger, Snapshot, Write};
+use crate::rules::foreign::{self as places, Place};
+use crate::rules::iptables::Variant;
+use crate::rules::{Backend, lockout};
+use crate::system::state::{Record, Store};
+use crate::system::{sockdiag, sysctl};
+
+use super::{choose_backend, files, prepare};
+
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Guard {
+    /// Refuse a plan that would cut off an SSH client (a user's `up`).
+    On,
+    /// Install as recorded (`--force`, `check --repair`, a rollback).
+    Off,
+}
+
+/// Installs the plan for `opts` and `conf`, all or nothing.
+pub(super) fn install(
+    iface: &IfaceName,
+    opts: &Options,
+    conf: &WgConfig,
+    store: &Store,
+    guard: Guard,
+) -> Result<()> {
+    store.check_writable()?;
+    let records = store.records()?;
+    let mine = records.iter().find(|r| &r.iface == iface).cloned();
+    let others: Vec<Record> = records.into_iter().filter(|r| &r.iface != iface).collect();
+    let (backend, why) = choose_backend(opts.backend, mine.as_ref(), &others)?;
+    log::info!("backend {backend} ({why})");
+    let (plan, before, families) = prepare(iface, opts, conf, backend)?;
+    for note in &plan.notes {
+        log::info!("{note}");
+    }
+    if guard == Guard::On {
+        refuse_lockout(&plan)?;
+    }
+
+    let mut undo = Undo::new(store, iface);
+    // Record first: whatever happens next, `down` knows what may be there.
+    if backend == Backend::Iptables(Variant::Nft)
+        && others.is_empty()
+        && store.read_named(files::NFT_BEFORE)?.is_none()
+        && let Some(overview) = before.overview()
+    {
+        let names: Vec<String> = backend::residue::names(overview).into_iter().collect();
+        store.write_named(files::NFT_BEFORE, &format!("{}\n", names.join("\n")))?;
+    }
+    let record = Record {
+        iface: iface.clone(),
+        backend,
+        role: plan.role,
+        lockdown: plan.lockdown,
+        log: plan.log,
+        policies: plan
+            .families
+            .iter()
+            .map(|f| (f.family, plan.tail_policy(f)))
+            .collect(),
+        chains: backend::chains_of(backend, &plan, &others),
+    };
+    // Other managers' drops that our table cannot override get accepts of ours.
+    let foreign_file = files::foreign(iface);
+    let recorded = places::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
+    let view = foreign::read(
+        backend,
+        &families,
+        &before.overview().cloned().unwrap_or_default(),
+    );
+    let wanted = places::needed(&plan, &view);
+
+    undo.run(Done::Record { previous: mine }, |_| {
+        store.save_record(&record)
+    })?;
+    // A failed apply has put back what it changed itself.
+    let applied = backend::apply(&plan, &others, &before);
+    undo.run_with(applied, |()| Done::Firewall(before))?;
+    // Pushed first: a failing apply may have put some of them in.
+    undo.push(Done::Foreign {
+        placed: wanted.keys().cloned().collect(),
+        recorded: recorded.clone(),
+    });
+    let placed = foreign::apply(iface, &wanted, &recorded)
+        .and_then(|places| store.write_named(&foreign_file, &places::encode(&places)));
+    undo.check(placed)?;
+
+    let sysctls = apply_sysctls(store, iface, &plan.sysctls);
+    undo.run_with(sysctls, |applied| Done::Sysctls(applied))?;
+    // What up used, so that `check --repair` can install the same plan again.
+    undo.write_file(&files::options(iface), &opts.to_settings())?;
+    undo.write_file(&files::wgconf(iface), &wgconf::render(conf))?;
+    undo.keep();
+    Ok(())
+}
+
+/// Refuses a plan that would cut off the SSH session `up` runs from, or any established SSH
+/// connection (`rules::lockout`).
+fn refuse_lockout(plan: &Plan) -> Result<()> {
+    if !lockout::may_cut_off(plan) {
+        return Ok(());
+    }
+    let port = plan.ssh_port.map_or(22, |p| p.get());
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let ssh = std::env::var("SSH_CONNECTION").ok();
+    let established = sockdiag::established_peers(port).unwrap_or_else(|| {
+        lockout::proc_peers(&read("/proc/net/tcp"), &read("/proc/net/tcp6"), port)
+    });
+    for client in lockout::ssh_clients(ssh.as_deref(), &established) {
+        if let Some(why) = lockout::cut_off(plan, client) {
+            return Err(Error::usage(format!(
+                "this plan would lock out the SSH client {client} ({why}): fix the options, or add --force (and better --rollback SECONDS)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One change `up` made, with what it takes to put it back.
+enum Done {
+    /// The interface's record, replacing `previous`.
+    Record {
+        previous: Option<Record>,
+    },
+    /// Our rules, over what they were before.
+    Firewall(Before),
+    /// Accepts in other managers' chains at `placed`, where `recorded` were before.
+    Foreign {
+        placed: Vec<Place>,
+        recorded: Vec<Place>,
+    },
+    Sysctls(Applied),
+    /// A record file, with its previous content (none: it did not exist).
+    File {
+        name: String,
+        previous: Option<String>,
+    },
+}
+
+/// The changes of one `up`, newest last: unwound in reverse unless kept.
+struct Undo<'a> {
+    store: &'a Store,
+    iface: &'a IfaceName,
+    done: Vec<Done>,
+}
+
+impl<'a> Undo<'a> {
+    fn new(store: &'a Store, iface: &'a IfaceName) -> Undo<'a> {
+        Undo {
+            store,
+            iface,
+            done: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, done: Done) {
+        self.done.push(done);
+    }
+
+    /// Runs a step; on success its change is pushed, on failure everything is unwound.
+    fn run(&mut self, done: Done, step: impl FnOnce(&Store) -> Result<()>) -> Result<()> {
+        let result = step(self.store);
+        self.run_with(result, |()| done)
+    }
+
+    /// Pushes what a step that undoes itself on failure did, or unwinds on its failure.
+    fn run_with<T>(&mut self, result: Result<T>, done: impl FnOnce(T) -> Done) -> Result<()> {
+        let value = self.check(result)?;
+        self.push(done(value));
+        Ok(())
+    }
+
+    /// Passes a step's value on, or unwinds and passes its error on.
+    fn check<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.unwind();
+        }
+        result
+    }
+
+    /// Writes a record file, keeping what it held to put back.
+    fn write_file(&mut self, name: &str, text: &str) -> Result<()> {
+        let previous = match self.store.read_named(name) {
+            Ok(p) => p,
+            Err(e) => return self.check(Err(e)),
+        };
+        let done = Done::File {
+            name: name.to_string(),
+            previous,
+        };
+        self.run(done, |store| store.write_named(name, text))
+    }
+
+    /// Puts everything back, newest first. Forgiving: what cannot be put back is a warning.
+    fn unwind(&mut self) {
+        while let Some(done) = self.done.pop() {
+            let store = self.store;
+            match done {
+                Done::File { name, previous } => {
+                    let _ = store.write_named(&name, previous.as_deref().unwrap_or_default());
+                }
+                Done::Sysctls(applied) => revert_sysctls(store, &applied, &applied.writes),
+                Done::Foreign { placed, recorded } => {
+                    let _ = foreign::remove(self.iface, &placed);
+                    let file = files::foreign(self.iface);
+                    let _ = store.write_named(&file, &places::encode(&recorded));
+                }
+                Done::Firewall(before) => backend::undo(self.iface, &before),
+                Done::Record { previous } => {
+                    let _ = match &previous {
+                        Some(r) => store.save_record(r),
+                        None => store.remove_record(self.iface),
+                    };
+                    let _ = super::down::tidy(store);
+                }
+            }
+        }
+    }
+
+    /// The change is complete: nothing is put back.
+    fn keep(mut self) {
+        self.done.clear();
+    }
+}
+
+/// The sysctls one `up` wrote, with what to put back.
+struct Applied {
+    /// The ledger as it was.
+    ledger: String,
+    /// The values read before the first write.
+    before: Snapshot,
+    /// What was written, in order.
+    writes: Vec<Write>,
+}
+
+/// Writes the plan's sysctls that differ, recording the values from before; on failure puts
+/// back what it wrote and the ledger as it was.
+fn apply_sysctls(store: &Store, iface: &IfaceName, wanted: &[Write]) -> Result<Applied> {
+    let old_text = store.read_named(files::LEDGER)?.unwrap_or_default();
+    let mut ledger = Ledger::parse(&old_text);
+    let before = sysctl::snapshot(wanted, ledger.entries.keys());
+    let writes = ledger.acquire(iface.as_str(), wanted, &before);
+    store.write_named(files::LEDGER, &ledger.render())?;
+    let applied = Applied {
+        ledger: old_text,
+        before,
+        writes,
+    };
+    for (n, w) in applied.writes.iter().enumerate() {
+        if let Err(e) = sysctl::write(&w.key, &w.value) {
+            revert_sysctls(store, &applied, &applied.writes[..n]);
+            return Err(e);
+        }
+    }
+    Ok(applied)
+}
+
+/// Puts back the sysctls of `done` (a prefix of what `applied` meant to write) in reverse, so
+/// that forwarding switches go back last... and then what they spread to, as it was; and the
+/// ledger as it was.
+fn revert_sysctls(store: &Store, applied: &Applied, done: &[Write]) {
+    let before = &applied.before.values;
+    for d in done.iter().rev() {
+        if let Some(v) = before.get(&d.key) {
+            let _ = sysctl::write(&d.key, v);
+        }
+    }
+    for (k, v) in before {
+        let written = applied.writes.iter().any(|w| &w.key == k);
+        if !written && sysctl::read(k).ok().as_ref() != Some(v) {
+            let _ = sysctl::write(k, v);
+        }
+    }
+    let _ = store.write_named(files::LEDGER, &applied.ledger);
+}
