@@ -64,7 +64,6 @@ pub(crate) fn apply(
     wanted: &BTreeMap<Place, Vec<Rule>>,
     recorded: &[Place],
 ) -> Result<Vec<Place>> {
-    let m = mark(iface);
     let mut places: Vec<Place> = wanted.keys().cloned().collect();
     for p in recorded {
         if !places.contains(p) {
@@ -78,61 +77,71 @@ pub(crate) fn apply(
             .flatten()
             .map(|r| place.render(r))
             .collect();
+        let why = format!("accept {iface}'s traffic first in {}", place.describe());
+        let m = mark(iface);
         match place {
             Place::Iptables {
                 variant,
                 family,
                 chain,
-            } => {
-                let live = iptables::live_rules(*variant, *family)?;
-                let old: Vec<String> = live
-                    .rules
-                    .get(&(Table::Filter, chain.clone()))
-                    .map(|r| {
-                        r.iter()
-                            .filter(|r| r.contains(&format!("--comment \"{m}\"")))
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if old == rules {
-                    continue;
-                }
-                let mut script = String::from("*filter\n");
-                for r in &old {
-                    script.push_str(&format!("-D {chain} {r}\n"));
-                }
-                for r in rules.iter().rev() {
-                    script.push_str(&format!("-I {chain} 1 {r}\n"));
-                }
-                script.push_str("COMMIT\n");
-                let why = format!("accept {iface}'s traffic first in {}", place.describe());
-                let prog = variant.restore(*family);
-                cmd::transaction(
-                    &prog,
-                    &iptables::RESTORE_ARGS,
-                    &script,
-                    "our accepts",
-                    Some(&why),
-                )?;
-            }
-            Place::Nft { table, chain } => {
-                let mut script: String = nft_handles(table, chain, &m)?
-                    .iter()
-                    .map(|h| format!("delete rule {table} {chain} handle {h}\n"))
-                    .collect();
-                for r in rules.iter().rev() {
-                    script.push_str(&format!("insert rule {table} {chain} {r}\n"));
-                }
-                if script.is_empty() {
-                    continue;
-                }
-                let why = format!("accept {iface}'s traffic first in {}", place.describe());
-                cmd::transaction("nft", &["-f", "-"], &script, "our accepts", Some(&why))?;
-            }
+            } => replace_iptables(*variant, *family, chain, &m, &rules, &why)?,
+            Place::Nft { table, chain } => replace_nft(table, chain, &m, &rules, &why)?,
         }
     }
     Ok(wanted.keys().cloned().collect())
+}
+
+/// Puts `rules` first in a built-in chain of an iptables flavour in place of the ones marked
+/// `mark`, in one restore; nothing when they are there already.
+fn replace_iptables(
+    variant: Variant,
+    family: Family,
+    chain: &str,
+    mark: &str,
+    rules: &[String],
+    why: &str,
+) -> Result<()> {
+    let live = iptables::live_rules(variant, family)?;
+    let old: Vec<&String> = live
+        .rules_of(Table::Filter, chain)
+        .iter()
+        .filter(|r| r.contains(&format!("--comment \"{mark}\"")))
+        .collect();
+    if old.iter().copied().eq(rules.iter()) {
+        return Ok(());
+    }
+    let mut script = String::from("*filter\n");
+    for r in &old {
+        script.push_str(&format!("-D {chain} {r}\n"));
+    }
+    for r in rules.iter().rev() {
+        script.push_str(&format!("-I {chain} 1 {r}\n"));
+    }
+    script.push_str("COMMIT\n");
+    let prog = variant.restore(family);
+    cmd::transaction(
+        &prog,
+        &iptables::RESTORE_ARGS,
+        &script,
+        "our accepts",
+        Some(why),
+    )
+}
+
+/// Puts `rules` first in a native nftables chain in place of the ones marked `mark`, in one
+/// `nft -f`.
+fn replace_nft(table: &str, chain: &str, mark: &str, rules: &[String], why: &str) -> Result<()> {
+    let mut script: String = nft_handles(table, chain, mark)?
+        .iter()
+        .map(|h| format!("delete rule {table} {chain} handle {h}\n"))
+        .collect();
+    for r in rules.iter().rev() {
+        script.push_str(&format!("insert rule {table} {chain} {r}\n"));
+    }
+    if script.is_empty() {
+        return Ok(());
+    }
+    cmd::transaction("nft", &["-f", "-"], &script, "our accepts", Some(why))
 }
 
 /// How many of our marked accepts a place holds now.

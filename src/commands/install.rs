@@ -50,27 +50,10 @@ pub(super) fn install(
 
     let mut undo = Undo::new(store, iface);
     // Record first: whatever happens next, `down` knows what may be there.
-    if backend == Backend::Iptables(Variant::Nft)
-        && others.is_empty()
-        && store.read_named(files::NFT_BEFORE)?.is_none()
-        && let Some(overview) = before.overview()
-    {
-        let names: Vec<String> = backend::residue::names(overview).into_iter().collect();
-        store.write_named(files::NFT_BEFORE, &format!("{}\n", names.join("\n")))?;
+    if backend == Backend::Iptables(Variant::Nft) && others.is_empty() {
+        note_iptables_nft_tables(store, &before)?;
     }
-    let record = Record {
-        iface: iface.clone(),
-        backend,
-        role: plan.role,
-        lockdown: plan.lockdown,
-        log: plan.log,
-        policies: plan
-            .families
-            .iter()
-            .map(|f| (f.family, plan.tail_policy(f)))
-            .collect(),
-        chains: backend::chains_of(backend, &plan, &others),
-    };
+    let record = record_of(backend, &plan, &others);
     // Other managers' drops that our table cannot override get accepts of ours.
     let foreign_file = files::foreign(iface);
     let recorded = places::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
@@ -103,6 +86,36 @@ pub(super) fn install(
     undo.write_file(&files::wgconf(iface), &wgconf::render(conf))?;
     undo.keep();
     Ok(())
+}
+
+/// What the record of the interface says: enough for `down` to remove it without the config.
+fn record_of(backend: Backend, plan: &Plan, others: &[Record]) -> Record {
+    Record {
+        iface: plan.iface.clone(),
+        backend,
+        role: plan.role,
+        lockdown: plan.lockdown,
+        log: plan.log,
+        policies: plan
+            .families
+            .iter()
+            .map(|f| (f.family, plan.tail_policy(f)))
+            .collect(),
+        chains: backend::chains_of(backend, plan, others),
+    }
+}
+
+/// Before the first `up` of a namespace with iptables-nft: which of its tables and chains
+/// exist, so that the last `down` deletes only those it created (`backend::residue`).
+fn note_iptables_nft_tables(store: &Store, before: &Before) -> Result<()> {
+    if store.read_named(files::NFT_BEFORE)?.is_some() {
+        return Ok(());
+    }
+    let Some(overview) = before.overview() else {
+        return Ok(());
+    };
+    let names: Vec<String> = backend::residue::names(overview).into_iter().collect();
+    store.write_named(files::NFT_BEFORE, &format!("{}\n", names.join("\n")))
 }
 
 /// Refuses a plan that would cut off the SSH session `up` runs from, or any established SSH
