@@ -101,13 +101,13 @@ fn replace_iptables(
     rules: &[String],
     why: &str,
 ) -> Result<()> {
-    let live = iptables::live_rules(variant, family)?;
-    let old: Vec<&String> = live
-        .rules_of(Table::Filter, chain)
-        .iter()
-        .filter(|r| r.contains(&format!("--comment \"{mark}\"")))
-        .collect();
-    if old.iter().copied().eq(rules.iter()) {
+    let place = Place::Iptables {
+        variant,
+        family,
+        chain: chain.to_string(),
+    };
+    let old = marked(&place, mark)?;
+    if old == rules {
         return Ok(());
     }
     let mut script = String::from("*filter\n");
@@ -146,23 +146,27 @@ fn replace_nft(table: &str, chain: &str, mark: &str, rules: &[String], why: &str
 
 /// How many of our marked accepts a place holds now.
 pub(crate) fn count_marked(iface: &IfaceName, place: &Place) -> usize {
-    let m = mark(iface);
-    match place {
+    marked(place, &mark(iface)).map_or(0, |m| m.len())
+}
+
+/// Our rules at a place: as an iptables flavour's save shows them, or the handles of nft's.
+fn marked(place: &Place, mark: &str) -> Result<Vec<String>> {
+    Ok(match place {
         Place::Iptables {
             variant,
             family,
             chain,
-        } => iptables::live_rules(*variant, *family)
-            .map(|l| {
-                l.rules.get(&(Table::Filter, chain.clone())).map_or(0, |r| {
-                    r.iter()
-                        .filter(|r| r.contains(&format!("--comment \"{m}\"")))
-                        .count()
-                })
-            })
-            .unwrap_or(0),
-        Place::Nft { table, chain } => nft_handles(table, chain, &m).map_or(0, |h| h.len()),
-    }
+        } => iptables::live_rules(*variant, *family)?
+            .rules_of(Table::Filter, chain)
+            .iter()
+            .filter(|r| r.contains(&format!("--comment \"{mark}\"")))
+            .cloned()
+            .collect(),
+        Place::Nft { table, chain } => nft_handles(table, chain, mark)?
+            .iter()
+            .map(u64::to_string)
+            .collect(),
+    })
 }
 
 /// Takes our accepts out of every recorded place; forgiving (returns warnings).
