@@ -11,6 +11,7 @@ use crate::rules::foreign::{IPTABLES_TABLES, Place, View, handles_marked, mark};
 use crate::rules::iptables::Variant;
 use crate::rules::listing::Listing;
 use crate::rules::model::Rule;
+use crate::rules::nft;
 use crate::rules::{Backend, Table};
 use crate::system::cmd;
 
@@ -71,15 +72,33 @@ pub(crate) fn apply(
         }
     }
     for place in &places {
-        let rules: Vec<String> = wanted
-            .get(place)
-            .into_iter()
-            .flatten()
-            .map(|r| place.render(r))
-            .collect();
+        let model: &[Rule] = wanted.get(place).map(Vec::as_slice).unwrap_or_default();
+        let rules: Vec<String> = model.iter().map(|r| place.render(r)).collect();
         let why = format!("accept {iface}'s traffic first in {}", place.describe());
         let m = mark(iface);
         match place {
+            // iptables-nft's tables are nftables tables: written natively, the mark is a rule
+            // comment that `nft list` shows too (iptables' comment match it prints as nothing),
+            // and iptables-nft-save still reads the rules as the plain iptables ones they are.
+            Place::Iptables {
+                variant: Variant::Nft,
+                family,
+                chain,
+            } => {
+                let old = marked(place, &m)?;
+                let table = format!("{} filter", nft_family(*family));
+                // Accepts an older version wrote with the comment match, which nft cannot name,
+                // are taken out the way they were put in, and written again natively.
+                let unnamed = nft_handles(&table, chain, &m)?.len() != old.len();
+                if unnamed {
+                    replace_iptables(Variant::Nft, *family, chain, &m, &[], &why)?;
+                }
+                if unnamed || old != rules {
+                    let native: Vec<String> =
+                        model.iter().map(|r| nft::render_rule(r, *family)).collect();
+                    replace_nft(&table, chain, &m, &native, &why)?;
+                }
+            }
             Place::Iptables {
                 variant,
                 family,
@@ -126,6 +145,13 @@ fn replace_iptables(
         "our accepts",
         Some(why),
     )
+}
+
+fn nft_family(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "ip",
+        Family::V6 => "ip6",
+    }
 }
 
 /// Puts `rules` first in a native nftables chain in place of the ones marked `mark`, in one
