@@ -161,13 +161,27 @@ impl FromStr for Rate {
     }
 }
 
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let unit = match self.unit {
+impl RateUnit {
+    /// As the settings file, `--help` and nft spell it: `second`, `minute`.
+    pub fn word(self) -> &'static str {
+        match self {
             RateUnit::Second => "second",
             RateUnit::Minute => "minute",
-        };
-        write!(f, "{}/{}", self.count, unit)
+        }
+    }
+
+    /// As iptables' limit and hashlimit matches spell it: `sec`, `min`.
+    pub fn short(self) -> &'static str {
+        match self {
+            RateUnit::Second => "sec",
+            RateUnit::Minute => "min",
+        }
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.count, self.unit.word())
     }
 }
 

@@ -17,6 +17,16 @@ impl Ports {
     pub fn one(p: u16) -> Ports {
         Ports(p, p)
     }
+
+    /// The ports as text, a range joined by `to` (iptables `:`, nft `-`). Port 0 is the listen
+    /// port of a plan shown before the interface exists: `LISTEN-PORT`.
+    pub fn render(self, to: char) -> String {
+        match self {
+            Ports(0, 0) => "LISTEN-PORT".into(),
+            Ports(a, b) if a == b => a.to_string(),
+            Ports(a, b) => format!("{a}{to}{b}"),
+        }
+    }
 }
 
 /// Connection-tracking states a rule matches.

@@ -162,10 +162,7 @@ pub(super) fn per_source(
     rate: Rate,
     burst: u32,
 ) -> Match {
-    let per = match rate.unit {
-        RateUnit::Second => "sec",
-        RateUnit::Minute => "min",
-    };
+    let per = rate.unit.short();
     // IPv6 users get a /64 each: counting single addresses would let one host use millions.
     let v6_prefix = (family == Family::V6).then_some(64);
     let mask = if v6_prefix.is_some() {

@@ -10,7 +10,6 @@ pub use script::{differences, render_fresh, transaction};
 
 use super::model::{self, Ct, Match, Ports, Rule, Table, Verdict};
 use super::names::ChainId;
-use crate::config::types::RateUnit;
 use crate::plan::Family;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -88,19 +87,7 @@ pub fn render(chains: &[model::Chain], family: Family) -> Vec<Chain> {
 }
 
 fn ports(p: Ports) -> String {
-    match p {
-        // Port 0 is the listen port of a plan shown before the interface exists.
-        Ports(0, 0) => "LISTEN-PORT".into(),
-        Ports(a, b) if a == b => a.to_string(),
-        Ports(a, b) => format!("{a}:{b}"),
-    }
-}
-
-fn per(unit: RateUnit) -> &'static str {
-    match unit {
-        RateUnit::Second => "sec",
-        RateUnit::Minute => "min",
-    }
+    p.render(':')
 }
 
 /// One rule, in the order iptables-save prints it: addresses, interfaces, protocol, then the
@@ -173,7 +160,7 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
                 burst,
             } => parts.push(format!(
                 "-m limit --limit {count}/{} --limit-burst {burst}",
-                per(*unit)
+                unit.short()
             )),
             Match::PerSource {
                 name,
@@ -184,7 +171,7 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
                 parts.push(format!(
                     "-m hashlimit --hashlimit-upto {}/{} --hashlimit-burst {burst} --hashlimit-mode srcip --hashlimit-name {name}",
                     rate.count,
-                    per(rate.unit)
+                    rate.unit.short()
                 ));
                 if let Some(prefix) = v6_prefix {
                     parts.push(format!("--hashlimit-srcmask {prefix}"));

@@ -21,18 +21,11 @@ use crate::config::types::RateUnit;
 use crate::plan::Family;
 
 fn ports(p: Ports) -> String {
-    match p {
-        Ports(0, 0) => "LISTEN-PORT".into(),
-        Ports(a, b) if a == b => a.to_string(),
-        Ports(a, b) => format!("{a}-{b}"),
-    }
+    p.render('-')
 }
 
 fn rate(count: u32, unit: RateUnit) -> String {
-    match unit {
-        RateUnit::Second => format!("{count}/second"),
-        RateUnit::Minute => format!("{count}/minute"),
-    }
+    format!("{count}/{}", unit.word())
 }
 
 /// One rule in nft syntax.
