@@ -17,7 +17,7 @@
 //! - `config`, `plan` and `rules` never import `system`, `backend` or `commands`: they are
 //!   pure, and unit-tested without root (`tests/layers.rs` holds them to it).
 //! - `system` and `backend` never import `commands`.
-//! - Only `main` uses `commands`.
+//! - Only `main` uses `commands`, and no two modules import each other around a circle.
 
 #![warn(unreachable_pub)]
 
