@@ -19,11 +19,12 @@ use super::iptables;
 
 /// Reads the iptables variant we do not use, where it has tables at all (each `-save` costs a
 /// process, and legacy's a copy of its whole table), next to the nft overview read before.
-pub(crate) fn read(backend: Backend, families: &[Family], nft_overview: &Listing) -> View {
+pub(crate) fn read(backend: Backend, families: &[Family], overview: Option<&Listing>) -> View {
     let mut view = View {
-        nft_overview: nft_overview.clone(),
+        nft_overview: overview.cloned().unwrap_or_default(),
         ..View::default()
     };
+    let nft_overview = &view.nft_overview;
     for v in [Variant::Nft, Variant::Legacy] {
         if backend == Backend::Iptables(v) || cmd::find(&v.save(Family::V4)).is_none() {
             continue;
@@ -91,7 +92,7 @@ pub(crate) fn apply(
                 // are taken out the way they were put in, and written again natively.
                 let unnamed = nft_handles(&table, chain, &m)?.len() != old.len();
                 if unnamed {
-                    replace_iptables(Variant::Nft, *family, chain, &m, &[], &why)?;
+                    replace_iptables(Variant::Nft, *family, chain, &old, &[], &why)?;
                 }
                 if unnamed || old != rules {
                     let native: Vec<String> =
@@ -103,34 +104,31 @@ pub(crate) fn apply(
                 variant,
                 family,
                 chain,
-            } => replace_iptables(*variant, *family, chain, &m, &rules, &why)?,
+            } => {
+                let old = marked(place, &m)?;
+                replace_iptables(*variant, *family, chain, &old, &rules, &why)?
+            }
             Place::Nft { table, chain } => replace_nft(table, chain, &m, &rules, &why)?,
         }
     }
     Ok(wanted.keys().cloned().collect())
 }
 
-/// Puts `rules` first in a built-in chain of an iptables flavour in place of the ones marked
-/// `mark`, in one restore; nothing when they are there already.
+/// Puts `rules` first in a built-in chain of an iptables flavour in place of `old`, ours there
+/// now, in one restore; nothing when they are the same.
 fn replace_iptables(
     variant: Variant,
     family: Family,
     chain: &str,
-    mark: &str,
+    old: &[String],
     rules: &[String],
     why: &str,
 ) -> Result<()> {
-    let place = Place::Iptables {
-        variant,
-        family,
-        chain: chain.to_string(),
-    };
-    let old = marked(&place, mark)?;
     if old == rules {
         return Ok(());
     }
     let mut script = String::from("*filter\n");
-    for r in &old {
+    for r in old {
         script.push_str(&format!("-D {chain} {r}\n"));
     }
     for r in rules.iter().rev() {

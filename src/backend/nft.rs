@@ -95,10 +95,10 @@ pub(crate) fn counters(iface: &IfaceName) -> BTreeMap<&'static str, u64> {
 pub(crate) fn undo(before: &nft::Live) {
     let now = table().map(|t| nft::Live::parse(&t)).unwrap_or_default();
     let mut script = String::new();
-    if now.exists {
+    if now.exists() {
         script.push_str(&format!("delete table {}\n", nft::TABLE));
     }
-    if before.exists {
+    if before.exists() {
         script.push_str(&before.listing);
     }
     if !script.is_empty()

@@ -68,11 +68,7 @@ fn differences(
             out.push(format!("sysctl {} is {v}, {} was set", w.key, w.value));
         }
     }
-    let view = foreign::read(
-        record.backend,
-        &families,
-        &before.overview().cloned().unwrap_or_default(),
-    );
+    let view = foreign::read(record.backend, &families, before.overview());
     for (place, rules) in places::needed(&plan, &view) {
         let present = foreign::count_marked(iface, &place);
         if present != rules.len() {

@@ -57,11 +57,7 @@ pub(super) fn install(
     // Other managers' drops that our table cannot override get accepts of ours.
     let foreign_file = files::foreign(iface);
     let recorded = places::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
-    let view = foreign::read(
-        backend,
-        &families,
-        &before.overview().cloned().unwrap_or_default(),
-    );
+    let view = foreign::read(backend, &families, before.overview());
     let wanted = places::needed(&plan, &view);
 
     undo.run(Done::Record { previous: mine }, |_| {

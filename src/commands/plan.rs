@@ -42,7 +42,7 @@ pub fn plan(args: &Args) -> Result<()> {
             backend::nft::overview().unwrap_or_default()
         }
     };
-    let view = foreign::read(backend, &families, &overview);
+    let view = foreign::read(backend, &families, Some(&overview));
     let mut plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Show)?;
     plan.notes.extend(notes);
     for (place, rules) in places::needed(&plan, &view) {

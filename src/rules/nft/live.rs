@@ -8,45 +8,57 @@ use crate::rules::names::is_ufw_chain;
 
 use super::TABLE;
 
-/// What `nft list table inet wgfw` shows: the chains and sets there are.
+/// What `nft list table inet wgfw` shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Live {
-    pub exists: bool,
-    pub chains: BTreeSet<String>,
-    pub sets: BTreeSet<String>,
-    /// The table as read.
-    pub table: listing::Table,
+    /// The table as read; none where there is no such table.
+    pub table: Option<listing::Table>,
     /// The listing itself, which `nft -f` takes back to restore the table as it was.
     pub listing: String,
 }
 
 impl Live {
+    pub fn exists(&self) -> bool {
+        self.table.is_some()
+    }
+
+    pub fn chains(&self) -> BTreeSet<String> {
+        self.table
+            .iter()
+            .flat_map(|t| &t.chains)
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    pub fn sets(&self) -> BTreeSet<String> {
+        self.table.iter().flat_map(|t| t.sets.clone()).collect()
+    }
+
+    /// One of the table's chains.
+    pub fn chain(&self, name: &str) -> Option<&listing::Chain> {
+        self.table.as_ref()?.chain(name)
+    }
+
     /// Whether both hold the same chains, sets and rules, whatever the counters say.
     pub fn same_rules(&self, other: &Live) -> bool {
         let rules = |l: &Live| -> Vec<(String, Vec<String>)> {
             l.table
-                .chains
                 .iter()
+                .flat_map(|t| &t.chains)
                 .map(|c| {
                     let rs = c.rules.iter().map(|r| without_counter(&r.text)).collect();
                     (c.name.clone(), rs)
                 })
                 .collect()
         };
-        self.exists == other.exists && self.sets == other.sets && rules(self) == rules(other)
+        self.exists() == other.exists()
+            && self.sets() == other.sets()
+            && rules(self) == rules(other)
     }
 
     pub fn parse(text: &str) -> Live {
-        let table = Listing::parse(text).table(TABLE).cloned();
         Live {
-            exists: table.is_some(),
-            chains: table
-                .iter()
-                .flat_map(|t| &t.chains)
-                .map(|c| c.name.clone())
-                .collect(),
-            sets: table.iter().flat_map(|t| t.sets.clone()).collect(),
-            table: table.unwrap_or_default(),
+            table: Listing::parse(text).table(TABLE).cloned(),
             listing: text.to_string(),
         }
     }
@@ -54,8 +66,8 @@ impl Live {
     /// The rules of the named chains.
     fn rules_of<'a>(&'a self, chains: &'a [String]) -> impl Iterator<Item = &'a str> {
         self.table
-            .chains
             .iter()
+            .flat_map(|t| &t.chains)
             .filter(|c| chains.contains(&c.name))
             .flat_map(|c| c.rules.iter().map(|r| r.text.as_str()))
     }
@@ -173,15 +185,15 @@ mod tests {
                        \tchain WGFW-wg0-IN-v4 {\n\t\tudp dport 51820 ct state new update @wgfw0011aabbh { ip saddr limit rate 30/minute } accept\n\t}\n}\n";
         let live = Live::parse(listing);
         assert!(
-            live.exists
-                && live.chains.contains("WGFW-wg0-IN-v4")
-                && live.sets.contains("wgfw0011aabbh")
+            live.exists()
+                && live.chains().contains("WGFW-wg0-IN-v4")
+                && live.sets().contains("wgfw0011aabbh")
         );
         assert_eq!(
             sets_used(&live, &["WGFW-wg0-IN-v4".to_string()]),
             vec!["wgfw0011aabbh"]
         );
-        assert!(Live::parse("").chains.is_empty());
+        assert!(Live::parse("").chains().is_empty());
     }
 
     #[test]

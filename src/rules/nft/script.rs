@@ -16,20 +16,18 @@ use super::{render_rule, sets};
 pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) -> Option<String> {
     let mine: BTreeSet<String> = desired.iter().map(|(f, c)| chain_name(&c.id, *f)).collect();
     let wanted_sets = sets(desired);
-    let gone_chains: Vec<&String> = live
-        .chains
+    let (chains, sets_now) = (live.chains(), live.sets());
+    let gone_chains: Vec<&String> = chains
         .iter()
         .filter(|c| remove.contains(c) && !mine.contains(*c))
         .collect();
-    let gone_sets: Vec<&String> = live
-        .sets
+    let gone_sets: Vec<&String> = sets_now
         .iter()
         .filter(|s| remove.contains(s) && !wanted_sets.iter().any(|(n, _)| n == *s))
         .collect();
     // Chains that stay: ours now, and whatever else of the table is not being removed.
     let mut hooked: Vec<(&'static str, &'static str, String)> = Vec::new();
-    let mut kept: BTreeSet<String> = live
-        .chains
+    let mut kept: BTreeSet<String> = chains
         .iter()
         .filter(|c| !remove.contains(c))
         .cloned()
@@ -41,7 +39,7 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
         }
     }
     if hooked.is_empty() {
-        return live.exists.then(|| format!("delete table {TABLE}\n"));
+        return live.exists().then(|| format!("delete table {TABLE}\n"));
     }
 
     let mut s = format!("add table {TABLE}\n");
@@ -94,13 +92,13 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
 /// How the live table differs from `desired`, one line per difference. nft prints rules in a
 /// form of its own, so chains are compared by presence, rule count and their hook.
 pub fn differences(desired: &[(Family, Chain)], live: &Live) -> Vec<String> {
-    if !live.exists {
+    if !live.exists() {
         return vec![format!("table {TABLE} is gone")];
     }
     let mut out = Vec::new();
     for (family, c) in desired {
         let name = chain_name(&c.id, *family);
-        match live.table.chain(&name) {
+        match live.chain(&name) {
             None => out.push(format!("chain {name} is gone")),
             Some(l) if l.rules.len() != c.rules.len() => out.push(format!(
                 "chain {name} holds {} rules, not the {} installed",
@@ -112,7 +110,6 @@ pub fn differences(desired: &[(Family, Chain)], live: &Live) -> Vec<String> {
         if let Some((base, _)) = base_of_name(&name) {
             let jump = format!("jump {name}");
             let hooked = live
-                .table
                 .chain(base)
                 .is_some_and(|b| b.rules.iter().any(|r| r.text.ends_with(&jump)));
             if !hooked {
