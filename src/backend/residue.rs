@@ -8,11 +8,6 @@ use crate::rules::listing::Listing;
 use crate::rules::residue;
 use crate::system::cmd;
 
-/// The iptables-nft tables and chains there are now, as `residue::cleanup` takes them back.
-pub(crate) fn names(overview: &Listing) -> BTreeSet<String> {
-    residue::names(overview)
-}
-
 /// Deletes what iptables-nft created since `before` and left empty. Forgiving: a failure is a
 /// warning, because it runs from `down`.
 pub(crate) fn clean(before: &BTreeSet<String>) {

@@ -12,7 +12,7 @@ use crate::plan::Plan;
 use crate::plan::ledger::{Ledger, Snapshot, Write};
 use crate::rules::foreign::{self as places, Place};
 use crate::rules::iptables::Variant;
-use crate::rules::{Backend, lockout};
+use crate::rules::{Backend, lockout, residue};
 use crate::system::state::{Record, Store};
 use crate::system::{sockdiag, sysctl};
 
@@ -110,7 +110,7 @@ fn note_iptables_nft_tables(store: &Store, before: &Before) -> Result<()> {
     let Some(overview) = before.overview() else {
         return Ok(());
     };
-    let names: Vec<String> = backend::residue::names(overview).into_iter().collect();
+    let names: Vec<String> = residue::names(overview).into_iter().collect();
     store.write_named(files::NFT_BEFORE, &format!("{}\n", names.join("\n")))
 }
 
