@@ -70,9 +70,8 @@ pub(crate) fn apply(
     let mut scripts = Vec::new();
     for fp in &plan.families {
         let want = desired(plan, fp.family, others);
-        if let Some(s) =
-            iptables::transaction(&want, &ChainId::all_of(&plan.iface), &lives[&fp.family])
-        {
+        let live = &lives[&fp.family];
+        if let Some(s) = iptables::transaction(&want, &live.ids_of(&plan.iface, false), live) {
             scripts.push((fp.family, s));
         }
     }
@@ -144,11 +143,11 @@ pub(crate) fn undo(
     applied: &[Family],
     before: &BTreeMap<Family, Live>,
 ) {
-    let names = ChainId::all_with_shared(iface);
     for family in applied.iter().rev() {
+        let names = before[family].ids_of(iface, true);
         let old = chains_in(&before[family], &names);
         let result = live_rules(variant, *family).and_then(|now| {
-            match iptables::transaction(&old, &names, &now) {
+            match iptables::transaction(&old, &now.ids_of(iface, true), &now) {
                 Some(script) => restore(variant, *family, &script),
                 None => Ok(()),
             }
@@ -215,7 +214,7 @@ pub(crate) fn remove(
             }
         };
         let m = members(others, family);
-        let mut gone = ChainId::all_of(iface);
+        let mut gone = live.ids_of(iface, false);
         if m.is_empty() {
             gone.push(ChainId::SharedInput);
         }
@@ -241,7 +240,7 @@ pub(crate) fn remove(
 /// restore was refused whole and the caller reads the rules.
 fn remove_all_as_assumed(v: Variant, family: Family, iface: &IfaceName, mut live: Live) -> bool {
     live.assume_jumps(&ChainId::hooked(iface, true));
-    let gone = ChainId::all_with_shared(iface);
+    let gone = live.ids_of(iface, true);
     let Some(script) = iptables::transaction(&[], &gone, &live) else {
         return true;
     };

@@ -1,7 +1,7 @@
 //! The apply step for native nftables: every interface's chains live in the one table
 //! `inet wgfw`, and each change is one `nft -f` transaction computed by `rules::nft`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::types::IfaceName;
 use crate::error::{Error, Result};
@@ -85,7 +85,7 @@ pub(crate) fn differences(plan: &Plan, others: &[Record], before: &nft::Live) ->
 pub(crate) fn counters(iface: &IfaceName) -> BTreeMap<&'static str, u64> {
     let live = nft::Live::parse(&table().unwrap_or_default());
     let mut sums: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for (label, n) in nft::counted(&live, &names_of(iface)) {
+    for (label, n) in nft::counted(&live, &names_in(iface, &live.chains())) {
         *sums.entry(label).or_default() += n;
     }
     sums
@@ -125,7 +125,7 @@ pub(crate) fn remove(iface: &IfaceName, others: &[Record], ipv6: bool) -> Vec<St
         let Some(chains) = chains else {
             return Vec::new();
         };
-        gone.extend(names_of(iface));
+        gone.extend(names_in(iface, &chains));
         if chains
             .iter()
             .all(|c| gone.contains(c) || nft::base_chain(c))
@@ -155,17 +155,29 @@ pub(crate) fn remove(iface: &IfaceName, others: &[Record], ipv6: bool) -> Vec<St
     }
 }
 
-/// The names in the table of every chain the interface may own, in both families.
-fn names_of(iface: &IfaceName) -> Vec<String> {
-    ChainId::all_of(iface)
+/// The names of every chain the interface owns: those it may own whatever its settings, and
+/// its groups' chains among `chains`, the table's.
+fn names_in(iface: &IfaceName, chains: &BTreeSet<String>) -> Vec<String> {
+    let mut names: Vec<String> = ChainId::all_of(iface)
         .iter()
         .flat_map(|id| Family::BOTH.map(|f| nft::chain_name(id, f)))
-        .collect()
+        .collect();
+    names.extend(
+        chains
+            .iter()
+            .filter(|c| {
+                !names.contains(c)
+                    && nft::chain_of_name(c).is_some_and(|(id, _)| id.iface() == Some(iface))
+            })
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    names
 }
 
 /// The chains and sets of the table that belong to the interface.
 fn own(iface: &IfaceName, table: &nft::Live) -> Vec<String> {
-    let chains = names_of(iface);
+    let chains = names_in(iface, &table.chains());
     let mut names = nft::sets_used(table, &chains);
     names.extend(chains);
     names

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::plan::render;
 use crate::config::cli::{self, Invocation};
 use crate::config::types::BackendChoice;
-use crate::config::wgconf;
+use crate::config::{settings, wgconf};
 use crate::plan::{self, HostFacts, Purpose};
 use crate::rules::Backend;
 use crate::rules::iptables::Variant;
@@ -26,6 +26,15 @@ pub(crate) fn render_case(dir: &Path, name: &str) -> String {
         panic!("{name}: not a run")
     };
     let conf = wgconf::parse(Path::new(&format!("{name}.conf")), &text).unwrap();
+    // The settings file, where the case has one (`NAME.settings`).
+    let settings_path = dir.join(format!("{name}.settings"));
+    let options = match std::fs::read_to_string(&settings_path) {
+        Ok(t) => args
+            .options
+            .clone()
+            .over(settings::parse(Path::new(&format!("{name}.settings")), &t).unwrap()),
+        Err(_) => args.options.clone(),
+    };
     // The peers' endpoints, as a client would find them (the config's, all literal here).
     let host = HostFacts {
         endpoints: conf
@@ -35,8 +44,8 @@ pub(crate) fn render_case(dir: &Path, name: &str) -> String {
             .collect(),
         ..HostFacts::example()
     };
-    let plan = plan::derive(&args.iface, &conf, &args.options, &host, Purpose::Show).unwrap();
-    let (variant, why) = match args.options.backend {
+    let plan = plan::derive(&args.iface, &conf, &options, &host, Purpose::Show).unwrap();
+    let (variant, why) = match options.backend {
         Some(BackendChoice::IptablesLegacy) => (Backend::Iptables(Variant::Legacy), "--backend"),
         Some(BackendChoice::Nft) => (Backend::Nft, "--backend"),
         _ => (Backend::Iptables(Variant::Nft), "the golden files' default"),

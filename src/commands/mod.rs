@@ -127,6 +127,7 @@ fn prepare(
     backend: Backend,
 ) -> Result<(Plan, Before, Vec<Family>)> {
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
+    live_peers(&mut facts, iface, opts);
     let endpoint_notes = endpoints(&mut facts, iface, conf, opts);
     let families = backend::families(facts.ipv6_enabled);
     let before = backend::read(backend, &families)?;
@@ -134,6 +135,13 @@ fn prepare(
     let mut plan = crate::plan::derive(iface, conf, opts, &facts, Purpose::Install)?;
     plan.notes.extend(endpoint_notes);
     Ok((plan, before, families))
+}
+
+/// With peer sections, the live interface's peers: `wg set` may have added some since.
+fn live_peers(facts: &mut HostFacts, iface: &IfaceName, opts: &Options) {
+    if !opts.sections.is_empty() && facts.live_mtu.is_some() {
+        facts.live_peers = host::live_peers(iface);
+    }
 }
 
 /// Client role: the peers' endpoints, as the live interface reports them, else as the config

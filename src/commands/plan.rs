@@ -8,12 +8,12 @@ use crate::config::cli::Args;
 use crate::config::types::{BackendChoice, Role};
 use crate::error::Result;
 use crate::plan::ledger::Key;
-use crate::plan::{self, FamilyPlan, InputPolicy, Plan};
+use crate::plan::{self, FamilyPlan, Group, InputPolicy, PeerView, Plan, Reach};
 use crate::rules::foreign as places;
 use crate::rules::{self, Backend};
 use crate::system::{host, sysctl};
 
-use super::{choose_backend, endpoints, load};
+use super::{choose_backend, endpoints, live_peers, load};
 
 /// Prints what `up` would do on this host if no wgfw rules were installed yet.
 pub fn plan(args: &Args) -> Result<()> {
@@ -27,6 +27,7 @@ pub fn plan(args: &Args) -> Result<()> {
         ),
     };
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
+    live_peers(&mut facts, iface, &opts);
     let mut notes = endpoints(&mut facts, iface, &conf, &opts);
     let families = backend::families(facts.ipv6_enabled);
     let overview = match backend::read(backend, &families) {
@@ -82,6 +83,11 @@ pub(super) fn render(
     );
     for fp in &plan.families {
         s.push_str(&format!("# {}\n", describe(plan, fp)));
+    }
+    if !plan.groups.is_empty() {
+        for p in &plan.peers {
+            s.push_str(&format!("# {}\n", describe_peer(plan, p)));
+        }
     }
     for n in &plan.notes {
         s.push_str(&format!("# note: {n}\n"));
@@ -156,6 +162,54 @@ fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
         fp.policy.as_str(),
         fp.mss
     )
+}
+
+/// One peer's reach in one line: `peer laptop [xTIBA5rb] 10.66.0.2/32: this host (all), ...`.
+pub(super) fn describe_peer(plan: &Plan, peer: &PeerView) -> String {
+    let short = peer.key.get(..8).unwrap_or(&peer.key);
+    let nets = join_or_none(&peer.nets);
+    let Some(g) = peer.group.map(|i| &plan.groups[i]) else {
+        return format!("peer (no section) [{short}] {nets}: the interface's policy");
+    };
+    format!("peer {} [{short}] {nets}: {}", g.name, reach(plan, g))
+}
+
+/// What a group's peers may reach, in words.
+pub(super) fn reach(plan: &Plan, g: &Group) -> String {
+    let mut parts = Vec::new();
+    let ssh = if g.ssh { "" } else { " but SSH" };
+    parts.push(match &g.host {
+        None => format!("this host (all{ssh})"),
+        Some(list) => {
+            let mut items: Vec<String> = list.iter().map(ToString::to_string).collect();
+            if g.ssh {
+                items.insert(0, "SSH".into());
+            }
+            items.push("ping".into());
+            format!("this host ({})", items.join(" "))
+        }
+    });
+    if g.internet {
+        parts.push("internet".into());
+    }
+    if !g.lan.is_empty() {
+        parts.push(format!("LAN {}", join_or_none(&g.lan)));
+    }
+    if g.admin {
+        parts.push("SSH on the LAN".into());
+    }
+    match &g.reach {
+        Reach::None => {}
+        Reach::All => parts.push("all peers".into()),
+        Reach::Groups(ts) => parts.push(format!(
+            "peers {}",
+            ts.iter()
+                .map(|t| plan.groups[*t].name.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+    }
+    parts.join(", ")
 }
 
 fn describe_client(plan: &Plan, fp: &FamilyPlan) -> String {

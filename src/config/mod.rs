@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod flags;
 pub mod options;
+pub mod peers;
 pub mod settings;
 pub mod trust;
 pub mod types;

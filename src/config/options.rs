@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use crate::config::types::{BackendChoice, IfaceName, Policy, Port, Rate, Role, Service};
+use crate::config::peers::Section;
+use crate::config::types::{
+    BackendChoice, IfaceName, Policy, Port, Rate, Role, Service, network, switch,
+};
 
 /// The options as given, before anything is resolved against the host.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,6 +33,8 @@ pub struct Options {
     pub lockdown: bool,
     pub rollback: Option<u32>,
     pub backend: Option<BackendChoice>,
+    /// The settings file's `[peer]` and `[group]` sections, in its order.
+    pub sections: Vec<Section>,
 }
 
 impl Options {
@@ -115,7 +120,9 @@ impl Options {
             put("backend", b.as_str().into());
         }
         // A recorded plan is installed again as it is: never with another rollback.
-        out.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
+        let mut text: String = out.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+        text.extend(self.sections.iter().map(|s| s.render()));
+        text
     }
 
     /// The command line wins over the settings file; a list given on the command line
@@ -152,24 +159,13 @@ impl Options {
             lockdown: self.lockdown || base.lockdown,
             rollback: self.rollback.or(base.rollback),
             backend: self.backend.or(base.backend),
+            // Only the settings file has sections.
+            sections: if self.sections.is_empty() {
+                base.sections
+            } else {
+                self.sections
+            },
         }
-    }
-}
-
-/// A network such as `192.168.1.0/24`; a bare address is a host.
-fn network(s: &str) -> std::result::Result<IpNet, String> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map(|n| n.trunc())
-        .map_err(|_| format!("\"{s}\" is not an IP network"))
-}
-
-/// A switch takes no value on the command line; in the settings file it may say yes or no.
-fn switch(value: Option<&str>) -> std::result::Result<bool, String> {
-    match value.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("true" | "yes" | "on" | "1") => Ok(true),
-        Some("false" | "no" | "off" | "0") => Ok(false),
-        Some(other) => Err(format!("\"{other}\" is not yes or no")),
     }
 }
 

@@ -1,10 +1,12 @@
 //! The optional settings file `/etc/wgfw/IFACE.conf`: `name = value` lines using the long
 //! options' names (`allow = tcp/443`, `no-nat = yes`); repeatable options may repeat. `#` and `;`
-//! start comments; a `[section]` header is accepted and ignored.
+//! start comments. Below them, `[peer NAME]` and `[group NAME]` sections set per-peer policy
+//! (`config::peers`); any other header above the first of them is accepted and ignored.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::cli::{FLAGS, Options};
+use crate::config::peers::{self, Section};
 use crate::config::trust;
 use crate::config::types::IfaceName;
 use crate::error::{Error, Result};
@@ -25,11 +27,26 @@ pub fn read(path: &Path) -> Result<Options> {
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Options> {
+    let at = |line: usize, msg: String| Error::usage(format!("{}:{line}: {msg}", path.display()));
     let mut options = Options::default();
     for (i, raw) in text.lines().enumerate() {
-        let err = |msg: String| Error::usage(format!("{}:{}: {msg}", path.display(), i + 1));
+        let n = i + 1;
+        let err = |msg: String| at(n, msg);
         let line = raw.split(['#', ';']).next().unwrap_or("").trim();
-        if line.is_empty() || (line.starts_with('[') && line.ends_with(']')) {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            match Section::start(header, n) {
+                Some(section) => options.sections.push(section.map_err(err)?),
+                // Any other header above the sections (`[wgfw]`) is the interface's.
+                None if options.sections.is_empty() => {}
+                None => {
+                    return Err(err(format!(
+                        "[{header}] is not a section: use [peer NAME] or [group NAME]"
+                    )));
+                }
+            }
             continue;
         }
         let (key, value) = match line.split_once('=') {
@@ -38,6 +55,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
         };
         let key = key.replace('_', "-");
         let known = FLAGS.iter().any(|f| f.in_settings && f.long == key);
+        if let Some(section) = options.sections.last_mut() {
+            if !peers::KEYS.contains(&key.as_str()) {
+                let why = if known {
+                    "is the interface's: put it above the first section".to_string()
+                } else {
+                    format!("is not a setting of a section ({})", peers::KEYS.join(", "))
+                };
+                return Err(err(format!(
+                    "\"{key}\" in [{} {}] {why}",
+                    section.kind(),
+                    section.name
+                )));
+            }
+            section
+                .set(&key, value, n)
+                .map_err(|e| err(format!("{key}: {e}")))?;
+            continue;
+        }
         if !known {
             return Err(err(format!("\"{key}\" is not a setting")));
         }
@@ -45,6 +80,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
             .set(&key, value)
             .map_err(|e| err(format!("{key}: {e}")))?;
     }
+    peers::check(&options.sections).map_err(|(line, msg)| at(line, msg))?;
     Ok(options)
 }
 
@@ -82,6 +118,70 @@ mod tests {
         );
         assert!(p("verbose = 1\n").is_err());
         assert!(p("no-nat = perhaps\n").is_err());
+    }
+
+    const A: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+    const B: &str = "Hk3bN1b1K8pWJ1b1XUq9I7Ih0w5b9X1gZ5s0oY6mQmk=";
+
+    #[test]
+    fn reads_peer_sections() {
+        let o = p(&format!(
+            "lan = 192.168.1.0/24\n[peer laptop]\npeer = {A}\nadmin = yes\n\n[group guests]\n\
+             peer = {B}\nlan = none\npeer-to-peer = laptop\n"
+        ))
+        .unwrap();
+        assert_eq!(o.lan.len(), 1);
+        assert_eq!(o.sections.len(), 2);
+        assert_eq!(o.sections[0].admin, Some(true));
+        assert_eq!(o.sections[1].lan, Some(vec![]));
+        // What up records reads back as it was.
+        let text = o.to_settings();
+        assert_eq!(p(&text).unwrap().to_settings(), text);
+    }
+
+    #[test]
+    fn hostile_sections_are_refused_with_their_line() {
+        let e = |text: String| p(&text).unwrap_err().to_string();
+        assert_eq!(
+            e(format!("[peer laptop]\npeer = {A}\nfrobnicate = 1\n")),
+            "/etc/wgfw/wg0.conf:3: \"frobnicate\" in [peer laptop] is not a setting of a section (peer, lan, no-internet, peer-to-peer, allow, admin)"
+        );
+        assert_eq!(
+            e(format!("[peer laptop]\npeer = {A}\nwan = eth0\n")),
+            "/etc/wgfw/wg0.conf:3: \"wan\" in [peer laptop] is the interface's: put it above the first section"
+        );
+        assert!(
+            e("[peer laptop]\npeer = abc=\n".into())
+                .starts_with("/etc/wgfw/wg0.conf:2: peer: \"abc=\" is not a WireGuard public key")
+        );
+        assert_eq!(
+            e(format!(
+                "[peer laptop]\npeer = {A}\n[group guests]\npeer = {B}\npeer = {A}\n"
+            )),
+            format!(
+                "/etc/wgfw/wg0.conf:5: peer {A} is already in [peer laptop]: a peer belongs to one section"
+            )
+        );
+        assert_eq!(
+            e(format!("[peer laptop]\npeer = {A}\npeer-to-peer = nas\n")),
+            "/etc/wgfw/wg0.conf:3: peer-to-peer: \"nas\" is no [peer] or [group] section"
+        );
+        assert_eq!(
+            e("[group guests]\n".into()),
+            "/etc/wgfw/wg0.conf:1: [group guests] names no peer: add peer = PUBLIC-KEY"
+        );
+        assert!(
+            e(format!("[peer a]\npeer = {A}, {B}\n"))
+                .starts_with("/etc/wgfw/wg0.conf:2: [peer a] names 2 peers")
+        );
+        assert!(
+            e(format!("[peer a]\npeer = {A}\n[peer a]\npeer = {B}\n"))
+                .starts_with("/etc/wgfw/wg0.conf:3: [peer a]: the name is taken")
+        );
+        assert!(
+            e(format!("[peer a]\npeer = {A}\n[wgfw]\n"))
+                .starts_with("/etc/wgfw/wg0.conf:3: [wgfw] is not a section")
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use ipnet::IpNet;
+
 /// A network interface name, validated as wg-quick does (`^[a-zA-Z0-9_=+.-]{1,15}$`), but not
 /// `.`, `..` (which no interface can be named) nor ending in `+`, which iptables reads as a
 /// wildcard: `-i wg+` would match every interface whose name starts with `wg`.
@@ -245,6 +247,23 @@ keywords! {
         IptablesNft = "iptables-nft",
         IptablesLegacy = "iptables-legacy",
         Nft = "nft",
+    }
+}
+
+/// A network such as `192.168.1.0/24`; a bare address is a host.
+pub fn network(s: &str) -> std::result::Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| format!("\"{s}\" is not an IP network"))
+}
+
+/// A switch takes no value on the command line; in the settings file it may say yes or no.
+pub fn switch(value: Option<&str>) -> std::result::Result<bool, String> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("true" | "yes" | "on" | "1") => Ok(true),
+        Some("false" | "no" | "off" | "0") => Ok(false),
+        Some(other) => Err(format!("\"{other}\" is not yes or no")),
     }
 }
 

@@ -75,6 +75,18 @@ pub fn derive(
         }
     }
     notes.extend(role_notes(opts, role, &endpoints));
+    let (groups, peers) = match role {
+        Role::Server => super::peers::resolve(iface, conf, opts, host, &mut notes),
+        Role::Client => {
+            if !opts.sections.is_empty() {
+                notes.push("[peer] and [group] sections concern the server role: ignored".into());
+            }
+            (Vec::new(), Vec::new())
+        }
+    };
+    for f in &mut families {
+        f.owned = super::peers::owned(&peers, f.family);
+    }
     let mut plan = Plan {
         iface: iface.clone(),
         role,
@@ -90,6 +102,8 @@ pub fn derive(
         peer_to_peer: opts.peer_to_peer,
         families,
         sysctls: Vec::new(),
+        groups,
+        peers,
         notes,
     };
     plan.sysctls = match role {
@@ -216,6 +230,7 @@ fn family_plan(input: &Inputs, family: Family, notes: &mut Vec<String>) -> Famil
             .filter(|e| e.is_ipv4() == (family == Family::V4))
             .copied()
             .collect(),
+        owned: Vec::new(),
     }
 }
 

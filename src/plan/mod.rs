@@ -5,6 +5,7 @@
 mod derive;
 pub mod ledger;
 mod model;
+mod peers;
 mod sysctl;
 
 #[cfg(test)]
@@ -12,4 +13,6 @@ pub use derive::for_test;
 pub use derive::{
     DEFAULT_HANDSHAKE_BURST, DEFAULT_HANDSHAKE_LIMIT, DEFAULT_SSH_PORT, FALLBACK_MTU, derive,
 };
-pub use model::{Family, FamilyPlan, HostFacts, InputPolicy, Plan, Purpose};
+pub use model::{
+    Family, FamilyPlan, Group, HostFacts, InputPolicy, PeerView, Plan, Purpose, Reach,
+};

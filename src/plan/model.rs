@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
+use crate::config::peers::PublicKey;
 use crate::config::types::{IfaceName, Port, Rate, Role, Service, keywords};
 
 use super::ledger::{Key, Write};
@@ -56,6 +57,9 @@ pub struct HostFacts {
     pub sysctl: BTreeMap<Key, String>,
     /// The peers' endpoints: as the live interface reports them, else as the config names them.
     pub endpoints: Vec<SocketAddr>,
+    /// The live interface's peers and their AllowedIPs (`wg show IFACE allowed-ips`), read
+    /// when the settings have peer sections; `None`: not known, the config's are used.
+    pub live_peers: Option<Vec<(String, Vec<IpNet>)>>,
 }
 
 impl HostFacts {
@@ -105,6 +109,10 @@ pub struct FamilyPlan {
     pub mss: u32,
     /// Client role: the peers' endpoints, the only places outside the tunnel it may talk to.
     pub endpoints: Vec<SocketAddr>,
+    /// The tunnel sources of the peers that have a section, each with the index of its group
+    /// in `Plan::groups`: disjoint, so that the most specific AllowedIPs decide, as in
+    /// WireGuard's own routing.
+    pub owned: Vec<(IpNet, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +133,10 @@ pub struct Plan {
     pub handshake_limit: Rate,
     pub handshake_burst: u32,
     pub sysctls: Vec<Write>,
+    /// The settings' `[peer]` and `[group]` sections, resolved.
+    pub groups: Vec<Group>,
+    /// Every peer of the interface, with its section if it has one: what `plan` shows.
+    pub peers: Vec<PeerView>,
     /// Facts the reader should know: where values came from, what was left out and why.
     pub notes: Vec<String>,
 }
@@ -138,6 +150,49 @@ impl Plan {
             Role::Server => fp.policy,
         }
     }
+}
+
+/// Which other peers a group's peers may open connections to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    None,
+    All,
+    /// The peers of these groups (indexes in `Plan::groups`).
+    Groups(Vec<usize>),
+}
+
+/// One `[peer]` or `[group]` section with what its peers may reach, the interface's settings
+/// filled in where it says nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub peers: Vec<PublicKey>,
+    /// LAN networks they may reach, both families.
+    pub lan: Vec<IpNet>,
+    pub internet: bool,
+    pub reach: Reach,
+    /// The services of this host they may use; `None`: all of them.
+    pub host: Option<Vec<Service>>,
+    /// SSH to this host.
+    pub ssh: bool,
+    /// `admin`: SSH to this host and to the hosts of every LAN network of the interface.
+    pub admin: bool,
+}
+
+impl Group {
+    /// Whether the group's host input differs from a plain peer's (all of this host).
+    pub fn restricts_host(&self) -> bool {
+        self.host.is_some() || !self.ssh
+    }
+}
+
+/// A peer of the interface as `plan` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerView {
+    pub key: String,
+    /// Its group's index in `Plan::groups`; `None`: the interface's policy.
+    pub group: Option<usize>,
+    pub nets: Vec<IpNet>,
 }
 
 /// Whether the plan is for installing (every value must be known) or for showing.

@@ -14,8 +14,10 @@ pub struct Table {
     pub family: String,
     pub name: String,
     pub chains: Vec<Chain>,
-    /// The table's sets (per-source limits, in ours).
+    /// The table's sets (per-source limits and peers' addresses, in ours).
     pub sets: Vec<String>,
+    /// The table's maps (which group's chain a peer's packet goes to, in ours).
+    pub maps: Vec<String>,
     /// Whether it holds anything but chains (sets, maps, flowtables, objects).
     pub other: bool,
 }
@@ -83,6 +85,8 @@ impl Listing {
                         } else if line != "}" {
                             if let Some(name) = line.strip_prefix("set ") {
                                 t.sets.push(block_name(name));
+                            } else if let Some(name) = line.strip_prefix("map ") {
+                                t.maps.push(block_name(name));
                             }
                             t.other = true;
                         }

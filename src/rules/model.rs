@@ -6,8 +6,8 @@ use ipnet::IpNet;
 
 use crate::config::types::{Proto, Rate, RateUnit};
 
-use super::names::ChainId;
 pub use super::names::Table;
+use super::names::{ChainId, SetId};
 
 /// A port or an inclusive range of ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,15 @@ pub enum Match {
     MssAbove(u32),
     /// The source is not an address of this host (forwarded traffic).
     SrcNotLocal,
+    /// The destination is in a set of networks (nft: a named set; iptables: a rule each).
+    DstIn(AddrSet),
+}
+
+/// Networks under one name, which rules match as one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrSet {
+    pub id: SetId,
+    pub nets: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +101,12 @@ pub enum Verdict {
     RejectProhibited,
     Masquerade,
     SetMss(u32),
+    /// A jump chosen by the source address: nft looks it up in a verdict map, so a packet's
+    /// cost does not grow with the entries; iptables takes a rule each.
+    BySrc {
+        id: SetId,
+        entries: Vec<(IpNet, ChainId)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

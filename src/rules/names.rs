@@ -61,10 +61,12 @@ pub enum Kind {
     Out,
     /// Log and reject, reached from a client's OUT and FWD.
     Reject,
+    /// The internet, not the networks around this host: reached from the groups' chains.
+    Net,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Pre,
         Kind::Mss,
         Kind::Nat,
@@ -73,6 +75,7 @@ impl Kind {
         Kind::Drop,
         Kind::Out,
         Kind::Reject,
+        Kind::Net,
     ];
 
     fn suffix(self) -> &'static str {
@@ -85,6 +88,7 @@ impl Kind {
             Kind::Drop => "DROP",
             Kind::Out => "OUT",
             Kind::Reject => "REJECT",
+            Kind::Net => "NET",
         }
     }
 }
@@ -95,6 +99,47 @@ pub enum ChainId {
     /// The shared input chain (filter INPUT).
     SharedInput,
     Own(IfaceName, Kind),
+    /// A `[peer]`/`[group]` section's chain (its index in the plan's groups).
+    Group(IfaceName, usize, Side),
+}
+
+/// Which of a group's chains: what its peers send through this host, or to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    /// filter FORWARD, reached from the interface's FWD: `P1`, `P2`...
+    Fwd,
+    /// Host input, reached from the interface's IN: `H1`, `H2`...
+    In,
+}
+
+impl Side {
+    fn letter(self) -> char {
+        match self {
+            Side::Fwd => 'P',
+            Side::In => 'H',
+        }
+    }
+}
+
+/// The address sets (nft: named sets and verdict maps) of one interface.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SetId {
+    /// Which group's chain a forwarded packet from the tunnel goes to, by source.
+    Peers(IfaceName),
+    /// Which group's chain a packet from the tunnel to this host goes to, by source.
+    Hosts(IfaceName),
+    /// The tunnel sources of one group, as destinations of other peers.
+    Group(IfaceName, usize),
+}
+
+impl fmt::Display for SetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetId::Peers(i) => write!(f, "{PREFIX}{i}-PEERS"),
+            SetId::Hosts(i) => write!(f, "{PREFIX}{i}-HOSTS"),
+            SetId::Group(i, n) => write!(f, "{PREFIX}{i}-S{}", n + 1),
+        }
+    }
 }
 
 impl ChainId {
@@ -102,14 +147,20 @@ impl ChainId {
         ChainId::Own(iface.clone(), kind)
     }
 
+    pub fn group(iface: &IfaceName, index: usize, side: Side) -> ChainId {
+        ChainId::Group(iface.clone(), index, side)
+    }
+
     pub fn table(&self) -> Table {
         match self {
-            ChainId::SharedInput => Table::Filter,
+            ChainId::SharedInput | ChainId::Group(..) => Table::Filter,
             ChainId::Own(_, kind) => match kind {
                 Kind::Pre => Table::Raw,
                 Kind::Mss => Table::Mangle,
                 Kind::Nat => Table::Nat,
-                Kind::In | Kind::Fwd | Kind::Drop | Kind::Out | Kind::Reject => Table::Filter,
+                Kind::In | Kind::Fwd | Kind::Drop | Kind::Out | Kind::Reject | Kind::Net => {
+                    Table::Filter
+                }
             },
         }
     }
@@ -123,8 +174,9 @@ impl ChainId {
                 Kind::Mss | Kind::Fwd => Some("FORWARD"),
                 Kind::Nat => Some("POSTROUTING"),
                 Kind::Out => Some("OUTPUT"),
-                Kind::In | Kind::Drop | Kind::Reject => None,
+                Kind::In | Kind::Drop | Kind::Reject | Kind::Net => None,
             },
+            ChainId::Group(..) => None,
         }
     }
 
@@ -132,7 +184,7 @@ impl ChainId {
     pub fn iface(&self) -> Option<&IfaceName> {
         match self {
             ChainId::SharedInput => None,
-            ChainId::Own(iface, _) => Some(iface),
+            ChainId::Own(iface, _) | ChainId::Group(iface, ..) => Some(iface),
         }
     }
 
@@ -168,6 +220,9 @@ impl fmt::Display for ChainId {
         match self {
             ChainId::SharedInput => f.write_str(SHARED_INPUT),
             ChainId::Own(iface, kind) => write!(f, "{PREFIX}{iface}-{}", kind.suffix()),
+            ChainId::Group(iface, n, side) => {
+                write!(f, "{PREFIX}{iface}-{}{}", side.letter(), n + 1)
+            }
         }
     }
 }
@@ -184,11 +239,23 @@ impl FromStr for ChainId {
             .strip_prefix(PREFIX)
             .and_then(|rest| rest.rsplit_once('-'))
             .ok_or_else(bad)?;
-        let kind = Kind::ALL
-            .into_iter()
-            .find(|k| k.suffix() == suffix)
-            .ok_or_else(bad)?;
-        Ok(ChainId::Own(iface.parse().map_err(|_| bad())?, kind))
+        let iface: IfaceName = iface.parse().map_err(|_| bad())?;
+        if let Some(kind) = Kind::ALL.into_iter().find(|k| k.suffix() == suffix) {
+            return Ok(ChainId::Own(iface, kind));
+        }
+        let mut chars = suffix.chars();
+        let side = match chars.next() {
+            Some('P') => Side::Fwd,
+            Some('H') => Side::In,
+            _ => return Err(bad()),
+        };
+        let digits = chars.as_str();
+        match digits.parse::<usize>() {
+            Ok(n) if n >= 1 && !digits.starts_with(['0', '+']) => {
+                Ok(ChainId::Group(iface, n - 1, side))
+            }
+            _ => Err(bad()),
+        }
     }
 }
 
@@ -205,7 +272,12 @@ mod tests {
     fn names_read_back_as_the_ids_they_print() {
         for iface in ["wg0", "a-b", "x=+-", "INPUT"] {
             let iface: IfaceName = iface.parse().unwrap();
-            for id in ChainId::all_with_shared(&iface) {
+            let mut ids = ChainId::all_with_shared(&iface);
+            ids.extend([
+                ChainId::group(&iface, 0, Side::Fwd),
+                ChainId::group(&iface, 41, Side::In),
+            ]);
+            for id in ids {
                 assert_eq!(id.to_string().parse::<ChainId>(), Ok(id.clone()), "{id}");
             }
         }
@@ -219,6 +291,9 @@ mod tests {
             "DOCKER-USER",
             "WGFW--IN",
             "WGFW-wg;0-IN",
+            "WGFW-wg0-P0",
+            "WGFW-wg0-P01",
+            "WGFW-wg0-Px",
         ] {
             assert!(bad.parse::<ChainId>().is_err(), "{bad}");
         }

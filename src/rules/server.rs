@@ -29,6 +29,7 @@ pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     }
     chains.push(input(plan, fp));
     chains.push(forward(plan, fp));
+    chains.extend(super::groups::chains(plan, fp));
     let mut rules = Vec::new();
     if plan.log {
         rules.push(log_rule(i));
@@ -59,14 +60,16 @@ fn nat(plan: &Plan, fp: &FamilyPlan) -> Option<Chain> {
         return None;
     }
     let mut rules = Vec::new();
+    let lans = super::groups::all_lans(plan, fp);
+    let internet = fp.internet || plan.groups.iter().any(|g| g.internet);
     for n in &fp.tunnel_nets {
-        if let (true, Some(wan)) = (fp.internet, &fp.wan) {
+        if let (true, Some(wan)) = (internet, &fp.wan) {
             rules.push(rule(
                 vec![Match::Src(*n), Match::Out(wan.to_string())],
                 Verdict::Masquerade,
             ));
         }
-        rules.extend(fp.lans.iter().map(|lan| {
+        rules.extend(lans.iter().map(|lan| {
             rule(
                 vec![
                     Match::Src(*n),
@@ -101,6 +104,7 @@ fn input(plan: &Plan, fp: &FamilyPlan) -> Chain {
     );
     rules.push(rule(vec![port.clone(), new.clone(), limit], Verdict::Accept).counted(HANDSHAKES));
     rules.push(rule(vec![port, new.clone()], drop.clone()).counted(RATE_LIMITED));
+    rules.extend(super::groups::host_dispatch(plan, fp));
     rules.push(rule(vec![Match::In(i.to_string())], Verdict::Accept));
     if let (Some(ssh), false) = (plan.ssh_port, fp.policy == InputPolicy::Defer) {
         let limit = per_source(i, "s", fp.family, SSH_LIMIT, SSH_BURST);
@@ -138,9 +142,13 @@ fn forward(plan: &Plan, fp: &FamilyPlan) -> Chain {
             Verdict::Accept,
         ),
         rule(vec![Match::In(wg()), Match::Ct(Ct::Invalid)], drop.clone()),
+    ];
+    // Peers with a section go to their group's chain, which decides.
+    rules.extend(super::groups::forward_dispatch(plan, fp));
+    rules.extend([
         // Peers are isolated from each other unless --peer-to-peer.
         rule(vec![Match::In(wg()), Match::Out(wg())], peers),
-    ];
+    ]);
     for lan in &fp.lans {
         rules.push(rule(
             vec![Match::Dst(*lan), Match::In(wg())],

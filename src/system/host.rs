@@ -4,6 +4,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
+use ipnet::IpNet;
+
 use crate::config::types::{IfaceName, Port};
 use crate::config::wgconf::{Peer, WgConfig};
 use crate::plan::ledger::Key;
@@ -90,6 +92,24 @@ fn list(addrs: &[SocketAddr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The live interface's peers and their AllowedIPs (`wg show IFACE allowed-ips`); `None`
+/// where the interface or `wg` is not there.
+pub(crate) fn live_peers(iface: &IfaceName) -> Option<Vec<(String, Vec<IpNet>)>> {
+    let out = cmd::run("wg", &["show", iface.as_str(), "allowed-ips"], None).ok()?;
+    out.ok.then(|| parse_allowed_ips(&out.stdout))
+}
+
+/// `PUBLIC-KEY<TAB>NET NET...`, or `(none)` for a peer without AllowedIPs.
+fn parse_allowed_ips(text: &str) -> Vec<(String, Vec<IpNet>)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let key = words.next()?.to_string();
+            Some((key, words.filter_map(|w| w.parse().ok()).collect()))
+        })
+        .collect()
 }
 
 /// Reads `wg show IFACE endpoints`: `PUBLIC-KEY<TAB>ADDRESS:PORT` or `(none)`.
@@ -332,6 +352,14 @@ mod tests {
         assert_eq!(c.peers[0].allowed_ips.len(), 2);
         assert_eq!(c.peers[0].endpoint.as_deref(), Some("198.51.100.2:51820"));
         assert!(c.peers[1].allowed_ips.is_empty() && c.peers[1].endpoint.is_none());
+    }
+
+    #[test]
+    fn reads_allowed_ips() {
+        let peers = parse_allowed_ips("AAAA=\t10.66.0.2/32 fd66::2/128\nBBBB=\t(none)\n");
+        assert_eq!(peers.len(), 2);
+        assert_eq!(peers[0].1.len(), 2);
+        assert!(peers[1].1.is_empty());
     }
 
     #[test]

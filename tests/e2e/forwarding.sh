@@ -50,6 +50,9 @@
 #     so every later denial is the hook's doing; the hand-made changes are then undone exactly
 #   2 default policy      3 lan + nat6      4 lan + no-internet      5 peer-to-peer
 #   6 (extra) a --lan reached through the WAN, an IPv6 --lan without nat6, with peer-to-peer
+#   7 per-peer policy ([peer] sections): c1 reaches the LAN, c2 only the internet and udp/53 on
+#     srv; then c2 leaves and is added back with wg set while a connection of c1's is open, and
+#     up runs again; then hostile settings are refused (exit 2, file:line) and change nothing
 #   after each down: srv's rulesets and sysctls equal the phase-0 snapshot.
 #
 # srv's wg-quick config is /etc/netns/<srv>/wireguard/wgsN.conf and its settings file
@@ -610,6 +613,92 @@ else
 	fail "lan-via-wan checks ran" "the tunnels did not come up (see above)"
 fi
 end_phase "phase 6 (lan via the WAN, IPv6 lan routed, peer-to-peer)"
+
+# =============================================================================================
+step "phase 7: per-peer policy: [peer laptop] (c1) reaches the LAN, [peer guest] (c2) only the internet and udp/53 here"
+PEER_SECTIONS=("lan = 192.168.1.0/24" "" "[peer laptop]" "peer = $C1_PUB" "" "[peer guest]" "peer = $C2_PUB" "lan = none" "allow = udp/53")
+hook_phase per-peer "${PEER_SECTIONS[@]}"
+if ((TUN_OK)); then
+	# Phase 1 showed both peers reach every one of these without the hook.
+	expect_open "per-peer: laptop c1 -> lan host 192.168.1.10 (its section inherits lan)" "$C1" 192.168.1.10 192.168.1.1
+	expect_denied "per-peer: guest c2 -> lan host 192.168.1.10 (lan = none)" "$C2" 192.168.1.10
+	expect_open "per-peer: guest c2 -> internet 192.0.2.1 (masqueraded)" "$C2" 192.0.2.1 203.0.113.2
+	expect_open "per-peer: guest c2 -> internet [2001:db8:ff::1] (routed)" "$C2" 2001:db8:ff::1 fd66::3
+	expect_denied "per-peer: guest c2 -> private range via the WAN 172.16.5.1 (anti-pivot in its chain too)" "$C2" 172.16.5.1
+	expect_open "per-peer: laptop c1 -> srv 10.66.0.1 tcp/$PORT (all of this host)" "$C1" 10.66.0.1 10.66.0.2
+	expect_denied "per-peer: guest c2 -> srv 10.66.0.1 tcp/$PORT (allow = udp/53 only)" "$C2" 10.66.0.1
+	expect_denied "per-peer: laptop c1 -> guest c2 10.66.0.3 (peers isolated)" "$C1" 10.66.0.3
+	if ping_until "$C2" 10.66.0.1 3; then pass "per-peer: guest c2 still pings srv (ICMP kept)"; else fail "per-peer: guest c2 still pings srv (ICMP kept)"; fi
+	plan_out=$(srv "$BIN" plan "$SRV_IF" 2>&1 || true)
+	want="# peer guest [${C2_PUB:0:8}] 10.66.0.3/32 fd66::3/128: this host (udp/53 ping), internet"
+	if grep -qxF -- "$want" <<<"$plan_out"; then pass "per-peer: plan shows the guest's reach in one line"; else
+		fail "per-peer: plan shows the guest's reach in one line" "expected: $want" "got:" "$plan_out"; fi
+	if ((NATIVE)); then
+		assert_match "per-peer: the tunnel sources are looked up in one verdict map (nft)" \
+			"10\\.66\\.0\\.3 : jump WGFW-$(nft_if "$SRV_IF")-P2-v4" "$(nft_hook_table "$SRV")"
+	fi
+else
+	fail "per-peer checks ran" "the tunnels did not come up (see above)"
+fi
+
+step "phase 7b: a peer added while a connection is open: c2 leaves srv and comes back with wg set; up runs again"
+if ((TUN_OK)); then
+	bg "$LAN" "$E2E_TMP/lan-echo.log" socat TCP4-LISTEN:9090,reuseaddr,fork PIPE
+	wait_tcp_listen "$LAN" 9090 || fail "per-peer: the lan echo server listens on tcp/9090"
+	srv wg set "$SRV_IF" peer "$C2_PUB" remove
+	assert_ok "per-peer: up again with c2 gone from the live interface exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	coproc LIVE { exec timeout 120 ip netns exec "$C1" socat -T60 - TCP:192.168.1.10:9090,connect-timeout=3; }
+	E2E_BG_PIDS+=("$LIVE_PID")
+	line=
+	echo one >&"${LIVE[1]}"
+	read -r -t 5 line <&"${LIVE[0]}" || true
+	assert_eq "per-peer: c1's connection to lan:9090 echoes (opened before the peer is added)" one "$line"
+	srv wg set "$SRV_IF" peer "$C2_PUB" allowed-ips 10.66.0.3/32,fd66::3/128
+	# c2 starts afresh: the server forgot its session.
+	timeout 60 ip netns exec "$C2" wg-quick down "$C2_CONF" >/dev/null 2>&1 || true
+	timeout 60 ip netns exec "$C2" wg-quick up "$C2_CONF" >/dev/null 2>&1 || fail "per-peer: c2 comes back up"
+	ping_until "$C2" 10.66.0.1 15 || fail "per-peer: c2 handshakes again"
+	expect_open "per-peer: before up runs again, the added c2 has the interface's policy (lan)" "$C2" 192.168.1.10 192.168.1.1
+	before=$(snapshot_rules "$SRV" /dev/stdout)
+	assert_ok "per-peer: up again picks the added peer up (exit 0)" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	expect_denied "per-peer: after up, the added c2 is a guest again (lan = none)" "$C2" 192.168.1.10
+	expect_open "per-peer: after up, the added c2 reaches the internet" "$C2" 192.0.2.1 203.0.113.2
+	line=
+	echo two >&"${LIVE[1]}" 2>/dev/null || true
+	read -r -t 5 line <&"${LIVE[0]}" || true
+	assert_eq "per-peer: c1's connection opened before the change still echoes after it" two "$line"
+	after=$(snapshot_rules "$SRV" /dev/stdout)
+	assert_ok "per-peer: a third up with nothing changed exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	assert_eq "per-peer: ... and changes no rule" "$after" "$(snapshot_rules "$SRV" /dev/stdout)"
+	[[ $before != "$after" ]] && pass "per-peer: the re-run changed the rules (the peer's address was added)" ||
+		fail "per-peer: the re-run changed the rules (the peer's address was added)"
+	kill "$LIVE_PID" 2>/dev/null || true
+	wait "$LIVE_PID" 2>/dev/null || true
+
+	step "phase 7c: hostile settings are refused with exit 2, one line naming file:line, and change nothing"
+	rules_now=$(snapshot_rules "$SRV" /dev/stdout)
+	settings_ok=$(cat "$SETTINGS")
+	hostile() {
+		local desc=$1 want_line=$2
+		shift 2
+		write_settings "${PEER_SECTIONS[@]}" "$@"
+		assert_rc "per-peer hostile: $desc: up exits 2" 2 timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+		assert_eq "per-peer hostile: $desc: one line of output" 1 "$(grep -c . <<<"$RUN_OUT")"
+		local prefix="wgfw-hook: $SRV_IF: /etc/wgfw/$SRV_IF.conf:$want_line: "
+		if [[ $RUN_OUT == "$prefix"* ]]; then pass "per-peer hostile: $desc: names /etc/wgfw/$SRV_IF.conf:$want_line"; else
+			fail "per-peer hostile: $desc: names /etc/wgfw/$SRV_IF.conf:$want_line" "expected: $prefix..." "got:      $RUN_OUT"; fi
+		assert_eq "per-peer hostile: $desc: the rules are as they were" "$rules_now" "$(snapshot_rules "$SRV" /dev/stdout)"
+	}
+	# The settings file: a comment, backend, then PEER_SECTIONS (9 lines), so a new line is 12.
+	hostile "an unknown setting in a section" 12 "frobnicate = 1"
+	hostile "a bad public key" 13 "[peer broken]" "peer = not-a-key="
+	hostile "a peer in two sections (overlapping groups)" 13 "[group everyone]" "peer = $C1_PUB"
+	hostile "peer-to-peer naming no section" 12 "peer-to-peer = nobody"
+	(umask 077; printf '%s\n' "$settings_ok" >"$SETTINGS")
+else
+	fail "per-peer live-change checks ran" "the tunnels did not come up (see above)"
+fi
+end_phase "phase 7 (per-peer policy)"
 
 # ---------------------------------------------------------------------------------------------
 step "final: srv's rulesets and sysctls equal the phase-0 snapshot"

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::config::types::IfaceName;
 use crate::plan::Family;
 use crate::rules::listing::Listing;
 use crate::rules::model::Table;
@@ -123,6 +124,25 @@ impl Live {
 
     pub fn has_chain(&self, table: Table, name: &str) -> bool {
         self.chains.contains(&(table, name.to_string()))
+    }
+
+    /// Every chain of ours the interface owns, live or not: those it may own whatever its
+    /// settings, its groups' chains found here, and (with `shared`) the shared input chain.
+    pub fn ids_of(&self, iface: &IfaceName, shared: bool) -> Vec<ChainId> {
+        let mut ids = if shared {
+            ChainId::all_with_shared(iface)
+        } else {
+            ChainId::all_of(iface)
+        };
+        for (_, name) in &self.chains {
+            if let Ok(id) = name.parse::<ChainId>()
+                && id.iface() == Some(iface)
+                && !ids.contains(&id)
+            {
+                ids.push(id);
+            }
+        }
+        ids
     }
 
     pub fn has_id(&self, id: &ChainId) -> bool {

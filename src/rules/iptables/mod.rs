@@ -81,7 +81,50 @@ pub fn render(chains: &[model::Chain], family: Family) -> Vec<Chain> {
         .map(|c| Chain {
             id: c.id.clone(),
             hook: c.hook(),
-            rules: c.rules.iter().map(|r| render_rule(r, family)).collect(),
+            rules: c
+                .rules
+                .iter()
+                .flat_map(expand)
+                .map(|r| render_rule(&r, family))
+                .collect(),
+        })
+        .collect()
+}
+
+/// iptables has no sets of its own (ipset's live outside the restore transaction): a rule
+/// that matches a set of networks, or jumps by source, is one rule per network.
+fn expand(rule: &Rule) -> Vec<Rule> {
+    if let Verdict::BySrc { entries, .. } = &rule.verdict {
+        return entries
+            .iter()
+            .map(|(net, chain)| {
+                let mut matches = vec![Match::Src(*net)];
+                matches.extend(rule.matches.iter().cloned());
+                Rule {
+                    matches,
+                    verdict: Verdict::Jump(chain.clone()),
+                    ..rule.clone()
+                }
+            })
+            .flat_map(|r| expand(&r))
+            .collect();
+    }
+    let Some(i) = rule
+        .matches
+        .iter()
+        .position(|m| matches!(m, Match::DstIn(_)))
+    else {
+        return vec![rule.clone()];
+    };
+    let Match::DstIn(set) = &rule.matches[i] else {
+        unreachable!("found above")
+    };
+    set.nets
+        .iter()
+        .flat_map(|net| {
+            let mut r = rule.clone();
+            r.matches[i] = Match::Dst(*net);
+            expand(&r)
         })
         .collect()
 }
@@ -104,6 +147,15 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
     }));
     parts.extend(find(&|m| match m {
         Match::Dst(n) => Some(format!("-d {n}")),
+        // `render` expands sets; iptables would refuse an empty list, failing closed.
+        Match::DstIn(set) => Some(format!(
+            "-d {}",
+            set.nets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )),
         _ => None,
     }));
     parts.extend(find(&|m| match m {
@@ -120,6 +172,7 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
         match m {
             Match::Src(_)
             | Match::Dst(_)
+            | Match::DstIn(_)
             | Match::In(_)
             | Match::NotIn(_)
             | Match::Out(_)
@@ -202,6 +255,8 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
         ),
         Verdict::SetMss(mss) => format!("-j TCPMSS --set-mss {mss}"),
         Verdict::Log(prefix) => format!("-j LOG --log-prefix \"{prefix}\""),
+        // `render` expands it into jumps; unexpanded, it fails closed.
+        Verdict::BySrc { .. } => "-j DROP".into(),
     });
     parts.join(" ")
 }

@@ -34,6 +34,10 @@ impl Live {
         self.table.iter().flat_map(|t| t.sets.clone()).collect()
     }
 
+    pub fn maps(&self) -> BTreeSet<String> {
+        self.table.iter().flat_map(|t| t.maps.clone()).collect()
+    }
+
     /// One of the table's chains.
     pub fn chain(&self, name: &str) -> Option<&listing::Chain> {
         self.table.as_ref()?.chain(name)
@@ -53,6 +57,7 @@ impl Live {
         };
         self.exists() == other.exists()
             && self.sets() == other.sets()
+            && self.maps() == other.maps()
             && rules(self) == rules(other)
     }
 

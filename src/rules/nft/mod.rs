@@ -13,7 +13,7 @@ mod names;
 mod script;
 
 pub use live::{Live, counted, input_owner, overview_chains, sets_used};
-pub use names::{TABLE, base_chain, chain_name, chain_of_name};
+pub use names::{TABLE, base_chain, chain_name, chain_of_name, set_name};
 pub use script::{differences, transaction};
 
 use super::model::{Chain, Ct, Match, Ports, Rule, Verdict};
@@ -94,6 +94,7 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
             }
             Match::MssAbove(mss) => format!("tcp option maxseg size > {mss}"),
             Match::SrcNotLocal => "fib saddr type != local".into(),
+            Match::DstIn(set) => format!("{ip} daddr @{}", set_name(&set.id, family)),
         });
     }
     // Rules that `status` reports carry a counter and say what they count.
@@ -113,6 +114,7 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
         },
         Verdict::Masquerade => "masquerade".into(),
         Verdict::SetMss(mss) => format!("tcp option maxseg size set {mss}"),
+        Verdict::BySrc { id, .. } => format!("{ip} saddr vmap @{}", set_name(id, family)),
     });
     if let Some(label) = rule.mark.as_deref().or(rule.counts) {
         parts.push(format!("comment \"{label}\""));
@@ -120,19 +122,59 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
     parts.join(" ")
 }
 
-/// The per-source limit tables (sets) the chains use, with their key types.
-fn sets(chains: &[(Family, Chain)]) -> Vec<(String, &'static str)> {
+/// A set or map the chains use, as the transaction declares it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct SetDecl {
+    pub name: String,
+    /// `set` or `map`.
+    pub kind: &'static str,
+    /// What goes inside the braces of `add set`.
+    pub decl: String,
+    /// The elements, which each change writes afresh; `None`: the kernel fills it (the
+    /// per-source limits), and a change leaves it as it is.
+    pub elements: Option<Vec<String>>,
+}
+
+/// The sets and maps the chains use: per-source limit tables, and the peers' addresses.
+fn sets(chains: &[(Family, Chain)]) -> Vec<SetDecl> {
     let mut out = Vec::new();
     for (family, c) in chains {
+        let ty = match family {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
+        };
         for r in &c.rules {
             for m in &r.matches {
-                if let Match::PerSource { name, .. } = m {
-                    let ty = match family {
-                        Family::V4 => "ipv4_addr",
-                        Family::V6 => "ipv6_addr",
-                    };
-                    out.push((name.clone(), ty));
+                match m {
+                    // Entries are per source and short-lived: a source idle for two minutes
+                    // starts afresh.
+                    Match::PerSource { name, .. } => out.push(SetDecl {
+                        name: name.clone(),
+                        kind: "set",
+                        decl: format!("type {ty}; flags dynamic, timeout; timeout 2m;"),
+                        elements: None,
+                    }),
+                    Match::DstIn(set) => out.push(SetDecl {
+                        name: set_name(&set.id, *family),
+                        kind: "set",
+                        decl: format!("type {ty}; flags interval;"),
+                        elements: Some(set.nets.iter().map(ToString::to_string).collect()),
+                    }),
+                    _ => {}
                 }
+            }
+            if let Verdict::BySrc { id, entries } = &r.verdict {
+                out.push(SetDecl {
+                    name: set_name(id, *family),
+                    kind: "map",
+                    decl: format!("type {ty} : verdict; flags interval;"),
+                    elements: Some(
+                        entries
+                            .iter()
+                            .map(|(n, c)| format!("{n} : jump {}", chain_name(c, *family)))
+                            .collect(),
+                    ),
+                });
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::plan::Family;
 use crate::rules::model::Table;
-use crate::rules::names::ChainId;
+use crate::rules::names::{ChainId, SetId};
 
 pub const TABLE: &str = "inet wgfw";
 
@@ -50,8 +50,17 @@ fn suffix(family: Family) -> &'static str {
 /// and `+` an interface name may have are spelled out (and `_` doubled, to keep every name
 /// distinct).
 pub fn chain_name(id: &ChainId, family: Family) -> String {
+    spell(&id.to_string(), family)
+}
+
+/// A set's or map's name in the table, spelled as chains are.
+pub fn set_name(id: &SetId, family: Family) -> String {
+    spell(&id.to_string(), family)
+}
+
+fn spell(name: &str, family: Family) -> String {
     let mut out = String::new();
-    for c in id.to_string().chars() {
+    for c in name.chars() {
         match c {
             '_' => out.push_str("__"),
             '=' => out.push_str("_e"),

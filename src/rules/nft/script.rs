@@ -21,9 +21,12 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
         .iter()
         .filter(|c| remove.contains(c) && !mine.contains(*c))
         .collect();
-    let gone_sets: Vec<&String> = sets_now
+    let maps_now = live.maps();
+    let gone_sets: Vec<(&str, &String)> = sets_now
         .iter()
-        .filter(|s| remove.contains(s) && !wanted_sets.iter().any(|(n, _)| n == *s))
+        .map(|s| ("set", s))
+        .chain(maps_now.iter().map(|m| ("map", m)))
+        .filter(|(_, s)| remove.contains(s) && !wanted_sets.iter().any(|w| &w.name == *s))
         .collect();
     // Chains that stay: ours now, and whatever else of the table is not being removed.
     let mut hooked: Vec<(&'static str, &'static str, String)> = Vec::new();
@@ -46,12 +49,17 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
     for (name, decl) in BASE {
         let _ = writeln!(s, "add chain {TABLE} {name} {{ {decl} }}");
     }
-    for (name, ty) in &wanted_sets {
-        // Entries are per source and short-lived: a source idle for two minutes starts afresh.
+    // Maps are declared once the chains they jump to are (nft 1.0.6 cannot resolve a jump
+    // to a chain added after the map, even in one transaction).
+    let declare = |s: &mut String, set: &super::SetDecl| {
         let _ = writeln!(
             s,
-            "add set {TABLE} {name} {{ type {ty}; flags dynamic, timeout; timeout 2m; }}"
+            "add {} {TABLE} {} {{ {} }}",
+            set.kind, set.name, set.decl
         );
+    };
+    for set in wanted_sets.iter().filter(|w| w.kind == "set") {
+        declare(&mut s, set);
     }
     for (name, _) in BASE {
         let _ = writeln!(s, "flush chain {TABLE} {name}");
@@ -63,6 +71,24 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
     }
     for name in &gone_chains {
         let _ = writeln!(s, "flush chain {TABLE} {name}");
+    }
+    // Elements name the chains they jump to, which exist by now.
+    for set in &wanted_sets {
+        if set.kind == "map" {
+            declare(&mut s, set);
+        }
+        let Some(elements) = &set.elements else {
+            continue;
+        };
+        let _ = writeln!(s, "flush {} {TABLE} {}", set.kind, set.name);
+        if !elements.is_empty() {
+            let _ = writeln!(
+                s,
+                "add element {TABLE} {} {{ {} }}",
+                set.name,
+                elements.join(", ")
+            );
+        }
     }
     for (family, c) in desired {
         let name = chain_name(&c.id, *family);
@@ -80,11 +106,12 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
             }
         }
     }
+    // Sets first: a map's elements may jump to a chain that goes.
+    for (kind, name) in &gone_sets {
+        let _ = writeln!(s, "delete {kind} {TABLE} {name}");
+    }
     for name in &gone_chains {
         let _ = writeln!(s, "delete chain {TABLE} {name}");
-    }
-    for name in &gone_sets {
-        let _ = writeln!(s, "delete set {TABLE} {name}");
     }
     Some(s)
 }

@@ -1,0 +1,362 @@
+//! Per-peer policy: the `[peer NAME]` and `[group NAME]` sections of the settings file. A
+//! section names its peers by public key and says what they may reach; what it leaves out
+//! they get from the interface's settings, above the first section.
+//!
+//! ```ini
+//! lan = 192.168.1.0/24
+//!
+//! [peer laptop]
+//! peer = 9Tn5o3...=
+//! peer-to-peer = phones
+//!
+//! [group phones]
+//! peer = xTIBA5...=, Hk3bN1...=
+//! lan = none
+//! allow = udp/53, tcp/53
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+use super::types::Service;
+
+/// A WireGuard public key: 32 bytes in base64, 44 characters ending in `=`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicKey(String);
+
+impl PublicKey {
+    /// The first characters, enough to tell keys apart in a one-line summary.
+    pub fn short(&self) -> &str {
+        &self.0[..8]
+    }
+}
+
+impl FromStr for PublicKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/';
+        let b = s.as_bytes();
+        // 43 characters carry 258 bits: the last one's two lowest bits must be zero.
+        let ok = b.len() == 44
+            && b[43] == b'='
+            && b[..43].iter().all(|c| b64(*c))
+            && b"AEIMQUYcgkosw048".contains(&b[42]);
+        if ok {
+            Ok(PublicKey(s.to_string()))
+        } else {
+            Err(format!(
+                "\"{s}\" is not a WireGuard public key (44 characters of base64, as wg pubkey prints)"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which other peers a section's peers may open connections to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerReach {
+    None,
+    All,
+    /// These sections' peers.
+    Named(Vec<String>),
+}
+
+/// One `[peer NAME]` or `[group NAME]` section, as written. `None`: not set, the interface's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub name: String,
+    /// `[group]`: any number of peers; `[peer]`: exactly one.
+    pub group: bool,
+    /// The line of the header, for messages.
+    pub line: usize,
+    pub peers: Vec<(PublicKey, usize)>,
+    /// The LAN networks they may reach (`none`: none).
+    pub lan: Option<Vec<IpNet>>,
+    pub no_internet: Option<bool>,
+    /// With the line that names the sections, for messages.
+    pub peer_to_peer: Option<(PeerReach, usize)>,
+    /// The services of this host they may use; `None`: all of them.
+    pub allow: Option<Vec<Service>>,
+    /// SSH to this host and to the hosts of the LAN networks.
+    pub admin: Option<bool>,
+}
+
+/// What a section may set.
+pub const KEYS: &[&str] = &[
+    "peer",
+    "lan",
+    "no-internet",
+    "peer-to-peer",
+    "allow",
+    "admin",
+];
+
+/// Words that are values of `peer-to-peer`, so no section may be called so.
+const RESERVED: &[&str] = &["all", "none", "yes", "no", "true", "false", "on", "off"];
+
+impl Section {
+    /// A section from its header's inside (`peer laptop`), or `None` when it is no peer section.
+    pub fn start(header: &str, line: usize) -> Option<Result<Section, String>> {
+        let (kind, name) = header.trim().split_once(char::is_whitespace)?;
+        let group = match kind.to_ascii_lowercase().as_str() {
+            "peer" => false,
+            "group" => true,
+            _ => return None,
+        };
+        Some(name_ok(name.trim()).map(|name| Section {
+            name,
+            group,
+            line,
+            peers: Vec::new(),
+            lan: None,
+            no_internet: None,
+            peer_to_peer: None,
+            allow: None,
+            admin: None,
+        }))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        if self.group { "group" } else { "peer" }
+    }
+
+    /// Sets one key; repeated list keys add to the list.
+    pub fn set(&mut self, key: &str, value: Option<&str>, line: usize) -> Result<(), String> {
+        let value = value.ok_or_else(|| "needs a value".to_string())?;
+        let items = || list(value);
+        match key {
+            "peer" => {
+                for k in items() {
+                    self.peers.push((k.parse()?, line));
+                }
+            }
+            "lan" => {
+                let nets = none_or(value, || {
+                    items()
+                        .map(super::types::network)
+                        .collect::<Result<Vec<_>, _>>()
+                })?;
+                self.lan.get_or_insert_with(Vec::new).extend(nets);
+            }
+            "allow" => {
+                let services = none_or(value, || {
+                    items().map(str::parse).collect::<Result<Vec<Service>, _>>()
+                })?;
+                self.allow.get_or_insert_with(Vec::new).extend(services);
+            }
+            "no-internet" => self.no_internet = Some(super::types::switch(Some(value))?),
+            "admin" => self.admin = Some(super::types::switch(Some(value))?),
+            "peer-to-peer" => {
+                let reach = match super::types::switch(Some(value)) {
+                    Ok(true) => PeerReach::All,
+                    Ok(false) => PeerReach::None,
+                    Err(_) => match value.to_ascii_lowercase().as_str() {
+                        "all" => PeerReach::All,
+                        "none" => PeerReach::None,
+                        _ => PeerReach::Named(items().map(String::from).collect()),
+                    },
+                };
+                self.peer_to_peer = Some((reach, line));
+            }
+            _ => return Err("is not an option".into()),
+        }
+        Ok(())
+    }
+
+    /// The section in the settings file's syntax.
+    pub fn render(&self) -> String {
+        let mut s = format!("\n[{} {}]\n", self.kind(), self.name);
+        let join = |items: Vec<String>| {
+            if items.is_empty() {
+                "none".to_string()
+            } else {
+                items.join(", ")
+            }
+        };
+        for (k, _) in &self.peers {
+            s.push_str(&format!("peer = {k}\n"));
+        }
+        if let Some(l) = &self.lan {
+            s.push_str(&format!(
+                "lan = {}\n",
+                join(l.iter().map(ToString::to_string).collect())
+            ));
+        }
+        if let Some(b) = self.no_internet {
+            s.push_str(&format!("no-internet = {}\n", yes(b)));
+        }
+        if let Some((r, _)) = &self.peer_to_peer {
+            let v = match r {
+                PeerReach::None => "none".to_string(),
+                PeerReach::All => "all".to_string(),
+                PeerReach::Named(n) => n.join(", "),
+            };
+            s.push_str(&format!("peer-to-peer = {v}\n"));
+        }
+        if let Some(a) = &self.allow {
+            s.push_str(&format!(
+                "allow = {}\n",
+                join(a.iter().map(ToString::to_string).collect())
+            ));
+        }
+        if let Some(b) = self.admin {
+            s.push_str(&format!("admin = {}\n", yes(b)));
+        }
+        s
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn none_or<T>(value: &str, f: impl FnOnce() -> Result<Vec<T>, String>) -> Result<Vec<T>, String> {
+    if value.trim().eq_ignore_ascii_case("none") {
+        Ok(Vec::new())
+    } else {
+        f()
+    }
+}
+
+/// Names show in logs and `status`: letters, digits, `_ . -`, at most 24.
+fn name_ok(name: &str) -> Result<String, String> {
+    let ok = (1..=24).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && !RESERVED.contains(&name.to_ascii_lowercase().as_str());
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "\"{name}\" is not a section name (1 to 24 of a-z A-Z 0-9 _ . -, and not {})",
+            RESERVED.join(", ")
+        ))
+    }
+}
+
+/// Checks the sections against each other: names are unique, a peer belongs to one section, a
+/// `[peer]` names one peer, `peer-to-peer` names sections that exist. The error carries the
+/// line it is about.
+pub fn check(sections: &[Section]) -> Result<(), (usize, String)> {
+    for (i, s) in sections.iter().enumerate() {
+        if let Some(first) = sections[..i].iter().find(|o| o.name == s.name) {
+            return Err((
+                s.line,
+                format!(
+                    "[{} {}]: the name is taken by [{} {}] on line {}",
+                    s.kind(),
+                    s.name,
+                    first.kind(),
+                    first.name,
+                    first.line
+                ),
+            ));
+        }
+        match (s.group, s.peers.len()) {
+            (_, 0) => {
+                return Err((
+                    s.line,
+                    format!(
+                        "[{} {}] names no peer: add peer = PUBLIC-KEY",
+                        s.kind(),
+                        s.name
+                    ),
+                ));
+            }
+            (false, n) if n > 1 => {
+                return Err((
+                    s.peers[1].1,
+                    format!(
+                        "[peer {}] names {n} peers: a [peer] section is for one, a [group {}] for several",
+                        s.name, s.name
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        for (j, (key, line)) in s.peers.iter().enumerate() {
+            let earlier = sections[..i]
+                .iter()
+                .find(|o| o.peers.iter().any(|(k, _)| k == key))
+                .or(s.peers[..j].iter().any(|(k, _)| k == key).then_some(s));
+            if let Some(o) = earlier {
+                return Err((
+                    *line,
+                    format!(
+                        "peer {key} is already in [{} {}]: a peer belongs to one section",
+                        o.kind(),
+                        o.name
+                    ),
+                ));
+            }
+        }
+    }
+    for s in sections {
+        if let Some((PeerReach::Named(names), line)) = &s.peer_to_peer {
+            for n in names {
+                if !sections.iter().any(|o| &o.name == n) {
+                    return Err((
+                        *line,
+                        format!("peer-to-peer: \"{n}\" is no [peer] or [group] section"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const KEY_A: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+
+    #[test]
+    fn public_keys_are_checked() {
+        assert!(KEY_A.parse::<PublicKey>().is_ok());
+        for bad in [
+            "",
+            "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg",
+            "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dh=",
+            "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8D!=",
+            "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg==",
+        ] {
+            assert!(bad.parse::<PublicKey>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn headers_and_values() {
+        assert!(Section::start("wgfw", 1).is_none());
+        assert!(Section::start("peer all", 1).unwrap().is_err());
+        assert!(Section::start("peer a b", 1).unwrap().is_err());
+        let mut s = Section::start("Group guests", 3).unwrap().unwrap();
+        assert!(s.group);
+        s.set("lan", Some("none"), 4).unwrap();
+        s.set("allow", Some("udp/53, tcp/53"), 5).unwrap();
+        s.set("peer-to-peer", Some("laptop, nas"), 6).unwrap();
+        s.set("peer", Some(KEY_A), 7).unwrap();
+        assert_eq!(s.lan, Some(vec![]));
+        assert_eq!(s.allow.as_ref().unwrap().len(), 2);
+        assert_eq!(
+            s.peer_to_peer,
+            Some((PeerReach::Named(vec!["laptop".into(), "nas".into()]), 6))
+        );
+        assert!(s.set("peer", Some("nope"), 8).is_err());
+        assert!(s.set("lan", Some("10.0.0.300/24"), 8).is_err());
+        assert!(s.render().starts_with("\n[group guests]\npeer = "));
+    }
+}
