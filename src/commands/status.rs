@@ -11,6 +11,7 @@ use crate::system::state::{Record, Store};
 use crate::system::{host, sysctl};
 
 use super::json::{self, Json};
+use super::plan::describe_peer;
 use super::{files, now_secs, prepare, recorded_inputs};
 
 /// Peers silent for longer than this are worth pruning, as the hardening guides say.
@@ -26,6 +27,8 @@ struct Report {
     sysctls: Vec<(String, String, String)>,
     stale_peers: Vec<(String, Option<u64>)>,
     foreign: Vec<Place>,
+    /// With peer sections: each peer's reach in one line, its section's name first.
+    peers: Vec<String>,
 }
 
 /// Prints what is installed in this network namespace: per managed interface its state, the
@@ -98,12 +101,19 @@ impl Report {
             .filter(|o| o.iface != r.iface)
             .cloned()
             .collect();
-        let counters = match recorded_inputs(store, &r.iface) {
-            Ok((opts, conf)) => prepare(&r.iface, &opts, &conf, r.backend)
-                .map(|(plan, _, _)| backend::counters(r.backend, &plan, &others))
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
+        let plan = recorded_inputs(store, &r.iface)
+            .ok()
+            .and_then(|(opts, conf)| prepare(&r.iface, &opts, &conf, r.backend).ok())
+            .map(|(plan, _, _)| plan);
+        let counters = plan
+            .as_ref()
+            .map(|p| backend::counters(r.backend, p, &others))
+            .unwrap_or_default();
+        let peers = plan
+            .as_ref()
+            .filter(|p| !p.groups.is_empty())
+            .map(|p| p.peers.iter().map(|v| describe_peer(p, v)).collect())
+            .unwrap_or_default();
         let stale_peers = if up {
             host::stale_peers(&r.iface, now_secs(), STALE_PEER_SECS)
         } else {
@@ -122,6 +132,7 @@ impl Report {
             sysctls,
             stale_peers,
             foreign,
+            peers,
         })
     }
 
@@ -152,6 +163,9 @@ impl Report {
             .collect();
         if !changed.is_empty() {
             s.push_str(&format!("  sysctls: {}\n", changed.join(", ")));
+        }
+        for line in &self.peers {
+            s.push_str(&format!("  {line}\n"));
         }
         for (key, age) in &self.stale_peers {
             match age {

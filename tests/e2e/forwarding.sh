@@ -633,6 +633,9 @@ if ((TUN_OK)); then
 	want="# peer guest [${C2_PUB:0:8}] 10.66.0.3/32 fd66::3/128: this host (udp/53 ping), internet"
 	if grep -qxF -- "$want" <<<"$plan_out"; then pass "per-peer: plan shows the guest's reach in one line"; else
 		fail "per-peer: plan shows the guest's reach in one line" "expected: $want" "got:" "$plan_out"; fi
+	status_out=$(srv "$BIN" status "$SRV_IF" 2>&1 || true)
+	if grep -qxF -- "  ${want#\# }" <<<"$status_out"; then pass "per-peer: status shows the guest's section by name, and its reach"; else
+		fail "per-peer: status shows the guest's section by name, and its reach" "expected:   $want" "got:" "$status_out"; fi
 	if ((NATIVE)); then
 		assert_match "per-peer: the tunnel sources are looked up in one verdict map (nft)" \
 			"10\\.66\\.0\\.3 : jump WGFW-$(nft_if "$SRV_IF")-P2-v4" "$(nft_hook_table "$SRV")"
