@@ -15,6 +15,7 @@
 //! allow = udp/53, tcp/53
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -250,8 +251,10 @@ fn name_ok(name: &str) -> Result<String, String> {
 /// `[peer]` names one peer, `peer-to-peer` names sections that exist. The error carries the
 /// line it is about.
 pub fn check(sections: &[Section]) -> Result<(), (usize, String)> {
-    for (i, s) in sections.iter().enumerate() {
-        if let Some(first) = sections[..i].iter().find(|o| o.name == s.name) {
+    let mut names: HashMap<&str, &Section> = HashMap::new();
+    let mut keys: HashMap<&PublicKey, &Section> = HashMap::new();
+    for s in sections {
+        if let Some(first) = names.insert(&s.name, s) {
             return Err((
                 s.line,
                 format!(
@@ -286,12 +289,8 @@ pub fn check(sections: &[Section]) -> Result<(), (usize, String)> {
             }
             _ => {}
         }
-        for (j, (key, line)) in s.peers.iter().enumerate() {
-            let earlier = sections[..i]
-                .iter()
-                .find(|o| o.peers.iter().any(|(k, _)| k == key))
-                .or(s.peers[..j].iter().any(|(k, _)| k == key).then_some(s));
-            if let Some(o) = earlier {
+        for (key, line) in &s.peers {
+            if let Some(o) = keys.insert(key, s) {
                 return Err((
                     *line,
                     format!(
@@ -304,9 +303,9 @@ pub fn check(sections: &[Section]) -> Result<(), (usize, String)> {
         }
     }
     for s in sections {
-        if let Some((PeerReach::Named(names), line)) = &s.peer_to_peer {
-            for n in names {
-                if !sections.iter().any(|o| &o.name == n) {
+        if let Some((PeerReach::Named(list), line)) = &s.peer_to_peer {
+            for n in list {
+                if !names.contains_key(n.as_str()) {
                     return Err((
                         *line,
                         format!("peer-to-peer: \"{n}\" is no [peer] or [group] section"),

@@ -2,6 +2,8 @@
 //! settings filled in, the interface's peers with their AllowedIPs (the live interface's when
 //! known), and which tunnel sources belong to which group.
 
+use std::collections::{HashMap, HashSet};
+
 use ipnet::IpNet;
 
 use crate::config::cli::Options;
@@ -29,19 +31,23 @@ pub(super) fn resolve(
             .filter_map(|p| Some((p.public_key.clone()?, p.allowed_ips.clone())))
             .collect(),
     };
+    let section_of: HashMap<String, usize> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(i, g)| g.peers.iter().map(move |k| (k.to_string(), i)))
+        .collect();
     let peers: Vec<PeerView> = listed
         .into_iter()
         .map(|(key, nets)| PeerView {
-            group: groups
-                .iter()
-                .position(|g| g.peers.iter().any(|k| k.to_string() == key)),
+            group: section_of.get(&key).copied(),
             key,
             nets: nets.into_iter().map(|n| n.trunc()).collect(),
         })
         .collect();
+    let present: HashSet<&str> = peers.iter().map(|p| p.key.as_str()).collect();
     for (s, g) in sections.iter().zip(&groups) {
         for k in &g.peers {
-            if !peers.iter().any(|p| p.key == k.to_string()) {
+            if !present.contains(k.to_string().as_str()) {
                 notes.push(format!(
                     "[{} {}]: {k} is not a peer of {iface}: nothing to match until it is one (then run up again)",
                     s.kind(),

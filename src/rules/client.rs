@@ -44,7 +44,7 @@ fn input(plan: &Plan, fp: &FamilyPlan) -> Chain {
                 .map(|r| rule(vec![Match::Src(r), Match::NotIn(wg())], Verdict::Accept)),
         );
     }
-    rules.extend(allow_rules(plan));
+    rules.extend(allow_rules(&plan.allow));
     chain(&plan.iface, Kind::In, rules)
 }
 

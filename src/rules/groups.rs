@@ -4,6 +4,8 @@
 //! by source address (`SetId::Peers`, `SetId::Hosts`), so a packet's cost does not grow with
 //! the number of peers; peers without a section never enter them.
 
+use std::collections::BTreeMap;
+
 use ipnet::IpNet;
 
 use crate::config::types::RateUnit;
@@ -18,23 +20,26 @@ fn ssh_port(plan: &Plan) -> u16 {
     plan.ssh_port.map_or(22, |p| p.get())
 }
 
-/// The groups with sources in this family: (index, group).
-fn present<'a>(plan: &'a Plan, fp: &FamilyPlan) -> Vec<(usize, &'a Group)> {
-    plan.groups
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| fp.owned.iter().any(|(_, g)| g == n))
-        .collect()
+/// The tunnel sources of this family by group, for the groups that have any.
+fn by_group(fp: &FamilyPlan) -> BTreeMap<usize, Vec<IpNet>> {
+    let mut out: BTreeMap<usize, Vec<IpNet>> = BTreeMap::new();
+    for (net, g) in &fp.owned {
+        out.entry(*g).or_default().push(*net);
+    }
+    out
 }
 
 /// The interface's LAN networks and every group's, in this family: where masquerading goes.
 pub(super) fn all_lans(plan: &Plan, fp: &FamilyPlan) -> Vec<IpNet> {
+    with_lans(fp, plan.groups.iter().flat_map(|g| &g.lan))
+}
+
+/// The interface's LAN networks and `more` of this family that none of them holds already.
+fn with_lans<'a>(fp: &FamilyPlan, more: impl IntoIterator<Item = &'a IpNet>) -> Vec<IpNet> {
     let mut lans = fp.lans.clone();
-    for g in &plan.groups {
-        for n in &g.lan {
-            if Family::of(n) == fp.family && !lans.iter().any(|l| l.contains(n)) {
-                lans.push(*n);
-            }
+    for n in more {
+        if Family::of(n) == fp.family && !lans.iter().any(|l| l.contains(n)) {
+            lans.push(*n);
         }
     }
     lans
@@ -82,15 +87,16 @@ fn dispatch(
 
 /// The groups' chains of one family, and the NET chain their internet goes through.
 pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
-    let present = present(plan, fp);
+    let sources = by_group(fp);
     let mut chains = Vec::new();
-    for (n, g) in &present {
-        chains.push(forward(plan, fp, *n, g));
+    for n in sources.keys() {
+        let g = &plan.groups[*n];
+        chains.push(forward(plan, fp, *n, g, &sources));
         if g.restricts_host() {
             chains.push(host(plan, fp, *n, g));
         }
     }
-    if fp.wan.is_some() && present.iter().any(|(_, g)| g.internet) {
+    if fp.wan.is_some() && sources.keys().any(|n| plan.groups[*n].internet) {
         // The internet, yes; the networks around this host, no (anti-pivot).
         let mut rules: Vec<Rule> = local_ranges(fp.family)
             .into_iter()
@@ -107,7 +113,13 @@ pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
 
 /// What the group's peers may send through this host; the rest is logged under its name and
 /// dropped.
-fn forward(plan: &Plan, fp: &FamilyPlan, n: usize, g: &Group) -> Chain {
+fn forward(
+    plan: &Plan,
+    fp: &FamilyPlan,
+    n: usize,
+    g: &Group,
+    sources: &BTreeMap<usize, Vec<IpNet>>,
+) -> Chain {
     let wg = plan.iface.to_string();
     let mut rules = Vec::new();
     match &g.reach {
@@ -115,12 +127,7 @@ fn forward(plan: &Plan, fp: &FamilyPlan, n: usize, g: &Group) -> Chain {
         Reach::All => rules.push(rule(vec![Match::Out(wg.clone())], Verdict::Accept)),
         Reach::Groups(targets) => {
             for t in targets {
-                let nets = fp
-                    .owned
-                    .iter()
-                    .filter(|(_, o)| o == t)
-                    .map(|(net, _)| *net)
-                    .collect();
+                let nets = sources.get(t).cloned().unwrap_or_default();
                 let set = AddrSet {
                     id: SetId::Group(plan.iface.clone(), *t),
                     nets,
@@ -139,7 +146,7 @@ fn forward(plan: &Plan, fp: &FamilyPlan, n: usize, g: &Group) -> Chain {
         .copied()
         .collect();
     if g.admin {
-        for lan in all_lans_of(fp, &lans) {
+        for lan in with_lans(fp, &lans) {
             rules.push(rule(
                 vec![
                     Match::Dst(lan),
@@ -170,13 +177,6 @@ fn forward(plan: &Plan, fp: &FamilyPlan, n: usize, g: &Group) -> Chain {
     }
 }
 
-/// The interface's LAN networks and the group's own, without repeats.
-fn all_lans_of(fp: &FamilyPlan, own: &[IpNet]) -> Vec<IpNet> {
-    let mut out = fp.lans.clone();
-    out.extend(own.iter().filter(|n| !fp.lans.contains(n)));
-    out
-}
-
 /// What the group's peers may use of this host, when that is less than all of it.
 fn host(plan: &Plan, fp: &FamilyPlan, n: usize, g: &Group) -> Chain {
     let mut rules = Vec::new();
@@ -196,11 +196,7 @@ fn host(plan: &Plan, fp: &FamilyPlan, n: usize, g: &Group) -> Chain {
             if let (true, Some(ssh)) = (g.ssh, ssh) {
                 rules.push(rule(vec![ssh], Verdict::Accept));
             }
-            let only = Plan {
-                allow: services.clone(),
-                ..plan.clone()
-            };
-            rules.extend(allow_rules(&only));
+            rules.extend(allow_rules(services));
             // Errors keep connections working; pings are limited as the shared chain limits them.
             let (errors, echo): (&[u8], u8) = match fp.family {
                 Family::V4 => (&[3, 11, 12], 8),

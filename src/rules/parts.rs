@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use crate::config::types::{IfaceName, Proto, Rate, RateUnit};
-use crate::plan::{Family, FamilyPlan, Plan};
+use crate::config::types::{IfaceName, Proto, Rate, RateUnit, Service};
+use crate::plan::{Family, FamilyPlan};
 
 use super::model::{Chain, Match, Ports, Rule, Verdict, rule};
 use super::names::{ChainId, Kind};
@@ -123,8 +123,8 @@ pub(super) fn mss_chain(i: &IfaceName, fp: &FamilyPlan) -> Chain {
     )
 }
 
-pub(super) fn allow_rules(plan: &Plan) -> Vec<Rule> {
-    plan.allow
+pub(super) fn allow_rules(services: &[Service]) -> Vec<Rule> {
+    services
         .iter()
         .map(|s| {
             let dport = Some(Ports(s.first.get(), s.last.get()));

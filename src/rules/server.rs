@@ -119,7 +119,7 @@ fn input(plan: &Plan, fp: &FamilyPlan) -> Chain {
         }
         rules.push(rule(vec![tcp_dport(ssh.get()), new.clone()], drop).counted(SSH_BLOCKED));
     }
-    rules.extend(allow_rules(plan));
+    rules.extend(allow_rules(&plan.allow));
     chain(i, Kind::In, rules)
 }
 
