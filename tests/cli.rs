@@ -56,6 +56,11 @@ fn usage_errors_are_one_line_and_exit_2() {
         2,
         "/nonexistent/wg0.conf: no such wg-quick config",
     );
+    assert_one_line_error(
+        &hook(&["up", "wg0", "--forward", "tcp/8443=10.66.0.2:443,hairpin"]),
+        2,
+        "\"hairpin\" is not an option of a forward (keep-source, from-lan, from-peers)",
+    );
 }
 
 #[test]

@@ -111,8 +111,8 @@ pub(crate) fn differences(
 }
 
 /// The packets the interface's counted rules saw, by label.
-pub(crate) fn counters(v: Variant, plan: &Plan, others: &[Record]) -> BTreeMap<&'static str, u64> {
-    let mut sums: BTreeMap<&'static str, u64> = BTreeMap::new();
+pub(crate) fn counters(v: Variant, plan: &Plan, others: &[Record]) -> BTreeMap<String, u64> {
+    let mut sums: BTreeMap<String, u64> = BTreeMap::new();
     for fp in &plan.families {
         let Ok(out) = cmd::run(&v.save(fp.family), &["-c"], None) else {
             continue;
@@ -123,13 +123,13 @@ pub(crate) fn counters(v: Variant, plan: &Plan, others: &[Record]) -> BTreeMap<&
             .filter(|c| c.id.iface() == Some(&plan.iface))
         {
             for r in &c.rules {
-                let Some(label) = r.counts else { continue };
+                let Some(label) = &r.counts else { continue };
                 let text = iptables::render_rule(r, fp.family);
                 let n = live
                     .get(&(c.table(), c.id.to_string()))
                     .and_then(|rs| rs.iter().find(|(t, _)| *t == text))
                     .map_or(0, |(_, n)| *n);
-                *sums.entry(label).or_default() += n;
+                *sums.entry(label.to_string()).or_default() += n;
             }
         }
     }

@@ -191,29 +191,38 @@ pub(crate) fn differences(plan: &Plan, others: &[Record], before: &Before) -> Ve
     }
 }
 
-/// The packets the plan's counted rules saw, by what they count (`rules::COUNTED`), in that
-/// order.
-pub(crate) fn counters(
-    backend: Backend,
-    plan: &Plan,
-    others: &[Record],
-) -> Vec<(&'static str, u64)> {
+/// The packets the plan's counted rules saw, by what they count: `rules::COUNTED` in that
+/// order, then the labels of the rules' own (the port forwards') in the plan's.
+pub(crate) fn counters(backend: Backend, plan: &Plan, others: &[Record]) -> Vec<(String, u64)> {
     let sums = match backend {
         Backend::Iptables(v) => iptables::counters(v, plan, others),
         Backend::Nft => nft::counters(&plan.iface),
     };
-    let mut labels: Vec<&'static str> = plan
+    let mut labels: Vec<String> = Vec::new();
+    for c in plan
         .families
         .iter()
         .flat_map(|fp| rules::desired(plan, fp.family, &members(others, fp.family)))
         .filter(|c| c.id.iface() == Some(&plan.iface))
-        .flat_map(|c| c.rules.into_iter().filter_map(|r| r.counts))
-        .collect();
-    labels.sort_by_key(|l| rules::COUNTED.iter().position(|c| c == l));
-    labels.dedup();
+    {
+        for l in c.rules.into_iter().filter_map(|r| r.counts) {
+            if !labels.iter().any(|seen| *seen == l) {
+                labels.push(l.into_owned());
+            }
+        }
+    }
+    labels.sort_by_key(|l| {
+        rules::COUNTED
+            .iter()
+            .position(|c| c == l)
+            .unwrap_or(usize::MAX)
+    });
     labels
         .into_iter()
-        .map(|l| (l, sums.get(l).copied().unwrap_or(0)))
+        .map(|l| {
+            let n = sums.get(&l).copied().unwrap_or(0);
+            (l, n)
+        })
         .collect()
 }
 

@@ -82,9 +82,9 @@ pub(crate) fn differences(plan: &Plan, others: &[Record], before: &nft::Live) ->
 }
 
 /// The packets the interface's counted rules saw, by label.
-pub(crate) fn counters(iface: &IfaceName) -> BTreeMap<&'static str, u64> {
+pub(crate) fn counters(iface: &IfaceName) -> BTreeMap<String, u64> {
     let live = nft::Live::parse(&table().unwrap_or_default());
-    let mut sums: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut sums: BTreeMap<String, u64> = BTreeMap::new();
     for (label, n) in nft::counted(&live, &names_in(iface, &live.chains())) {
         *sums.entry(label).or_default() += n;
     }

@@ -7,6 +7,8 @@ pub(super) enum Json {
     Str(String),
     Array(Vec<Json>),
     Object(Vec<(&'static str, Json)>),
+    /// An object whose keys are data (counter labels).
+    Map(Vec<(String, Json)>),
 }
 
 impl Json {
@@ -20,16 +22,17 @@ impl Json {
                 "[{}]",
                 items.iter().map(Json::render).collect::<Vec<_>>().join(",")
             ),
-            Json::Object(fields) => format!(
-                "{{{}}}",
-                fields
-                    .iter()
-                    .map(|(k, v)| format!("{}:{}", quote(k), v.render()))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
+            Json::Object(fields) => object(fields.iter().map(|(k, v)| (*k, v))),
+            Json::Map(fields) => object(fields.iter().map(|(k, v)| (k.as_str(), v))),
         }
     }
+}
+
+fn object<'a>(fields: impl Iterator<Item = (&'a str, &'a Json)>) -> String {
+    let fields: Vec<String> = fields
+        .map(|(k, v)| format!("{}:{}", quote(k), v.render()))
+        .collect();
+    format!("{{{}}}", fields.join(","))
 }
 
 fn quote(s: &str) -> String {

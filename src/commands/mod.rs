@@ -137,9 +137,11 @@ fn prepare(
     Ok((plan, before, families))
 }
 
-/// With peer sections, the live interface's peers: `wg set` may have added some since.
+/// With peer sections or port forwards, the live interface's peers: `wg set` may have added
+/// some since.
 fn live_peers(facts: &mut HostFacts, iface: &IfaceName, opts: &Options) {
-    if !opts.sections.is_empty() && facts.live_mtu.is_some() {
+    let needed = !opts.sections.is_empty() || !opts.forward.is_empty();
+    if needed && facts.live_mtu.is_some() {
         facts.live_peers = host::live_peers(iface);
     }
 }

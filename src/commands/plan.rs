@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use crate::backend::{self, foreign};
 use crate::config::cli::Args;
+use crate::config::forward::Forward;
 use crate::config::types::{BackendChoice, Role};
 use crate::error::Result;
 use crate::plan::ledger::Key;
-use crate::plan::{self, FamilyPlan, Group, InputPolicy, PeerView, Plan, Reach};
+use crate::plan::{self, Family, FamilyPlan, Group, InputPolicy, PeerView, Plan, Reach};
 use crate::rules::foreign as places;
 use crate::rules::{self, Backend};
 use crate::system::{host, sysctl};
@@ -89,6 +90,9 @@ pub(super) fn render(
             s.push_str(&format!("# {}\n", describe_peer(plan, p)));
         }
     }
+    for f in &plan.forwards {
+        s.push_str(&format!("# {}\n", describe_forward(plan, f)));
+    }
     for n in &plan.notes {
         s.push_str(&format!("# note: {n}\n"));
     }
@@ -162,6 +166,38 @@ fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
         fp.policy.as_str(),
         fp.mss
     )
+}
+
+/// One port forward in one line: from where, and what the target sees.
+fn describe_forward(plan: &Plan, f: &Forward) -> String {
+    let fp = plan
+        .families
+        .iter()
+        .find(|fp| (fp.family == Family::V6) == f.to.is_ipv6());
+    let mut from: Vec<String> = fp
+        .and_then(|fp| fp.wan.as_ref())
+        .map(|w| format!("the WAN ({w})"))
+        .into_iter()
+        .collect();
+    if f.from_lan {
+        from.push("the LAN".into());
+    }
+    if f.from_peers {
+        from.push("the peers".into());
+    }
+    let from = if from.is_empty() {
+        "nowhere".to_string()
+    } else {
+        from.join(", ")
+    };
+    let seen = match (f.to.is_ipv6(), f.keep_source) {
+        (true, _) => "routed, not translated",
+        (false, true) => {
+            "the client's address kept: the target must route replies back through the tunnel"
+        }
+        (false, false) => "masqueraded as this host: the target needs no change",
+    };
+    format!("forward {f}: from {from}; {seen}")
 }
 
 /// One peer's reach in one line: `peer laptop [xTIBA5rb] 10.66.0.2/32: this host (all), ...`.

@@ -6,6 +6,7 @@ use crate::backend;
 use crate::config::types::{IfaceName, Role};
 use crate::error::Result;
 use crate::plan::ledger::Ledger;
+use crate::rules::COUNTED;
 use crate::rules::foreign::{self as places, Place};
 use crate::system::state::{Record, Store};
 use crate::system::{host, sysctl};
@@ -22,7 +23,8 @@ struct Report {
     record: Record,
     up: bool,
     state: String,
-    counters: Vec<(&'static str, u64)>,
+    /// `rules::COUNTED` first, then each port forward's connections.
+    counters: Vec<(String, u64)>,
     /// Settings this interface holds: key, value now, value to put back.
     sysctls: Vec<(String, String, String)>,
     stale_peers: Vec<(String, Option<u64>)>,
@@ -147,13 +149,19 @@ impl Report {
             families.join(" and "),
             self.state
         );
-        if !self.counters.is_empty() {
-            let c: Vec<String> = self
-                .counters
+        let (fixed, own): (Vec<_>, Vec<_>) = self
+            .counters
+            .iter()
+            .partition(|(label, _)| COUNTED.contains(&label.as_str()));
+        if !fixed.is_empty() {
+            let c: Vec<String> = fixed
                 .iter()
                 .map(|(label, n)| format!("{label} {n}"))
                 .collect();
             s.push_str(&format!("  {}\n", c.join(", ")));
+        }
+        for (label, n) in own {
+            s.push_str(&format!("  {label}: {n} connections\n"));
         }
         let changed: Vec<String> = self
             .sysctls
@@ -205,10 +213,10 @@ impl Report {
             ("state", Json::Str(self.state.clone())),
             (
                 "counters",
-                Json::Object(
+                Json::Map(
                     self.counters
                         .iter()
-                        .map(|(l, n)| (*l, Json::Num(*n)))
+                        .map(|(l, n)| (l.clone(), Json::Num(*n)))
                         .collect(),
                 ),
             ),

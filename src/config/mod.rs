@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod flags;
+pub mod forward;
 pub mod options;
 pub mod peers;
 pub mod settings;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
+use crate::config::forward::Forward;
 use crate::config::peers::Section;
 use crate::config::types::{
     BackendChoice, IfaceName, Policy, Port, Rate, Role, Service, network, switch,
@@ -33,6 +34,8 @@ pub struct Options {
     pub lockdown: bool,
     pub rollback: Option<u32>,
     pub backend: Option<BackendChoice>,
+    /// Ports of this host published for services behind the tunnel.
+    pub forward: Vec<Forward>,
     /// The settings file's `[peer]` and `[group]` sections, in its order.
     pub sections: Vec<Section>,
 }
@@ -72,6 +75,7 @@ impl Options {
                 );
             }
             "backend" => self.backend = Some(v()?.parse()?),
+            "forward" => self.forward.push(v()?.parse()?),
             _ => return Err("is not an option".into()),
         }
         Ok(())
@@ -102,6 +106,9 @@ impl Options {
             put("handshake-limit", r.to_string());
         }
         self.lan.iter().for_each(|n| put("lan", n.to_string()));
+        self.forward
+            .iter()
+            .for_each(|f| put("forward", f.to_string()));
         let switches = [
             ("no-internet", self.no_internet),
             ("peer-to-peer", self.peer_to_peer),
@@ -159,6 +166,11 @@ impl Options {
             lockdown: self.lockdown || base.lockdown,
             rollback: self.rollback.or(base.rollback),
             backend: self.backend.or(base.backend),
+            forward: if self.forward.is_empty() {
+                base.forward
+            } else {
+                self.forward
+            },
             // Only the settings file has sections.
             sections: if self.sections.is_empty() {
                 base.sections

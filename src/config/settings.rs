@@ -79,6 +79,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
         options
             .set(&key, value)
             .map_err(|e| err(format!("{key}: {e}")))?;
+        // What only the plan can judge (is the target behind the tunnel?) names this line.
+        if key == "forward"
+            && let Some(f) = options.forward.last_mut()
+        {
+            f.origin = format!("{}:{n}: forward =", path.display());
+        }
     }
     peers::check(&options.sections).map_err(|(line, msg)| at(line, msg))?;
     Ok(options)

@@ -87,6 +87,21 @@ pub fn derive(
     for f in &mut families {
         f.owned = super::peers::owned(&peers, f.family);
     }
+    let ssh_port = opts.ssh_port.unwrap_or(Port::new(DEFAULT_SSH_PORT));
+    let forwards = match role {
+        Role::Server => super::forwards::check(
+            &opts.forward,
+            &families,
+            &peers,
+            (port, ssh_port),
+            &mut notes,
+        )?,
+        Role::Client if !opts.forward.is_empty() => {
+            notes.push("--forward concerns the server role: ignored".into());
+            Vec::new()
+        }
+        Role::Client => Vec::new(),
+    };
     let mut plan = Plan {
         iface: iface.clone(),
         role,
@@ -94,7 +109,7 @@ pub fn derive(
         allow_lan: role == Role::Client && opts.allow_lan,
         port,
         mtu,
-        ssh_port: opts.ssh_port.unwrap_or(Port::new(DEFAULT_SSH_PORT)),
+        ssh_port,
         allow: opts.allow.clone(),
         handshake_limit: opts.handshake_limit.unwrap_or(DEFAULT_HANDSHAKE_LIMIT),
         handshake_burst: DEFAULT_HANDSHAKE_BURST,
@@ -104,6 +119,7 @@ pub fn derive(
         sysctls: Vec::new(),
         groups,
         peers,
+        forwards,
         notes,
     };
     plan.sysctls = match role {

@@ -3,6 +3,7 @@
 //! are read and written by `system::sysctl`.
 
 mod derive;
+mod forwards;
 pub mod ledger;
 mod model;
 mod peers;

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
+use crate::config::forward::Forward;
 use crate::config::peers::PublicKey;
 use crate::config::types::{IfaceName, Port, Rate, Role, Service, keywords};
 
@@ -58,7 +59,8 @@ pub struct HostFacts {
     /// The peers' endpoints: as the live interface reports them, else as the config names them.
     pub endpoints: Vec<SocketAddr>,
     /// The live interface's peers and their AllowedIPs (`wg show IFACE allowed-ips`), read
-    /// when the settings have peer sections; `None`: not known, the config's are used.
+    /// when the settings have peer sections or port forwards; `None`: not known, the
+    /// config's are used.
     pub live_peers: Option<Vec<(String, Vec<IpNet>)>>,
 }
 
@@ -137,6 +139,8 @@ pub struct Plan {
     pub groups: Vec<Group>,
     /// Every peer of the interface, with its section if it has one: what `plan` shows.
     pub peers: Vec<PeerView>,
+    /// Ports of this host published for services behind the tunnel, checked.
+    pub forwards: Vec<Forward>,
     /// Facts the reader should know: where values came from, what was left out and why.
     pub notes: Vec<String>,
 }

@@ -5,6 +5,7 @@
 mod chains;
 mod client;
 pub mod foreign;
+mod forwards;
 mod groups;
 pub mod iptables;
 pub mod listing;

@@ -2,6 +2,9 @@
 //! renders them (`iptables`, `nft`). Backends render a rule's matches in their own canonical
 //! order.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
+
 use ipnet::IpNet;
 
 use crate::config::types::{Proto, Rate, RateUnit};
@@ -78,6 +81,10 @@ pub enum Match {
     MssAbove(u32),
     /// The source is not an address of this host (forwarded traffic).
     SrcNotLocal,
+    /// The destination is an address of this host (what a port forward publishes).
+    DstLocal,
+    /// A connection a DNAT rule sent on from these ports of this host: one port forward's.
+    DnatFrom(Ports),
     /// The destination is in a set of networks (nft: a named set; iptables: a rule each).
     DstIn(AddrSet),
 }
@@ -100,6 +107,11 @@ pub enum Verdict {
     RejectTcpReset,
     RejectProhibited,
     Masquerade,
+    /// Destination NAT to an address and, unless the ports stay, the first of its ports.
+    Dnat {
+        to: IpAddr,
+        port: Option<u16>,
+    },
     SetMss(u32),
     /// A jump chosen by the source address: nft looks it up in a verdict map, so a packet's
     /// cost does not grow with the entries; iptables takes a rule each.
@@ -113,16 +125,17 @@ pub enum Verdict {
 pub struct Rule {
     pub matches: Vec<Match>,
     pub verdict: Verdict,
-    /// What `status` reports this rule's packets as, if anything.
-    pub counts: Option<&'static str>,
+    /// What `status` reports this rule's packets as, if anything: one of `COUNTED`, or a
+    /// label of its own (a port forward's).
+    pub counts: Option<Cow<'static, str>>,
     /// The mark of a rule in another manager's chain (`wgfw:IFACE`), by which it is found again.
     pub mark: Option<String>,
 }
 
 impl Rule {
-    pub fn counted(self, label: &'static str) -> Rule {
+    pub fn counted(self, label: impl Into<Cow<'static, str>>) -> Rule {
         Rule {
-            counts: Some(label),
+            counts: Some(label.into()),
             ..self
         }
     }

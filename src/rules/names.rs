@@ -63,10 +63,12 @@ pub enum Kind {
     Reject,
     /// The internet, not the networks around this host: reached from the groups' chains.
     Net,
+    /// nat PREROUTING: the port forwards' destination NAT.
+    Dnat,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Pre,
         Kind::Mss,
         Kind::Nat,
@@ -76,6 +78,7 @@ impl Kind {
         Kind::Out,
         Kind::Reject,
         Kind::Net,
+        Kind::Dnat,
     ];
 
     fn suffix(self) -> &'static str {
@@ -89,6 +92,7 @@ impl Kind {
             Kind::Out => "OUT",
             Kind::Reject => "REJECT",
             Kind::Net => "NET",
+            Kind::Dnat => "DNAT",
         }
     }
 }
@@ -157,7 +161,7 @@ impl ChainId {
             ChainId::Own(_, kind) => match kind {
                 Kind::Pre => Table::Raw,
                 Kind::Mss => Table::Mangle,
-                Kind::Nat => Table::Nat,
+                Kind::Nat | Kind::Dnat => Table::Nat,
                 Kind::In | Kind::Fwd | Kind::Drop | Kind::Out | Kind::Reject | Kind::Net => {
                     Table::Filter
                 }
@@ -170,7 +174,7 @@ impl ChainId {
         match self {
             ChainId::SharedInput => Some("INPUT"),
             ChainId::Own(_, kind) => match kind {
-                Kind::Pre => Some("PREROUTING"),
+                Kind::Pre | Kind::Dnat => Some("PREROUTING"),
                 Kind::Mss | Kind::Fwd => Some("FORWARD"),
                 Kind::Nat => Some("POSTROUTING"),
                 Kind::Out => Some("OUTPUT"),
@@ -303,7 +307,9 @@ mod tests {
     fn every_chain_is_one_an_interface_owns() {
         let i: IfaceName = "wg0".parse().unwrap();
         let owned: Vec<String> = ChainId::all_of(&i).iter().map(|c| c.to_string()).collect();
-        for name in ["PRE", "MSS", "NAT", "IN", "FWD", "DROP", "OUT", "REJECT"] {
+        for name in [
+            "PRE", "MSS", "NAT", "IN", "FWD", "DROP", "OUT", "REJECT", "DNAT",
+        ] {
             assert!(owned.contains(&format!("WGFW-wg0-{name}")), "{name}");
         }
     }

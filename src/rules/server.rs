@@ -24,6 +24,7 @@ pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
         chains.push(anti_spoofing(plan, fp));
     }
     chains.push(mss_chain(i, fp));
+    chains.extend(super::forwards::dnat(plan, fp));
     if let Some(nat) = nat(plan, fp) {
         chains.push(nat);
     }
@@ -54,15 +55,17 @@ fn anti_spoofing(plan: &Plan, fp: &FamilyPlan) -> Chain {
 }
 
 /// Peers leave masqueraded, so the internet and the LAN hosts need no route back; traffic
-/// between peers never is.
+/// between peers never is. Port forwards arrive masqueraded, unless they keep the source.
 fn nat(plan: &Plan, fp: &FamilyPlan) -> Option<Chain> {
-    if !fp.masquerade {
-        return None;
-    }
     let mut rules = Vec::new();
     let lans = super::groups::all_lans(plan, fp);
     let internet = fp.internet || plan.groups.iter().any(|g| g.internet);
-    for n in &fp.tunnel_nets {
+    let masqueraded = if fp.masquerade {
+        &fp.tunnel_nets[..]
+    } else {
+        &[]
+    };
+    for n in masqueraded {
         if let (true, Some(wan)) = (internet, &fp.wan) {
             rules.push(rule(
                 vec![Match::Src(*n), Match::Out(wan.to_string())],
@@ -80,6 +83,7 @@ fn nat(plan: &Plan, fp: &FamilyPlan) -> Option<Chain> {
             )
         }));
     }
+    rules.extend(super::forwards::masquerades(plan, fp));
     (!rules.is_empty()).then(|| chain(&plan.iface, Kind::Nat, rules))
 }
 
@@ -143,6 +147,8 @@ fn forward(plan: &Plan, fp: &FamilyPlan) -> Chain {
         ),
         rule(vec![Match::In(wg()), Match::Ct(Ct::Invalid)], drop.clone()),
     ];
+    // Port forwards, before any chain that judges the peers.
+    rules.extend(super::forwards::accepts(plan, fp));
     // Peers with a section go to their group's chain, which decides.
     rules.extend(super::groups::forward_dispatch(plan, fp));
     rules.extend([

@@ -53,6 +53,9 @@
 #   7 per-peer policy ([peer] sections): c1 reaches the LAN, c2 only the internet and udp/53 on
 #     srv; then c2 leaves and is added back with wg set while a connection of c1's is open, and
 #     up runs again; then hostile settings are refused (exit 2, file:line) and change nothing
+#   8 port forwards: inet reaches c1 through srv's tcp/8443 (masqueraded) and c2 through 8444
+#     (keep-source), c1's IPv6 address directly; the LAN and c2 reach c1 by hairpin where
+#     asked, and nowhere else; status counts each; a forward outside the tunnel is refused
 #   after each down: srv's rulesets and sysctls equal the phase-0 snapshot.
 #
 # srv's wg-quick config is /etc/netns/<srv>/wireguard/wgsN.conf and its settings file
@@ -151,6 +154,23 @@ expect_open() {
 		pass "$desc: connects, seen from $src"
 	else
 		fail "$desc: connects, seen from $src" "expected source: $(seen "$src")" "got:             $PROBE_OUT"
+	fi
+}
+
+# expect_port DESC NS ADDR PORT WANT [SEEN [BIND]]: a TCP connection from NS (from the address
+# BIND when given) to ADDR:PORT ends as WANT (open, timeout or refused); when open and SEEN is
+# given, the listener saw SEEN as the client.
+expect_port() {
+	local desc=$1 ns=$2 addr=$3 port=$4 want=$5 src=${6:-} bind=${7:-} ct=$CT
+	[[ $want == open ]] && ct=$CT_OPEN
+	tcp_probe "$ns" "$(host "$addr")" "$port${bind:+,bind=$(host "$bind")}" "$ct"
+	if [[ $PROBE != "$want" ]]; then
+		fail "$desc" "command:  ip netns exec $ns socat - TCP:$(host "$addr"):$port${bind:+,bind=$(host "$bind")}" \
+			"expected: $want" "got:      $PROBE" "output:   $PROBE_OUT"
+	elif [[ $want == open && -n $src && $PROBE_OUT != "$(seen "$src")" ]]; then
+		fail "$desc" "expected source: $(seen "$src")" "got:             $PROBE_OUT"
+	else
+		pass "$desc"
 	fi
 }
 
@@ -527,6 +547,10 @@ if ((TUN_OK)); then
 	expect_denied "default: c2 -> c1 10.66.0.2 (peers isolated)" "$C2" 10.66.0.2
 	expect_open "default: c1 -> srv's own tunnel address 10.66.0.1" "$C1" 10.66.0.1 10.66.0.2
 	expect_open "default: c1 -> srv's own tunnel address [fd66::1]" "$C1" fd66::1 fd66::2
+	# What phase 8 forwards is closed without a forward.
+	expect_port "default: inet -> srv 203.0.113.2:8443 (no forward): DENIED" "$INET" 203.0.113.2 8443 timeout
+	expect_port "default: inet -> c1 [fd66::2]:$PORT (no forward; the tunnel's IPv6 is routed to srv): DENIED" \
+		"$INET" fd66::2 "$PORT" timeout "" 2001:db8:ff::1
 else
 	fail "default-policy checks ran" "the tunnels did not come up (see above)"
 fi
@@ -702,6 +726,77 @@ else
 	fail "per-peer live-change checks ran" "the tunnels did not come up (see above)"
 fi
 end_phase "phase 7 (per-peer policy)"
+
+# =============================================================================================
+step "phase 8: port forwards to c1 and c2 (masqueraded, keep-source, hairpin from the LAN and from peers, IPv6)"
+FWD_SETTINGS=("lan = 192.168.1.0/24"
+	"forward = tcp/8443=10.66.0.2:$PORT"
+	"forward = tcp/8444=10.66.0.3:$PORT, keep-source"
+	"forward = tcp/8445=10.66.0.2:$PORT, from-lan"
+	"forward = tcp/8446=10.66.0.2:$PORT, from-peers"
+	"forward = tcp/$PORT=[fd66::2]")
+hook_phase forward "${FWD_SETTINGS[@]}"
+if ((TUN_OK)); then
+	# Phase 2 showed these closed without a forward.
+	expect_port "forward: inet -> srv 203.0.113.2:8443 reaches c1's tcp/$PORT, masqueraded (c1 sees srv)" \
+		"$INET" 203.0.113.2 8443 open 10.66.0.1
+	expect_port "forward keep-source: inet (from 192.0.2.1) -> 203.0.113.2:8444 reaches c2, which sees 192.0.2.1 (its AllowedIPs route the reply back)" \
+		"$INET" 203.0.113.2 8444 open 192.0.2.1 192.0.2.1
+	expect_port "forward IPv6: inet -> c1 [fd66::2]:$PORT, not translated (c1 sees inet's own address)" \
+		"$INET" fd66::2 "$PORT" open 2001:db8:ff::1 2001:db8:ff::1
+	expect_port "forward IPv6: inet -> c2 [fd66::3]:$PORT (no forward to c2): DENIED" \
+		"$INET" fd66::3 "$PORT" timeout "" 2001:db8:ff::1
+	expect_port "forward: inet -> srv 203.0.113.2:8447 (no such forward): DENIED" "$INET" 203.0.113.2 8447 timeout
+	# Forwards never open anything to the other peers.
+	expect_port "forward: c2 -> c1 10.66.0.2:$PORT directly: DENIED (peers stay isolated)" "$C2" 10.66.0.2 "$PORT" timeout
+	expect_port "forward: c2 -> c1 [fd66::2]:$PORT directly: DENIED (the IPv6 forward is from the WAN)" "$C2" fd66::2 "$PORT" timeout
+	expect_port "forward: c2 -> srv 10.66.0.1:8443 (not from-peers): srv's own port, nothing forwarded (refused)" \
+		"$C2" 10.66.0.1 8443 refused
+	expect_port "forward from-peers: c2 -> srv 10.66.0.1:8446 reaches c1 (hairpin, masqueraded)" "$C2" 10.66.0.1 8446 open 10.66.0.1
+	expect_port "forward from-lan: lan host -> srv 192.168.1.1:8445 reaches c1 (hairpin, masqueraded)" \
+		"$LAN" 192.168.1.1 8445 open 10.66.0.1
+	expect_port "forward: lan host -> srv 192.168.1.1:8443 (not from-lan): DENIED" "$LAN" 192.168.1.1 8443 timeout
+	plan_out=$(srv "$BIN" plan "$SRV_IF" 2>&1 || true)
+	want="# forward tcp/8444=10.66.0.3:$PORT,keep-source: from the WAN (eth0); the client's address kept: the target must route replies back through the tunnel"
+	if grep -qxF -- "$want" <<<"$plan_out"; then pass "forward: plan shows each forward in one line"; else
+		fail "forward: plan shows each forward in one line" "expected: $want" "got:" "$plan_out"; fi
+	status_out=$(srv "$BIN" status "$SRV_IF" 2>&1 || true)
+	for f in "tcp/8443=10.66.0.2:$PORT" "tcp/8444=10.66.0.3:$PORT,keep-source" "tcp/8445=10.66.0.2:$PORT,from-lan" \
+		"tcp/8446=10.66.0.2:$PORT,from-peers" "tcp/$PORT=[fd66::2]"; do
+		n=$(awk -v p="  forward $f: " 'index($0, p) == 1 { r = substr($0, length(p) + 1); sub(/ connections$/, "", r); print r }' <<<"$status_out")
+		if [[ $n =~ ^[0-9]+$ ]] && ((n >= 1)); then pass "forward: status counts the connections of $f ($n)"; else
+			fail "forward: status counts the connections of $f" "expected: a line '  forward $f: N connections', N >= 1" "got:" "$status_out"; fi
+	done
+	if ((NATIVE)); then
+		assert_match "forward: the DNAT chain hangs from the table's nat prerouting base chain (nft)" \
+			"jump WGFW-$(nft_if "$SRV_IF")-DNAT-v4" "$(nft_hook_table "$SRV")"
+	fi
+	rules_now=$(snapshot_rules "$SRV" /dev/stdout)
+	assert_ok "forward: up again with nothing changed exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	assert_eq "forward: ... and changes no rule" "$rules_now" "$(snapshot_rules "$SRV" /dev/stdout)"
+
+	step "phase 8b: a forward to an address outside the tunnel is refused with exit 2, one line, and changes nothing"
+	# The settings file: a comment, backend, then FWD_SETTINGS (6 lines), so a new line is 9.
+	write_settings "${FWD_SETTINGS[@]}" "forward = tcp/8447=192.168.1.10:$PORT"
+	assert_rc "forward hostile: to the lan host (outside the tunnel): up exits 2" 2 timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	assert_eq "forward hostile: one line of output" 1 "$(grep -c . <<<"$RUN_OUT")"
+	prefix="wgfw-hook: $SRV_IF: /etc/wgfw/$SRV_IF.conf:9: forward = tcp/8447=192.168.1.10:$PORT: 192.168.1.10 is not behind the tunnel"
+	if [[ $RUN_OUT == "$prefix"* ]]; then pass "forward hostile: names /etc/wgfw/$SRV_IF.conf:9 and says why"; else
+		fail "forward hostile: names /etc/wgfw/$SRV_IF.conf:9 and says why" "expected: $prefix..." "got:      $RUN_OUT"; fi
+	assert_eq "forward hostile: the rules are as they were" "$rules_now" "$(snapshot_rules "$SRV" /dev/stdout)"
+	write_settings "${FWD_SETTINGS[@]}"
+	assert_rc "forward hostile: --forward tcp/8447=192.0.2.1 on the command line: up exits 2" 2 \
+		timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --forward tcp/8447=192.0.2.1
+	if [[ $RUN_OUT == "wgfw-hook: $SRV_IF: --forward tcp/8447=192.0.2.1: 192.0.2.1 is not behind the tunnel"* && $(grep -c . <<<"$RUN_OUT") == 1 ]]; then
+		pass "forward hostile: one line naming --forward and why"
+	else
+		fail "forward hostile: one line naming --forward and why" "got: $RUN_OUT"
+	fi
+	assert_eq "forward hostile: the rules are still as they were" "$rules_now" "$(snapshot_rules "$SRV" /dev/stdout)"
+else
+	fail "port-forward checks ran" "the tunnels did not come up (see above)"
+fi
+end_phase "phase 8 (port forwards)"
 
 # ---------------------------------------------------------------------------------------------
 step "final: srv's rulesets and sysctls equal the phase-0 snapshot"

@@ -8,6 +8,8 @@ mod script;
 pub use live::{BUILT_IN, Live, counted};
 pub use script::{differences, render_fresh, transaction};
 
+use std::net::IpAddr;
+
 use super::model::{self, Ct, Match, Ports, Rule, Table, Verdict};
 use super::names::ChainId;
 use crate::plan::Family;
@@ -232,6 +234,11 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
             }
             Match::MssAbove(mss) => parts.push(format!("-m tcpmss --mss {}:65535", mss + 1)),
             Match::SrcNotLocal => parts.push("-m addrtype ! --src-type LOCAL".into()),
+            Match::DstLocal => parts.push("-m addrtype --dst-type LOCAL".into()),
+            Match::DnatFrom(p) => parts.push(format!(
+                "-m conntrack --ctstate DNAT --ctorigdstport {}",
+                ports(*p)
+            )),
         }
     }
     if let Some(mark) = &rule.mark {
@@ -254,6 +261,11 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
             }
         ),
         Verdict::SetMss(mss) => format!("-j TCPMSS --set-mss {mss}"),
+        Verdict::Dnat { to, port } => match (to, port) {
+            (IpAddr::V6(a), Some(p)) => format!("-j DNAT --to-destination [{a}]:{p}"),
+            (a, Some(p)) => format!("-j DNAT --to-destination {a}:{p}"),
+            (a, None) => format!("-j DNAT --to-destination {a}"),
+        },
         Verdict::Log(prefix) => format!("-j LOG --log-prefix \"{prefix}\""),
         // `render` expands it into jumps; unexpanded, it fails closed.
         Verdict::BySrc { .. } => "-j DROP".into(),

@@ -92,20 +92,22 @@ fn without_counter(rule: &str) -> String {
     }
 }
 
-/// The packets counted by the rules of `chains` that say what they count.
-pub fn counted(live: &Live, chains: &[String]) -> Vec<(&'static str, u64)> {
+/// The packets counted by the rules of `chains` that say what they count (in their comment).
+pub fn counted(live: &Live, chains: &[String]) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     for r in live.rules_of(chains) {
-        let Some(label) = crate::rules::model::COUNTED
-            .iter()
-            .find(|l| r.contains(&format!("comment \"{l}\"")))
+        let Some((_, rest)) = r.split_once("counter packets ") else {
+            continue;
+        };
+        let Some(label) = r
+            .split_once("comment \"")
+            .and_then(|(_, c)| c.split_once('"'))
+            .map(|(l, _)| l.to_string())
         else {
             continue;
         };
-        let packets = r
-            .split_once("counter packets ")
-            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok());
-        out.push((*label, packets.unwrap_or(0)));
+        let packets = rest.split_whitespace().next().and_then(|n| n.parse().ok());
+        out.push((label, packets.unwrap_or(0)));
     }
     out
 }

@@ -16,6 +16,8 @@ pub use live::{Live, counted, input_owner, overview_chains, sets_used};
 pub use names::{TABLE, base_chain, chain_name, chain_of_name, set_name};
 pub use script::{differences, transaction};
 
+use std::net::IpAddr;
+
 use super::model::{Chain, Ct, Match, Ports, Rule, Verdict};
 use crate::config::types::RateUnit;
 use crate::plan::Family;
@@ -94,6 +96,8 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
             }
             Match::MssAbove(mss) => format!("tcp option maxseg size > {mss}"),
             Match::SrcNotLocal => "fib saddr type != local".into(),
+            Match::DstLocal => "fib daddr type local".into(),
+            Match::DnatFrom(p) => format!("ct status dnat ct original proto-dst {}", ports(*p)),
             Match::DstIn(set) => format!("{ip} daddr @{}", set_name(&set.id, family)),
         });
     }
@@ -114,9 +118,14 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
         },
         Verdict::Masquerade => "masquerade".into(),
         Verdict::SetMss(mss) => format!("tcp option maxseg size set {mss}"),
+        Verdict::Dnat { to, port } => match (to, port) {
+            (IpAddr::V6(a), Some(p)) => format!("dnat ip6 to [{a}]:{p}"),
+            (a, Some(p)) => format!("dnat {ip} to {a}:{p}"),
+            (a, None) => format!("dnat {ip} to {a}"),
+        },
         Verdict::BySrc { id, .. } => format!("{ip} saddr vmap @{}", set_name(id, family)),
     });
-    if let Some(label) = rule.mark.as_deref().or(rule.counts) {
+    if let Some(label) = rule.mark.as_deref().or(rule.counts.as_deref()) {
         parts.push(format!("comment \"{label}\""));
     }
     parts.join(" ")

@@ -13,6 +13,10 @@ pub(super) const BASE: &[(&str, &str)] = &[
         "type filter hook prerouting priority raw; policy accept;",
     ),
     (
+        "prerouting_nat",
+        "type nat hook prerouting priority dstnat; policy accept;",
+    ),
+    (
         "forward_mangle",
         "type filter hook forward priority mangle; policy accept;",
     ),
@@ -33,6 +37,10 @@ pub(super) const BASE: &[(&str, &str)] = &[
         "type filter hook output priority filter; policy accept;",
     ),
 ];
+
+/// Base chains declared only while a chain of ours hangs from them: a NAT hook in prerouting
+/// would cost every new connection a lookup, for hosts that forward no port.
+pub(super) const ON_DEMAND: &[&str] = &["prerouting_nat"];
 
 /// Whether `name` is one of the table's base chains (which hold only jumps to ours).
 pub fn base_chain(name: &str) -> bool {
@@ -99,6 +107,7 @@ pub fn chain_of_name(name: &str) -> Option<(ChainId, Family)> {
 fn base_for(table: Table, hook: &str) -> Option<&'static str> {
     Some(match (table, hook) {
         (Table::Raw, "PREROUTING") => "prerouting_raw",
+        (Table::Nat, "PREROUTING") => "prerouting_nat",
         (Table::Mangle, "FORWARD") => "forward_mangle",
         (Table::Nat, "POSTROUTING") => "postrouting_nat",
         (Table::Filter, "INPUT") => "input",

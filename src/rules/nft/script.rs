@@ -7,7 +7,7 @@ use crate::plan::Family;
 use crate::rules::model::Chain;
 
 use super::live::Live;
-use super::names::{BASE, TABLE, base_of_name, chain_name};
+use super::names::{BASE, ON_DEMAND, TABLE, base_of_name, chain_name};
 use super::{render_rule, sets};
 
 /// The `nft -f` script that makes the table hold `desired` (per family), drops the chains and
@@ -45,8 +45,19 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
         return live.exists().then(|| format!("delete table {TABLE}\n"));
     }
 
+    // The base chains: all but those on demand, which come and go with what hangs from them.
+    let (bases, unused): (Vec<&(&str, &str)>, Vec<&(&str, &str)>) =
+        BASE.iter().partition(|(name, _)| {
+            !ON_DEMAND.contains(name) || hooked.iter().any(|(b, _, _)| b == name)
+        });
+    let unused: Vec<&str> = unused
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| chains.contains(*name))
+        .collect();
+
     let mut s = format!("add table {TABLE}\n");
-    for (name, decl) in BASE {
+    for (name, decl) in &bases {
         let _ = writeln!(s, "add chain {TABLE} {name} {{ {decl} }}");
     }
     // Maps are declared once the chains they jump to are (nft 1.0.6 cannot resolve a jump
@@ -61,7 +72,7 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
     for set in wanted_sets.iter().filter(|w| w.kind == "set") {
         declare(&mut s, set);
     }
-    for (name, _) in BASE {
+    for name in bases.iter().map(|(n, _)| *n).chain(unused.iter().copied()) {
         let _ = writeln!(s, "flush chain {TABLE} {name}");
     }
     for (family, c) in desired {
@@ -96,7 +107,7 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
             let _ = writeln!(s, "add rule {TABLE} {name} {}", render_rule(r, *family));
         }
     }
-    for (base, _) in BASE {
+    for (base, _) in &bases {
         for (b, proto, name) in &hooked {
             if b == base {
                 let _ = writeln!(
@@ -111,6 +122,9 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
         let _ = writeln!(s, "delete {kind} {TABLE} {name}");
     }
     for name in &gone_chains {
+        let _ = writeln!(s, "delete chain {TABLE} {name}");
+    }
+    for name in &unused {
         let _ = writeln!(s, "delete chain {TABLE} {name}");
     }
     Some(s)
@@ -160,5 +174,40 @@ mod tests {
             Some("delete table inet wgfw\n")
         );
         assert_eq!(transaction(&[], &remove, &Live::default()), None);
+    }
+
+    #[test]
+    fn the_nat_prerouting_chain_lives_while_a_forward_does() {
+        let id = |s: &str| s.parse::<crate::rules::ChainId>().unwrap();
+        let chain = |name: &str| Chain {
+            id: id(name),
+            rules: Vec::new(),
+        };
+        let declared = "add chain inet wgfw prerouting_nat {";
+        // A forward's DNAT chain brings the base chain along.
+        let want = [(Family::V4, chain("WGFW-wg0-DNAT"))];
+        let s = transaction(&want, &[], &Live::default()).unwrap();
+        assert!(s.contains(declared), "{s}");
+        assert!(
+            s.contains("add rule inet wgfw prerouting_nat meta nfproto ipv4 jump WGFW-wg0-DNAT-v4")
+        );
+        // Without any, a fresh table has none.
+        let want = [(Family::V4, chain("WGFW-wg0-FWD"))];
+        let s = transaction(&want, &[], &Live::default()).unwrap();
+        assert!(!s.contains("prerouting_nat"), "{s}");
+        // And the last forward takes it away, while other chains stay.
+        let live = Live::parse(
+            "table inet wgfw {\n\tchain prerouting_nat {\n\t}\n\tchain WGFW-wg0-DNAT-v4 {\n\t}\n\tchain WGFW-wg0-FWD-v4 {\n\t}\n}\n",
+        );
+        let s = transaction(&want, &["WGFW-wg0-DNAT-v4".to_string()], &live).unwrap();
+        assert!(!s.contains(declared), "{s}");
+        let tail: Vec<&str> = s.lines().rev().take(2).collect();
+        assert_eq!(
+            tail,
+            [
+                "delete chain inet wgfw prerouting_nat",
+                "delete chain inet wgfw WGFW-wg0-DNAT-v4"
+            ]
+        );
     }
 }
