@@ -238,6 +238,35 @@ worker() {
 	clear_foreign
 }
 
+# bench_setup NAME PACKAGE...: as root, installs what is missing, builds the release binary
+# (BIN), and starts the e2e library's namespace bookkeeping (cleanup on exit).
+bench_setup() {
+	local name=$1 p missing=()
+	shift
+	[[ $EUID -eq 0 ]] || { echo "$name: run as root (it creates network namespaces)" >&2; exit 2; }
+	for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+	if ((${#missing[@]})); then
+		echo "[+] installing ${missing[*]}"
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+	echo "[+] cargo build --release"
+	(cd "$ROOT" && cargo build --release --locked -q)
+	BIN=$ROOT/target/release/wgfw-hook
+	# shellcheck source=tests/e2e/lib.sh
+	source "$ROOT/tests/e2e/lib.sh"
+	setup_traps
+	export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
+}
+
+# stats FILE: "median p10 p90" in milliseconds.
+stats() {
+	sort -n "$1" | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "- - -"; exit }
+		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		lo = v[int((NR - 1) * 0.1) + 1]; hi = v[int((NR - 1) * 0.9 + 0.5) + 1]
+		printf "%.1f %.1f %.1f\n", m / 1000, lo / 1000, hi / 1000 }'
+}
+
 # Sourced with __lib (the wg-quick loop uses time_loop): functions only.
 if [[ ${1:-} == __lib ]]; then return 0; fi
 if [[ ${1:-} == __worker ]]; then
@@ -264,23 +293,7 @@ while (($#)); do
 	shift
 done
 
-[[ $EUID -eq 0 ]] || { echo "bench.sh: run as root (it creates network namespaces)" >&2; exit 2; }
-need=(iptables nftables wireguard-tools wireguard-go iproute2 iperf3 socat bc file)
-missing=()
-for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
-if ((${#missing[@]})); then
-	echo "[+] installing ${missing[*]}"
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-echo "[+] cargo build --release"
-(cd "$ROOT" && cargo build --release --locked -q)
-BIN=$ROOT/target/release/wgfw-hook
-
-# shellcheck source=tests/e2e/lib.sh
-source "$ROOT/tests/e2e/lib.sh"
-setup_traps
-export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
+bench_setup bench.sh iptables nftables wireguard-tools wireguard-go iproute2 iperf3 socat bc file
 require_free_ifaces wgb0 wgb1
 
 INET=$E2E_PREFIX-inet SRV=$E2E_PREFIX-srv CLI=$E2E_PREFIX-cli
@@ -338,15 +351,6 @@ for backend in $BACKENDS; do
 	step "$backend: hook, floor and guide at ${SIZES// /, } foreign rules, $ROUNDS rounds"
 	in_ns "$SRV" bash "$0" __worker "$backend" "$SIZES" "$ROUNDS" "$OUT" "$CONF" "$BIN"
 done
-
-# stats FILE: "median p10 p90" in milliseconds.
-stats() {
-	sort -n "$1" | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "- - -"; exit }
-		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		lo = v[int((NR - 1) * 0.1) + 1]; hi = v[int((NR - 1) * 0.9 + 0.5) + 1]
-		printf "%.1f %.1f %.1f\n", m / 1000, lo / 1000, hi / 1000 }'
-}
 
 # sum_file A B: per-round sums of two files (up + down).
 sum_file() { paste -d+ "$1" "$2" | bc; }

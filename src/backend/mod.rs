@@ -99,9 +99,13 @@ pub(crate) enum Before {
         overview: Option<Listing>,
     },
     Nft {
-        table: rules::nft::Live,
+        /// Listed only where a change needs it (`nft::apply`): at 10,000 peers the listing
+        /// costs nft 150 ms, and a change of elements alone needs none.
+        table: Option<rules::nft::Live>,
         overview: Listing,
     },
+    /// After an `up` that only added and deleted elements: the transaction that takes it back.
+    NftElements { back: String, overview: Listing },
 }
 
 impl Before {
@@ -109,7 +113,7 @@ impl Before {
     pub(crate) fn overview(&self) -> Option<&Listing> {
         match self {
             Before::Iptables { overview, .. } => overview.as_ref(),
-            Before::Nft { overview, .. } => Some(overview),
+            Before::Nft { overview, .. } | Before::NftElements { overview, .. } => Some(overview),
         }
     }
 }
@@ -146,13 +150,10 @@ pub(crate) fn read(backend: Backend, families: &[Family]) -> Result<Before> {
                 overview,
             }
         }
-        Backend::Nft => {
-            let overview = nft::overview()?;
-            Before::Nft {
-                table: nft::read(&overview)?,
-                overview,
-            }
-        }
+        Backend::Nft => Before::Nft {
+            table: None,
+            overview: nft::overview()?,
+        },
     })
 }
 
@@ -168,27 +169,58 @@ pub(crate) fn input_owners(before: &Before) -> BTreeMap<Family, String> {
                 Some((*f, l.input_owner().or_else(nft)?))
             })
             .collect(),
-        Before::Nft { overview, .. } => match rules::nft::input_owner(overview) {
-            Some(why) => Family::BOTH.into_iter().map(|f| (f, why.clone())).collect(),
-            None => BTreeMap::new(),
-        },
+        Before::Nft { overview, .. } | Before::NftElements { overview, .. } => {
+            match rules::nft::input_owner(overview) {
+                Some(why) => Family::BOTH.into_iter().map(|f| (f, why.clone())).collect(),
+                None => BTreeMap::new(),
+            }
+        }
     }
 }
 
 /// Installs `plan`, all or nothing: a family that fails leaves the others as they were.
-pub(crate) fn apply(plan: &Plan, others: &[Record], before: &Before) -> Result<()> {
+/// `shape` is what the last nft transaction recorded of the table (`rules::nft::Shape`).
+/// Returns what puts the change back, and for nft the new record (empty: none is sure).
+pub(crate) fn apply(
+    plan: &Plan,
+    others: &[Record],
+    before: Before,
+    shape: Option<&str>,
+) -> Result<(Before, String)> {
     match before {
-        Before::Iptables { variant, lives, .. } => iptables::apply(*variant, plan, others, lives),
-        Before::Nft { table, .. } => nft::apply(plan, others, table),
+        Before::Iptables {
+            variant, ref lives, ..
+        } => iptables::apply(variant, plan, others, lives).map(|()| (before, String::new())),
+        Before::Nft { table, overview } => {
+            let (undo, record) = nft::apply(plan, others, table, &overview, shape)?;
+            let before = match undo {
+                nft::Undo::Table(table) => Before::Nft {
+                    table: Some(table),
+                    overview,
+                },
+                nft::Undo::Elements(back) => Before::NftElements { back, overview },
+            };
+            Ok((before, record))
+        }
+        Before::NftElements { .. } => Ok((before, String::new())),
     }
 }
 
 /// How the live ruleset differs from what `plan` installs, one line per difference.
-pub(crate) fn differences(plan: &Plan, others: &[Record], before: &Before) -> Vec<String> {
-    match before {
+pub(crate) fn differences(plan: &Plan, others: &[Record], before: &Before) -> Result<Vec<String>> {
+    Ok(match before {
         Before::Iptables { lives, .. } => iptables::differences(plan, others, lives),
-        Before::Nft { table, .. } => nft::differences(plan, others, table),
-    }
+        Before::Nft {
+            table: Some(table), ..
+        } => nft::differences(plan, others, table),
+        Before::Nft {
+            table: None,
+            overview,
+        }
+        | Before::NftElements { overview, .. } => {
+            nft::differences(plan, others, &nft::read(overview)?)
+        }
+    })
 }
 
 /// The packets the plan's counted rules saw, by what they count: `rules::COUNTED` in that
@@ -233,7 +265,12 @@ pub(crate) fn undo(iface: &IfaceName, before: &Before) {
             let all: Vec<Family> = lives.keys().copied().collect();
             iptables::undo(*variant, iface, &all, lives);
         }
-        Before::Nft { table, .. } => nft::undo(table),
+        Before::Nft {
+            table: Some(table), ..
+        } => nft::undo(table),
+        // Nothing was listed, so nothing was changed.
+        Before::Nft { table: None, .. } => {}
+        Before::NftElements { back, .. } => nft::undo_elements(back),
     }
 }
 

@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::plan::{Family, Plan};
 use crate::rules::listing::Listing;
 use crate::rules::{self, Chain, ChainId, nft};
-use crate::system::cmd;
 use crate::system::state::Record;
+use crate::system::{cmd, os};
 
 use super::shared::{families, members};
 
@@ -60,10 +60,67 @@ fn desired_all(plan: &Plan, others: &[Record]) -> Vec<(Family, Chain)> {
         .collect()
 }
 
-/// Installs `plan` in one transaction.
-pub(crate) fn apply(plan: &Plan, others: &[Record], before: &nft::Live) -> Result<()> {
+/// What puts an `apply` back.
+pub(crate) enum Undo {
+    /// The table as it was.
+    Table(nft::Live),
+    /// The transaction that takes an element-only change back.
+    Elements(String),
+}
+
+/// Installs `plan` in one transaction. Where the ruleset's generation is the one `shape`
+/// recorded, nobody changed it since our last commit: if only elements differ, the
+/// transaction is those elements alone, and the table is not listed. Otherwise (or if nft
+/// refuses them) the table is listed and rebuilt. Returns what puts the change back, and the
+/// new record: empty where another commit may have come between (then the next change is a
+/// full one).
+pub(crate) fn apply(
+    plan: &Plan,
+    others: &[Record],
+    listed: Option<nft::Live>,
+    overview: &Listing,
+    shape: Option<&str>,
+) -> Result<(Undo, String)> {
     let want = desired_all(plan, others);
-    let Some(script) = nft::transaction(&want, &own(&plan.iface, before), before) else {
+    let new = nft::Shape::of(&want);
+    let generation = || os::os().nft_generation();
+    let record = |before: Option<u32>| match (before, generation()) {
+        (Some(b), Some(now)) if now == b.wrapping_add(1) => new.record(now),
+        _ => String::new(),
+    };
+    let recorded = shape.and_then(nft::Shape::parse);
+    if let (Some((g, old)), None) = (&recorded, &listed)
+        && generation() == Some(*g)
+        && nft::overview_chains(overview).is_some()
+        && let Some((forward, back)) = nft::element_change(old, &new)
+    {
+        if forward.is_empty() {
+            return Ok((Undo::Elements(back), new.record(*g)));
+        }
+        match cmd::transaction(
+            "nft",
+            &["-f", "-"],
+            &forward,
+            "the rules",
+            Some("the peers' addresses alone"),
+        ) {
+            Ok(()) => return Ok((Undo::Elements(back), record(Some(*g)))),
+            // Refused, it changed nothing: the full change below lists what is there.
+            Err(e) => log::info!("{e}: listing the table and writing it whole"),
+        }
+    }
+    let before = match listed {
+        Some(t) => t,
+        None => read(overview)?,
+    };
+    let g = generation();
+    apply_whole(&want, plan, &before)?;
+    Ok((Undo::Table(before), record(g)))
+}
+
+/// The whole change, computed from the listed table.
+fn apply_whole(want: &[(Family, Chain)], plan: &Plan, before: &nft::Live) -> Result<()> {
+    let Some(script) = nft::transaction(want, &own(&plan.iface, before), before) else {
         return Ok(());
     };
     submit(&script).inspect_err(|_| {
@@ -89,6 +146,15 @@ pub(crate) fn counters(iface: &IfaceName) -> BTreeMap<String, u64> {
         *sums.entry(label).or_default() += n;
     }
     sums
+}
+
+/// Takes an element-only change back (after a later step failed).
+pub(crate) fn undo_elements(back: &str) {
+    if !back.is_empty()
+        && let Err(e) = submit(back)
+    {
+        eprintln!("wgfw-hook: warning: could not put the nft table back: {e}");
+    }
 }
 
 /// Puts the table back as it was in `before` (after a later step failed).

@@ -60,7 +60,7 @@ fn differences(
         .filter(|r| &r.iface != iface)
         .collect();
     let (plan, before, families) = prepare(iface, opts, conf, record.backend)?;
-    let mut out = backend::differences(&plan, &others, &before);
+    let mut out = backend::differences(&plan, &others, &before)?;
     for w in &plan.sysctls {
         if let Ok(v) = sysctl::read(&w.key)
             && v != w.value

@@ -56,6 +56,7 @@ pub(super) fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     warn(remove_rules(store, iface, mine, &others)?);
     for file in [
         files::foreign(iface),
+        files::nft_shape(iface),
         files::options(iface),
         files::wgconf(iface),
         files::rollback(iface),

@@ -64,8 +64,14 @@ pub(super) fn install(
         store.save_record(&record)
     })?;
     // A failed apply has put back what it changed itself.
-    let applied = backend::apply(&plan, &others, &before);
-    undo.run_with(applied, |()| Done::Firewall(before))?;
+    let shape_file = files::nft_shape(iface);
+    let shape = store.read_named(&shape_file)?;
+    let applied = backend::apply(&plan, &others, before, shape.as_deref());
+    let shape = undo.check(applied).map(|(before, shape)| {
+        undo.push(Done::Firewall(before));
+        shape
+    })?;
+    undo.write_file(&shape_file, &shape)?;
     // Pushed first: a failing apply may have put some of them in.
     undo.push(Done::Foreign {
         placed: wanted.keys().cloned().collect(),
@@ -204,6 +210,10 @@ impl<'a> Undo<'a> {
             Ok(p) => p,
             Err(e) => return self.check(Err(e)),
         };
+        // A second `up` mostly records what is there already (at 10,000 peers, megabytes).
+        if previous.as_deref().unwrap_or_default() == text {
+            return Ok(());
+        }
         let done = Done::File {
             name: name.to_string(),
             previous,

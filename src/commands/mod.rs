@@ -53,6 +53,11 @@ mod files {
     pub(super) fn wgconf(iface: &IfaceName) -> String {
         format!("{iface}.wgconf")
     }
+    /// What the last nft transaction left of the table, with the ruleset's generation
+    /// (`rules::nft::Shape`): where nothing changed it since, `up` writes elements alone.
+    pub(super) fn nft_shape(iface: &IfaceName) -> String {
+        format!("{iface}.nft")
+    }
     /// The places of our accepts in other managers' chains.
     pub(super) fn foreign(iface: &IfaceName) -> String {
         format!("{iface}.foreign")

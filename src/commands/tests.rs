@@ -346,3 +346,67 @@ fn a_rollback_goes_back_to_the_plan_before_or_to_nothing() {
     );
     assert!(store.files().contains(&"wg0.state".to_string()));
 }
+
+/// Where nobody committed since our last change and only peers' addresses differ, `up` writes
+/// those elements alone and lists nothing; any other commit, or a refused element, makes it
+/// list the table and write it whole.
+#[test]
+fn a_change_of_peers_alone_is_written_as_their_elements() {
+    const KEYS: [&str; 3] = [
+        "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+        "h9+mBOOUaKvJFVQMBTLzwoW8H9UqNkuoLs3r57ncdn0=",
+        "4qh9ej64x1OZIK63ovoHaIhjG+QxMflkQbXYLoxpJi8=",
+    ];
+    let (fake, _os, store) = setup("elements");
+    fake.set_generation(7);
+    let settings = format!("[group home]\npeer = {}\n", KEYS.join(", "));
+    let opts = Options {
+        backend: Some(BackendChoice::Nft),
+        wan: "eth0".parse().ok(),
+        ..crate::config::settings::parse(Path::new("s"), &settings).unwrap()
+    };
+    let conf = |peers: usize| {
+        let mut text = "[Interface]\nAddress = 10.66.0.1/24\nListenPort = 51820\n".to_string();
+        for (i, k) in KEYS.iter().take(peers).enumerate() {
+            text.push_str(&format!(
+                "[Peer]\nPublicKey = {k}\nAllowedIPs = 10.66.0.{}/32\n",
+                i + 2
+            ));
+        }
+        wgconf::parse(Path::new("/etc/wireguard/wg0.conf"), &text).unwrap()
+    };
+    let up = |peers: usize| {
+        install(&wg0(), &opts, &conf(peers), store.get(), Guard::Off).expect("up");
+        fake.take()
+    };
+    let calls = up(2);
+    fake.answer("nft list chains", &overview_after(&script(&calls, 0)));
+    let calls = up(3);
+    assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);
+    assert_eq!(
+        script(&calls, 0),
+        "add element inet wgfw WGFW-wg0-PEERS-A-v4 { 10.66.0.4 : jump WGFW-wg0-P1-v4 }\n"
+    );
+    // Nothing differs: nothing to write.
+    assert_eq!(runs(&up(3)), ["nft list chains"]);
+    // Another program's commit: the table is listed and written whole.
+    fake.set_generation(100);
+    let calls = up(2);
+    assert_eq!(
+        runs(&calls),
+        ["nft list chains", "nft list table inet wgfw", "nft -f -"]
+    );
+    assert!(script(&calls, 0).starts_with("add table inet wgfw\n"));
+    // A refused element (the record was wrong after all) falls back to the whole table.
+    fake.refuse_script("{ 10.66.0.4 : jump");
+    let calls = up(3);
+    assert_eq!(
+        runs(&calls),
+        [
+            "nft list chains",
+            "nft -f -",
+            "nft list table inet wgfw",
+            "nft -f -"
+        ]
+    );
+}

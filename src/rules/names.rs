@@ -134,6 +134,8 @@ pub enum SetId {
     Hosts(IfaceName),
     /// The tunnel sources of one group, as destinations of other peers.
     Group(IfaceName, usize),
+    /// The single addresses of a set, which nft keeps apart from its networks (`-A`).
+    Addresses(Box<SetId>),
 }
 
 impl fmt::Display for SetId {
@@ -142,6 +144,7 @@ impl fmt::Display for SetId {
             SetId::Peers(i) => write!(f, "{PREFIX}{i}-PEERS"),
             SetId::Hosts(i) => write!(f, "{PREFIX}{i}-HOSTS"),
             SetId::Group(i, n) => write!(f, "{PREFIX}{i}-S{}", n + 1),
+            SetId::Addresses(of) => write!(f, "{of}-A"),
         }
     }
 }

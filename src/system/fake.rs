@@ -43,6 +43,9 @@ pub(crate) struct Fake {
     refuse_writes: RefCell<Vec<String>>,
     programs: Vec<String>,
     mtu: Option<u32>,
+    /// The nftables ruleset's generation, raised by each `nft -f` that goes through; `None`:
+    /// not known (every change is a full one).
+    generation: std::cell::Cell<Option<u32>>,
 }
 
 impl Fake {
@@ -99,6 +102,11 @@ impl Fake {
         self.refuse_writes.borrow_mut().push(key_value.to_string());
     }
 
+    /// Sets the ruleset's generation, as another program's commit would.
+    pub(crate) fn set_generation(&self, g: u32) {
+        self.generation.set(Some(g));
+    }
+
     /// The calls since the last `take`.
     pub(crate) fn take(&self) -> Vec<Call> {
         std::mem::take(&mut *self.log.borrow_mut())
@@ -130,6 +138,9 @@ impl Os for Fake {
                 stdout: String::new(),
                 stderr: "Error: refused by the test".into(),
             });
+        }
+        if line == "nft -f -" {
+            self.generation.set(self.generation.get().map(|g| g + 1));
         }
         Ok(match self.answers.borrow().get(&line) {
             Some(o) => Output {
@@ -189,6 +200,10 @@ impl Os for Fake {
             .collect();
         names.dedup();
         names
+    }
+
+    fn nft_generation(&self) -> Option<u32> {
+        self.generation.get()
     }
 
     fn mtu(&self, _iface: &IfaceName) -> Option<u32> {

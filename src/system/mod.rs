@@ -5,6 +5,7 @@ pub(crate) mod cmd;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod host;
+pub(crate) mod nftgen;
 pub(crate) mod os;
 pub(crate) mod sockdiag;
 pub(crate) mod state;

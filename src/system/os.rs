@@ -29,6 +29,8 @@ pub(crate) trait Os {
     fn list(&self, dir: &Path) -> Vec<String>;
     /// The MTU of an interface of this network namespace.
     fn mtu(&self, iface: &IfaceName) -> Option<u32>;
+    /// The generation of the namespace's nftables ruleset (`system::nftgen`).
+    fn nft_generation(&self) -> Option<u32>;
 }
 
 /// The system itself.
@@ -94,6 +96,10 @@ impl Os for Real {
 
     fn mtu(&self, iface: &IfaceName) -> Option<u32> {
         ioctl_mtu(iface)
+    }
+
+    fn nft_generation(&self) -> Option<u32> {
+        super::nftgen::generation()
     }
 }
 

@@ -7,7 +7,6 @@
 //! when its plan could cut anyone off (`lockout::may_cut_off`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
 
 use crate::system::sys;
 
@@ -29,11 +28,6 @@ const COMPAT_LEN: usize = 76;
 /// A dump of any size ends long before this many reads.
 const MAX_READS: usize = 100_000;
 
-unsafe extern "C" {
-    fn send(fd: i32, buf: *const u8, len: usize, flags: i32) -> isize;
-    fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
-}
-
 /// The remote addresses of established TCP connections whose local port is `port`, in this
 /// network namespace; None when the kernel cannot be asked (the caller falls back to /proc).
 pub(crate) fn established_peers(port: u16) -> Option<Vec<IpAddr>> {
@@ -50,15 +44,12 @@ fn dump(requests: &[&[u8]], port: u16) -> Option<Vec<IpAddr>> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
     for req in requests {
-        // SAFETY: the buffer is valid for its length.
-        if unsafe { send(fd.as_raw_fd(), req.as_ptr(), req.len(), 0) } != req.len() as isize {
+        if !sys::send_all(&fd, req) {
             return None;
         }
         let mut done = false;
         for _ in 0..MAX_READS {
-            // SAFETY: the buffer is valid and writable for its length.
-            let n = unsafe { recv(fd.as_raw_fd(), buf.as_mut_ptr(), buf.len(), 0) };
-            let n = usize::try_from(n).ok().filter(|n| *n > 0)?;
+            let n = sys::recv_into(&fd, &mut buf)?;
             match parse(&buf[..n], port, &mut out) {
                 Parsed::More => {}
                 Parsed::Done => {

@@ -12,6 +12,8 @@ const SOCK_CLOEXEC: i32 = 0o2_000_000;
 
 unsafe extern "C" {
     fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
+    fn send(fd: i32, buf: *const u8, len: usize, flags: i32) -> isize;
+    fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
     fn getsockopt(
         fd: i32,
         level: i32,
@@ -27,6 +29,19 @@ pub(crate) fn raw_socket(domain: i32, protocol: i32) -> Option<OwnedFd> {
     let raw = unsafe { socket(domain, SOCK_RAW | SOCK_CLOEXEC, protocol) };
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Sends `buf` as one message; whether all of it went.
+pub(crate) fn send_all(fd: &impl AsRawFd, buf: &[u8]) -> bool {
+    // SAFETY: the buffer is valid for its length.
+    unsafe { send(fd.as_raw_fd(), buf.as_ptr(), buf.len(), 0) == buf.len() as isize }
+}
+
+/// Receives one message into `buf`: its length, or None on an error or an empty read.
+pub(crate) fn recv_into(fd: &impl AsRawFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: the buffer is valid and writable for its length.
+    let n = unsafe { recv(fd.as_raw_fd(), buf.as_mut_ptr(), buf.len(), 0) };
+    usize::try_from(n).ok().filter(|n| *n > 0)
 }
 
 /// getsockopt(2) into `buf`, which also carries the request where the option takes one; the

@@ -699,6 +699,22 @@ if ((TUN_OK)); then
 	assert_eq "per-peer: ... and changes no rule" "$after" "$(snapshot_rules "$SRV" /dev/stdout)"
 	[[ $before != "$after" ]] && pass "per-peer: the re-run changed the rules (the peer's address was added)" ||
 		fail "per-peer: the re-run changed the rules (the peer's address was added)"
+	if ((NATIVE)); then
+		n=$(nft_if "$SRV_IF")
+		srv wg set "$SRV_IF" peer "$C2_PUB" allowed-ips 10.66.0.3/32,10.66.0.33/32,fd66::3/128
+		assert_ok "per-peer: up after c2 got one more address with wg set exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+		assert_match "per-peer: ... in a transaction of that address alone (nft: nobody changed the ruleset since)" \
+			"nft -f - \\(the peers' addresses alone\\)" "$RUN_OUT"
+		assert_match "per-peer: ... which the verdict map now holds" "10\\.66\\.0\\.33 : jump WGFW-$n-P2-v4" "$(nft_hook_table "$SRV")"
+		srv wg set "$SRV_IF" peer "$C2_PUB" allowed-ips 10.66.0.3/32,fd66::3/128
+		assert_ok "per-peer: up after the address is gone again exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+		assert_eq "per-peer: ... and the rules are as before" "$after" "$(snapshot_rules "$SRV" /dev/stdout)"
+		# Anyone's commit changes the ruleset's generation: up then lists the table and puts
+		# it right, instead of trusting its record.
+		srv nft flush chain inet wgfw "WGFW-$n-FWD-v4"
+		assert_ok "per-peer: up after someone flushed a chain of ours exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+		assert_eq "per-peer: ... and puts the flushed chain back" "$after" "$(snapshot_rules "$SRV" /dev/stdout)"
+	fi
 	kill "$LIVE_PID" 2>/dev/null || true
 	wait "$LIVE_PID" 2>/dev/null || true
 

@@ -95,38 +95,44 @@ pub fn render(chains: &[model::Chain], family: Family) -> Vec<Chain> {
 
 /// iptables has no sets of its own (ipset's live outside the restore transaction): a rule
 /// that matches a set of networks, or jumps by source, is one rule per network.
+/// (Each rule is built afresh, never cloned whole: a clone would copy all the entries again
+/// for every one of them, quadratic in the peers.)
 fn expand(rule: &Rule) -> Vec<Rule> {
+    let with = |matches: Vec<Match>, verdict: Verdict| Rule {
+        matches,
+        verdict,
+        counts: rule.counts.clone(),
+        mark: rule.mark.clone(),
+    };
     if let Verdict::BySrc { entries, .. } = &rule.verdict {
         return entries
             .iter()
             .map(|(net, chain)| {
                 let mut matches = vec![Match::Src(*net)];
                 matches.extend(rule.matches.iter().cloned());
-                Rule {
-                    matches,
-                    verdict: Verdict::Jump(chain.clone()),
-                    ..rule.clone()
-                }
+                with(matches, Verdict::Jump(chain.clone()))
             })
             .flat_map(|r| expand(&r))
             .collect();
     }
-    let Some(i) = rule
-        .matches
-        .iter()
-        .position(|m| matches!(m, Match::DstIn(_)))
-    else {
+    let Some(set) = rule.matches.iter().find_map(|m| match m {
+        Match::DstIn(set) => Some(set),
+        _ => None,
+    }) else {
         return vec![rule.clone()];
-    };
-    let Match::DstIn(set) = &rule.matches[i] else {
-        unreachable!("found above")
     };
     set.nets
         .iter()
         .flat_map(|net| {
-            let mut r = rule.clone();
-            r.matches[i] = Match::Dst(*net);
-            expand(&r)
+            let matches = rule
+                .matches
+                .iter()
+                .map(|m| match m {
+                    Match::DstIn(_) => Match::Dst(*net),
+                    m => m.clone(),
+                })
+                .collect();
+            expand(&with(matches, rule.verdict.clone()))
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use crate::rules::model::Chain;
 
 use super::live::Live;
 use super::names::{BASE, ON_DEMAND, TABLE, base_of_name, chain_name};
-use super::{render_rule, sets};
+use super::{render_split, sets};
 
 /// The `nft -f` script that makes the table hold `desired` (per family), drops the chains and
 /// sets named in `remove` that are there, and points the base chains at every chain of ours
@@ -46,14 +46,13 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
     }
 
     // The base chains: all but those on demand, which come and go with what hangs from them.
-    let (bases, unused): (Vec<&(&str, &str)>, Vec<&(&str, &str)>) =
-        BASE.iter().partition(|(name, _)| {
-            !ON_DEMAND.contains(name) || hooked.iter().any(|(b, _, _)| b == name)
-        });
-    let unused: Vec<&str> = unused
+    let needed =
+        |name: &str| !ON_DEMAND.contains(&name) || hooked.iter().any(|(b, _, _)| *b == name);
+    let bases: Vec<&(&str, &str)> = BASE.iter().filter(|(name, _)| needed(name)).collect();
+    let unused: Vec<&str> = BASE
         .iter()
         .map(|(name, _)| *name)
-        .filter(|name| chains.contains(*name))
+        .filter(|name| !needed(name) && chains.contains(*name))
         .collect();
 
     let mut s = format!("add table {TABLE}\n");
@@ -103,8 +102,8 @@ pub fn transaction(desired: &[(Family, Chain)], remove: &[String], live: &Live) 
     }
     for (family, c) in desired {
         let name = chain_name(&c.id, *family);
-        for r in &c.rules {
-            let _ = writeln!(s, "add rule {TABLE} {name} {}", render_rule(r, *family));
+        for r in c.rules.iter().flat_map(|r| render_split(r, *family)) {
+            let _ = writeln!(s, "add rule {TABLE} {name} {r}");
         }
     }
     for (base, _) in &bases {
@@ -141,10 +140,10 @@ pub fn differences(desired: &[(Family, Chain)], live: &Live) -> Vec<String> {
         let name = chain_name(&c.id, *family);
         match live.chain(&name) {
             None => out.push(format!("chain {name} is gone")),
-            Some(l) if l.rules.len() != c.rules.len() => out.push(format!(
+            Some(l) if l.rules.len() != installed(c, *family) => out.push(format!(
                 "chain {name} holds {} rules, not the {} installed",
                 l.rules.len(),
-                c.rules.len()
+                installed(c, *family)
             )),
             Some(_) => {}
         }
@@ -159,6 +158,11 @@ pub fn differences(desired: &[(Family, Chain)], live: &Live) -> Vec<String> {
         }
     }
     out
+}
+
+/// How many nft rules a chain of the model becomes.
+fn installed(c: &Chain, family: Family) -> usize {
+    c.rules.iter().map(|r| render_split(r, family).len()).sum()
 }
 
 #[cfg(test)]
