@@ -161,7 +161,8 @@ impl Report {
             s.push_str(&format!("  {}\n", c.join(", ")));
         }
         for (label, n) in own {
-            s.push_str(&format!("  {label}: {n} connections\n"));
+            let plural = if *n == 1 { "" } else { "s" };
+            s.push_str(&format!("  {label}: {n} connection{plural}\n"));
         }
         let changed: Vec<String> = self
             .sysctls
