@@ -88,9 +88,12 @@ pub(crate) fn apply(
         (Some(b), Some(now)) if now == b.wrapping_add(1) => new.record(now),
         _ => String::new(),
     };
-    let recorded = shape.and_then(nft::Shape::parse);
+    // The record is read only where nobody committed since it was written.
+    let now = generation();
+    let recorded = shape
+        .filter(|s| now.is_some() && nft::Shape::generation_of(s) == now)
+        .and_then(nft::Shape::parse);
     if let (Some((g, old)), None) = (&recorded, &listed)
-        && generation() == Some(*g)
         && nft::overview_chains(overview).is_some()
         && let Some((forward, back)) = nft::element_change(old, &new)
     {

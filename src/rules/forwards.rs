@@ -25,11 +25,11 @@ fn of_family<'a>(plan: &'a Plan, fp: &FamilyPlan) -> impl Iterator<Item = &'a Fo
     plan.forwards.iter().filter(move |f| f.to.is_ipv6() == v6)
 }
 
-fn dport(f: &Forward, (first, last): (u16, u16)) -> Match {
+fn dport(f: &Forward, ports: Ports) -> Match {
     Match::L4 {
         proto: f.public.proto,
         sport: None,
-        dport: Some(Ports(first, last)),
+        dport: Some(ports),
         syn: false,
     }
 }
@@ -38,12 +38,9 @@ fn public_ports(f: &Forward) -> Ports {
     Ports(f.public.first.get(), f.public.last.get())
 }
 
-fn public(f: &Forward) -> Match {
-    dport(f, (f.public.first.get(), f.public.last.get()))
-}
-
 fn target(f: &Forward) -> Vec<Match> {
-    vec![Match::Dst(IpNet::from(f.to)), dport(f, f.to_ports())]
+    let (first, last) = f.to_ports();
+    vec![Match::Dst(IpNet::from(f.to)), dport(f, Ports(first, last))]
 }
 
 /// Where a forward is reached from: the WAN, and what it asks for, as matches on the way in.
@@ -74,7 +71,10 @@ pub(super) fn dnat(plan: &Plan, fp: &FamilyPlan) -> Option<Chain> {
             port: f.to_port.map(|p| p.get()),
         };
         for from in sources(plan, fp, f) {
-            rules.push(rule(vec![from, public(f), Match::DstLocal], to.clone()));
+            rules.push(rule(
+                vec![from, dport(f, public_ports(f)), Match::DstLocal],
+                to.clone(),
+            ));
         }
     }
     (!rules.is_empty()).then(|| chain(&plan.iface, Kind::Dnat, rules))

@@ -62,10 +62,19 @@ impl Shape {
         s
     }
 
+    /// The generation a record was written at, read without parsing the rest.
+    pub fn generation_of(text: &str) -> Option<u32> {
+        text.lines()
+            .next()?
+            .strip_prefix("generation ")?
+            .parse()
+            .ok()
+    }
+
     /// A record read back, with its generation; None for anything it did not write.
     pub fn parse(text: &str) -> Option<(u32, Shape)> {
-        let mut lines = text.lines();
-        let generation = lines.next()?.strip_prefix("generation ")?.parse().ok()?;
+        let generation = Shape::generation_of(text)?;
+        let lines = text.lines().skip(1);
         let mut shape = Shape::default();
         let (mut chain, mut set): (Option<String>, Option<String>) = (None, None);
         for line in lines {
