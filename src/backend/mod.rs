@@ -98,10 +98,12 @@ pub(crate) enum Before {
         /// None without nft, or when it could not be read.
         overview: Option<Listing>,
     },
-    Nft {
-        /// Listed only where a change needs it (`nft::apply`): at 10,000 peers the listing
-        /// costs nft 150 ms, and a change of elements alone needs none.
-        table: Option<rules::nft::Live>,
+    /// Our table is listed only where a change needs it (`nft::apply`): at 10,000 peers the
+    /// listing costs nft 150 ms, and a change of elements alone needs none.
+    Nft { overview: Listing },
+    /// After an `up` that rewrote our part of the table: the table as it was.
+    NftTable {
+        table: rules::nft::Live,
         overview: Listing,
     },
     /// After an `up` that only added and deleted elements: the transaction that takes it back.
@@ -113,7 +115,9 @@ impl Before {
     pub(crate) fn overview(&self) -> Option<&Listing> {
         match self {
             Before::Iptables { overview, .. } => overview.as_ref(),
-            Before::Nft { overview, .. } | Before::NftElements { overview, .. } => Some(overview),
+            Before::Nft { overview }
+            | Before::NftTable { overview, .. }
+            | Before::NftElements { overview, .. } => Some(overview),
         }
     }
 }
@@ -151,7 +155,6 @@ pub(crate) fn read(backend: Backend, families: &[Family]) -> Result<Before> {
             }
         }
         Backend::Nft => Before::Nft {
-            table: None,
             overview: nft::overview()?,
         },
     })
@@ -169,12 +172,12 @@ pub(crate) fn input_owners(before: &Before) -> BTreeMap<Family, String> {
                 Some((*f, l.input_owner().or_else(nft)?))
             })
             .collect(),
-        Before::Nft { overview, .. } | Before::NftElements { overview, .. } => {
-            match rules::nft::input_owner(overview) {
-                Some(why) => Family::BOTH.into_iter().map(|f| (f, why.clone())).collect(),
-                None => BTreeMap::new(),
-            }
-        }
+        Before::Nft { overview }
+        | Before::NftTable { overview, .. }
+        | Before::NftElements { overview, .. } => match rules::nft::input_owner(overview) {
+            Some(why) => Family::BOTH.into_iter().map(|f| (f, why.clone())).collect(),
+            None => BTreeMap::new(),
+        },
     }
 }
 
@@ -191,18 +194,16 @@ pub(crate) fn apply(
         Before::Iptables {
             variant, ref lives, ..
         } => iptables::apply(variant, plan, others, lives).map(|()| (before, String::new())),
-        Before::Nft { table, overview } => {
-            let (undo, record) = nft::apply(plan, others, table, &overview, shape)?;
+        Before::Nft { overview }
+        | Before::NftTable { overview, .. }
+        | Before::NftElements { overview, .. } => {
+            let (undo, record) = nft::apply(plan, others, &overview, shape)?;
             let before = match undo {
-                nft::Undo::Table(table) => Before::Nft {
-                    table: Some(table),
-                    overview,
-                },
+                nft::Undo::Table(table) => Before::NftTable { table, overview },
                 nft::Undo::Elements(back) => Before::NftElements { back, overview },
             };
             Ok((before, record))
         }
-        Before::NftElements { .. } => Ok((before, String::new())),
     }
 }
 
@@ -210,13 +211,9 @@ pub(crate) fn apply(
 pub(crate) fn differences(plan: &Plan, others: &[Record], before: &Before) -> Result<Vec<String>> {
     Ok(match before {
         Before::Iptables { lives, .. } => iptables::differences(plan, others, lives),
-        Before::Nft {
-            table: Some(table), ..
-        } => nft::differences(plan, others, table),
-        Before::Nft {
-            table: None,
-            overview,
-        }
+        // What is there now, whatever a change kept of before.
+        Before::Nft { overview }
+        | Before::NftTable { overview, .. }
         | Before::NftElements { overview, .. } => {
             nft::differences(plan, others, &nft::read(overview)?)
         }
@@ -265,11 +262,9 @@ pub(crate) fn undo(iface: &IfaceName, before: &Before) {
             let all: Vec<Family> = lives.keys().copied().collect();
             iptables::undo(*variant, iface, &all, lives);
         }
-        Before::Nft {
-            table: Some(table), ..
-        } => nft::undo(table),
-        // Nothing was listed, so nothing was changed.
-        Before::Nft { table: None, .. } => {}
+        Before::NftTable { table, .. } => nft::undo(table),
+        // Read, not changed.
+        Before::Nft { .. } => {}
         Before::NftElements { back, .. } => nft::undo_elements(back),
     }
 }

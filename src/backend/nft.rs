@@ -77,7 +77,6 @@ pub(crate) enum Undo {
 pub(crate) fn apply(
     plan: &Plan,
     others: &[Record],
-    listed: Option<nft::Live>,
     overview: &Listing,
     shape: Option<&str>,
 ) -> Result<(Undo, String)> {
@@ -93,7 +92,7 @@ pub(crate) fn apply(
     let recorded = shape
         .filter(|s| now.is_some() && nft::Shape::generation_of(s) == now)
         .and_then(nft::Shape::parse);
-    if let (Some((g, old)), None) = (&recorded, &listed)
+    if let Some((g, old)) = &recorded
         && nft::overview_chains(overview).is_some()
         && let Some((forward, back)) = nft::element_change(old, &new)
     {
@@ -112,10 +111,7 @@ pub(crate) fn apply(
             Err(e) => log::info!("{e}: listing the table and writing it whole"),
         }
     }
-    let before = match listed {
-        Some(t) => t,
-        None => read(overview)?,
-    };
+    let before = read(overview)?;
     let g = generation();
     apply_whole(&want, plan, &before)?;
     Ok((Undo::Table(before), record(g)))
