@@ -32,6 +32,10 @@ impl PublicKey {
     pub fn short(&self) -> &str {
         &self.0[..8]
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl FromStr for PublicKey {

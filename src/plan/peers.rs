@@ -31,15 +31,15 @@ pub(super) fn resolve(
             .filter_map(|p| Some((p.public_key.clone()?, p.allowed_ips.clone())))
             .collect(),
     };
-    let section_of: HashMap<String, usize> = groups
+    let section_of: HashMap<&str, usize> = groups
         .iter()
         .enumerate()
-        .flat_map(|(i, g)| g.peers.iter().map(move |k| (k.to_string(), i)))
+        .flat_map(|(i, g)| g.peers.iter().map(move |k| (k.as_str(), i)))
         .collect();
     let peers: Vec<PeerView> = listed
         .into_iter()
         .map(|(key, nets)| PeerView {
-            group: section_of.get(&key).copied(),
+            group: section_of.get(key.as_str()).copied(),
             key,
             nets: nets.into_iter().map(|n| n.trunc()).collect(),
         })
@@ -47,7 +47,7 @@ pub(super) fn resolve(
     let present: HashSet<&str> = peers.iter().map(|p| p.key.as_str()).collect();
     for (s, g) in sections.iter().zip(&groups) {
         for k in &g.peers {
-            if !present.contains(k.to_string().as_str()) {
+            if !present.contains(k.as_str()) {
                 notes.push(format!(
                     "[{} {}]: {k} is not a peer of {iface}: nothing to match until it is one (then run up again)",
                     s.kind(),

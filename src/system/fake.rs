@@ -209,4 +209,9 @@ impl Os for Fake {
     fn mtu(&self, _iface: &IfaceName) -> Option<u32> {
         self.mtu
     }
+
+    /// Like the kernel's WireGuard: the peers come from the scripted `wg show`.
+    fn uapi(&self, _iface: &IfaceName) -> Option<String> {
+        None
+    }
 }

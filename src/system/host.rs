@@ -94,9 +94,16 @@ fn list(addrs: &[SocketAddr]) -> String {
         .join(", ")
 }
 
-/// The live interface's peers and their AllowedIPs (`wg show IFACE allowed-ips`); `None`
-/// where the interface or `wg` is not there.
+/// The live interface's peers and their AllowedIPs: a userspace WireGuard's own socket's,
+/// else `wg show IFACE allowed-ips`; `None` where the interface or `wg` is not there.
 pub(crate) fn live_peers(iface: &IfaceName) -> Option<Vec<(String, Vec<IpNet>)>> {
+    if let Some(peers) = os()
+        .uapi(iface)
+        .as_deref()
+        .and_then(super::uapi::parse_peers)
+    {
+        return Some(peers);
+    }
     let out = cmd::run("wg", &["show", iface.as_str(), "allowed-ips"], None).ok()?;
     out.ok.then(|| parse_allowed_ips(&out.stdout))
 }

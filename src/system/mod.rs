@@ -11,4 +11,5 @@ pub(crate) mod sockdiag;
 pub(crate) mod state;
 pub(crate) mod sys;
 pub(crate) mod sysctl;
+pub(crate) mod uapi;
 pub mod xtables;

@@ -31,6 +31,8 @@ pub(crate) trait Os {
     fn mtu(&self, iface: &IfaceName) -> Option<u32>;
     /// The generation of the namespace's nftables ruleset (`system::nftgen`).
     fn nft_generation(&self) -> Option<u32>;
+    /// A userspace WireGuard's `get=1` answer (`system::uapi`); None for the kernel's.
+    fn uapi(&self, iface: &IfaceName) -> Option<String>;
 }
 
 /// The system itself.
@@ -100,6 +102,10 @@ impl Os for Real {
 
     fn nft_generation(&self) -> Option<u32> {
         super::nftgen::generation()
+    }
+
+    fn uapi(&self, iface: &IfaceName) -> Option<String> {
+        super::uapi::get(iface)
     }
 }
 

@@ -264,7 +264,10 @@ fn sets(chains: &[(Family, Chain)]) -> Vec<SetDecl> {
                         .map(|i| {
                             let (n, c) = &entries[*i];
                             let chain = names.entry(c).or_insert_with(|| chain_name(c, *family));
-                            format!("{} : jump {chain}", key(&id, n))
+                            let mut e = key(&id, n);
+                            e.push_str(" : jump ");
+                            e.push_str(chain);
+                            e
                         })
                         .collect();
                     out.push(SetDecl {
