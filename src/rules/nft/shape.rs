@@ -110,7 +110,8 @@ pub fn element_change(old: &Shape, new: &Shape) -> Option<(String, String)> {
                 (None, None) => break,
                 (Some(a), Some(b)) if a == b => {
                     (last_was, last_now) = (a, b);
-                    (was.next(), now.next());
+                    was.next();
+                    now.next();
                     continue;
                 }
                 (Some(a), Some(b)) => a < b,
