@@ -335,9 +335,9 @@ fn six_tunnels_racing_lose_and_duplicate_nothing() {
                snapshot | sort | cmp -s $T/all - || echo \"UP-DIFFERS round $r\"\n\
                echo \"forward=$(cat /proc/sys/net/ipv4/ip_forward)\"\n\
                each churn\n\
-               snapshot | sort | cmp -s $T/all - || {{ echo \"CHURN-DIFFERS round $r\"; snapshot | sort | diff $T/all - | head -20; }}\n\
+               snapshot | sort | cmp -s $T/all - || {{ echo \"CHURN-DIFFERS round $r\"; snapshot | sort | {{ diff $T/all - || true; }} | head -40; }}\n\
                each down_\n\
-               snapshot | cmp -s $T/before - || {{ echo \"LEFT round $r\"; snapshot | diff $T/before - | head; }}\n\
+               snapshot | cmp -s $T/before - || {{ echo \"LEFT round $r\"; snapshot | {{ diff $T/before - || true; }} | head -40; }}\n\
                state_left\n\
              done"
         ));

@@ -40,6 +40,14 @@ pub(super) fn install(
     let others: Vec<Record> = records.into_iter().filter(|r| &r.iface != iface).collect();
     let (backend, why) = choose_backend(opts.backend, mine.as_ref(), &others)?;
     log::info!("backend {backend} ({why})");
+    // Before `prepare`, which waits for the live peers (a userspace WireGuard may still be
+    // working out its answer): what up uses, as recorded below, and the nft record.
+    let inputs = [
+        (files::options(iface), opts.to_settings()),
+        (files::wgconf(iface), wgconf::render(conf)),
+    ];
+    let shape_file = files::nft_shape(iface);
+    let shape = store.read_named(&shape_file)?;
     let (plan, before, families) = prepare(iface, opts, conf, backend)?;
     for note in &plan.notes {
         log::info!("{note}");
@@ -64,8 +72,6 @@ pub(super) fn install(
         store.save_record(&record)
     })?;
     // A failed apply has put back what it changed itself.
-    let shape_file = files::nft_shape(iface);
-    let shape = store.read_named(&shape_file)?;
     let applied = backend::apply(&plan, &others, before, shape.as_deref());
     let shape = undo.check(applied).map(|(before, shape)| {
         undo.push(Done::Firewall(before));
@@ -82,10 +88,11 @@ pub(super) fn install(
     undo.check(placed)?;
 
     let sysctls = apply_sysctls(store, iface, &plan.sysctls);
-    undo.run_with(sysctls, |applied| Done::Sysctls(applied))?;
+    undo.run_with(sysctls, Done::Sysctls)?;
     // What up used, so that `check --repair` can install the same plan again.
-    undo.write_file(&files::options(iface), &opts.to_settings())?;
-    undo.write_file(&files::wgconf(iface), &wgconf::render(conf))?;
+    for (name, text) in &inputs {
+        undo.write_file(name, text)?;
+    }
     undo.keep();
     Ok(())
 }

@@ -72,6 +72,9 @@ mod files {
 fn load(args: &Args) -> Result<(Options, WgConfig)> {
     let file = settings::read(&settings::path_for(&args.iface))?;
     let opts = args.options.clone().over(file);
+    if wants_live_peers(&opts) {
+        host::ask_peers(&args.iface);
+    }
     let conf = match &opts.config {
         Some(path) => wgconf::read(path)?,
         None => {
@@ -132,10 +135,11 @@ fn prepare(
     backend: Backend,
 ) -> Result<(Plan, Before, Vec<Family>)> {
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
-    live_peers(&mut facts, iface, opts);
     let endpoint_notes = endpoints(&mut facts, iface, conf, opts);
     let families = backend::families(facts.ipv6_enabled);
     let before = backend::read(backend, &families)?;
+    // Last: a userspace WireGuard may still be working its answer out.
+    live_peers(&mut facts, iface, opts);
     facts.input_owner = backend::input_owners(&before);
     let mut plan = crate::plan::derive(iface, conf, opts, &facts, Purpose::Install)?;
     plan.notes.extend(endpoint_notes);
@@ -145,10 +149,13 @@ fn prepare(
 /// With peer sections or port forwards, the live interface's peers: `wg set` may have added
 /// some since.
 fn live_peers(facts: &mut HostFacts, iface: &IfaceName, opts: &Options) {
-    let needed = !opts.sections.is_empty() || !opts.forward.is_empty();
-    if needed && facts.live_mtu.is_some() {
+    if wants_live_peers(opts) && facts.live_mtu.is_some() {
         facts.live_peers = host::live_peers(iface);
     }
+}
+
+fn wants_live_peers(opts: &Options) -> bool {
+    !opts.sections.is_empty() || !opts.forward.is_empty()
 }
 
 /// Client role: the peers' endpoints, as the live interface reports them, else as the config

@@ -3,6 +3,7 @@
 //! start comments. Below them, `[peer NAME]` and `[group NAME]` sections set per-peer policy
 //! (`config::peers`); any other header above the first of them is accepted and ignored.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::config::cli::{FLAGS, Options};
@@ -50,14 +51,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
             continue;
         }
         let (key, value) = match line.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
-            None => (line.to_ascii_lowercase(), None),
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (line, None),
         };
-        let key = key.replace('_', "-");
-        let known = FLAGS.iter().any(|f| f.in_settings && f.long == key);
+        // Spelled as the options are, mostly: then nothing is copied (10,000 `peer =` lines).
+        let key = if key.bytes().any(|b| b.is_ascii_uppercase() || b == b'_') {
+            Cow::Owned(key.to_ascii_lowercase().replace('_', "-"))
+        } else {
+            Cow::Borrowed(key)
+        };
+        let key = key.as_ref();
+        let known = || FLAGS.iter().any(|f| f.in_settings && f.long == key);
         if let Some(section) = options.sections.last_mut() {
-            if !peers::KEYS.contains(&key.as_str()) {
-                let why = if known {
+            if !peers::KEYS.contains(&key) {
+                let why = if known() {
                     "is the interface's: put it above the first section".to_string()
                 } else {
                     format!("is not a setting of a section ({})", peers::KEYS.join(", "))
@@ -69,15 +76,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
                 )));
             }
             section
-                .set(&key, value, n)
+                .set(key, value, n)
                 .map_err(|e| err(format!("{key}: {e}")))?;
             continue;
         }
-        if !known {
+        if !known() {
             return Err(err(format!("\"{key}\" is not a setting")));
         }
         options
-            .set(&key, value)
+            .set(key, value)
             .map_err(|e| err(format!("{key}: {e}")))?;
         // What only the plan can judge (is the target behind the tunnel?) names this line.
         if key == "forward"

@@ -3,6 +3,7 @@
 //! known), and which tunnel sources belong to which group.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -23,12 +24,15 @@ pub(super) fn resolve(
 ) -> (Vec<Group>, Vec<PeerView>) {
     let sections = &opts.sections;
     let groups: Vec<Group> = sections.iter().map(|s| group(s, sections, opts)).collect();
-    let listed: Vec<(String, Vec<IpNet>)> = match &host.live_peers {
-        Some(live) => live.clone(),
+    let listed: Vec<(&str, &[IpNet])> = match &host.live_peers {
+        Some(live) => live
+            .iter()
+            .map(|(k, n)| (k.as_str(), n.as_slice()))
+            .collect(),
         None => conf
             .peers
             .iter()
-            .filter_map(|p| Some((p.public_key.clone()?, p.allowed_ips.clone())))
+            .filter_map(|p| Some((p.public_key.as_deref()?, p.allowed_ips.as_slice())))
             .collect(),
     };
     let section_of: HashMap<&str, usize> = groups
@@ -39,9 +43,9 @@ pub(super) fn resolve(
     let peers: Vec<PeerView> = listed
         .into_iter()
         .map(|(key, nets)| PeerView {
-            group: section_of.get(key.as_str()).copied(),
-            key,
-            nets: nets.into_iter().map(|n| n.trunc()).collect(),
+            group: section_of.get(key).copied(),
+            key: key.to_string(),
+            nets: nets.iter().map(IpNet::trunc).collect(),
         })
         .collect();
     let present: HashSet<&str> = peers.iter().map(|p| p.key.as_str()).collect();
@@ -88,7 +92,7 @@ fn group(s: &Section, all: &[Section], opts: &Options) -> Group {
 /// The tunnel sources of one family that belong to a group, disjoint: where one peer's
 /// AllowedIPs hold another's, the more specific ones are carved out, as WireGuard routes them.
 pub(super) fn owned(peers: &[PeerView], family: Family) -> Vec<(IpNet, usize)> {
-    let mut nets: Vec<(IpNet, Option<usize>)> = peers
+    let nets: Vec<(IpNet, Option<usize>)> = peers
         .iter()
         .flat_map(|p| p.nets.iter().map(|n| (*n, p.group)))
         .filter(|(n, _)| Family::of(n) == family)
@@ -96,8 +100,16 @@ pub(super) fn owned(peers: &[PeerView], family: Family) -> Vec<(IpNet, usize)> {
     if !nets.iter().any(|(_, g)| g.is_some()) {
         return Vec::new();
     }
-    nets.sort_by_key(|(n, _)| (n.network(), n.prefix_len()));
-    nets.dedup_by(|later, first| later.0 == first.0);
+    // By network, then prefix; of equal networks the first listed stays. The keys as numbers,
+    // computed once: at 10,000 peers, sorting by IpNet cost 5 ms of an `up`.
+    let mut order: Vec<(u128, u8, usize)> = nets
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (bits(n.network()), n.prefix_len(), i))
+        .collect();
+    order.sort_unstable();
+    order.dedup_by(|later, first| (later.0, later.1) == (first.0, first.1));
+    let nets: Vec<(IpNet, Option<usize>)> = order.iter().map(|(.., i)| nets[*i]).collect();
     let mut out = Vec::new();
     for (i, (net, owner)) in nets.iter().enumerate() {
         let Some(g) = owner else { continue };
@@ -110,6 +122,13 @@ pub(super) fn owned(peers: &[PeerView], family: Family) -> Vec<(IpNet, usize)> {
         carve(*net, &holes, &mut |piece| out.push((piece, *g)));
     }
     out
+}
+
+fn bits(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
 }
 
 /// `net` without `holes` (all inside it), as the fewest networks.

@@ -46,6 +46,8 @@ pub(crate) struct Fake {
     /// The nftables ruleset's generation, raised by each `nft -f` that goes through; `None`:
     /// not known (every change is a full one).
     generation: std::cell::Cell<Option<u32>>,
+    /// The interfaces whose socket was asked for its peers, in order.
+    asked: RefCell<Vec<String>>,
 }
 
 impl Fake {
@@ -105,6 +107,11 @@ impl Fake {
     /// Sets the ruleset's generation, as another program's commit would.
     pub(crate) fn set_generation(&self, g: u32) {
         self.generation.set(Some(g));
+    }
+
+    /// The interfaces whose socket was asked for its peers since the last call.
+    pub(crate) fn asked(&self) -> Vec<String> {
+        std::mem::take(&mut self.asked.borrow_mut())
     }
 
     /// The calls since the last `take`.
@@ -211,7 +218,8 @@ impl Os for Fake {
     }
 
     /// Like the kernel's WireGuard: the peers come from the scripted `wg show`.
-    fn uapi(&self, _iface: &IfaceName) -> Option<String> {
+    fn uapi_ask(&self, iface: &IfaceName) -> Option<crate::system::uapi::Asked> {
+        self.asked.borrow_mut().push(iface.to_string());
         None
     }
 }

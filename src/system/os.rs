@@ -31,8 +31,9 @@ pub(crate) trait Os {
     fn mtu(&self, iface: &IfaceName) -> Option<u32>;
     /// The generation of the namespace's nftables ruleset (`system::nftgen`).
     fn nft_generation(&self) -> Option<u32>;
-    /// A userspace WireGuard's `get=1` answer (`system::uapi`); None for the kernel's.
-    fn uapi(&self, iface: &IfaceName) -> Option<String>;
+    /// Asks a userspace WireGuard's socket for its peers (`system::uapi`); None for the
+    /// kernel's WireGuard, which has no socket.
+    fn uapi_ask(&self, iface: &IfaceName) -> Option<super::uapi::Asked>;
 }
 
 /// The system itself.
@@ -104,8 +105,8 @@ impl Os for Real {
         super::nftgen::generation()
     }
 
-    fn uapi(&self, iface: &IfaceName) -> Option<String> {
-        super::uapi::get(iface)
+    fn uapi_ask(&self, iface: &IfaceName) -> Option<super::uapi::Asked> {
+        super::uapi::ask(iface)
     }
 }
 

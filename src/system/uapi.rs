@@ -1,12 +1,13 @@
 //! A userspace WireGuard's own answer (wireguard-go, boringtun): the cross-platform UAPI
 //! socket `/var/run/wireguard/IFACE.sock`, asked `get=1` (https://www.wireguard.com/xplatform/).
 //! `wg show` asks the same socket and prints it again; asking it here saves that process and
-//! its printing (a few milliseconds: at 10,000 peers wireguard-go's own answer, about 50 ms, is
-//! most of the time). The kernel's WireGuard has no such socket: there `wg show` asks netlink.
+//! its printing, and lets the hook put the question early and read the answer later: at
+//! 10,000 peers wireguard-go takes 30-40 ms to work it out. The kernel's WireGuard has no such
+//! socket: there `wg show` asks netlink.
 
 use std::io::{self, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -16,33 +17,52 @@ use crate::config::types::IfaceName;
 /// The socket's directory, as wg(8) and wireguard-go spell it.
 const SOCKET_DIR: &str = "/var/run/wireguard";
 
-/// The raw `get=1` answer of the interface's socket; None where it has none (the kernel's
-/// WireGuard) or it does not answer.
-pub(crate) fn get(iface: &IfaceName) -> Option<String> {
+/// A `get=1` put to the interface's socket, its answer not read yet: the daemon works it out
+/// (30-40 ms at 10,000 peers) while the hook goes on reading its configs and the ruleset.
+pub(crate) struct Asked {
+    socket: UnixStream,
+    path: PathBuf,
+}
+
+/// Puts the question; None where the interface has no socket (the kernel's WireGuard) or it
+/// cannot be asked.
+pub(crate) fn ask(iface: &IfaceName) -> Option<Asked> {
     let path = Path::new(SOCKET_DIR).join(format!("{iface}.sock"));
-    let ask = || -> io::Result<String> {
+    let ask = || -> io::Result<UnixStream> {
         let mut s = UnixStream::connect(&path)?;
         // A hung daemon must not hang wg-quick's PostUp for good.
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         s.write_all(b"get=1\n\n")?;
-        let mut out = Vec::new();
-        let mut buf = [0u8; 64 * 1024];
-        // The answer ends with an empty line; the daemon keeps the connection open.
-        while !out.ends_with(b"\n\n") {
-            match s.read(&mut buf)? {
-                0 => break,
-                n => out.extend_from_slice(&buf[..n]),
-            }
-        }
-        String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        Ok(s)
     };
     match ask() {
-        Ok(text) => Some(text),
+        Ok(socket) => Some(Asked { socket, path }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => {
             log::debug!("{}: {e}: asking wg instead", path.display());
             None
         }
+    }
+}
+
+impl Asked {
+    /// The raw answer; None where the daemon did not give one.
+    pub(crate) fn answer(mut self) -> Option<String> {
+        let mut read = || -> io::Result<String> {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 64 * 1024];
+            // The answer ends with an empty line; the daemon keeps the connection open.
+            while !out.ends_with(b"\n\n") {
+                match self.socket.read(&mut buf)? {
+                    0 => break,
+                    n => out.extend_from_slice(&buf[..n]),
+                }
+            }
+            String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        };
+        read()
+            .inspect_err(|e| log::debug!("{}: {e}: asking wg instead", self.path.display()))
+            .ok()
     }
 }
 
