@@ -46,7 +46,9 @@ impl Shape {
                     elements.sort_unstable();
                     elements.dedup();
                     for e in elements {
-                        let _ = writeln!(body, "element {e}");
+                        body.push_str("element ");
+                        body.push_str(&e);
+                        body.push('\n');
                     }
                 }
             }
