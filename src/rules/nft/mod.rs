@@ -296,7 +296,7 @@ fn flags(id: &SetId) -> &'static str {
 
 /// An element as its set takes it: a single address bare.
 fn key(id: &SetId, net: &IpNet) -> String {
-    // Sized for the longest address and a map's verdict, written once (30,000 of them).
+    // Room for an address or network and a jump: one allocation for most of 30,000 elements.
     let mut s = String::with_capacity(64);
     let _ = match id {
         SetId::Addresses(_) => write!(s, "{}", net.addr()),
