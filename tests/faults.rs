@@ -324,7 +324,8 @@ each() {
 #[test]
 fn six_tunnels_racing_lose_and_duplicate_nothing() {
     // The reference: all six brought up one after the other. Then, five times: all up at once,
-    // all down and up again at once, all down at once.
+    // all down and up again at once, all down at once. Every `up` names the backend: without
+    // it, an `up` that finds the other five down at that instant picks auto's, not the round's.
     per_backend(|backend| {
         let stdout = run(&format!(
             "{SIX}\nsnapshot > $T/before\n\
@@ -334,7 +335,7 @@ fn six_tunnels_racing_lose_and_duplicate_nothing() {
                each up_ --backend {backend}\n\
                snapshot | sort | cmp -s $T/all - || echo \"UP-DIFFERS round $r\"\n\
                echo \"forward=$(cat /proc/sys/net/ipv4/ip_forward)\"\n\
-               each churn\n\
+               each churn --backend {backend}\n\
                snapshot | sort | cmp -s $T/all - || {{ echo \"CHURN-DIFFERS round $r\"; snapshot | sort | {{ diff $T/all - || true; }} | head -40; }}\n\
                each down_\n\
                snapshot | cmp -s $T/before - || {{ echo \"LEFT round $r\"; snapshot | {{ diff $T/before - || true; }} | head -40; }}\n\
