@@ -32,4 +32,5 @@ pub(crate) mod system;
 
 /// The few system readers that `main` and the integration tests call directly.
 pub use system::host::{children_peak_rss_kib, peak_rss_kib};
+pub use system::sys::keep_freed_memory;
 pub use system::xtables;

@@ -5,6 +5,7 @@ use wgfw_hook::commands;
 use wgfw_hook::config::cli::{self, Command, Invocation};
 
 fn main() {
+    wgfw_hook::keep_freed_memory();
     let code = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Invocation::Help) => {
             print!("{}", cli::help());

@@ -23,6 +23,30 @@ unsafe extern "C" {
     ) -> i32;
 }
 
+/// Tells glibc's allocator to keep what the hook frees for its next allocations. By default it
+/// maps each large block on its own, unmaps it when freed and grows the heap a little at a
+/// time, so at 10,000 peers an `up` spends a seventh of its CPU on system calls and page
+/// faults for memory it had a moment before. The hook lives for milliseconds; what it keeps is
+/// the kernel's again at exit.
+pub fn keep_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    {
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_TOP_PAD: i32 = -2;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        unsafe extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        // SAFETY: mallopt only sets allocator parameters, here before any thread exists. A
+        // value it refuses leaves glibc's default, which is also correct.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, i32::MAX);
+            mallopt(M_TOP_PAD, 16 << 20);
+        }
+    }
+}
+
 /// A raw socket, closed on exec; None where the kernel refuses one.
 pub(crate) fn raw_socket(domain: i32, protocol: i32) -> Option<OwnedFd> {
     // SAFETY: plain syscall; a negative result is checked before the descriptor is owned.
