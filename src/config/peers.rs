@@ -256,7 +256,8 @@ fn name_ok(name: &str) -> Result<String, String> {
 /// line it is about.
 pub fn check(sections: &[Section]) -> Result<(), (usize, String)> {
     let mut names: HashMap<&str, &Section> = HashMap::new();
-    let mut keys: HashMap<&PublicKey, &Section> = HashMap::new();
+    let mut keys: HashMap<&PublicKey, &Section> =
+        HashMap::with_capacity(sections.iter().map(|s| s.peers.len()).sum());
     for s in sections {
         if let Some(first) = names.insert(&s.name, s) {
             return Err((

@@ -51,7 +51,11 @@ pub fn read(path: &Path) -> Result<WgConfig> {
             path.display()
         ))
     })?;
-    parse(path, &String::from_utf8_lossy(&bytes))
+    // from_utf8 checks 40,000 lines faster than from_utf8_lossy, which is for the odd byte.
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => parse(path, text),
+        Err(_) => parse(path, &String::from_utf8_lossy(&bytes)),
+    }
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
