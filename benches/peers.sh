@@ -14,7 +14,8 @@
 #   3. one peer added: `wg set` adds a peer that the family group names, then `wgfw-hook up`;
 #      then it is removed and `up` runs again (both timed), against what a hand does for it:
 #      one `nft -f` adding (deleting) its two map elements, or one `iptables-restore --noflush`
-#      per family inserting (deleting) its jump;
+#      per family inserting (deleting) its jump; and the hook's own CPU time in that `up`, and
+#      `wg show wgp0 allowed-ips` alone (what any tool that finds the change itself pays first);
 #   4. TCP throughput (iperf3) from the "internet" through a port forward on the server to a
 #      peer behind a real wireguard-go tunnel: the hook's --forward against the same forward
 #      written by hand (iptables-nft DNAT, FORWARD accept, MASQUERADE).
@@ -115,12 +116,18 @@ worker() {
 	"$bin" up wgp0 -c "$dir/wgp0.conf" >/dev/null 2>&1
 	: >"$base.add.up"
 	: >"$base.add.down"
+	: >"$base.add.cpu"
+	local TIMEFORMAT='%3U %3S'
 	for ((i = 0; i <= rounds; i++)); do
 		wg set wgp0 peer "$key" allowed-ips "$a4/32,$a6/128"
 		t0=$(now_us)
-		"$bin" up wgp0 -c "$dir/wgp0.conf" >/dev/null 2>"$base.err" || { echo "bench: up after wg set failed: $(head -3 "$base.err")" >&2; return 1; }
+		{ time "$bin" up wgp0 -c "$dir/wgp0.conf" >/dev/null 2>"$base.err"; } 2>"$base.cpu-one" ||
+			{ echo "bench: up after wg set failed: $(head -3 "$base.err")" >&2; return 1; }
 		t1=$(now_us)
 		((i == 0)) || echo $((t1 - t0)) >>"$base.add.up"
+		# The hook's own CPU time (user and system, with the nft it runs): what the change costs
+		# where the peers' answer is instant. wireguard-go's work is not in it.
+		((i == 0)) || awk '{ printf "%d\n", ($1 + $2) * 1000000 }' "$base.cpu-one" >>"$base.add.cpu"
 		wg set wgp0 peer "$key" remove
 		t0=$(now_us)
 		"$bin" up wgp0 -c "$dir/wgp0.conf" >/dev/null 2>"$base.err" || { echo "bench: up after wg set remove failed: $(head -3 "$base.err")" >&2; return 1; }
@@ -128,6 +135,8 @@ worker() {
 		((i == 0)) || echo $((t1 - t0)) >>"$base.add.down"
 	done
 	time_loop "$base.hand" "$rounds" "hand_change add $backend $a4 $a6" "hand_change del $backend $a4 $a6"
+	# What any tool that finds the change itself pays first: asking WireGuard for its peers.
+	time_loop "$base.ask" "$rounds" "wg show wgp0 allowed-ips" ":"
 	# What the one-peer change costs inside: the hook's steps, from -vv (after an up that
 	# records the table as the hand left it: the hand's commits changed its generation).
 	"$bin" up wgp0 -c "$dir/wgp0.conf" >/dev/null 2>&1
@@ -236,7 +245,9 @@ for backend in $BACKENDS; do
 		printf '%-16s first up at %s peers / at %s peers: %.2fx\n' "$backend" "$n" "$first" \
 			"$(bc -l <<<"$(med "$OUT/$backend.$n.first.up") / $(med "$OUT/$backend.$first.first.up")")"
 	done
-	printf '%-16s one peer added at %s peers: %s ms (steps: %s)\n' "$backend" "$last" "$(med "$OUT/$backend.$last.add.up")" \
+	printf '%-16s one peer added at %s peers: %s ms; the hook'"'"'s CPU %s ms; `wg show allowed-ips` alone %s ms (steps: %s)\n' \
+		"$backend" "$last" "$(med "$OUT/$backend.$last.add.up")" "$(med "$OUT/$backend.$last.add.cpu")" \
+		"$(med "$OUT/$backend.$last.ask.up")" \
 		"$(awk '{ printf "%s%s %s ms", (NR > 1 ? ", " : ""), $1, $2 }' "$OUT/$backend.$last.steps")"
 done
 
