@@ -1,6 +1,6 @@
-//! The few socket calls the hook makes itself, declared once: raw sockets for the kernel
-//! interfaces no program offers cheaply (`sockdiag`, `xtables`) and socket options (`state`'s
-//! namespace cookie, `xtables`' tables).
+//! The few C calls the hook makes itself, declared once: raw sockets for the kernel interfaces
+//! no program offers cheaply (`sockdiag`, `xtables`), socket options (`state`'s namespace
+//! cookie, `xtables`' tables), and the allocator's settings (`keep_freed_memory`).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
