@@ -25,7 +25,7 @@ unsafe extern "C" {
 
 /// Tells glibc's allocator to keep what the hook frees for its next allocations. By default it
 /// maps each large block on its own, unmaps it when freed and grows the heap a little at a
-/// time, so at 10,000 peers an `up` spends a seventh of its CPU on system calls and page
+/// time, so at 10,000 peers an `up` spent a tenth of its CPU or more on system calls and page
 /// faults for memory it had a moment before. The hook lives for milliseconds; what it keeps is
 /// the kernel's again at exit.
 pub fn keep_freed_memory() {
