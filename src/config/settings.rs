@@ -22,10 +22,7 @@ pub fn path_for(iface: &IfaceName) -> PathBuf {
 /// means no settings.
 pub fn read(path: &Path) -> Result<Options> {
     match trust::read(path)? {
-        Some(bytes) => match std::str::from_utf8(&bytes) {
-            Ok(text) => parse(path, text),
-            Err(_) => parse(path, &String::from_utf8_lossy(&bytes)),
-        },
+        Some(text) => parse(path, &text),
         None => Ok(Options::default()),
     }
 }

@@ -13,9 +13,10 @@ unsafe extern "C" {
     safe fn geteuid() -> u32;
 }
 
-/// The file's bytes, checked on the opened file (no swap between check and read); `None` when
-/// there is no such file.
-pub fn read(path: &Path) -> Result<Option<Vec<u8>>> {
+/// The file's text, checked on the opened file (no swap between check and read); `None` when
+/// there is no such file. A byte that is not UTF-8 becomes U+FFFD, as the parsers expect; a
+/// file that is all UTF-8 (nearly every one) is taken as it is, without a copy.
+pub fn read(path: &Path) -> Result<Option<String>> {
     let mut file = match fs_err::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -27,7 +28,9 @@ pub fn read(path: &Path) -> Result<Option<Vec<u8>>> {
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
     file.read_to_end(&mut bytes)
         .map_err(|e| Error::usage(e.to_string()))?;
-    Ok(Some(bytes))
+    Ok(Some(String::from_utf8(bytes).unwrap_or_else(|e| {
+        String::from_utf8_lossy(e.as_bytes()).into_owned()
+    })))
 }
 
 /// Refuses a file that every user may write, or that is owned by another user than root or
@@ -68,5 +71,24 @@ mod tests {
         let e = check(p, 0o100644, 1000, 0).unwrap_err().to_string();
         assert!(e.contains("owned by user 1000") && e.ends_with("chown root /etc/wgfw/wg0.conf"));
         assert!(check(p, 0o100644, 1001, 1000).is_err());
+    }
+
+    #[test]
+    fn text_is_taken_as_it_is_and_a_stray_byte_becomes_a_replacement_character() {
+        let dir = std::env::temp_dir().join(format!("wgfw-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (good, bad) = (dir.join("good.conf"), dir.join("bad.conf"));
+        std::fs::write(&good, "lan = 192.168.1.0/24 # café\n").unwrap();
+        std::fs::write(&bad, b"lan = 192.168.1.0/24 # caf\xe9\n").unwrap();
+        let good_text = read(&good);
+        let bad_text = read(&bad);
+        let missing = read(&dir.join("missing.conf"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(good_text.unwrap().unwrap(), "lan = 192.168.1.0/24 # café\n");
+        assert_eq!(
+            bad_text.unwrap().unwrap(),
+            "lan = 192.168.1.0/24 # caf\u{fffd}\n"
+        );
+        assert_eq!(missing.unwrap(), None);
     }
 }
