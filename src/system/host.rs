@@ -101,8 +101,8 @@ thread_local! {
 }
 
 /// Asks the live interface for its peers now and reads the answer in `live_peers`: a userspace
-/// WireGuard works it out (30-40 ms at 10,000 peers) while the hook reads the wg-quick
-/// config and the ruleset, instead of after.
+/// WireGuard works it out (`uapi` says how long) while the hook reads the wg-quick config and
+/// the ruleset, instead of after.
 pub(crate) fn ask_peers(iface: &IfaceName) {
     let asked = os().uapi_ask(iface);
     ASKED.with(|a| *a.borrow_mut() = Some((iface.clone(), asked)));
