@@ -261,10 +261,10 @@ fn down_removes_everything_when_our_jumps_were_moved() {
             "{SETUP}\niptables-{v} -N FOREIGN; iptables-{v} -A FOREIGN -s 192.0.2.99 -j ACCEPT\n\
              snapshot > /tmp/before.$$\n\
              \"$BIN\" up wg0 --config \"$conf\" --backend iptables-{v}\n\
-             iptables-{v} -A INPUT -j WGFW-INPUT\n\
+             iptables-{v} -t mangle -A INPUT -j WGFW-INPUT\n\
              iptables-{v} -t mangle -D FORWARD -j WGFW-wg0-MSS\n\
              iptables-{v} -A FOREIGN -j WGFW-wg0-FWD\n\
-             ip6tables-{v} -A INPUT -j WGFW-INPUT\n\
+             ip6tables-{v} -t mangle -A INPUT -j WGFW-INPUT\n\
              \"$BIN\" down wg0 -v\n\
              iptables-{v} -D FOREIGN -j WGFW-wg0-FWD 2>/dev/null && echo FOREIGN-JUMP-LEFT\n\
              snapshot | diff /tmp/before.$$ - && echo DOWN-SAME\n\
@@ -340,8 +340,8 @@ fn tunnels_going_up_and_down_together_share_and_restore() {
            pids=(); \"$BIN\" up wg0 --config \"$conf\" --backend iptables-legacy 2>/dev/null & pids+=($!)\n\
            for i in 1 2 3; do \"$BIN\" up wg$i --config /tmp/wg$i.$$ --backend iptables-legacy 2>/dev/null & pids+=($!); done\n\
            for p in \"${{pids[@]}}\"; do wait $p; done\n\
-           echo \"round $round jumps=$(iptables-legacy-save -t filter | grep -c -- '-A WGFW-INPUT -j WGFW-wg[0-3]-IN')\"\n\
-           echo \"round $round input=$(iptables-legacy-save -t filter | grep -c -- '-A INPUT -j WGFW-INPUT')\"\n\
+           echo \"round $round jumps=$(iptables-legacy-save -t mangle | grep -c -- '-A WGFW-INPUT -j WGFW-wg[0-3]-IN')\"\n\
+           echo \"round $round input=$(iptables-legacy-save -t mangle | grep -c -- '-A INPUT -j WGFW-INPUT')\"\n\
            echo \"round $round forward=$(cat /proc/sys/net/ipv4/ip_forward)\"\n\
            pids=(); for i in 0 1 2 3; do \"$BIN\" down wg$i 2>/dev/null & pids+=($!); done\n\
            for p in \"${{pids[@]}}\"; do wait $p; done\n\
@@ -454,9 +454,9 @@ fn check_sees_drift_and_repair_puts_it_back() {
     for (backend, break_it) in [
         (
             "iptables-nft",
-            "iptables-nft -F WGFW-wg0-FWD; ip6tables-nft -D INPUT -j WGFW-INPUT",
+            "iptables-nft -F WGFW-wg0-FWD; ip6tables-nft -t mangle -D INPUT -j WGFW-INPUT",
         ),
-        ("iptables-legacy", "iptables-legacy -F WGFW-INPUT"),
+        ("iptables-legacy", "iptables-legacy -t mangle -F WGFW-INPUT"),
         ("nft", "nft delete table inet wgfw"),
     ] {
         let out = in_netns(&format!(
@@ -603,25 +603,34 @@ fn check_sees_a_flushed_ruleset_and_a_firewalld_reload() {
     assert!(!stdout.contains("MARKED=0"), "{stdout}");
 }
 
+/// ufw owns input (policy DROP): our accepts for the tunnel stand right before its default
+/// deny, after its own rules, so its reload (its jump first again) changes nothing of ours. A
+/// rule someone appends after them would not hold for the tunnel's traffic: `check` says so,
+/// `--repair` puts them last again.
 #[test]
-fn check_sees_a_ufw_reload_that_jumped_ahead() {
+fn check_sees_a_rule_appended_after_our_accepts() {
     let out = in_netns(&format!(
         "{SETUP}\niptables-nft -N ufw-before-input; iptables-nft -A ufw-before-input -p tcp --dport 80 -j ACCEPT\n\
          iptables-nft -A INPUT -j ufw-before-input; iptables-nft -P INPUT DROP\n\
          \"$BIN\" up wg0 --config \"$conf\" --backend iptables-nft 2>/dev/null\n\"$BIN\" check wg0 >/dev/null; echo \"clean=$?\"\n\
          # ufw reload: its jump comes back first in INPUT.\n\
          iptables-nft -D INPUT -j ufw-before-input; iptables-nft -I INPUT 1 -j ufw-before-input\n\
-         set +e; \"$BIN\" check wg0; echo \"reload=$?\"\n\"$BIN\" check wg0 --repair >/dev/null 2>&1; echo \"repair=$?\"; set -e\n\
-         iptables-nft -S INPUT | sed -n 2p\n\"$BIN\" down wg0 2>/dev/null"
+         \"$BIN\" check wg0 >/dev/null; echo \"reload=$?\"\n\
+         iptables-nft -A INPUT -s 198.51.100.9 -j DROP\n\
+         set +e; \"$BIN\" check wg0; echo \"appended=$?\"\n\"$BIN\" check wg0 --repair >/dev/null 2>&1; echo \"repair=$?\"; set -e\n\
+         iptables-nft -S INPUT | sed -n '2p;3p'\n\"$BIN\" down wg0 2>/dev/null\n\
+         iptables-nft -S INPUT | grep -c wgfw | sed 's/^/LEFT=/' || true"
     ));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     for want in [
         "clean=0",
-        "IPv4: filter INPUT no longer jumps to WGFW-INPUT first",
-        "reload=1",
+        "reload=0",
+        "wg0: our accepts in iptables-nft IPv4 INPUT are no longer right before its default deny",
+        "appended=1",
         "repair=0",
-        "-A INPUT -j WGFW-INPUT",
+        "-A INPUT -j ufw-before-input\n-A INPUT -s 198.51.100.9/32 -j DROP",
+        "LEFT=0",
     ] {
         assert!(stdout.contains(want), "{want:?} not in {stdout}");
     }

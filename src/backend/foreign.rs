@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 use crate::config::types::IfaceName;
 use crate::error::Result;
 use crate::plan::Family;
-use crate::rules::foreign::{IPTABLES_TABLES, Place, View, handles_marked, mark};
+use crate::rules::foreign::{
+    IPTABLES_TABLES, Part, Place, View, anchor, handles_marked, in_place, iptables_part, mark,
+    nft_part,
+};
 use crate::rules::iptables::Variant;
-use crate::rules::listing::Listing;
+use crate::rules::listing::{Listing, Rule as ListedRule};
 use crate::rules::model::Rule;
 use crate::rules::nft;
 use crate::rules::{Backend, Table};
@@ -18,12 +21,23 @@ use crate::system::cmd;
 use super::iptables;
 
 /// Reads the iptables variant we do not use, where it has tables at all (each `-save` costs a
-/// process, and legacy's a copy of its whole table), next to the nft overview read before.
-pub(crate) fn read(backend: Backend, families: &[Family], overview: Option<&Listing>) -> View {
+/// process, and legacy's a copy of its whole table), next to what `before` read: the nft
+/// overview, and our own variant's rules.
+pub(crate) fn read(backend: Backend, families: &[Family], before: Option<&super::Before>) -> View {
     let mut view = View {
-        nft_overview: overview.cloned().unwrap_or_default(),
+        nft_overview: before
+            .and_then(super::Before::overview)
+            .cloned()
+            .or_else(|| super::nft::overview().ok())
+            .unwrap_or_default(),
         ..View::default()
     };
+    if let Some(super::Before::Iptables { variant, lives, .. }) = before {
+        view.own = Some(*variant);
+        for (f, live) in lives {
+            view.iptables.push((*variant, *f, live.clone()));
+        }
+    }
     let nft_overview = &view.nft_overview;
     for v in [Variant::Nft, Variant::Legacy] {
         if backend == Backend::Iptables(v) || cmd::find(&v.save(Family::V4)).is_none() {
@@ -59,8 +73,8 @@ fn has_tables(variant: Variant, family: Family, nft_overview: &Listing) -> bool 
     }
 }
 
-/// Puts the accepts in place (replacing ours from before, so `up` twice adds nothing twice)
-/// and returns what to record.
+/// Puts the accepts in place, right before each chain's default deny (replacing ours from
+/// before, so `up` twice adds nothing twice), and returns what to record.
 pub(crate) fn apply(
     iface: &IfaceName,
     wanted: &BTreeMap<Place, Vec<Rule>>,
@@ -75,7 +89,10 @@ pub(crate) fn apply(
     for place in &places {
         let model: &[Rule] = wanted.get(place).map(Vec::as_slice).unwrap_or_default();
         let rules: Vec<String> = model.iter().map(|r| place.render(r)).collect();
-        let why = format!("accept {iface}'s traffic first in {}", place.describe());
+        let why = format!(
+            "accept {iface}'s traffic before the default deny of {}",
+            place.describe()
+        );
         let m = mark(iface);
         match place {
             // iptables-nft's tables are nftables tables: written natively, the mark is a rule
@@ -86,18 +103,20 @@ pub(crate) fn apply(
                 family,
                 chain,
             } => {
-                let old = marked(place, &m)?;
+                let old = marked_iptables(Variant::Nft, *family, chain, &m)?;
                 let table = format!("{} filter", nft_family(*family));
+                let mut listed = nft_chain(&table, chain)?;
                 // Accepts an older version wrote with the comment match, which nft cannot name,
                 // are taken out the way they were put in, and written again natively.
-                let unnamed = nft_handles(&table, chain, &m)?.len() != old.len();
+                let unnamed = handles_marked(&listed, &m).len() != old.len();
                 if unnamed {
                     replace_iptables(Variant::Nft, *family, chain, &old, &[], &why)?;
+                    listed = nft_chain(&table, chain)?;
                 }
-                if unnamed || old != rules {
+                if unnamed || old != rules || !nft_in_place(&listed, &m) {
                     let native: Vec<String> =
                         model.iter().map(|r| nft::render_rule(r, *family)).collect();
-                    replace_nft(&table, chain, &m, &native, &why)?;
+                    replace_nft(&table, chain, &m, &native, &listed, &why)?;
                 }
             }
             Place::Iptables {
@@ -105,17 +124,43 @@ pub(crate) fn apply(
                 family,
                 chain,
             } => {
-                let old = marked(place, &m)?;
-                replace_iptables(*variant, *family, chain, &old, &rules, &why)?
+                let live = iptables::live_rules(*variant, *family)?;
+                let now = live.rules_of(Table::Filter, chain);
+                let parts: Vec<Part> = now.iter().map(|r| iptables_part(r, &m)).collect();
+                let old: Vec<String> = ours(now, &parts);
+                if old != rules || !in_place(&parts) {
+                    let at = anchor(&parts);
+                    let end = at == parts.iter().filter(|p| **p != Part::Ours).count();
+                    let at = (!end).then_some(at);
+                    replace_iptables_at(*variant, *family, chain, &old, &rules, at, &why)?
+                }
             }
-            Place::Nft { table, chain } => replace_nft(table, chain, &m, &rules, &why)?,
+            Place::Nft { table, chain } => {
+                let listed = nft_chain(table, chain)?;
+                let texts: Vec<&str> = chain_rules(&listed)
+                    .iter()
+                    .filter(|r| nft_part(&r.text, &m) == Part::Ours)
+                    .map(|r| r.text.as_str())
+                    .collect();
+                if texts != rules || !nft_in_place(&listed, &m) {
+                    replace_nft(table, chain, &m, &rules, &listed, &why)?
+                }
+            }
         }
     }
     Ok(wanted.keys().cloned().collect())
 }
 
-/// Puts `rules` first in a built-in chain of an iptables flavour in place of `old`, ours there
-/// now, in one restore; nothing when they are the same.
+/// The rules of `now` that `parts` says are ours.
+fn ours(now: &[String], parts: &[Part]) -> Vec<String> {
+    now.iter()
+        .zip(parts)
+        .filter(|(_, p)| **p == Part::Ours)
+        .map(|(r, _)| r.clone())
+        .collect()
+}
+
+/// Takes `old` (ours there now) out of a built-in chain of an iptables flavour, in one restore.
 fn replace_iptables(
     variant: Variant,
     family: Family,
@@ -124,15 +169,38 @@ fn replace_iptables(
     rules: &[String],
     why: &str,
 ) -> Result<()> {
-    if old == rules {
+    replace_iptables_at(variant, family, chain, old, rules, None, why)
+}
+
+/// Puts `rules` into a built-in chain of an iptables flavour in place of `old`, ours there now,
+/// in one restore: before the rule at index `at` of those that are not ours, or at the end.
+fn replace_iptables_at(
+    variant: Variant,
+    family: Family,
+    chain: &str,
+    old: &[String],
+    rules: &[String],
+    at: Option<usize>,
+    why: &str,
+) -> Result<()> {
+    if old.is_empty() && rules.is_empty() {
         return Ok(());
     }
     let mut script = String::from("*filter\n");
     for r in old {
         script.push_str(&format!("-D {chain} {r}\n"));
     }
-    for r in rules.iter().rev() {
-        script.push_str(&format!("-I {chain} 1 {r}\n"));
+    match at {
+        Some(at) => {
+            for r in rules.iter().rev() {
+                script.push_str(&format!("-I {chain} {} {r}\n", at + 1));
+            }
+        }
+        None => {
+            for r in rules {
+                script.push_str(&format!("-A {chain} {r}\n"));
+            }
+        }
     }
     script.push_str("COMMIT\n");
     let prog = variant.restore(family);
@@ -152,15 +220,34 @@ fn nft_family(family: Family) -> &'static str {
     }
 }
 
-/// Puts `rules` first in a native nftables chain in place of the ones marked `mark`, in one
-/// `nft -f`.
-fn replace_nft(table: &str, chain: &str, mark: &str, rules: &[String], why: &str) -> Result<()> {
-    let mut script: String = nft_handles(table, chain, mark)?
+/// Puts `rules` into a native nftables chain (`listed`, as it is now) in place of the ones
+/// marked `mark`, right before its default deny, in one `nft -f`.
+fn replace_nft(
+    table: &str,
+    chain: &str,
+    mark: &str,
+    rules: &[String],
+    listed: &Listing,
+    why: &str,
+) -> Result<()> {
+    let now = chain_rules(listed);
+    let parts: Vec<Part> = now.iter().map(|r| nft_part(&r.text, mark)).collect();
+    let mut script: String = handles_marked(listed, mark)
         .iter()
         .map(|h| format!("delete rule {table} {chain} handle {h}\n"))
         .collect();
-    for r in rules.iter().rev() {
-        script.push_str(&format!("insert rule {table} {chain} {r}\n"));
+    let others: Vec<&ListedRule> = now
+        .iter()
+        .zip(&parts)
+        .filter(|(_, p)| **p != Part::Ours)
+        .map(|(r, _)| r)
+        .collect();
+    let before = others.get(anchor(&parts)).and_then(|r| r.handle);
+    for r in rules {
+        match before {
+            Some(h) => script.push_str(&format!("insert rule {table} {chain} position {h} {r}\n")),
+            None => script.push_str(&format!("add rule {table} {chain} {r}\n")),
+        }
     }
     if script.is_empty() {
         return Ok(());
@@ -168,29 +255,63 @@ fn replace_nft(table: &str, chain: &str, mark: &str, rules: &[String], why: &str
     cmd::transaction("nft", &["-f", "-"], &script, "our accepts", Some(why))
 }
 
-/// How many of our marked accepts a place holds now.
-pub(crate) fn count_marked(iface: &IfaceName, place: &Place) -> usize {
-    marked(place, &mark(iface)).map_or(0, |m| m.len())
+/// Whether our accepts in a listed native chain stand together right before its default deny.
+fn nft_in_place(listed: &Listing, mark: &str) -> bool {
+    let parts: Vec<Part> = chain_rules(listed)
+        .iter()
+        .map(|r| nft_part(&r.text, mark))
+        .collect();
+    in_place(&parts)
 }
 
-/// Our rules at a place: as an iptables flavour's save shows them, or the handles of nft's.
-fn marked(place: &Place, mark: &str) -> Result<Vec<String>> {
-    Ok(match place {
+/// The rules of the one chain a chain listing holds.
+fn chain_rules(listed: &Listing) -> &[ListedRule] {
+    listed
+        .tables
+        .iter()
+        .flat_map(|t| &t.chains)
+        .next()
+        .map_or(&[], |c| c.rules.as_slice())
+}
+
+/// How many of our marked accepts a place holds now, and whether they stand where they should.
+pub(crate) fn count_marked(iface: &IfaceName, place: &Place) -> (usize, bool) {
+    let m = mark(iface);
+    match place {
         Place::Iptables {
             variant,
             family,
             chain,
-        } => iptables::live_rules(*variant, *family)?
-            .rules_of(Table::Filter, chain)
-            .iter()
-            .filter(|r| r.contains(&format!("--comment \"{mark}\"")))
-            .cloned()
-            .collect(),
-        Place::Nft { table, chain } => nft_handles(table, chain, mark)?
-            .iter()
-            .map(u64::to_string)
-            .collect(),
-    })
+        } => iptables::live_rules(*variant, *family).map_or((0, true), |live| {
+            let parts: Vec<Part> = live
+                .rules_of(Table::Filter, chain)
+                .iter()
+                .map(|r| iptables_part(r, &m))
+                .collect();
+            (
+                parts.iter().filter(|p| **p == Part::Ours).count(),
+                in_place(&parts),
+            )
+        }),
+        Place::Nft { table, chain } => nft_chain(table, chain).map_or((0, true), |listed| {
+            (handles_marked(&listed, &m).len(), nft_in_place(&listed, &m))
+        }),
+    }
+}
+
+/// Our rules in a built-in chain of an iptables flavour, as its `-save` shows them.
+fn marked_iptables(
+    variant: Variant,
+    family: Family,
+    chain: &str,
+    mark: &str,
+) -> Result<Vec<String>> {
+    Ok(iptables::live_rules(variant, family)?
+        .rules_of(Table::Filter, chain)
+        .iter()
+        .filter(|r| iptables_part(r, mark) == Part::Ours)
+        .cloned()
+        .collect())
 }
 
 /// Takes our accepts out of every recorded place; forgiving (returns warnings).
@@ -201,12 +322,12 @@ pub(crate) fn remove(iface: &IfaceName, recorded: &[Place]) -> Vec<String> {
     }
 }
 
-/// The handles of the rules in a chain that carry our mark.
-fn nft_handles(table: &str, chain: &str, mark: &str) -> Result<Vec<u64>> {
+/// One chain as `nft -a list chain` shows it; empty when it is not there.
+fn nft_chain(table: &str, chain: &str) -> Result<Listing> {
     let (family, name) = table.split_once(' ').unwrap_or(("inet", table));
     let out = cmd::run("nft", &["-a", "list", "chain", family, name, chain], None)?;
     if !out.ok {
-        return Ok(Vec::new());
+        return Ok(Listing::default());
     }
-    Ok(handles_marked(&Listing::parse(&out.stdout), mark))
+    Ok(Listing::parse(&out.stdout))
 }

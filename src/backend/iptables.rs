@@ -69,9 +69,13 @@ pub(crate) fn apply(
 ) -> Result<()> {
     let mut scripts = Vec::new();
     for fp in &plan.families {
-        let want = desired(plan, fp.family, others);
+        let mut want = desired(plan, fp.family, others);
         let live = &lives[&fp.family];
-        if let Some(s) = iptables::transaction(&want, &live.ids_of(&plan.iface, false), live) {
+        let mut gone = live.ids_of(&plan.iface, false);
+        let (moved, old) = iptables::moved_host_input(&want, live);
+        want.extend(moved);
+        gone.extend(old);
+        if let Some(s) = iptables::transaction(&want, &gone, live) {
             scripts.push((fp.family, s));
         }
     }
@@ -158,24 +162,30 @@ pub(crate) fn undo(
     }
 }
 
-/// Our chains as they stand in `live`, to put them back after a failed change.
+/// Our chains as they stand in `live`, in whichever table holds them, to put them back after a
+/// failed change.
 fn chains_in(live: &Live, ids: &[ChainId]) -> Vec<iptables::Chain> {
-    ids.iter()
-        .filter(|id| live.has_id(id))
-        .map(|id| {
+    let mut out = Vec::new();
+    for id in ids {
+        let name = id.to_string();
+        for table in rules::Table::ALL
+            .into_iter()
+            .filter(|t| live.has_chain(*t, &name))
+        {
             let jump = format!("-j {id}");
-            let hook = iptables::BUILT_IN.iter().copied().find(|h| {
-                live.rules
-                    .get(&(id.table(), h.to_string()))
-                    .is_some_and(|r| r.contains(&jump))
-            });
-            iptables::Chain {
+            let hook = iptables::BUILT_IN
+                .iter()
+                .copied()
+                .find(|h| live.rules_of(table, h).contains(&jump));
+            out.push(iptables::Chain {
                 id: id.clone(),
+                table,
                 hook,
-                rules: live.rules_of_id(id).to_vec(),
-            }
-        })
-        .collect()
+                rules: live.rules_of(table, &name).to_vec(),
+            });
+        }
+    }
+    out
 }
 
 /// Removes the interface's chains (and the shared one with the last interface). Forgiving:
@@ -184,7 +194,7 @@ pub(crate) fn remove(
     v: Variant,
     iface: &IfaceName,
     others: &[Record],
-    recorded: Option<&BTreeMap<Family, Vec<ChainId>>>,
+    recorded: Option<&BTreeMap<Family, Vec<(rules::Table, ChainId)>>>,
     ipv6: bool,
 ) -> Vec<String> {
     let last = others.is_empty();
@@ -220,12 +230,21 @@ pub(crate) fn remove(
         }
         // Rebuild the shared chain only when this interface is in it or it must go.
         let jump = format!("-j {}", ChainId::own(iface, rules::Kind::In));
-        let in_shared = live.rules_of_id(&ChainId::SharedInput).contains(&jump);
-        let want = if in_shared {
+        let shared = ChainId::SharedInput.to_string();
+        let in_shared = rules::Table::ALL
+            .into_iter()
+            .any(|t| live.rules_of(t, &shared).contains(&jump));
+        let mut want = if in_shared {
             iptables::render(&rules::shared_chains(family, &m), family)
         } else {
             Vec::new()
         };
+        // Where an older version left the others' host input in filter, it moves along.
+        if !m.is_empty() {
+            let (moved, old) = iptables::moved_host_input(&want, &live);
+            want.extend(moved.into_iter().filter(|c| c.id.iface() != Some(iface)));
+            gone.extend(old);
+        }
         if let Some(script) = iptables::transaction(&want, &gone, &live)
             && let Err(e) = restore(v, family, &script)
         {

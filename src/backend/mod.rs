@@ -122,12 +122,13 @@ impl Before {
     }
 }
 
-/// The iptables chains `plan` installs, per family (shared ones included); none for nft.
+/// The iptables chains `plan` installs and their tables, per family (shared ones included);
+/// none for nft.
 pub(crate) fn chains_of(
     backend: Backend,
     plan: &Plan,
     others: &[Record],
-) -> BTreeMap<Family, Vec<ChainId>> {
+) -> BTreeMap<Family, Vec<(rules::Table, ChainId)>> {
     if backend == Backend::Nft {
         return BTreeMap::new();
     }
@@ -136,7 +137,7 @@ pub(crate) fn chains_of(
         .map(|fp| {
             let ids = rules::desired(plan, fp.family, &members(others, fp.family))
                 .into_iter()
-                .map(|c| c.id)
+                .map(|c| (c.table(), c.id))
                 .collect();
             (fp.family, ids)
         })

@@ -68,14 +68,20 @@ fn differences(
             out.push(format!("sysctl {} is {v}, {} was set", w.key, w.value));
         }
     }
-    let view = foreign::read(record.backend, &families, before.overview());
+    let view = foreign::read(record.backend, &families, Some(&before));
     for (place, rules) in places::needed(&plan, &view) {
-        let present = foreign::count_marked(iface, &place);
+        let (present, in_place) = foreign::count_marked(iface, &place);
         if present != rules.len() {
             out.push(format!(
                 "{} of our {} accepts in {} are there",
                 present,
                 rules.len(),
+                place.describe()
+            ));
+        } else if !in_place {
+            // Someone added rules after them: they would not hold for the tunnel's traffic.
+            out.push(format!(
+                "our accepts in {} are no longer right before its default deny",
                 place.describe()
             ));
         }

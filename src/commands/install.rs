@@ -14,7 +14,7 @@ use crate::rules::foreign::{self as places, Place};
 use crate::rules::iptables::Variant;
 use crate::rules::{Backend, lockout, residue};
 use crate::system::state::{Record, Store};
-use crate::system::{sockdiag, sysctl};
+use crate::system::{host, sockdiag, sysctl};
 
 use super::{choose_backend, files, prepare};
 
@@ -65,7 +65,7 @@ pub(super) fn install(
     // Other managers' drops that our table cannot override get accepts of ours.
     let foreign_file = files::foreign(iface);
     let recorded = places::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
-    let view = foreign::read(backend, &families, before.overview());
+    let view = foreign::read(backend, &families, Some(&before));
     let wanted = places::needed(&plan, &view);
 
     undo.run(Done::Record { previous: mine }, |_| {
@@ -140,7 +140,8 @@ fn refuse_lockout(plan: &Plan) -> Result<()> {
         lockout::proc_peers(&read("/proc/net/tcp"), &read("/proc/net/tcp6"), port)
     });
     for client in lockout::ssh_clients(ssh.as_deref(), &established) {
-        if let Some(why) = lockout::cut_off(plan, client) {
+        let via = host::route_dev(client);
+        if let Some(why) = lockout::cut_off(plan, client, via.as_ref().map(|d| d.as_str())) {
             return Err(Error::usage(format!(
                 "this plan would lock out the SSH client {client} ({why}): fix the options, or add --force (and better --rollback SECONDS)"
             )));

@@ -31,25 +31,20 @@ pub fn plan(args: &Args) -> Result<()> {
     live_peers(&mut facts, iface, &opts);
     let mut notes = endpoints(&mut facts, iface, &conf, &opts);
     let families = backend::families(facts.ipv6_enabled);
-    let overview = match backend::read(backend, &families) {
-        Ok(before) => {
-            facts.input_owner = backend::input_owners(&before);
-            before.overview().cloned().unwrap_or_default()
-        }
-        Err(_) => {
-            notes.push(
-                "the live ruleset is not readable (not root?): input policy auto means drop here"
-                    .into(),
-            );
-            backend::nft::overview().unwrap_or_default()
-        }
-    };
-    let view = foreign::read(backend, &families, Some(&overview));
+    let before = backend::read(backend, &families).ok();
+    match &before {
+        Some(before) => facts.input_owner = backend::input_owners(before),
+        None => notes.push(
+            "the live ruleset is not readable (not root?): input policy auto means drop here"
+                .into(),
+        ),
+    }
+    let view = foreign::read(backend, &families, before.as_ref());
     let mut plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Show)?;
     plan.notes.extend(notes);
     for (place, rules) in places::needed(&plan, &view) {
         plan.notes.push(format!(
-            "another manager drops there, so up puts accepts of its own first in {}: {}",
+            "another manager drops there, so up puts accepts of its own right before the default deny of {}: {}",
             place.describe(),
             rules
                 .iter()

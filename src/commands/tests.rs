@@ -263,7 +263,12 @@ fn a_refused_accept_in_another_managers_chain_unwinds_before_any_sysctl() {
         "table inet firewalld {\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t}\n}\n",
     );
     fake.answer("nft list table inet wgfw", "table inet wgfw {\n}\n");
-    fake.refuse_script("insert rule inet firewalld");
+    fake.answer(
+        "nft -a list chain inet firewalld filter_INPUT",
+        "table inet firewalld {\n\tchain filter_INPUT { # handle 3\n\t\tjump filter_INPUT_ZONES # handle 4\n\t\treject with icmpx admin-prohibited # handle 5\n\t}\n}\n",
+    );
+    // Right before firewalld's final reject, after its zones' own denies.
+    fake.refuse_script("insert rule inet firewalld filter_INPUT position 5 ");
     install(&wg0(), &options(), &config(), store.get(), Guard::Off).unwrap_err();
     let calls = fake.take();
     let list_accepts = "nft -a list chain inet firewalld filter_INPUT";

@@ -314,7 +314,14 @@ fn tunnel_nets(conf: &WgConfig, family: Family, notes: &mut Vec<String>) -> Vec<
         }
     }
     // Sorted, without duplicates and without networks inside others.
-    IpNet::aggregate(&nets)
+    let nets = IpNet::aggregate(&nets);
+    let largest = super::model::anti_spoofing_largest(family);
+    for n in nets.iter().filter(|n| n.prefix_len() < largest) {
+        notes.push(format!(
+            "tunnel network {n} is larger than a /{largest} (peers' AllowedIPs that cover much of the address space): its sources are not dropped on other interfaces, which would cut this host off; rp_filter still checks them"
+        ));
+    }
+    nets
 }
 
 /// The plan for an interface wg0 with the config `conf_text`: the tests of every module start
@@ -402,6 +409,31 @@ mod tests {
             p.notes
         );
         assert!(p.families[1].tunnel_nets.is_empty());
+    }
+
+    /// Found by the adversarial review (#23): "everything" said as two halves aggregates to
+    /// 0.0.0.0/0, which as an anti-spoofing drop cut the host off every other interface.
+    #[test]
+    fn a_split_default_route_is_never_an_anti_spoofing_drop() {
+        let p = plan(
+            "[Interface]\nAddress = 10.66.0.1/32, fd66::1/128\nListenPort = 1\n             [Peer]\nAllowedIPs = 0.0.0.0/1, 128.0.0.0/1, ::/1, 8000::/1\n             [Peer]\nAllowedIPs = 10.66.0.3/32, 2000::/3\n",
+            &Options::default(),
+            &host(),
+        )
+        .unwrap();
+        let v4 = &p.families[0];
+        assert_eq!(v4.tunnel_nets, ["0.0.0.0/0".parse::<IpNet>().unwrap()]);
+        assert_eq!(v4.anti_spoofed().count(), 0);
+        assert_eq!(p.families[1].anti_spoofed().count(), 0);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.starts_with("tunnel network 0.0.0.0/0 is larger than a /8")),
+            "{:?}",
+            p.notes
+        );
+        let chains = crate::rules::iface_chains(&p, v4);
+        assert!(!chains.iter().any(|c| c.id.to_string() == "WGFW-wg0-PRE"));
     }
 
     #[test]

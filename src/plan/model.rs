@@ -91,6 +91,17 @@ keywords! {
     }
 }
 
+/// The prefix of the largest tunnel network whose sources are dropped when they arrive on
+/// another interface: a peer's AllowedIPs of a larger one (`0.0.0.0/1, 128.0.0.0/1`,
+/// `2000::/3`: ways of saying "everything") would make the anti-spoofing drop every other
+/// interface's traffic.
+pub(crate) fn anti_spoofing_largest(family: Family) -> u8 {
+    match family {
+        Family::V4 => 8,
+        Family::V6 => 16,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct FamilyPlan {
     pub family: Family,
@@ -115,6 +126,17 @@ pub struct FamilyPlan {
     /// in `Plan::groups`: disjoint, so that the most specific AllowedIPs decide, as in
     /// WireGuard's own routing.
     pub owned: Vec<(IpNet, usize)>,
+}
+
+impl FamilyPlan {
+    /// The tunnel networks whose sources are dropped on every other interface: all but those
+    /// larger than `anti_spoofing_largest` (rp_filter still checks their sources).
+    pub fn anti_spoofed(&self) -> impl Iterator<Item = &IpNet> {
+        let largest = anti_spoofing_largest(self.family);
+        self.tunnel_nets
+            .iter()
+            .filter(move |n| n.prefix_len() >= largest)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

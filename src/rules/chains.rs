@@ -43,7 +43,23 @@ pub fn shared_chains(family: Family, members: &[Member]) -> Vec<Chain> {
     if members.is_empty() {
         return Vec::new();
     }
+    let loopback: IpNet = match family {
+        Family::V4 => "127.0.0.0/8",
+        Family::V6 => "::1/128",
+    }
+    .parse()
+    .expect("literal");
     let mut rules = vec![
+        // Loopback addresses belong to lo: a packet for them from anywhere else is never ours
+        // to accept (with route_localnet, a peer could reach a service bound to 127.0.0.1).
+        rule(
+            vec![
+                Match::NotIn("lo".into()),
+                Match::Dst(loopback),
+                Match::NotDnat,
+            ],
+            Verdict::Drop,
+        ),
         rule(vec![Match::In("lo".into())], Verdict::Accept),
         rule(vec![Match::Ct(Ct::Established)], Verdict::Accept),
         rule(vec![Match::Ct(Ct::Invalid)], Verdict::Drop),

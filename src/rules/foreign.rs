@@ -1,9 +1,15 @@
 //! Other firewall managers' drops that our own chains cannot override. An accept in one table
 //! is not final for another: a packet that our table accepts is still dropped by Docker's
-//! FORWARD policy in iptables' own table, or by firewalld's reject in its nftables table. Where
-//! such a drop would block the tunnel, the hook adds accepts of its own there, first in that
-//! chain and marked `wgfw:IFACE`, and takes them away again on `down`. They accept only the
-//! tunnel's traffic, which our own table still judges: its drops are final everywhere.
+//! FORWARD policy in iptables' own table, by firewalld's reject in its nftables table, or (host
+//! input being judged in mangle) by ufw's default deny in filter INPUT. Where such a default
+//! deny would block the tunnel, the hook adds accepts of its own there, marked `wgfw:IFACE`,
+//! and takes them away again on `down`. They accept only the tunnel's traffic, which our own
+//! table still judges: its drops are final everywhere.
+//!
+//! They go right before the default deny (`anchor`), after every other rule of the chain: a
+//! fail2ban ban, an admin's blocklist or ufw's `deny from` come first and still hold, whoever
+//! put them there first. Only the deny that ends the chain (its policy, an unconditional drop
+//! or reject, the logging of what it drops) comes after them.
 //!
 //! The manager's own tools keep reading their tables: iptables rules stay plain iptables
 //! (written with that flavour's restore), firewalld's get plain nft rules. Pure: which accepts
@@ -95,6 +101,9 @@ impl Place {
 #[derive(Debug, Default)]
 pub struct View {
     pub iptables: Vec<(Variant, Family, Live)>,
+    /// The iptables flavour our own chains are in, if any: there our own FORWARD chain decides
+    /// first, and only filter INPUT (host input being judged in mangle) may need accepts.
+    pub own: Option<Variant>,
     /// `nft list chains` (tables, chains, base chains' hooks and policies).
     pub nft_overview: Listing,
 }
@@ -155,9 +164,13 @@ pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<Rule>> {
             live.policies
                 .get(&(Table::Filter, chain.to_string()))
                 .is_some_and(|p| p != "ACCEPT")
+                || live
+                    .rules_of(Table::Filter, chain)
+                    .last()
+                    .is_some_and(|r| ends_in_deny(r))
         };
         let ufw = live.chains.iter().any(|(_, c)| is_ufw_chain(c));
-        if drops("FORWARD") || ufw {
+        if (drops("FORWARD") || ufw) && view.own != Some(*v) {
             out.insert(place("FORWARD"), forward());
         }
         if (drops("INPUT") || ufw) && plan.role == Role::Server {
@@ -215,6 +228,108 @@ fn nft_drops(ruleset: &Listing) -> Vec<(String, String, &'static str)> {
     found
 }
 
+/// What a rule of a chain is to our accepts there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// One of our accepts.
+    Ours,
+    /// Part of the default deny that ends the chain.
+    Tail,
+    /// Anything else: it comes before our accepts.
+    Other,
+}
+
+/// Where our accepts go in a chain of these parts: the index, among the rules that are not
+/// ours, of the first rule of the default deny that ends the chain (its length where the
+/// policy is the deny).
+pub fn anchor(parts: &[Part]) -> usize {
+    let others: Vec<Part> = parts.iter().copied().filter(|p| *p != Part::Ours).collect();
+    let tail = others
+        .iter()
+        .rev()
+        .take_while(|p| **p == Part::Tail)
+        .count();
+    others.len() - tail
+}
+
+/// Whether our accepts stand together where `anchor` puts them.
+pub fn in_place(parts: &[Part]) -> bool {
+    let Some(first) = parts.iter().position(|p| *p == Part::Ours) else {
+        return true;
+    };
+    let ours = parts.iter().filter(|p| **p == Part::Ours).count();
+    parts[first..first + ours].iter().all(|p| *p == Part::Ours) && first == anchor(parts)
+}
+
+/// A rule of an iptables built-in chain, as `-save` prints it after `-A CHAIN `.
+pub fn iptables_part(rule: &str, mark: &str) -> Part {
+    if rule.contains(&format!("--comment \"{mark}\"")) {
+        return Part::Ours;
+    }
+    let log = rule
+        .split_once("-j LOG")
+        .is_some_and(|(cond, _)| cond.is_empty() || cond.starts_with("-m limit "));
+    if ends_in_deny(rule) || log || ufw_tail(rule.strip_prefix("-j ")) {
+        Part::Tail
+    } else {
+        Part::Other
+    }
+}
+
+/// Whether an iptables rule drops or rejects whatever reaches it.
+fn ends_in_deny(rule: &str) -> bool {
+    rule == "-j DROP" || rule == "-j REJECT" || rule.starts_with("-j REJECT --reject-with ")
+}
+
+/// ufw's chains that end its built-in chains: the logging of what it blocks, its rejects, its
+/// tracking.
+fn ufw_tail(jump: Option<&str>) -> bool {
+    jump.and_then(|c| c.strip_prefix("ufw6-").or_else(|| c.strip_prefix("ufw-")))
+        .is_some_and(|c| {
+            ["after-logging-", "reject-", "track-"]
+                .iter()
+                .any(|p| c.starts_with(p))
+        })
+}
+
+/// A rule of a native nftables chain, as `nft list` prints it.
+pub fn nft_part(rule: &str, mark: &str) -> Part {
+    if rule.contains(&format!("comment \"{mark}\"")) {
+        return Part::Ours;
+    }
+    // Counters say nothing of what a rule does.
+    let words: Vec<&str> = rule.split_whitespace().collect();
+    let mut plain = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        if words[i] == "counter" && words.get(i + 1) == Some(&"packets") {
+            i += 5;
+        } else if words[i] == "counter" {
+            i += 1;
+        } else {
+            plain.push(words[i]);
+            i += 1;
+        }
+    }
+    // A verdict comes last: a rule that starts with one matches everything.
+    let deny = matches!(plain.first(), Some(&"drop") | Some(&"reject"));
+    let limit_words = if plain.first() == Some(&"limit") {
+        plain
+            .iter()
+            .position(|w| *w == "packets")
+            .map_or(0, |p| p + 1)
+    } else {
+        0
+    };
+    let log = plain.get(limit_words) == Some(&"log");
+    let ufw = plain.len() == 2 && plain[0] == "jump" && ufw_tail(Some(plain[1]));
+    if deny || log || ufw {
+        Part::Tail
+    } else {
+        Part::Other
+    }
+}
+
 pub fn encode(places: &[Place]) -> String {
     places.iter().map(|p| p.encode() + "\n").collect()
 }
@@ -255,6 +370,7 @@ mod tests {
         View {
             iptables: vec![(variant, Family::V4, Live::parse(save))],
             nft_overview: Listing::default(),
+            own: None,
         }
     }
 
@@ -262,6 +378,7 @@ mod tests {
         View {
             iptables: vec![],
             nft_overview: Listing::parse(listing),
+            own: None,
         }
     }
 
@@ -338,6 +455,92 @@ mod tests {
                 chain: "forward".into()
             }]
         );
+    }
+
+    #[test]
+    fn our_own_flavour_gets_input_accepts_only_and_a_trailing_drop_counts() {
+        // Host input lives in mangle: ufw's deny in filter INPUT needs our accepts there too,
+        // but our own FORWARD chain already decides first in filter FORWARD.
+        let mut ufw = iptables_view(
+            Variant::Legacy,
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:ufw-user-input - [0:0]\nCOMMIT\n",
+        );
+        ufw.own = Some(Variant::Legacy);
+        let n = needed(&server_plan(), &ufw);
+        assert_eq!(
+            n.keys().collect::<Vec<_>>(),
+            vec![&iptables_place(Variant::Legacy, "INPUT")]
+        );
+        // A hand-made firewall: policy ACCEPT, but everything else dropped by the last rule.
+        let hand = iptables_view(
+            Variant::Nft,
+            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n",
+        );
+        assert!(needed(&server_plan(), &hand).contains_key(&iptables_place(Variant::Nft, "INPUT")));
+    }
+
+    #[test]
+    fn accepts_go_after_every_ban_and_before_the_default_deny() {
+        use Part::*;
+        let m = "wgfw:wg0";
+        let chain = [
+            "-p tcp -m multiport --dports 22 -j f2b-sshd",
+            "-s 198.51.100.7/32 -j DROP",
+            "-j ufw-before-logging-input",
+            "-j ufw-before-input",
+            "-j ufw-after-input",
+            "-j ufw-after-logging-input",
+            "-j ufw-reject-input",
+            "-j ufw-track-input",
+        ];
+        let parts: Vec<Part> = chain.iter().map(|r| iptables_part(r, m)).collect();
+        assert_eq!(parts[..5], [Other; 5]);
+        assert_eq!(parts[5..], [Tail; 3]);
+        assert_eq!(anchor(&parts), 5);
+        // Ours where they belong; then someone appends a ban after them.
+        let mut placed = parts.clone();
+        placed.splice(5..5, [Ours, Ours]);
+        assert!(in_place(&placed));
+        placed.insert(7, Other);
+        assert!(!in_place(&placed) && anchor(&placed) == 6);
+        // Scattered, or first (where older versions put them): not in place.
+        assert!(!in_place(&[Ours, Other, Ours, Tail]));
+        assert!(!in_place(&[Ours, Other]));
+        assert!(in_place(&[Other, Ours]) && in_place(&[Other]));
+        for tail in [
+            "-j DROP",
+            "-j REJECT --reject-with icmp-host-prohibited",
+            "-m limit --limit 3/min --limit-burst 10 -j LOG --log-prefix \"[UFW BLOCK] \"",
+        ] {
+            assert_eq!(iptables_part(tail, m), Tail, "{tail}");
+        }
+        for other in ["-p udp -j DROP", "-j ufw-user-input", "-i lo -j ACCEPT"] {
+            assert_eq!(iptables_part(other, m), Other, "{other}");
+        }
+        let ours = "-i wg0 -m comment --comment \"wgfw:wg0\" -j ACCEPT";
+        assert_eq!(iptables_part(ours, m), Ours);
+        // The same chains as nft lists them (iptables-nft's tables, firewalld's).
+        for (rule, part) in [
+            (
+                "counter packets 3 bytes 180 jump ufw-after-logging-input",
+                Tail,
+            ),
+            (
+                "limit rate 3/minute burst 10 packets counter packets 0 bytes 0 log prefix \"[UFW BLOCK] \"",
+                Tail,
+            ),
+            ("counter packets 0 bytes 0 drop", Tail),
+            ("reject with icmpx admin-prohibited", Tail),
+            (
+                "ip saddr 198.51.100.7 counter packets 0 bytes 0 drop",
+                Other,
+            ),
+            ("tcp dport 22 ip saddr @addr-set-sshd reject", Other),
+            ("jump filter_INPUT_ZONES", Other),
+            ("iifname \"wg0\" accept comment \"wgfw:wg0\"", Ours),
+        ] {
+            assert_eq!(nft_part(rule, m), part, "{rule}");
+        }
     }
 
     #[test]

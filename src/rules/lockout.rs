@@ -7,7 +7,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::config::types::Role;
-use crate::plan::{Family, InputPolicy, Plan};
+use ipnet::IpNet;
+
+use crate::plan::{Family, FamilyPlan, InputPolicy, Plan};
 use crate::rules;
 
 /// The SSH clients to keep: from `SSH_CONNECTION` and the peers of established connections to
@@ -83,13 +85,24 @@ pub fn may_cut_off(plan: &Plan) -> bool {
     match plan.role {
         Role::Client => true,
         Role::Server => plan.families.iter().any(|fp| {
-            fp.policy == InputPolicy::Drop && (plan.ssh_port.is_none() || fp.admin.is_some())
+            (fp.policy == InputPolicy::Drop && (plan.ssh_port.is_none() || fp.admin.is_some()))
+                || spoof_dropped(fp).next().is_some()
         }),
     }
 }
 
-/// Why `plan` would stop new SSH connections from `client`, if it would.
-pub fn cut_off(plan: &Plan, client: IpAddr) -> Option<String> {
+/// The anti-spoofed networks that may hold a client reaching this host another way: those
+/// a peer's AllowedIPs add. A client in the interface's own Address network comes through the
+/// tunnel, or the tunnel's own route has cut it off already.
+fn spoof_dropped(fp: &FamilyPlan) -> impl Iterator<Item = &IpNet> {
+    fp.anti_spoofed()
+        .filter(|n| !fp.addresses.iter().any(|a| a.trunc().contains(*n)))
+}
+
+/// Why `plan` would stop new SSH connections from `client`, if it would. `via` is the
+/// interface this host reaches the client through (its route), if known: a client in a tunnel
+/// network is cut off by the anti-spoofing drop unless it comes through the tunnel.
+pub fn cut_off(plan: &Plan, client: IpAddr, via: Option<&str>) -> Option<String> {
     let family = if client.is_ipv4() {
         Family::V4
     } else {
@@ -98,6 +111,14 @@ pub fn cut_off(plan: &Plan, client: IpAddr) -> Option<String> {
     let fp = plan.families.iter().find(|f| f.family == family)?;
     match plan.role {
         Role::Server => {
+            if via != Some(plan.iface.as_str())
+                && let Some(net) = spoof_dropped(fp).find(|n| n.contains(&client))
+            {
+                return Some(format!(
+                    "it is in the tunnel network {net}, whose sources are dropped on every other interface, and this host reaches it through {}",
+                    via.unwrap_or("no route")
+                ));
+            }
             if fp.policy != InputPolicy::Drop {
                 return None;
             }
@@ -150,9 +171,38 @@ mod tests {
         crate::plan::for_test(conf, &opts, &crate::plan::HostFacts::example()).unwrap()
     }
 
+    /// A peer routes public networks (here 192.0.2.0/24, where the admin's SSH comes from
+    /// through eth0): their sources are dropped on eth0, so `up` must refuse. Through the
+    /// tunnel itself the same client is fine.
+    #[test]
+    fn an_anti_spoofing_drop_that_hits_an_ssh_client_is_a_lockout() {
+        let conf = "[Interface]\nAddress = 10.6.0.1/32\nListenPort = 1\n[Peer]\nAllowedIPs = 10.6.0.2/32, 192.0.2.0/24\n";
+        let p = crate::plan::for_test(
+            conf,
+            &Options::default(),
+            &crate::plan::HostFacts::example(),
+        )
+        .unwrap();
+        assert!(may_cut_off(&p));
+        let me: IpAddr = "192.0.2.5".parse().unwrap();
+        let why = cut_off(&p, me, Some("eth0")).unwrap();
+        assert!(
+            why.contains("192.0.2.0/24") && why.contains("eth0"),
+            "{why}"
+        );
+        assert_eq!(cut_off(&p, me, Some("wg0")), None);
+        assert_eq!(
+            cut_off(&p, "198.51.100.1".parse().unwrap(), Some("eth0")),
+            None
+        );
+        // Private tunnel networks alone: no need to ask the kernel for SSH connections.
+        assert!(!may_cut_off(&plan(Options::default())));
+    }
+
     #[test]
     fn judges_what_a_plan_cuts_off() {
         let me: IpAddr = "192.0.2.5".parse().unwrap();
+        let cut_off = |p: &Plan, c| cut_off(p, c, Some("eth0"));
         assert_eq!(cut_off(&plan(Options::default()), me), None);
         let admin = Options {
             admin: vec!["198.51.100.0/24".parse().unwrap()],
@@ -210,7 +260,9 @@ mod tests {
         let mut seen = [false; 2];
         for opts in cases {
             let p = plan(opts);
-            let any = clients.iter().any(|c| cut_off(&p, *c).is_some());
+            let any = clients
+                .iter()
+                .any(|c| cut_off(&p, *c, Some("eth0")).is_some());
             assert_eq!(may_cut_off(&p), any, "{:?} {:?}", p.role, p.ssh_port);
             seen[usize::from(any)] = true;
         }

@@ -83,6 +83,9 @@ pub enum Match {
     SrcNotLocal,
     /// The destination is an address of this host (what a port forward publishes).
     DstLocal,
+    /// The connection was not destination-NATed here: an admin's DNAT to a loopback address
+    /// (with `route_localnet`) is a deliberate choice.
+    NotDnat,
     /// A connection a DNAT rule sent on from these ports of this host: one port forward's.
     DnatFrom(Ports),
     /// The destination is in a set of networks (nft: a named set; iptables: a rule each).

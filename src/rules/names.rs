@@ -40,6 +40,11 @@ pub const PREFIX: &str = "WGFW-";
 
 /// The chain every managed interface shares: host input's common head, one jump per
 /// interface, and the default deny. It exists while any interface is managed.
+///
+/// Host input is judged in mangle INPUT, before filter INPUT: there a drop is final but an
+/// accept only ends our table's say, so that every deny in filter INPUT (fail2ban's bans, an
+/// admin's blocklist, kube-proxy's guard) still holds, whoever put it there first. The same
+/// as an accept in nftables' own table of ours, which no other table takes as final either.
 const SHARED_INPUT: &str = "WGFW-INPUT";
 
 /// The chains one interface may own, whatever its role and options.
@@ -51,8 +56,10 @@ pub enum Kind {
     Mss,
     /// nat POSTROUTING: masquerading.
     Nat,
-    /// Host input, reached from the shared input chain.
+    /// Host input, reached from the shared input chain (mangle INPUT).
     In,
+    /// Log and drop for host input: `Drop`'s twin in the table host input lives in.
+    InDrop,
     /// filter FORWARD: the kill switch and anti-pivot.
     Fwd,
     /// Log and drop, reached from the others.
@@ -68,11 +75,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Pre,
         Kind::Mss,
         Kind::Nat,
         Kind::In,
+        Kind::InDrop,
         Kind::Fwd,
         Kind::Drop,
         Kind::Out,
@@ -87,6 +95,7 @@ impl Kind {
             Kind::Mss => "MSS",
             Kind::Nat => "NAT",
             Kind::In => "IN",
+            Kind::InDrop => "INDROP",
             Kind::Fwd => "FWD",
             Kind::Drop => "DROP",
             Kind::Out => "OUT",
@@ -100,7 +109,7 @@ impl Kind {
 /// One of our chains.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ChainId {
-    /// The shared input chain (filter INPUT).
+    /// The shared input chain (mangle INPUT).
     SharedInput,
     Own(IfaceName, Kind),
     /// A `[peer]`/`[group]` section's chain (its index in the plan's groups).
@@ -112,7 +121,7 @@ pub enum ChainId {
 pub enum Side {
     /// filter FORWARD, reached from the interface's FWD: `P1`, `P2`...
     Fwd,
-    /// Host input, reached from the interface's IN: `H1`, `H2`...
+    /// Host input (mangle), reached from the interface's IN: `H1`, `H2`...
     In,
 }
 
@@ -160,14 +169,13 @@ impl ChainId {
 
     pub fn table(&self) -> Table {
         match self {
-            ChainId::SharedInput | ChainId::Group(..) => Table::Filter,
+            ChainId::SharedInput | ChainId::Group(_, _, Side::In) => Table::Mangle,
+            ChainId::Group(_, _, Side::Fwd) => Table::Filter,
             ChainId::Own(_, kind) => match kind {
                 Kind::Pre => Table::Raw,
-                Kind::Mss => Table::Mangle,
+                Kind::Mss | Kind::In | Kind::InDrop => Table::Mangle,
                 Kind::Nat | Kind::Dnat => Table::Nat,
-                Kind::In | Kind::Fwd | Kind::Drop | Kind::Out | Kind::Reject | Kind::Net => {
-                    Table::Filter
-                }
+                Kind::Fwd | Kind::Drop | Kind::Out | Kind::Reject | Kind::Net => Table::Filter,
             },
         }
     }
@@ -181,7 +189,7 @@ impl ChainId {
                 Kind::Mss | Kind::Fwd => Some("FORWARD"),
                 Kind::Nat => Some("POSTROUTING"),
                 Kind::Out => Some("OUTPUT"),
-                Kind::In | Kind::Drop | Kind::Reject | Kind::Net => None,
+                Kind::In | Kind::InDrop | Kind::Drop | Kind::Reject | Kind::Net => None,
             },
             ChainId::Group(..) => None,
         }
@@ -311,7 +319,7 @@ mod tests {
         let i: IfaceName = "wg0".parse().unwrap();
         let owned: Vec<String> = ChainId::all_of(&i).iter().map(|c| c.to_string()).collect();
         for name in [
-            "PRE", "MSS", "NAT", "IN", "FWD", "DROP", "OUT", "REJECT", "DNAT",
+            "PRE", "MSS", "NAT", "IN", "INDROP", "FWD", "DROP", "OUT", "REJECT", "DNAT",
         ] {
             assert!(owned.contains(&format!("WGFW-wg0-{name}")), "{name}");
         }

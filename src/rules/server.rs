@@ -20,7 +20,7 @@ use super::parts::{
 pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     let i = &plan.iface;
     let mut chains = Vec::new();
-    if !fp.tunnel_nets.is_empty() {
+    if fp.anti_spoofed().next().is_some() {
         chains.push(anti_spoofing(plan, fp));
     }
     chains.push(mss_chain(i, fp));
@@ -31,12 +31,15 @@ pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     chains.push(input(plan, fp));
     chains.push(forward(plan, fp));
     chains.extend(super::groups::chains(plan, fp));
-    let mut rules = Vec::new();
-    if plan.log {
-        rules.push(log_rule(i));
+    // The same log-and-drop for host input and for forwarding, one in each table.
+    for kind in [Kind::InDrop, Kind::Drop] {
+        let mut rules = Vec::new();
+        if plan.log {
+            rules.push(log_rule(i));
+        }
+        rules.push(rule(vec![], Verdict::Drop).counted(DROPPED));
+        chains.push(chain(i, kind, rules));
     }
-    rules.push(rule(vec![], Verdict::Drop).counted(DROPPED));
-    chains.push(chain(i, Kind::Drop, rules));
     chains
 }
 
@@ -47,8 +50,7 @@ fn anti_spoofing(plan: &Plan, fp: &FamilyPlan) -> Chain {
         rule(vec![Match::In("lo".into())], Verdict::Return),
     ];
     rules.extend(
-        fp.tunnel_nets
-            .iter()
+        fp.anti_spoofed()
             .map(|n| rule(vec![Match::Src(*n)], Verdict::Drop)),
     );
     chain(&plan.iface, Kind::Pre, rules)
@@ -89,7 +91,7 @@ fn nat(plan: &Plan, fp: &FamilyPlan) -> Option<Chain> {
 
 fn input(plan: &Plan, fp: &FamilyPlan) -> Chain {
     let i = &plan.iface;
-    let drop = Verdict::Jump(ChainId::own(i, Kind::Drop));
+    let drop = Verdict::Jump(ChainId::own(i, Kind::InDrop));
     let mut rules = Vec::new();
     let port = Match::L4 {
         proto: Proto::Udp,

@@ -2,7 +2,7 @@
 //! current sysctls, the live ruleset. Read-only: nothing here changes the host.
 
 use std::cell::RefCell;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
 use ipnet::IpNet;
@@ -274,6 +274,65 @@ pub(crate) fn default_dev_v6(table: &str) -> Option<IfaceName> {
         .map(|(_, dev)| dev)
 }
 
+/// The interface the main routing table sends `addr` to (the longest prefix, then the lowest
+/// metric), from /proc/net/route and /proc/net/ipv6_route.
+pub(crate) fn route_dev(addr: IpAddr) -> Option<IfaceName> {
+    match addr {
+        IpAddr::V4(a) => route_dev_v4(&read("/proc/net/route"), a),
+        IpAddr::V6(a) => route_dev_v6(&read("/proc/net/ipv6_route"), a),
+    }
+}
+
+fn route_dev_v4(table: &str, addr: Ipv4Addr) -> Option<IfaceName> {
+    let a = u32::from(addr);
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Iface Destination Gateway Flags RefCnt Use Metric Mask: words in host order.
+            let word = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::swap_bytes);
+            let (dest, mask) = (word(f.get(1)?)?, word(f.get(7)?)?);
+            (a & mask == dest).then(|| {
+                let metric = f.get(6)?.parse::<u64>().ok()?;
+                Some((
+                    mask.count_ones(),
+                    std::cmp::Reverse(metric),
+                    f[0].parse().ok()?,
+                ))
+            })?
+        })
+        .max_by_key(|(len, metric, _)| (*len, *metric))
+        .map(|(_, _, dev)| dev)
+}
+
+fn route_dev_v6(table: &str, addr: Ipv6Addr) -> Option<IfaceName> {
+    const RTF_REJECT: u32 = 0x0200;
+    let a = u128::from(addr);
+    table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // dest plen src splen nexthop metric refcnt use flags dev
+            if f.len() < 10 || u32::from_str_radix(f[8], 16).ok()? & RTF_REJECT != 0 {
+                return None;
+            }
+            let dest = u128::from_str_radix(f[0], 16).ok()?;
+            let len = u32::from_str_radix(f[1], 16).ok()?;
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len.min(128))
+            };
+            (a & mask == dest).then(|| {
+                let metric = u32::from_str_radix(f[5], 16).ok()?;
+                Some((len, std::cmp::Reverse(metric), f[9].parse().ok()?))
+            })?
+        })
+        .max_by_key(|(len, metric, _)| (*len, *metric))
+        .map(|(_, _, dev)| dev)
+}
+
 /// Connection-tracking use: (entries, limit), when the kernel tracks connections here.
 pub(crate) fn conntrack_use() -> Option<(u64, u64)> {
     let n = read("/proc/sys/net/netfilter/nf_conntrack_count")
@@ -385,6 +444,23 @@ mod tests {
                   20010db8000100000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n";
         assert_eq!(default_dev_v6(v6).unwrap().as_str(), "eth0");
         assert_eq!(default_dev_v6(v6.lines().next().unwrap()), None);
+        let wg = "wg0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let routes = format!("{v4}{wg}");
+        let dev = |a: &str| route_dev_v4(&routes, a.parse().unwrap()).map(|d| d.to_string());
+        assert_eq!(dev("192.0.2.9").as_deref(), Some("wg0"));
+        assert_eq!(
+            dev("203.0.113.7").as_deref(),
+            Some("eth0"),
+            "its own network"
+        );
+        assert_eq!(
+            dev("198.51.100.1").as_deref(),
+            Some("eth0"),
+            "the lowest metric's default"
+        );
+        let dev6 = |a: &str| route_dev_v6(v6, a.parse().unwrap()).map(|d| d.to_string());
+        assert_eq!(dev6("2001:db8:1::5").as_deref(), Some("eth0"));
+        assert_eq!(dev6("2001:db8:9::5").as_deref(), Some("eth0"));
     }
 
     #[test]

@@ -31,9 +31,9 @@ pub(crate) struct Record {
     pub log: bool,
     /// The input policy of each family that has rules.
     pub policies: BTreeMap<Family, InputPolicy>,
-    /// The iptables chains `up` installs, per family: what the last `down` removes without
-    /// reading a legacy table (which costs as much as the host has rules).
-    pub chains: BTreeMap<Family, Vec<ChainId>>,
+    /// The iptables chains `up` installs and their tables, per family: what the last `down`
+    /// removes without reading a legacy table (which costs as much as the host has rules).
+    pub chains: BTreeMap<Family, Vec<(Table, ChainId)>>,
 }
 
 const CHAINS: [(Family, &str); 2] = [(Family::V4, "chains4"), (Family::V6, "chains6")];
@@ -59,7 +59,7 @@ impl Record {
             if let Some(chains) = self.chains.get(&f) {
                 let list: Vec<String> = chains
                     .iter()
-                    .map(|id| format!("{}:{id}", id.table().name()))
+                    .map(|(t, id)| format!("{}:{id}", t.name()))
                     .collect();
                 s.push_str(&format!("{key}={}\n", list.join(" ")));
             }
@@ -94,9 +94,10 @@ impl Record {
                     let list = v
                         .split_whitespace()
                         .map(|c| {
+                            // The table is where the chain was put: an older version kept
+                            // host input in filter.
                             let (t, n) = c.split_once(':')?;
-                            let id = n.parse::<ChainId>().ok()?;
-                            (Table::parse(t)? == id.table()).then_some(id)
+                            Some((Table::parse(t)?, n.parse::<ChainId>().ok()?))
                         })
                         .collect::<Option<Vec<_>>>()?;
                     chains.insert(family, list);
@@ -360,7 +361,10 @@ mod tests {
             .into(),
             chains: [(
                 Family::V4,
-                vec!["WGFW-wg0-PRE".parse().unwrap(), ChainId::SharedInput],
+                vec![
+                    (Table::Raw, "WGFW-wg0-PRE".parse().unwrap()),
+                    (Table::Mangle, ChainId::SharedInput),
+                ],
             )]
             .into(),
         };
@@ -371,11 +375,6 @@ mod tests {
         assert_eq!(
             Record::parse("iface=wg0\nbackend=nft\nchains4=bogus:X\n"),
             None
-        );
-        assert_eq!(
-            Record::parse("iface=wg0\nbackend=nft\nchains4=raw:WGFW-INPUT\n"),
-            None,
-            "a chain in another table than its own"
         );
         assert_eq!(Record::parse("iface=wg0\nbackend=pf\n"), None);
         assert_eq!(Record::parse("garbage"), None);
@@ -393,7 +392,10 @@ mod tests {
         let r = Record::parse(text).expect("the old record reads");
         assert_eq!(r.backend, "iptables-legacy".parse().unwrap());
         assert_eq!(r.chains[&Family::V4].len(), 7);
-        assert_eq!(r.chains[&Family::V6][0], ChainId::SharedInput);
+        assert_eq!(
+            r.chains[&Family::V6][0],
+            (Table::Filter, ChainId::SharedInput)
+        );
         assert_eq!(r.render(), text, "and is written back the same");
     }
 }

@@ -87,23 +87,30 @@ impl Live {
         live
     }
 
-    /// The given chains, as a record says `up` installed them: no policies, no rules.
-    pub fn of_chains(chains: &[ChainId]) -> Live {
+    /// The given chains, in the tables a record says `up` installed them: no policies, no
+    /// rules.
+    pub fn of_chains(chains: &[(Table, ChainId)]) -> Live {
         Live {
-            chains: chains.iter().map(|c| (c.table(), c.to_string())).collect(),
+            chains: chains.iter().map(|(t, c)| (*t, c.to_string())).collect(),
             ..Live::default()
         }
     }
 
     /// Takes it that each of `hooks` (table, built-in chain, ours) whose chain exists is jumped
-    /// to once, as `up` put it: what `down` then removes without reading the rules. Where that
-    /// is not so, the restore fails whole and the caller reads the rules after all.
+    /// to once, as `up` put it, from the table that holds it (an older version kept host input
+    /// in filter): what `down` then removes without reading the rules. Where that is not so,
+    /// the restore fails whole and the caller reads the rules after all.
     pub fn assume_jumps(&mut self, hooked: &[ChainId]) {
         for id in hooked {
             let Some(hook) = id.hook() else { continue };
-            if self.has_id(id) {
+            let name = id.to_string();
+            let tables: Vec<Table> = Table::ALL
+                .into_iter()
+                .filter(|t| self.has_chain(*t, &name))
+                .collect();
+            for table in tables {
                 self.rules
-                    .entry((id.table(), hook.to_string()))
+                    .entry((table, hook.to_string()))
                     .or_default()
                     .push(format!("-j {id}"));
             }

@@ -6,7 +6,7 @@ mod live;
 mod script;
 
 pub use live::{BUILT_IN, Live, counted};
-pub use script::{differences, render_fresh, transaction};
+pub use script::{differences, moved_host_input, render_fresh, transaction};
 
 use std::net::IpAddr;
 
@@ -61,6 +61,9 @@ impl Variant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
     pub id: ChainId,
+    /// Where it lives: the id's table, or where a chain is put back as it was, wherever it was
+    /// found (an older version kept host input in filter).
+    pub table: Table,
     /// The built-in chain that jumps here first, if any: the id's, or where a chain is put
     /// back as it was, wherever it was found.
     pub hook: Option<&'static str>,
@@ -68,10 +71,6 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub(super) fn table(&self) -> Table {
-        self.id.table()
-    }
-
     pub(super) fn name(&self) -> String {
         self.id.to_string()
     }
@@ -82,6 +81,7 @@ pub fn render(chains: &[model::Chain], family: Family) -> Vec<Chain> {
         .iter()
         .map(|c| Chain {
             id: c.id.clone(),
+            table: c.table(),
             hook: c.hook(),
             rules: c
                 .rules
@@ -241,6 +241,7 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
             Match::MssAbove(mss) => parts.push(format!("-m tcpmss --mss {}:65535", mss + 1)),
             Match::SrcNotLocal => parts.push("-m addrtype ! --src-type LOCAL".into()),
             Match::DstLocal => parts.push("-m addrtype --dst-type LOCAL".into()),
+            Match::NotDnat => parts.push("-m conntrack ! --ctstate DNAT".into()),
             Match::DnatFrom(p) => parts.push(format!(
                 "-m conntrack --ctstate DNAT --ctorigdstport {}",
                 ports(*p)

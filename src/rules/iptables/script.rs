@@ -6,22 +6,22 @@ use std::fmt::Write as _;
 
 use crate::plan::{Family, FamilyPlan, Plan};
 use crate::rules::model::Table;
-use crate::rules::names::{ChainId, PREFIX};
+use crate::rules::names::{ChainId, Kind, PREFIX};
 
 use super::{Chain, Live, render};
 
 /// The restore script that makes the live ruleset hold `desired` and none of `remove`, or
-/// `None` when there is nothing to do. Everything else in the ruleset is left alone.
+/// `None` when there is nothing to do. Everything else in the ruleset is left alone. A chain
+/// of `remove` goes from whichever table holds it, so that one an older version kept in
+/// another table (host input was in filter) does not stay behind.
 pub fn transaction(desired: &[Chain], remove: &[ChainId], live: &Live) -> Option<String> {
     let mut script = String::new();
     for table in Table::ALL {
-        let want: Vec<&Chain> = desired.iter().filter(|c| c.table() == table).collect();
+        let want: Vec<&Chain> = desired.iter().filter(|c| c.table == table).collect();
         let gone: Vec<String> = remove
             .iter()
-            .filter(|id| {
-                id.table() == table && live.has_id(id) && !want.iter().any(|c| &c.id == *id)
-            })
             .map(ToString::to_string)
+            .filter(|name| live.has_chain(table, name) && !want.iter().any(|c| c.name() == *name))
             .collect();
         if want.is_empty() && gone.is_empty() {
             continue;
@@ -30,8 +30,8 @@ pub fn transaction(desired: &[Chain], remove: &[ChainId], live: &Live) -> Option
         // alone: re-filling it would only reset counters and cost a kernel round trip.
         let unchanged = gone.is_empty()
             && want.iter().all(|c| {
-                live.has_id(&c.id)
-                    && live.rules_of_id(&c.id) == c.rules.as_slice()
+                live.has_chain(table, &c.name())
+                    && live.rules_of(table, &c.name()) == c.rules.as_slice()
                     && c.hook
                         .is_none_or(|h| jump_is_first_once(live, table, h, &c.name()))
             });
@@ -84,19 +84,87 @@ pub fn transaction(desired: &[Chain], remove: &[ChainId], live: &Live) -> Option
     (!script.is_empty()).then_some(script)
 }
 
+/// Host input moved from filter to mangle (so that other tools' denies in filter INPUT hold).
+/// Where the input chains of interfaces that are not part of this change are still in filter
+/// (an older version installed them, and they are up since), they move along in this same
+/// transaction, rules as they are, so that the shared chain in mangle finds them; their log
+/// and drop gets its twin in mangle. Returns the chains to add to `desired` and the ids whose
+/// copies in filter go.
+pub fn moved_host_input(desired: &[Chain], live: &Live) -> (Vec<Chain>, Vec<ChainId>) {
+    let mut add: Vec<Chain> = Vec::new();
+    let mut gone = Vec::new();
+    let wanted = |id: &ChainId, add: &[Chain]| {
+        desired
+            .iter()
+            .chain(add)
+            .any(|c| &c.id == id && c.table == id.table())
+    };
+    for (table, name) in &live.chains {
+        let Ok(id) = name.parse::<ChainId>() else {
+            continue;
+        };
+        if *table != Table::Filter || id.table() != Table::Mangle {
+            continue;
+        }
+        gone.push(id.clone());
+        if wanted(&id, &add) {
+            continue;
+        }
+        let iface = id.iface().cloned();
+        let drop = iface
+            .as_ref()
+            .map(|i| ChainId::own(i, Kind::Drop).to_string());
+        let in_drop = iface.as_ref().map(|i| ChainId::own(i, Kind::InDrop));
+        let rules = live
+            .rules_of(Table::Filter, name)
+            .iter()
+            .map(|r| match (&drop, &in_drop) {
+                (Some(d), Some(to)) if r.ends_with(&format!("-j {d}")) => {
+                    format!("{}-j {to}", &r[..r.len() - d.len() - 3])
+                }
+                _ => r.clone(),
+            })
+            .collect();
+        add.push(Chain {
+            table: Table::Mangle,
+            hook: id.hook(),
+            id,
+            rules,
+        });
+        if let (Some(i), Some(to)) = (&iface, in_drop)
+            && !wanted(&to, &add)
+        {
+            let mut rules = live
+                .rules_of(Table::Filter, &ChainId::own(i, Kind::Drop).to_string())
+                .to_vec();
+            // A drop chain that is not there any more still drops.
+            if rules.is_empty() {
+                rules.push("-j DROP".into());
+            }
+            add.push(Chain {
+                table: Table::Mangle,
+                hook: None,
+                id: to,
+                rules,
+            });
+        }
+    }
+    (add, gone)
+}
+
 /// How the live ruleset of one family differs from `desired`, one line per difference.
 pub fn differences(desired: &[Chain], live: &Live, family: Family) -> Vec<String> {
     let mut out = Vec::new();
     for c in desired {
-        if !live.has_id(&c.id) {
+        if !live.has_chain(c.table, &c.name()) {
             out.push(format!(
                 "{family}: chain {} ({}) is gone",
                 c.id,
-                c.table().name()
+                c.table.name()
             ));
             continue;
         }
-        let rules = live.rules_of_id(&c.id);
+        let rules = live.rules_of(c.table, &c.name());
         if rules.len() != c.rules.len() {
             out.push(format!(
                 "{family}: chain {} holds {} rules, not the {} installed",
@@ -108,11 +176,11 @@ pub fn differences(desired: &[Chain], live: &Live, family: Family) -> Vec<String
             out.push(format!("{family}: chain {}'s rules were changed", c.id));
         }
         if let Some(hook) = c.hook
-            && !jump_is_first_once(live, c.table(), hook, &c.name())
+            && !jump_is_first_once(live, c.table, hook, &c.name())
         {
             out.push(format!(
                 "{family}: {} {hook} no longer jumps to {} first",
-                c.table().name(),
+                c.table.name(),
                 c.id
             ));
         }
@@ -171,14 +239,14 @@ mod tests {
         let fp = &plan.families[fam];
         let mut live = Live::default();
         for c in render(&ruleset::fresh(plan, fp), fp.family) {
-            live.chains.insert((c.table(), c.name()));
+            live.chains.insert((c.table, c.name()));
             if let Some(h) = c.hook {
                 live.rules
-                    .entry((c.table(), h.to_string()))
+                    .entry((c.table, h.to_string()))
                     .or_default()
                     .push(format!("-j {}", c.id));
             }
-            live.rules.insert((c.table(), c.name()), c.rules.clone());
+            live.rules.insert((c.table, c.name()), c.rules.clone());
         }
         live
     }
@@ -212,12 +280,12 @@ mod tests {
         let mut edited = live.clone();
         edited
             .rules
-            .get_mut(&(Table::Filter, "WGFW-wg0-IN".to_string()))
+            .get_mut(&(Table::Mangle, "WGFW-wg0-IN".to_string()))
             .unwrap()
             .pop();
         let s = transaction(&desired, &ChainId::all_of(&p.iface), &edited).unwrap();
         assert!(
-            s.starts_with("*filter\n") && !s.contains("-D ") && !s.contains("-I "),
+            s.starts_with("*mangle\n") && !s.contains("-D ") && !s.contains("-I "),
             "{s}"
         );
     }
@@ -244,13 +312,73 @@ mod tests {
         let live = installed(&p, 0);
         let remove = ChainId::all_with_shared(&p.iface);
         let s = transaction(&[], &remove, &live).unwrap();
+        let mangle = s.split("*mangle\n").nth(1).unwrap();
+        let first_x = mangle.find("-X ").unwrap();
+        assert!(mangle.find("-D INPUT -j WGFW-INPUT").unwrap() < first_x);
+        assert!(mangle.find("-F ").unwrap() < first_x, "{mangle}");
         let filter = s.split("*filter\n").nth(1).unwrap();
         let first_x = filter.find("-X ").unwrap();
-        assert!(filter.find("-D INPUT -j WGFW-INPUT").unwrap() < first_x);
+        assert!(filter.find("-D FORWARD -j WGFW-wg0-FWD").unwrap() < first_x);
         assert!(filter.rfind("-F ").unwrap() < first_x, "{filter}");
         assert!(!s.contains(":WGFW"), "{s}");
         // Nothing to remove from an empty host.
         assert_eq!(transaction(&[], &remove, &Live::default()), None);
+    }
+
+    /// What an older version installed for wg1 (host input in filter), and wg0 coming up
+    /// with this one: wg1's input chains move to mangle in the same restore.
+    #[test]
+    fn input_chains_an_older_version_left_in_filter_move_along() {
+        let live = Live::parse(
+            "*mangle\n:INPUT ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n\
+             :WGFW-INPUT - [0:0]\n:WGFW-wg1-IN - [0:0]\n:WGFW-wg1-FWD - [0:0]\n:WGFW-wg1-DROP - [0:0]\n\
+             -A INPUT -j WGFW-INPUT\n-A FORWARD -j WGFW-wg1-FWD\n\
+             -A WGFW-INPUT -i lo -j ACCEPT\n-A WGFW-INPUT -j WGFW-wg1-IN\n-A WGFW-INPUT -j DROP\n\
+             -A WGFW-wg1-IN -p udp -m udp --dport 51821 -j ACCEPT\n\
+             -A WGFW-wg1-IN -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j WGFW-wg1-DROP\n\
+             -A WGFW-wg1-FWD -i wg1 -j WGFW-wg1-DROP\n-A WGFW-wg1-DROP -j DROP\nCOMMIT\n",
+        );
+        let p = plan_for(DUAL, &Options::default());
+        let wg1 = crate::rules::Member {
+            iface: "wg1".parse().unwrap(),
+            policy: crate::plan::InputPolicy::Drop,
+            log: true,
+        };
+        let mut desired = render(&ruleset::desired(&p, Family::V4, &[wg1]), Family::V4);
+        let (add, gone) = moved_host_input(&desired, &live);
+        let names: Vec<String> = add.iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["WGFW-wg1-IN", "WGFW-wg1-INDROP"]);
+        assert_eq!(
+            add[0].rules[1],
+            "-p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j WGFW-wg1-INDROP"
+        );
+        desired.extend(add);
+        let mut remove = ChainId::all_of(&p.iface);
+        remove.extend(gone);
+        let s = transaction(&desired, &remove, &live).unwrap();
+        let filter = s.split("*filter\n").nth(1).unwrap();
+        for line in [
+            "-D INPUT -j WGFW-INPUT\n",
+            "-X WGFW-INPUT\n",
+            "-X WGFW-wg1-IN\n",
+        ] {
+            assert!(filter.contains(line), "{line} in {filter}");
+        }
+        assert!(
+            !filter.contains("-X WGFW-wg1-DROP"),
+            "wg1's forwarding keeps it: {filter}"
+        );
+        let mangle = s.split("*mangle\n").nth(1).unwrap();
+        assert!(
+            mangle.contains("-A WGFW-INPUT -j WGFW-wg1-IN\n"),
+            "{mangle}"
+        );
+        assert!(mangle.contains("-A WGFW-wg1-INDROP -j DROP\n"), "{mangle}");
+        // Nothing in filter: nothing to move.
+        assert_eq!(
+            moved_host_input(&desired, &Live::default()),
+            (vec![], vec![])
+        );
     }
 
     #[test]

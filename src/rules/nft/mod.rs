@@ -104,6 +104,7 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
             Match::MssAbove(mss) => format!("tcp option maxseg size > {mss}"),
             Match::SrcNotLocal => "fib saddr type != local".into(),
             Match::DstLocal => "fib daddr type local".into(),
+            Match::NotDnat => "ct status ! dnat".into(),
             Match::DnatFrom(p) => format!("ct status dnat ct original proto-dst {}", ports(*p)),
             Match::DstIn(set) => format!("{ip} daddr @{}", set_name(&set.id, family)),
         });

@@ -110,7 +110,10 @@ fn base_for(table: Table, hook: &str) -> Option<&'static str> {
         (Table::Nat, "PREROUTING") => "prerouting_nat",
         (Table::Mangle, "FORWARD") => "forward_mangle",
         (Table::Nat, "POSTROUTING") => "postrouting_nat",
-        (Table::Filter, "INPUT") => "input",
+        // Host input sits in iptables' mangle so that its accepts are not final over filter's
+        // rules; an accept in a table of nftables is final for no other table anyway, so here
+        // it stays where it always was.
+        (Table::Mangle | Table::Filter, "INPUT") => "input",
         (Table::Filter, "FORWARD") => "forward",
         (Table::Filter, "OUTPUT") => "output",
         _ => return None,
