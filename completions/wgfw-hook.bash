@@ -20,7 +20,7 @@ _wgfw_hook() {
 	local cur prev words cword
 	_init_completion || return
 	local commands="up down plan status check confirm release"
-	local options="--config --role --wan --policy --ssh-port --admin --allow --handshake-limit --lan --forward --no-internet --peer-to-peer --no-nat --nat6 --no-log --allow-lan --lockdown --rollback --force --repair --json --backend --verbose --help --version"
+	local options="--config --role --wan --policy --ssh-port --admin --allow --handshake-limit --lan --nat64 --forward --no-internet --peer-to-peer --no-nat --nat6 --no-log --allow-lan --lockdown --rollback --force --repair --json --backend --verbose --help --version"
 
 	case $prev in
 	--role) COMPREPLY=($(compgen -W "server client" -- "$cur")); return ;;
@@ -31,7 +31,7 @@ _wgfw_hook() {
 	--allow) COMPREPLY=($(compgen -W "tcp/ udp/" -- "$cur")); compopt -o nospace; return ;;
 	-c | --config) _filedir conf; return ;;
 	--wan) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return ;;
-	--admin | --lan | --forward | --rollback) return ;;
+	--admin | --lan | --nat64 | --forward | --rollback) return ;;
 	esac
 
 	if ((cword == 1)); then

@@ -61,6 +61,11 @@ fn usage_errors_are_one_line_and_exit_2() {
         2,
         "\"hairpin\" is not an option of a forward (keep-source, from-lan, from-peers)",
     );
+    assert_one_line_error(
+        &hook(&["plan", "wg0", "--nat64", "2001:db8:64::/60"]),
+        2,
+        "--nat64: \"2001:db8:64::/60\" is not a NAT64 prefix: RFC 6052 allows /32, /40, /48, /56, /64 or /96",
+    );
 }
 
 #[test]

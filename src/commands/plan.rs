@@ -80,6 +80,12 @@ pub(super) fn render(
     for fp in &plan.families {
         s.push_str(&format!("# {}\n", describe(plan, fp)));
     }
+    for p in plan.families.iter().flat_map(|fp| &fp.nat64) {
+        s.push_str(&format!(
+            "# NAT64 prefix {p}: peers reach the IPv4 internet through it, not the local ranges in it: {}\n",
+            join_or_none(&rules::nat64_local_ranges(*p))
+        ));
+    }
     if !plan.groups.is_empty() {
         for p in &plan.peers {
             s.push_str(&format!("# {}\n", describe_peer(plan, p)));

@@ -69,6 +69,7 @@ pub const FLAGS: &[Flag] = &[
     Flag { repeatable: true, ..flag("allow", Some("PROTO/PORT[:PORT]"), "open another host service, e.g. tcp/443") },
     flag("handshake-limit", Some("N/UNIT"), "server role: new WireGuard flows accepted per source address, per second or minute [default: 30/minute]"),
     Flag { repeatable: true, ..flag("lan", Some("CIDR"), "a local network peers may reach through this host, e.g. your home network 192.168.1.0/24") },
+    Flag { repeatable: true, ..flag("nat64", Some("PREFIX"), "server role: the IPv6 prefix of a NAT64 gateway (/32, /40, /48, /56, /64 or /96); the IPv4 local ranges in it are local ranges too [always: 64:ff9b::/96, 64:ff9b:1::/48]") },
     Flag { repeatable: true, ..flag("forward", Some("PROTO/PORT=ADDR[:PORT][,OPTION]"), "server role: publish a port of the WAN for a service behind the tunnel, e.g. tcp/8443=10.66.0.2:443; options keep-source, from-lan, from-peers") },
     flag("no-internet", None, "peers may reach only this host and the --lan networks, not the internet"),
     flag("peer-to-peer", None, "peers of this interface may reach each other"),

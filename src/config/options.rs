@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 
 use crate::config::forward::Forward;
 use crate::config::peers::Section;
 use crate::config::types::{
-    BackendChoice, IfaceName, Policy, Port, Rate, Role, Service, network, switch,
+    BackendChoice, IfaceName, Policy, Port, Rate, Role, Service, nat64_prefix, network, switch,
 };
 
 /// The options as given, before anything is resolved against the host.
@@ -25,6 +25,8 @@ pub struct Options {
     pub allow: Vec<Service>,
     pub handshake_limit: Option<Rate>,
     pub lan: Vec<IpNet>,
+    /// IPv6 prefixes of NAT64 gateways: the IPv4 local ranges in them are local too.
+    pub nat64: Vec<Ipv6Net>,
     pub no_internet: bool,
     pub peer_to_peer: bool,
     pub no_nat: bool,
@@ -58,6 +60,7 @@ impl Options {
             }
             "admin" => self.admin.push(network(v()?)?),
             "lan" => self.lan.push(network(v()?)?),
+            "nat64" => self.nat64.push(nat64_prefix(v()?)?),
             "no-internet" => self.no_internet = switch(value)?,
             "peer-to-peer" => self.peer_to_peer = switch(value)?,
             "allow" => self.allow.push(v()?.parse()?),
@@ -106,6 +109,7 @@ impl Options {
             put("handshake-limit", r.to_string());
         }
         self.lan.iter().for_each(|n| put("lan", n.to_string()));
+        self.nat64.iter().for_each(|n| put("nat64", n.to_string()));
         self.forward
             .iter()
             .for_each(|f| put("forward", f.to_string()));
@@ -156,6 +160,11 @@ impl Options {
                 base.lan
             } else {
                 self.lan
+            },
+            nat64: if self.nat64.is_empty() {
+                base.nat64
+            } else {
+                self.nat64
             },
             no_internet: self.no_internet || base.no_internet,
             peer_to_peer: self.peer_to_peer || base.peer_to_peer,

@@ -258,6 +258,33 @@ pub fn network(s: &str) -> std::result::Result<IpNet, String> {
         .map_err(|_| format!("\"{s}\" is not an IP network"))
 }
 
+/// The lengths RFC 6052 (section 2.2) allows a NAT64 prefix.
+pub const NAT64_LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
+
+/// The IPv6 prefix of a NAT64 gateway (`--nat64`), such as `2001:db8:64::/96`: one of the
+/// lengths RFC 6052 allows, and in a /96 the bits 64-71 (its "u" octet) zero.
+pub fn nat64_prefix(s: &str) -> std::result::Result<ipnet::Ipv6Net, String> {
+    let net = match s.parse::<IpNet>() {
+        Ok(IpNet::V6(n)) => n.trunc(),
+        _ => {
+            return Err(format!(
+                "\"{s}\" is not an IPv6 prefix such as 64:ff9b::/96"
+            ));
+        }
+    };
+    if !NAT64_LENGTHS.contains(&net.prefix_len()) {
+        return Err(format!(
+            "\"{s}\" is not a NAT64 prefix: RFC 6052 allows /32, /40, /48, /56, /64 or /96"
+        ));
+    }
+    if (u128::from(net.network()) >> 56) & 0xff != 0 {
+        return Err(format!(
+            "\"{s}\" is not a NAT64 prefix: its bits 64-71 (RFC 6052's u octet) must be zero"
+        ));
+    }
+    Ok(net)
+}
+
 /// A switch takes no value on the command line; in the settings file it may say yes or no.
 pub fn switch(value: Option<&str>) -> std::result::Result<bool, String> {
     match value.map(str::to_ascii_lowercase).as_deref() {
@@ -315,6 +342,34 @@ mod tests {
         assert_eq!("5/s".parse::<Rate>().unwrap().to_string(), "5/second");
         for bad in ["0/minute", "30", "30/hour", "x/minute", "10001/second"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn nat64_prefixes_have_rfc_6052_lengths() {
+        for (ok, want) in [
+            ("64:ff9b::/96", "64:ff9b::/96"),
+            ("2001:db8::/32", "2001:db8::/32"),
+            ("2001:db8:100::/40", "2001:db8:100::/40"),
+            ("2001:db8:122::/48", "2001:db8:122::/48"),
+            ("2001:db8:122:300::/56", "2001:db8:122:300::/56"),
+            ("2001:db8:122:344::/64", "2001:db8:122:344::/64"),
+            ("2001:db8:122:344::5/96", "2001:db8:122:344::/96"),
+        ] {
+            assert_eq!(nat64_prefix(ok).unwrap().to_string(), want, "{ok}");
+        }
+        for (bad, why) in [
+            (
+                "2001:db8::/60",
+                "RFC 6052 allows /32, /40, /48, /56, /64 or /96",
+            ),
+            ("2001:db8::", "not an IPv6 prefix"),
+            ("2001:db8:0:0:ff00::/96", "u octet"),
+            ("192.0.2.0/24", "not an IPv6 prefix"),
+            ("x", "not an IPv6 prefix"),
+        ] {
+            let e = nat64_prefix(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 }

@@ -237,6 +237,10 @@ fn family_plan(input: &Inputs, family: Family, notes: &mut Vec<String>) -> Famil
         policy,
         masquerade,
         lans: of_family(&opts.lan),
+        nat64: match (role, family) {
+            (Role::Server, Family::V6) => opts.nat64.clone(),
+            _ => Vec::new(),
+        },
         internet: !opts.no_internet,
         admin: (!opts.admin.is_empty()).then(|| of_family(&opts.admin)),
         mss: input.mtu.saturating_sub(header),
@@ -283,6 +287,9 @@ fn role_notes(opts: &Options, role: Role, endpoints: &[SocketAddr]) -> Vec<Strin
         }
         if opts.ssh_port.is_some() || !opts.admin.is_empty() {
             notes.push("--ssh-port and --admin concern the server role: a client accepts only what --allow and --allow-lan name".into());
+        }
+        if !opts.nat64.is_empty() {
+            notes.push("--nat64 concerns the server role: ignored".into());
         }
     } else if opts.allow_lan || opts.lockdown {
         notes.push("--allow-lan and --lockdown concern the client role: ignored".into());

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 
 use crate::config::forward::Forward;
 use crate::config::peers::PublicKey;
@@ -114,6 +114,8 @@ pub struct FamilyPlan {
     pub masquerade: bool,
     /// Local networks peers may reach (`--lan`), in this family.
     pub lans: Vec<IpNet>,
+    /// IPv6, server role: the NAT64 prefixes (`--nat64`) whose IPv4 local ranges are local.
+    pub nat64: Vec<Ipv6Net>,
     /// Whether peers may reach the internet through the WAN.
     pub internet: bool,
     /// Where SSH is accepted from: `None` anywhere; `Some` only these networks (none: closed).

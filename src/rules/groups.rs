@@ -98,7 +98,7 @@ pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     }
     if fp.wan.is_some() && sources.keys().any(|n| plan.groups[*n].internet) {
         // The internet, yes; the networks around this host, no (anti-pivot).
-        let mut rules: Vec<Rule> = local_ranges(fp.family)
+        let mut rules: Vec<Rule> = local_ranges(fp)
             .into_iter()
             .map(|r| rule(vec![Match::Dst(r)], Verdict::Return))
             .collect();

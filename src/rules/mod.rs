@@ -12,6 +12,7 @@ pub mod listing;
 pub mod lockout;
 pub mod model;
 pub mod names;
+mod nat64;
 pub mod nft;
 mod parts;
 pub mod residue;
@@ -20,7 +21,7 @@ mod server;
 pub use chains::{Member, desired, fresh, iface_chains, shared_chains};
 pub use model::{COUNTED, Chain, Table};
 pub use names::{ChainId, Kind};
-pub use parts::{lan_ranges, local_ranges};
+pub use parts::{lan_ranges, local_ranges, nat64_local_ranges};
 
 use std::fmt;
 use std::str::FromStr;

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::config::types::{IfaceName, Proto, Rate, RateUnit, Service};
 use crate::plan::{Family, FamilyPlan};
@@ -17,18 +17,37 @@ fn nets(list: &[&str]) -> Vec<IpNet> {
         .collect()
 }
 
-/// Networks that peers may not reach through the server by default (anti-pivot).
-pub fn local_ranges(family: Family) -> Vec<IpNet> {
-    nets(match family {
-        Family::V4 => &[
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "100.64.0.0/10",
-            "169.254.0.0/16",
-        ],
-        Family::V6 => &["fc00::/7", "fe80::/10"],
-    })
+/// The IPv4 networks around a host that peers may not reach through the server by default.
+pub(super) fn local_v4() -> Vec<Ipv4Net> {
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+    ]
+    .iter()
+    .map(|n| n.parse().expect("a network literal"))
+    .collect()
+}
+
+/// Networks that peers may not reach through the server by default (anti-pivot). In IPv6
+/// also the IPv4 ones as a NAT64 gateway upstream would reach them: behind the well-known
+/// prefix, the local-use prefix, and the plan's `--nat64` prefixes.
+pub fn local_ranges(fp: &FamilyPlan) -> Vec<IpNet> {
+    match fp.family {
+        Family::V4 => local_v4().into_iter().map(IpNet::V4).collect(),
+        Family::V6 => {
+            let mut r = nets(&["fc00::/7", "fe80::/10"]);
+            r.extend(super::nat64::local_ranges(&local_v4(), &fp.nat64));
+            r
+        }
+    }
+}
+
+/// The local ranges behind one `--nat64` prefix, for `plan` to show.
+pub fn nat64_local_ranges(prefix: Ipv6Net) -> Vec<IpNet> {
+    super::nat64::ranges_in(&local_v4(), prefix)
 }
 
 /// Networks a client keeps reachable outside the tunnel with `--allow-lan`: the private and

@@ -169,7 +169,7 @@ fn forward(plan: &Plan, fp: &FamilyPlan) -> Chain {
     }
     // Anti-pivot: the internet, yes; the networks around this host, no.
     rules.extend(
-        local_ranges(fp.family)
+        local_ranges(fp)
             .into_iter()
             .map(|r| rule(vec![Match::Dst(r), Match::In(wg())], drop.clone())),
     );
