@@ -9,7 +9,7 @@ use crate::config::forward::Forward;
 use crate::config::types::{BackendChoice, Role};
 use crate::error::Result;
 use crate::plan::ledger::Key;
-use crate::plan::{self, Family, FamilyPlan, Group, InputPolicy, PeerView, Plan, Reach};
+use crate::plan::{self, Family, FamilyPlan, Group, InputPolicy, Nat, PeerView, Plan, Reach};
 use crate::rules::foreign as places;
 use crate::rules::{self, Backend};
 use crate::system::{host, sysctl};
@@ -124,11 +124,7 @@ fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_else(|| "none".into());
-    let nat = if fp.masquerade {
-        "masquerade"
-    } else {
-        "routed"
-    };
+    let nat = nat_words(fp);
     let mut reach = Vec::new();
     if fp.internet {
         reach.push("internet".to_string());
@@ -167,6 +163,30 @@ fn describe(plan: &Plan, fp: &FamilyPlan) -> String {
         fp.policy.as_str(),
         fp.mss
     )
+}
+
+/// Which tunnel networks leave masqueraded, and why.
+fn nat_words(fp: &FamilyPlan) -> String {
+    match (fp.nat, fp.family) {
+        (Nat::Off, _) => "routed (--no-nat)".into(),
+        (Nat::All, Family::V4) => "masquerade".into(),
+        (Nat::All, Family::V6) => "masquerade (--nat6)".into(),
+        (Nat::NotGlobal, _) if fp.tunnel_nets.is_empty() => "routed".into(),
+        (Nat::NotGlobal, _) => {
+            let masqueraded = fp.masqueraded();
+            fp.tunnel_nets
+                .iter()
+                .map(|n| match masqueraded.iter().find(|m| n.contains(*m)) {
+                    Some(m) if m == n => {
+                        format!("{n} masqueraded (unique-local: nothing out there routes it back)")
+                    }
+                    Some(m) => format!("{n} routed, its part {m} masqueraded (unique-local)"),
+                    None => format!("{n} routed (global; --nat6 masquerades it)"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
 }
 
 /// One port forward in one line: from where, and what the target sees.
@@ -262,7 +282,7 @@ fn describe_client(plan: &Plan, fp: &FamilyPlan) -> String {
     } else {
         "only replies"
     };
-    let nat = if fp.masquerade {
+    let nat = if fp.nat != Nat::Off {
         "masqueraded into the tunnel"
     } else {
         "routed into the tunnel"

@@ -74,7 +74,7 @@ pub const FLAGS: &[Flag] = &[
     flag("no-internet", None, "peers may reach only this host and the --lan networks, not the internet"),
     flag("peer-to-peer", None, "peers of this interface may reach each other"),
     flag("no-nat", None, "route the tunnel networks instead of masquerading them"),
-    flag("nat6", None, "masquerade the IPv6 tunnel networks too"),
+    flag("nat6", None, "masquerade every IPv6 tunnel network, global ones too [default: the unique-local ones, fc00::/7]"),
     flag("no-log", None, "do not log dropped packets"),
     flag("allow-lan", None, "client role: keep the local networks reachable outside the tunnel"),
     flag("lockdown", None, "client role: keep the kill switch after down, until release"),

@@ -11,7 +11,7 @@ use crate::config::types::{IfaceName, Policy, Port, Rate, RateUnit, Role};
 use crate::config::wgconf::WgConfig;
 use crate::error::{Error, Result};
 
-use super::model::{Family, FamilyPlan, HostFacts, InputPolicy, Plan, Purpose};
+use super::model::{Family, FamilyPlan, HostFacts, InputPolicy, Nat, Plan, Purpose};
 use super::sysctl;
 
 pub const DEFAULT_HANDSHAKE_LIMIT: Rate = Rate {
@@ -215,9 +215,11 @@ fn family_plan(input: &Inputs, family: Family, notes: &mut Vec<String>) -> Famil
     let policy = input_policy(opts, host, role, family, notes);
     // A client masquerades its LAN into the tunnel in both families: the server's
     // cryptokey routing accepts no source but the client's tunnel addresses.
-    let masquerade = match (role, family) {
-        (Role::Client, _) | (Role::Server, Family::V4) => !opts.no_nat,
-        (Role::Server, Family::V6) => opts.nat6 && !opts.no_nat,
+    let nat = match (role, family) {
+        _ if opts.no_nat => Nat::Off,
+        (Role::Client, _) | (Role::Server, Family::V4) => Nat::All,
+        (Role::Server, Family::V6) if opts.nat6 => Nat::All,
+        (Role::Server, Family::V6) => Nat::NotGlobal,
     };
     let header = match family {
         Family::V4 => 40,
@@ -235,7 +237,7 @@ fn family_plan(input: &Inputs, family: Family, notes: &mut Vec<String>) -> Famil
         tunnel_nets,
         wan,
         policy,
-        masquerade,
+        nat,
         lans: of_family(&opts.lan),
         nat64: match (role, family) {
             (Role::Server, Family::V6) => opts.nat64.clone(),
@@ -386,11 +388,16 @@ mod tests {
             vec!["10.66.0.0/24".parse::<IpNet>().unwrap()]
         );
         assert_eq!(
-            (v4.masquerade, v4.mss, v4.policy),
-            (true, 1380, InputPolicy::Drop)
+            (v4.nat, v4.mss, v4.policy),
+            (Nat::All, 1380, InputPolicy::Drop)
         );
         let v6 = &p.families[1];
-        assert_eq!((v6.masquerade, v6.mss), (false, 1360));
+        assert_eq!((v6.nat, v6.mss), (Nat::NotGlobal, 1360));
+        assert_eq!(
+            v6.masqueraded(),
+            v6.tunnel_nets,
+            "fd66::/64 is unique-local"
+        );
         assert_eq!(v6.wan.as_ref().unwrap().as_str(), "eth0");
     }
 
@@ -480,7 +487,8 @@ mod tests {
             ..Options::default()
         };
         let p = plan(DUAL, &opts, &host()).unwrap();
-        assert!(!p.families[0].masquerade);
+        assert_eq!((p.families[0].nat, p.families[1].nat), (Nat::Off, Nat::Off));
+        assert!(p.families[1].masqueraded().is_empty());
         assert_eq!(p.families[0].admin.as_ref().unwrap().len(), 1);
         assert!(p.families[1].admin.as_ref().unwrap().is_empty());
         assert_noted(&p, "IPv6 SSH is closed: no --admin network is IPv6");
@@ -490,7 +498,66 @@ mod tests {
             nat6: true,
             ..Options::default()
         };
-        assert!(plan(DUAL, &nat6, &host()).unwrap().families[1].masquerade);
+        assert_eq!(
+            plan(DUAL, &nat6, &host()).unwrap().families[1].nat,
+            Nat::All
+        );
+    }
+
+    /// Found with #23: a unique-local tunnel's IPv6 left routed, and nothing routes its
+    /// replies back; a global prefix is routed, as it should be.
+    #[test]
+    fn ipv6_masquerades_the_unique_local_tunnel_networks_by_default() {
+        let mixed =
+            "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64, 2001:db8:66::1/64\nListenPort = 1\n";
+        let v6 = |opts: &Options| plan(mixed, opts, &host()).unwrap().families[1].clone();
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let default = v6(&Options::default());
+        assert_eq!(default.nat, Nat::NotGlobal);
+        assert_eq!(default.masqueraded(), [net("fd66::/64")]);
+        let nat6 = Options {
+            nat6: true,
+            ..Options::default()
+        };
+        assert_eq!(
+            v6(&nat6).masqueraded(),
+            [net("2001:db8:66::/64"), net("fd66::/64")]
+        );
+        let no_nat = Options {
+            no_nat: true,
+            nat6: true,
+            ..Options::default()
+        };
+        assert!(v6(&no_nat).masqueraded().is_empty());
+        // A tunnel network larger than fc00::/7 (AllowedIPs of a host-route Address): only
+        // its unique-local part.
+        let wide =
+            "[Interface]\nAddress = fd66::1/128\nListenPort = 1\n[Peer]\nAllowedIPs = 8000::/1\n";
+        let p = plan(wide, &Options::default(), &host()).unwrap();
+        assert_eq!(p.families[1].masqueraded(), [net("fc00::/7")]);
+        // The rules: out of the WAN and towards a LAN, the unique-local network only.
+        let lan = Options {
+            lan: vec![net("fd00:1::/64")],
+            ..Options::default()
+        };
+        let p = plan(mixed, &lan, &host()).unwrap();
+        let chains = crate::rules::iface_chains(&p, &p.families[1]);
+        let nat = chains
+            .iter()
+            .find(|c| c.id.to_string() == "WGFW-wg0-NAT")
+            .unwrap();
+        let text: Vec<String> = nat
+            .rules
+            .iter()
+            .map(|r| crate::rules::iptables::render_rule(r, Family::V6))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "-s fd66::/64 -o eth0 -j MASQUERADE",
+                "-s fd66::/64 -d fd00:1::/64 ! -o wg0 -j MASQUERADE"
+            ]
+        );
     }
 
     #[test]

@@ -15,5 +15,6 @@ pub use derive::{
     DEFAULT_HANDSHAKE_BURST, DEFAULT_HANDSHAKE_LIMIT, DEFAULT_SSH_PORT, FALLBACK_MTU, derive,
 };
 pub use model::{
-    Family, FamilyPlan, Group, HostFacts, InputPolicy, PeerView, Plan, Purpose, Reach,
+    Family, FamilyPlan, Group, HostFacts, InputPolicy, Nat, PeerView, Plan, Purpose, Reach,
+    UNIQUE_LOCAL,
 };

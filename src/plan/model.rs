@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr};
 
 use ipnet::{IpNet, Ipv6Net};
 
@@ -111,7 +111,9 @@ pub struct FamilyPlan {
     pub tunnel_nets: Vec<IpNet>,
     pub wan: Option<IfaceName>,
     pub policy: InputPolicy,
-    pub masquerade: bool,
+    /// Which of the tunnel networks leave masqueraded (server), or whether the LAN enters the
+    /// tunnel masqueraded (client).
+    pub nat: Nat,
     /// Local networks peers may reach (`--lan`), in this family.
     pub lans: Vec<IpNet>,
     /// IPv6, server role: the NAT64 prefixes (`--nat64`) whose IPv4 local ranges are local.
@@ -130,7 +132,41 @@ pub struct FamilyPlan {
     pub owned: Vec<(IpNet, usize)>,
 }
 
+/// Which of a family's tunnel networks a server masquerades out of the WAN and towards the
+/// LAN networks; the rest are routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nat {
+    /// None (`--no-nat`).
+    Off,
+    /// All (IPv4; IPv6 with `--nat6`; a client's LAN into the tunnel).
+    All,
+    /// IPv6 by default: those that are not globally routable (unique-local, fc00::/7), since
+    /// nothing out there routes their replies back; a global prefix is routed.
+    NotGlobal,
+}
+
+/// Unique-local IPv6 (RFC 4193): private, routed nowhere on the internet.
+pub const UNIQUE_LOCAL: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::from_bits(0xfc << 120), 7);
+
 impl FamilyPlan {
+    /// The tunnel networks (or their unique-local part) that leave masqueraded.
+    pub fn masqueraded(&self) -> Vec<IpNet> {
+        let ula = IpNet::V6(UNIQUE_LOCAL);
+        match self.nat {
+            Nat::Off => Vec::new(),
+            Nat::All => self.tunnel_nets.clone(),
+            Nat::NotGlobal => self
+                .tunnel_nets
+                .iter()
+                .filter_map(|n| match (ula.contains(n), n.contains(&ula)) {
+                    (true, _) => Some(*n),
+                    (false, true) => Some(ula),
+                    (false, false) => None,
+                })
+                .collect(),
+        }
+    }
+
     /// The tunnel networks whose sources are dropped on every other interface: all but those
     /// larger than `anti_spoofing_largest` (rp_filter still checks their sources).
     pub fn anti_spoofed(&self) -> impl Iterator<Item = &IpNet> {

@@ -7,7 +7,7 @@
 use ipnet::IpNet;
 
 use crate::config::types::Proto;
-use crate::plan::{Family, FamilyPlan, InputPolicy, Plan};
+use crate::plan::{Family, FamilyPlan, InputPolicy, Nat, Plan};
 
 use super::model::{Chain, Ct, Match, REJECTED, Verdict, rule};
 use super::names::{ChainId, Kind};
@@ -16,7 +16,7 @@ use super::parts::{allow_rules, chain, endpoint_rule, lan_ranges, log_rule, mss_
 pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
     let i = &plan.iface;
     let mut chains = vec![mss_chain(i, fp)];
-    if fp.masquerade {
+    if fp.nat != Nat::Off {
         let rules = vec![rule(
             vec![Match::Out(i.to_string()), Match::SrcNotLocal],
             Verdict::Masquerade,

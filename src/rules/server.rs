@@ -62,12 +62,7 @@ fn nat(plan: &Plan, fp: &FamilyPlan) -> Option<Chain> {
     let mut rules = Vec::new();
     let lans = super::groups::all_lans(plan, fp);
     let internet = fp.internet || plan.groups.iter().any(|g| g.internet);
-    let masqueraded = if fp.masquerade {
-        &fp.tunnel_nets[..]
-    } else {
-        &[]
-    };
-    for n in masqueraded {
+    for n in &fp.masqueraded() {
         if let (true, Some(wan)) = (internet, &fp.wan) {
             rules.push(rule(
                 vec![Match::Src(*n), Match::Out(wan.to_string())],

@@ -262,7 +262,10 @@ mod tests {
         assert!(s.contains("-I INPUT 1 -j WGFW-INPUT\n"));
         assert!(!s.contains("-D "));
         let v6 = render_fresh(&p, &p.families[1]);
-        assert!(!v6.contains("*nat"), "no IPv6 NAT without --nat6");
+        assert!(
+            v6.contains("-A WGFW-wg0-NAT -s fd66::/64 -o eth0 -j MASQUERADE\n"),
+            "a unique-local tunnel is masqueraded: {v6}"
+        );
         assert!(v6.contains("--hashlimit-srcmask 64"));
     }
 
