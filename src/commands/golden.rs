@@ -1,5 +1,6 @@
 //! Golden files: what `plan` prints for representative configs on a fixed host (default
-//! routes on eth0, IPv6 on, no sysctl values known). One `tests/golden/NAME.conf` per case, its
+//! routes on eth0, the LAN 192.168.1.0/24 and fd00:1::/64 on lan0, IPv6 on, no sysctl values
+//! known: `HostFacts::example`). One `tests/golden/NAME.conf` per case, its
 //! options in `NAME.args`, the expected output in `NAME.plan`. Refresh them with
 //! `WGFW_UPDATE_GOLDEN=1 cargo test golden` and review the change as a diff.
 

@@ -135,6 +135,7 @@ fn prepare(
     backend: Backend,
 ) -> Result<(Plan, Before, Vec<Family>)> {
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
+    facts.lan_routes = host::lan_routes(&opts.lan);
     let endpoint_notes = endpoints(&mut facts, iface, conf, opts);
     let families = backend::families(facts.ipv6_enabled);
     let before = backend::read(backend, &families)?;

@@ -28,6 +28,7 @@ pub fn plan(args: &Args) -> Result<()> {
         ),
     };
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
+    facts.lan_routes = host::lan_routes(&opts.lan);
     live_peers(&mut facts, iface, &opts);
     let mut notes = endpoints(&mut facts, iface, &conf, &opts);
     let families = backend::families(facts.ipv6_enabled);

@@ -57,6 +57,7 @@ pub fn derive(
             continue;
         }
         let input = Inputs {
+            iface,
             conf,
             opts,
             host,
@@ -182,6 +183,7 @@ fn mtu(iface: &IfaceName, conf: &WgConfig, host: &HostFacts, notes: &mut Vec<Str
 
 /// What every family's plan is derived from.
 struct Inputs<'a> {
+    iface: &'a IfaceName,
     conf: &'a WgConfig,
     opts: &'a Options,
     host: &'a HostFacts,
@@ -212,7 +214,18 @@ fn family_plan(input: &Inputs, family: Family, notes: &mut Vec<String>) -> Famil
             "no {family} default route and no --wan: peers get no {family} internet"
         ));
     }
+    let of_family = |nets: &[IpNet]| -> Vec<IpNet> {
+        nets.iter()
+            .filter(|n| Family::of(n) == family)
+            .copied()
+            .collect()
+    };
     let policy = input_policy(opts, host, role, family, notes);
+    let lans = of_family(&opts.lan);
+    let lan_ways = match role {
+        Role::Server => lan_ways(&lans, host, input.iface, wan.as_ref(), notes),
+        Role::Client => Vec::new(),
+    };
     // A client masquerades its LAN into the tunnel in both families: the server's
     // cryptokey routing accepts no source but the client's tunnel addresses.
     let nat = match (role, family) {
@@ -225,12 +238,6 @@ fn family_plan(input: &Inputs, family: Family, notes: &mut Vec<String>) -> Famil
         Family::V4 => 40,
         Family::V6 => 60,
     };
-    let of_family = |nets: &[IpNet]| -> Vec<IpNet> {
-        nets.iter()
-            .filter(|n| Family::of(n) == family)
-            .copied()
-            .collect()
-    };
     FamilyPlan {
         family,
         addresses: of_family(&conf.addresses),
@@ -238,7 +245,8 @@ fn family_plan(input: &Inputs, family: Family, notes: &mut Vec<String>) -> Famil
         wan,
         policy,
         nat,
-        lans: of_family(&opts.lan),
+        lans,
+        lan_ways,
         nat64: match (role, family) {
             (Role::Server, Family::V6) => opts.nat64.clone(),
             _ => Vec::new(),
@@ -254,6 +262,50 @@ fn family_plan(input: &Inputs, family: Family, notes: &mut Vec<String>) -> Famil
             .collect(),
         owned: Vec::new(),
     }
+}
+
+/// Where the hosts of the `--lan` networks come in from: each network with the interface of
+/// the most specific route that holds it, and each part of it with a route of its own with that
+/// route's interface (never the tunnel's); the most specific first. Notes where a network has
+/// no route, and where its hosts arrive on the WAN, which cannot tell them from forged sources.
+fn lan_ways(
+    lans: &[IpNet],
+    host: &HostFacts,
+    iface: &IfaceName,
+    wan: Option<&IfaceName>,
+    notes: &mut Vec<String>,
+) -> Vec<(IpNet, IfaceName)> {
+    let mut ways = Vec::new();
+    for lan in lans {
+        let routes = &host.lan_routes;
+        let holding = routes
+            .iter()
+            .filter(|(r, _)| r.contains(lan))
+            .max_by_key(|(r, _)| r.prefix_len())
+            .map(|(_, dev)| (*lan, dev.clone()));
+        let inside = routes.iter().filter(|(r, _)| lan.contains(r) && r != lan);
+        let mine: Vec<(IpNet, IfaceName)> = holding
+            .into_iter()
+            .chain(inside.cloned())
+            .filter(|(_, dev)| dev != iface)
+            .collect();
+        if mine.is_empty() {
+            notes.push(format!(
+                "no route leads to --lan {lan} on this host: its hosts may not open connections to peers (peers still reach it); up reads the routes each time it runs"
+            ));
+        }
+        for (part, dev) in mine.iter().filter(|(_, dev)| Some(dev) == wan) {
+            notes.push(format!(
+                "--lan {part} is routed through the WAN {dev}: its hosts arrive where the internet does, so a forged source of {part} from the internet cannot be told from theirs (only the upstream router can drop it)"
+            ));
+        }
+        ways.extend(mine);
+    }
+    ways.sort_by(|(a, x), (b, y)| {
+        (std::cmp::Reverse(a.prefix_len()), a, x).cmp(&(std::cmp::Reverse(b.prefix_len()), b, y))
+    });
+    ways.dedup();
+    ways
 }
 
 fn input_policy(
@@ -541,16 +593,7 @@ mod tests {
             ..Options::default()
         };
         let p = plan(mixed, &lan, &host()).unwrap();
-        let chains = crate::rules::iface_chains(&p, &p.families[1]);
-        let nat = chains
-            .iter()
-            .find(|c| c.id.to_string() == "WGFW-wg0-NAT")
-            .unwrap();
-        let text: Vec<String> = nat
-            .rules
-            .iter()
-            .map(|r| crate::rules::iptables::render_rule(r, Family::V6))
-            .collect();
+        let text = crate::rules::chain_text(&p, &p.families[1], "WGFW-wg0-NAT");
         assert_eq!(
             text,
             [
@@ -558,6 +601,73 @@ mod tests {
                 "-s fd66::/64 -d fd00:1::/64 ! -o wg0 -j MASQUERADE"
             ]
         );
+    }
+
+    /// The FWD chain's rules that let LAN hosts open connections to peers (`-s ... -o wg0`).
+    fn lan_source_rules(p: &Plan, family: usize) -> Vec<String> {
+        crate::rules::chain_text(p, &p.families[family], "WGFW-wg0-FWD")
+            .into_iter()
+            .filter(|r| r.starts_with("-s ") && r.contains("-o wg0"))
+            .collect()
+    }
+
+    /// Found with #23: `-s LAN -o wg0 -j ACCEPT` took a LAN source from any interface, so a
+    /// packet from the WAN with a LAN source (loose rp_filter, or IPv6) reached the peers.
+    #[test]
+    fn lan_hosts_reach_peers_only_from_the_interface_that_routes_them() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let lan = |nets: &[&str]| Options {
+            lan: nets.iter().map(|n| net(n)).collect(),
+            ..Options::default()
+        };
+        let p = plan(DUAL, &lan(&["192.168.1.0/24", "fd00:1::/64"]), &host()).unwrap();
+        assert_eq!(
+            lan_source_rules(&p, 0),
+            ["-s 192.168.1.0/24 -i lan0 -o wg0 -j ACCEPT"]
+        );
+        assert_eq!(
+            lan_source_rules(&p, 1),
+            ["-s fd00:1::/64 -i lan0 -o wg0 -j ACCEPT"]
+        );
+        // Routed through the WAN (one NIC): accepted from it, and the plan says what that
+        // cannot tell apart.
+        let p = plan(DUAL, &lan(&["172.16.5.0/24"]), &host()).unwrap();
+        assert_eq!(
+            lan_source_rules(&p, 0),
+            ["-s 172.16.5.0/24 -i eth0 -o wg0 -j ACCEPT"]
+        );
+        assert_noted(
+            &p,
+            "--lan 172.16.5.0/24 is routed through the WAN eth0: its hosts arrive where the internet does, so a forged source of 172.16.5.0/24 from the internet cannot be told from theirs (only the upstream router can drop it)",
+        );
+        // Larger than its route: the part on lan0 from lan0 only, the rest from the WAN.
+        let p = plan(DUAL, &lan(&["192.168.0.0/16"]), &host()).unwrap();
+        assert_eq!(
+            lan_source_rules(&p, 0),
+            [
+                "-s 192.168.1.0/24 -i lan0 -o wg0 -j ACCEPT",
+                "-s 192.168.1.0/24 -o wg0 -j WGFW-wg0-DROP",
+                "-s 192.168.0.0/16 -i eth0 -o wg0 -j ACCEPT",
+            ]
+        );
+        // No route at all (a plan without the network): no way in, said so.
+        let bare = HostFacts {
+            lan_routes: Vec::new(),
+            ..host()
+        };
+        let p = plan(DUAL, &lan(&["192.168.1.0/24"]), &bare).unwrap();
+        assert!(lan_source_rules(&p, 0).is_empty());
+        assert_noted(
+            &p,
+            "no route leads to --lan 192.168.1.0/24 on this host: its hosts may not open connections to peers (peers still reach it); up reads the routes each time it runs",
+        );
+        // A route into the tunnel is no way in.
+        let tunnel = HostFacts {
+            lan_routes: vec![(net("10.0.0.0/8"), "wg0".parse().unwrap())],
+            ..bare
+        };
+        let p = plan(DUAL, &lan(&["10.0.0.0/8"]), &tunnel).unwrap();
+        assert!(lan_source_rules(&p, 0).is_empty());
     }
 
     #[test]

@@ -62,18 +62,29 @@ pub struct HostFacts {
     /// when the settings have peer sections or port forwards; `None`: not known, the
     /// config's are used.
     pub live_peers: Option<Vec<(String, Vec<IpNet>)>>,
+    /// The main table's routes that matter to the `--lan` networks, with their interfaces:
+    /// those that hold one (default routes too) and those inside one.
+    pub lan_routes: Vec<(IpNet, IfaceName)>,
 }
 
 impl HostFacts {
-    /// A plain host for tests and golden files: default routes on eth0, IPv6 on, nothing else
-    /// known. Also the host the fuzz targets render for.
+    /// A plain host for tests and golden files: default routes on eth0, the LAN
+    /// 192.168.1.0/24 and fd00:1::/64 on lan0, IPv6 on, nothing else known. Also the host the
+    /// fuzz targets render for.
     pub fn example() -> HostFacts {
+        let eth0: IfaceName = "eth0".parse().unwrap();
+        let lan0: IfaceName = "lan0".parse().unwrap();
         HostFacts {
-            default_dev: [
-                (Family::V4, "eth0".parse().unwrap()),
-                (Family::V6, "eth0".parse().unwrap()),
+            default_dev: [(Family::V4, eth0.clone()), (Family::V6, eth0.clone())].into(),
+            lan_routes: [
+                ("0.0.0.0/0", &eth0),
+                ("192.168.1.0/24", &lan0),
+                ("::/0", &eth0),
+                ("fd00:1::/64", &lan0),
             ]
-            .into(),
+            .iter()
+            .map(|(n, d)| (n.parse().unwrap(), (*d).clone()))
+            .collect(),
             ipv6_enabled: true,
             ..HostFacts::default()
         }
@@ -116,6 +127,10 @@ pub struct FamilyPlan {
     pub nat: Nat,
     /// Local networks peers may reach (`--lan`), in this family.
     pub lans: Vec<IpNet>,
+    /// Where the hosts of the `--lan` networks come in from when they open connections to
+    /// peers: each network, or a part of it with a route of its own, with the interface that
+    /// routes it; the most specific first.
+    pub lan_ways: Vec<(IpNet, IfaceName)>,
     /// IPv6, server role: the NAT64 prefixes (`--nat64`) whose IPv4 local ranges are local.
     pub nat64: Vec<Ipv6Net>,
     /// Whether peers may reach the internet through the WAN.

@@ -65,6 +65,20 @@ impl FromStr for Backend {
     }
 }
 
+/// The rules of the interface's chain `name`, as iptables-restore writes them: what tests
+/// compare.
+#[cfg(test)]
+pub(crate) fn chain_text(plan: &Plan, fp: &crate::plan::FamilyPlan, name: &str) -> Vec<String> {
+    let chains = iface_chains(plan, fp);
+    let chain = chains.iter().find(|c| c.id.to_string() == name);
+    let chain = chain.unwrap_or_else(|| panic!("no chain {name}"));
+    chain
+        .rules
+        .iter()
+        .map(|r| iptables::render_rule(r, fp.family))
+        .collect()
+}
+
 /// What `plan` shows: the scripts `up` would run on a host where nothing of ours is installed.
 pub fn show(backend: Backend, plan: &Plan) -> String {
     match backend {

@@ -174,16 +174,7 @@ mod tests {
     fn forward_v6(opts: &crate::config::cli::Options) -> Vec<String> {
         let conf = "[Interface]\nAddress = 10.66.0.1/24, fd66::1/64\nListenPort = 51820\n";
         let plan = crate::plan::for_test(conf, opts, &crate::plan::HostFacts::example()).unwrap();
-        let v6 = &plan.families[1];
-        let chains = crate::rules::iface_chains(&plan, v6);
-        let fwd = chains
-            .iter()
-            .find(|c| c.id.to_string() == "WGFW-wg0-FWD")
-            .unwrap();
-        fwd.rules
-            .iter()
-            .map(|r| crate::rules::iptables::render_rule(r, v6.family))
-            .collect()
+        crate::rules::chain_text(&plan, &plan.families[1], "WGFW-wg0-FWD")
     }
 
     #[test]

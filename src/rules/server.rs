@@ -8,7 +8,7 @@ use crate::config::types::Proto;
 use crate::plan::{FamilyPlan, InputPolicy, Plan};
 
 use super::model::{
-    Chain, Ct, DROPPED, FORWARDED, HANDSHAKES, Match, Ports, RATE_LIMITED, SSH_ACCEPTED,
+    Chain, Ct, DROPPED, FORWARDED, HANDSHAKES, Match, Ports, RATE_LIMITED, Rule, SSH_ACCEPTED,
     SSH_BLOCKED, Verdict, rule,
 };
 use super::names::{ChainId, Kind};
@@ -157,11 +157,8 @@ fn forward(plan: &Plan, fp: &FamilyPlan) -> Chain {
             vec![Match::Dst(*lan), Match::In(wg())],
             Verdict::Accept,
         ));
-        rules.push(rule(
-            vec![Match::Src(*lan), Match::Out(wg())],
-            Verdict::Accept,
-        ));
     }
+    rules.extend(lan_sources(fp, &wg(), &drop));
     // Anti-pivot: the internet, yes; the networks around this host, no.
     rules.extend(
         local_ranges(fp)
@@ -180,4 +177,25 @@ fn forward(plan: &Plan, fp: &FamilyPlan) -> Chain {
     rules.push(rule(vec![Match::In(wg())], drop.clone()));
     rules.push(rule(vec![Match::Out(wg())], drop));
     chain(i, Kind::Fwd, rules)
+}
+
+/// The LAN hosts' connections to the peers, accepted only from the interface that routes each
+/// part of the LAN networks back: a LAN source from anywhere else (the WAN, with a loose
+/// rp_filter or over IPv6) is forged. A part that another interface routes than the larger
+/// part after it is dropped after its own accept, so that the larger one's does not take it.
+fn lan_sources(fp: &FamilyPlan, wg: &str, drop: &Verdict) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for (i, (part, dev)) in fp.lan_ways.iter().enumerate() {
+        let from =
+            |m: Vec<Match>| [vec![Match::Src(*part)], m, vec![Match::Out(wg.into())]].concat();
+        rules.push(rule(
+            from(vec![Match::In(dev.to_string())]),
+            Verdict::Accept,
+        ));
+        let later = &fp.lan_ways[i + 1..];
+        if later.iter().any(|(n, d)| n.contains(part) && d != dev) {
+            rules.push(rule(from(vec![]), drop.clone()));
+        }
+    }
+    rules
 }

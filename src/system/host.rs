@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::config::types::{IfaceName, Port};
 use crate::config::wgconf::{Peer, WgConfig};
@@ -277,60 +277,91 @@ pub(crate) fn default_dev_v6(table: &str) -> Option<IfaceName> {
 /// The interface the main routing table sends `addr` to (the longest prefix, then the lowest
 /// metric), from /proc/net/route and /proc/net/ipv6_route.
 pub(crate) fn route_dev(addr: IpAddr) -> Option<IfaceName> {
-    match addr {
-        IpAddr::V4(a) => route_dev_v4(&read("/proc/net/route"), a),
-        IpAddr::V6(a) => route_dev_v6(&read("/proc/net/ipv6_route"), a),
-    }
+    let table = match addr {
+        IpAddr::V4(_) => routes_v4(&read("/proc/net/route")),
+        IpAddr::V6(_) => routes_v6(&read("/proc/net/ipv6_route")),
+    };
+    best_route(table, addr)
 }
 
-fn route_dev_v4(table: &str, addr: Ipv4Addr) -> Option<IfaceName> {
-    let a = u32::from(addr);
+fn best_route(table: Vec<Route>, addr: IpAddr) -> Option<IfaceName> {
+    table
+        .into_iter()
+        .filter(|r| r.dest.contains(&addr))
+        .max_by_key(|r| (r.dest.prefix_len(), std::cmp::Reverse(r.metric)))
+        .map(|r| r.dev)
+}
+
+/// The main table's routes that matter to the `--lan` networks: those that hold one (default
+/// routes too) and those inside one, one per destination (the lowest metric's).
+pub(crate) fn lan_routes(lans: &[IpNet]) -> Vec<(IpNet, IfaceName)> {
+    if lans.is_empty() {
+        return Vec::new();
+    }
+    let mut all = routes_v4(&read("/proc/net/route"));
+    all.extend(routes_v6(&read("/proc/net/ipv6_route")));
+    overlapping(all, lans)
+}
+
+fn overlapping(mut routes: Vec<Route>, lans: &[IpNet]) -> Vec<(IpNet, IfaceName)> {
+    routes.retain(|r| {
+        r.dev.as_str() != "lo"
+            && lans
+                .iter()
+                .any(|l| l.contains(&r.dest) || r.dest.contains(l))
+    });
+    routes.sort_by_key(|r| (r.dest, r.metric));
+    routes.dedup_by_key(|r| r.dest);
+    routes.into_iter().map(|r| (r.dest, r.dev)).collect()
+}
+
+/// A route of the main table.
+struct Route {
+    dest: IpNet,
+    metric: u32,
+    dev: IfaceName,
+}
+
+/// /proc/net/route: `Iface Destination Gateway Flags RefCnt Use Metric Mask ...`, the
+/// addresses as words in host order.
+fn routes_v4(table: &str) -> Vec<Route> {
     table
         .lines()
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            // Iface Destination Gateway Flags RefCnt Use Metric Mask: words in host order.
             let word = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::swap_bytes);
-            let (dest, mask) = (word(f.get(1)?)?, word(f.get(7)?)?);
-            (a & mask == dest).then(|| {
-                let metric = f.get(6)?.parse::<u64>().ok()?;
-                Some((
-                    mask.count_ones(),
-                    std::cmp::Reverse(metric),
-                    f[0].parse().ok()?,
-                ))
-            })?
+            let mask = word(f.get(7)?)?;
+            let dest = Ipv4Net::with_netmask(Ipv4Addr::from(word(f[1])?), mask.into()).ok()?;
+            Some(Route {
+                dest: IpNet::V4(dest.trunc()),
+                metric: f[6].parse().ok()?,
+                dev: f[0].parse().ok()?,
+            })
         })
-        .max_by_key(|(len, metric, _)| (*len, *metric))
-        .map(|(_, _, dev)| dev)
+        .collect()
 }
 
-fn route_dev_v6(table: &str, addr: Ipv6Addr) -> Option<IfaceName> {
+/// /proc/net/ipv6_route: `dest plen src splen nexthop metric refcnt use flags dev`, without
+/// the unreachable routes.
+fn routes_v6(table: &str) -> Vec<Route> {
     const RTF_REJECT: u32 = 0x0200;
-    let a = u128::from(addr);
     table
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            // dest plen src splen nexthop metric refcnt use flags dev
             if f.len() < 10 || u32::from_str_radix(f[8], 16).ok()? & RTF_REJECT != 0 {
                 return None;
             }
-            let dest = u128::from_str_radix(f[0], 16).ok()?;
-            let len = u32::from_str_radix(f[1], 16).ok()?;
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len.min(128))
-            };
-            (a & mask == dest).then(|| {
-                let metric = u32::from_str_radix(f[5], 16).ok()?;
-                Some((len, std::cmp::Reverse(metric), f[9].parse().ok()?))
-            })?
+            let dest = Ipv6Addr::from(u128::from_str_radix(f[0], 16).ok()?);
+            let len = u8::from_str_radix(f[1], 16).ok()?;
+            Some(Route {
+                dest: IpNet::V6(Ipv6Net::new(dest, len).ok()?.trunc()),
+                metric: u32::from_str_radix(f[5], 16).ok()?,
+                dev: f[9].parse().ok()?,
+            })
         })
-        .max_by_key(|(len, metric, _)| (*len, *metric))
-        .map(|(_, _, dev)| dev)
+        .collect()
 }
 
 /// Connection-tracking use: (entries, limit), when the kernel tracks connections here.
@@ -446,7 +477,8 @@ mod tests {
         assert_eq!(default_dev_v6(v6.lines().next().unwrap()), None);
         let wg = "wg0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
         let routes = format!("{v4}{wg}");
-        let dev = |a: &str| route_dev_v4(&routes, a.parse().unwrap()).map(|d| d.to_string());
+        let dev =
+            |a: &str| best_route(routes_v4(&routes), a.parse().unwrap()).map(|d| d.to_string());
         assert_eq!(dev("192.0.2.9").as_deref(), Some("wg0"));
         assert_eq!(
             dev("203.0.113.7").as_deref(),
@@ -458,9 +490,40 @@ mod tests {
             Some("eth0"),
             "the lowest metric's default"
         );
-        let dev6 = |a: &str| route_dev_v6(v6, a.parse().unwrap()).map(|d| d.to_string());
+        let dev6 = |a: &str| best_route(routes_v6(v6), a.parse().unwrap()).map(|d| d.to_string());
         assert_eq!(dev6("2001:db8:1::5").as_deref(), Some("eth0"));
         assert_eq!(dev6("2001:db8:9::5").as_deref(), Some("eth0"));
+    }
+
+    #[test]
+    fn finds_the_routes_of_the_lan_networks() {
+        let v4 = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                  eth1\t00000000\t0101A8C0\t0003\t0\t0\t200\t00000000\t0\t0\t0\n\
+                  eth0\t00000000\t017100CB\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+                  lan0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+                  lan1\t0009A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+                  eth0\t0000000A\t00000000\t0001\t0\t0\t0\t000000FF\t0\t0\t0\n";
+        let v6 = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n\
+                  fd000001000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     lan0\n";
+        let mut routes = routes_v4(v4);
+        routes.extend(routes_v6(v6));
+        let lans: Vec<IpNet> = ["192.168.0.0/16", "fd00:1::/48"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let got: Vec<String> = overlapping(routes, &lans)
+            .iter()
+            .map(|(n, d)| format!("{n} {d}"))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "0.0.0.0/0 eth0",
+                "192.168.1.0/24 lan0",
+                "192.168.9.0/24 lan1",
+                "fd00:1::/64 lan0"
+            ]
+        );
     }
 
     #[test]
