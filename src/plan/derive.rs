@@ -275,9 +275,9 @@ fn lan_ways(
     wan: Option<&IfaceName>,
     notes: &mut Vec<String>,
 ) -> Vec<(IpNet, IfaceName)> {
+    let routes = &host.lan_routes;
     let mut ways = Vec::new();
     for lan in lans {
-        let routes = &host.lan_routes;
         let holding = routes
             .iter()
             .filter(|(r, _)| r.contains(lan))

@@ -186,15 +186,12 @@ fn forward(plan: &Plan, fp: &FamilyPlan) -> Chain {
 fn lan_sources(fp: &FamilyPlan, wg: &str, drop: &Verdict) -> Vec<Rule> {
     let mut rules = Vec::new();
     for (i, (part, dev)) in fp.lan_ways.iter().enumerate() {
-        let from =
-            |m: Vec<Match>| [vec![Match::Src(*part)], m, vec![Match::Out(wg.into())]].concat();
-        rules.push(rule(
-            from(vec![Match::In(dev.to_string())]),
-            Verdict::Accept,
-        ));
+        let (src, out) = (Match::Src(*part), Match::Out(wg.into()));
+        let from = vec![src.clone(), Match::In(dev.to_string()), out.clone()];
+        rules.push(rule(from, Verdict::Accept));
         let later = &fp.lan_ways[i + 1..];
         if later.iter().any(|(n, d)| n.contains(part) && d != dev) {
-            rules.push(rule(from(vec![]), drop.clone()));
+            rules.push(rule(vec![src, out], drop.clone()));
         }
     }
     rules
