@@ -305,6 +305,8 @@ mod tests {
             "5/second",
             "--lan",
             "fd00::/8",
+            "--nat64",
+            "2001:db8:64::/96",
             "--no-internet",
             "--peer-to-peer",
             "--no-nat",
