@@ -14,7 +14,7 @@
 #              │ inet: the "internet" (router, v4+v6 forwarding)         │
 #              │   lo 192.0.2.1/32 2001:db8:ff::1/128: internet service  │
 #              │   tcp/8080 answers the peer address it sees             │
-#              │   route fd66::/64 via srv (tunnel IPv6 is routed)       │
+#              │   no route to the tunnel (it is masqueraded, v4 and v6) │
 #              └─────┬──────────────────────────────────┬────────────────┘
 #     to-srv 203.0.113.1/24 2001:db8:1::1/64   to-c1 198.51.100.1/26 2001:db8:2::1/64
 #                    │                                  │
@@ -45,7 +45,7 @@
 #   1 the manager's ruleset is loaded into srv; srv's rulesets (iptables-nft/-legacy v4+v6, nft)
 #     and sysctls are snapshotted; the manager's rules are shown to be effective
 #   2 wg-quick up on srv (the hook runs) and c1: the tunnel works (v4+v6), c1 reaches the internet
-#     through it (IPv4 masqueraded as srv's WAN address, IPv6 routed), the manager's own allows
+#     through it (masqueraded as srv's WAN address, IPv6 too: a unique-local tunnel), the manager's own allows
 #     and denies still work, its rules are untouched apart from accepts marked wgfw:IFACE (first
 #     in their chain, listed by `status` and `plan`, printed by `up`)
 #   3 wg-quick down on srv: every ruleset and sysctl equals the step-1 snapshot, no /run/wgfw
@@ -899,9 +899,8 @@ ip -n "$INET" addr add 2001:db8:ff::1/128 dev lo nodad
 ip -n "$INET" link set to-srv up
 ip -n "$INET" link set to-c1 up
 ip netns exec "$INET" sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-# The tunnel's IPv6 network is routed (no NAT by default); there is no IPv4 route to the
-# tunnel: IPv4 from the tunnel must be masqueraded to reach the internet.
-ip -n "$INET" -6 route add fd66::/64 via 2001:db8:1::2
+# No route to the tunnel: its IPv4 and its unique-local IPv6 must be masqueraded to reach the
+# internet.
 
 ip -n "$SRV" addr add 203.0.113.2/24 dev eth0
 ip -n "$SRV" addr add 2001:db8:1::2/64 dev eth0 nodad
@@ -1123,7 +1122,7 @@ one_run() {
 		expect_open "$l: c1 -> srv's tunnel address 10.66.0.1:8081 (traffic from the tunnel accepted)" "$C1" 10.66.0.1 8081 10.66.0.2
 		expect_open "$l: c1 -> srv's tunnel address [fd66::1]:8081 (traffic from the tunnel accepted)" "$C1" fd66::1 8081 fd66::2
 		expect_open "$l: c1 -> internet 192.0.2.1:8080 through the tunnel (masqueraded as srv's WAN address)" "$C1" 192.0.2.1 8080 203.0.113.2
-		expect_open "$l: c1 -> internet [2001:db8:ff::1]:8080 through the tunnel (routed)" "$C1" 2001:db8:ff::1 8080 fd66::2
+		expect_open "$l: c1 -> internet [2001:db8:ff::1]:8080 through the tunnel (a unique-local tunnel: masqueraded)" "$C1" 2001:db8:ff::1 8080 2001:db8:1::2
 		manager_checks "$l"
 		step "$l: step 2: the manager's rules are untouched (only accepts marked $MARK added)"
 		manager_view "$E2E_TMP/manager.$l"

@@ -15,8 +15,12 @@
 #                 │   198.19.5.1/32 (benchmarking range: counts as internet)     │
 #                 │   172.16.5.1/32 fd00:5::1/128 10.99.5.1/32 100.64.5.1/32     │
 #                 │   169.254.5.1/32: LOCAL ranges that are reachable via WAN    │
+#                 │   64:ff9b::a00:5 64:ff9b:1::a00:5 2001:db8:64:0:a:0:500:0    │
+#                 │   2001:db8:64:0:ff0a:0:500:0: 10.0.0.5 in NAT64 forms (local)│
+#                 │   64:ff9b::c000:201 2001:db8:64:0:c0:2:100:0: 192.0.2.1 so   │
 #                 │ tcp/8080 (all addresses) answers the peer address it sees    │
-#                 │ route fd66::/64 via srv (IPv6 from the tunnel is routed)     │
+#                 │ no route to fd66::/64 (a unique-local tunnel is masqueraded; │
+#                 │ the phases that need the way back add it for a while)        │
 #                 └───┬───────────────────────────┬────────────────────────┬─────┘
 #     to-srv 203.0.113.1/24           to-c1 198.51.100.1/26       to-c2 198.51.100.65/26
 #            2001:db8:1::1/64               2001:db8:2::1/64             2001:db8:3::1/64
@@ -48,7 +52,11 @@
 #   0 snapshot srv's rulesets (iptables-nft/legacy v4+v6, nft) and sysctls before anything
 #   1 control without the hook (forwarding enabled by hand): every destination is reachable,
 #     so every later denial is the hook's doing; the hand-made changes are then undone exactly
-#   2 default policy      3 lan + nat6      4 lan + no-internet      5 peer-to-peer
+#   2 default policy (IPv6 of the unique-local tunnel masqueraded; NAT64 forms of local ranges
+#     never leave srv's WAN)
+#   3 lan + nat6 (with a loose rp_filter in srv: LAN sources forged from the internet never
+#     reach the tunnel, v4 and v6, while the LAN host's own connections do)
+#   4 lan + no-internet      5 peer-to-peer
 #   6 (extra) a --lan reached through the WAN, an IPv6 --lan without nat6, with peer-to-peer
 #   7 per-peer policy ([peer] sections): c1 reaches the LAN, c2 only the internet and udp/53 on
 #     srv; then c2 leaves and is added back with wg set while a connection of c1's is open, and
@@ -56,6 +64,8 @@
 #   8 port forwards: inet reaches c1 through srv's tcp/8443 (masqueraded) and c2 through 8444
 #     (keep-source), c1's IPv6 address directly; the LAN and c2 reach c1 by hairpin where
 #     asked, and nowhere else; status counts each; a forward outside the tunnel is refused
+#   9 a global IPv6 tunnel prefix beside the unique-local one (2001:db8:66::/64, c1 has
+#     2001:db8:66::2): routed from it, masqueraded from fd66::2; nat64 = 2001:db8:64::/64
 #   after each down: srv's rulesets and sysctls equal the phase-0 snapshot.
 #
 # srv's wg-quick config is /etc/netns/<srv>/wireguard/wgsN.conf and its settings file
@@ -81,7 +91,7 @@ source "$HERE/lib.sh"
 # native nft table inet wgfw.
 parse_backend "$BACKEND"
 
-require_e2e "iptables-$VARIANT" "ip6tables-$VARIANT"
+require_e2e "iptables-$VARIANT" "ip6tables-$VARIANT" tcpdump
 
 SRV_IF=wgs$$
 # With the nft backend, srv's interface name has the characters that nft chain names escape
@@ -180,6 +190,30 @@ expect_denied() {
 }
 
 
+# expect_path DESC WANT(open|timeout) SEEN(yes|no) NS ADDR BIND CAP_NS CAP_IF FILTER: a TCP
+# connection from NS (from BIND, when not empty) to ADDR:8080 ends as WANT, while tcpdump on
+# CAP_NS's CAP_IF watches for FILTER: SEEN says whether a packet of it must show there (where
+# a denied packet went, or did not go).
+expect_path() {
+	local desc=$1 want=$2 seen=$3 ns=$4 addr=$5 bind=$6 cns=$7 cif=$8 filter=$9 got=no
+	capture_start "$cns" "$cif" "$filter"
+	tcp_probe "$ns" "$(host "$addr")" "$PORT${bind:+,bind=$(host "$bind")}" "$CT"
+	sleep 0.5
+	bg_stop "$CAP_PID"
+	grep -qE ' IP6? ' "$CAP_LOG" && got=yes
+	if [[ $PROBE == "$want" && $got == "$seen" ]]; then
+		pass "$desc"
+	else
+		fail "$desc" "command:  ip netns exec $ns socat - TCP:$(host "$addr"):$PORT${bind:+,bind=$(host "$bind")}" \
+			"expected: $want, a packet on ${cns##*-}/$cif ($filter): $seen" \
+			"got:      $PROBE, a packet there: $got ($(capture_line "$CAP_LOG"))" "output:   $PROBE_OUT"
+	fi
+}
+
+# inet_route6 add|del NET: inet's route to a tunnel's IPv6 NET via srv, for the checks that need
+# the internet to know the way back (by default it does not: unique-local is masqueraded).
+inet_route6() { inet ip -6 route "$1" "$2" via 2001:db8:1::2; }
+
 # restore_sysctls FILE: writes the values of a snapshot_sysctls file back, forwarding first
 # (writing it rewrites other keys), then the rest.
 restore_sysctls() {
@@ -192,7 +226,10 @@ restore_sysctls() {
 	done <"$1"
 }
 
-# write_srv_conf with-hook|no-hook
+# write_srv_conf with-hook|no-hook (SRV_EXTRA_ADDRESS and C1_EXTRA_ALLOWED, when set, add to
+# srv's Address and to c1's AllowedIPs there)
+SRV_EXTRA_ADDRESS=
+C1_EXTRA_ALLOWED=
 write_srv_conf() {
 	local hooks=
 	if [[ $1 == with-hook ]]; then
@@ -203,14 +240,14 @@ PreDown = $BIN down %i"
 		umask 077
 		cat >"$SRV_CONF" <<-EOF
 			[Interface]
-			Address = 10.66.0.1/24, fd66::1/64
+			Address = 10.66.0.1/24, fd66::1/64${SRV_EXTRA_ADDRESS:+, $SRV_EXTRA_ADDRESS}
 			ListenPort = $WG_PORT
 			PrivateKey = $SRV_KEY
 			$hooks
 
 			[Peer]
 			PublicKey = $C1_PUB
-			AllowedIPs = 10.66.0.2/32, fd66::2/128
+			AllowedIPs = 10.66.0.2/32, fd66::2/128${C1_EXTRA_ALLOWED:+, $C1_EXTRA_ALLOWED}
 
 			[Peer]
 			PublicKey = $C2_PUB
@@ -350,10 +387,17 @@ hook_phase() {
 		assert_no_match "$name: nothing of the hook's in nft's ruleset" 'WGFW|wgfw' "$(save_nft "$SRV")"
 	fi
 }
+# PHASE_UNDO: a command that end_phase runs after the tunnels are down, before it compares srv
+# with the phase-0 snapshot (what the phase changed by hand).
+PHASE_UNDO=
 end_phase() {
 	dump_rules_on_failure "$PHASE_FAILED0"
 	step "$1: wg-quick down (PreDown runs wgfw-hook down); rulesets and sysctls back to phase 0"
 	tunnels_down
+	if [[ -n $PHASE_UNDO ]]; then
+		eval "$PHASE_UNDO"
+		PHASE_UNDO=
+	fi
 	check_restored "after $1"
 }
 
@@ -380,11 +424,17 @@ ip -n "$INET" addr add 2001:db8:ff::1/128 dev lo nodad
 ip -n "$INET" addr add 172.16.5.1/32 dev lo
 ip -n "$INET" addr add fd00:5::1/128 dev lo nodad
 for a in 10.99.5.1 100.64.5.1 169.254.5.1 198.19.5.1; do ip -n "$INET" addr add "$a/32" dev lo; done
+# 10.0.0.5 and 192.0.2.1 as a NAT64 gateway upstream would translate them (inet plays the
+# gateway's far side): the well-known prefix, the local-use prefix, a /64 prefix of its own (and
+# 10.0.0.5 there with a non-zero u octet, which gateways such as Jool ignore).
+for a in 64:ff9b::a00:5 64:ff9b:1::a00:5 64:ff9b::c000:201 2001:db8:64:0:a:0:500:0 \
+	2001:db8:64:0:ff0a:0:500:0 2001:db8:64:0:c0:2:100:0; do
+	ip -n "$INET" addr add "$a/128" dev lo nodad
+done
 for l in to-srv to-c1 to-c2; do ip -n "$INET" link set "$l" up; done
 inet sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-# The tunnel's IPv6 network is routed (no NAT by default): the internet knows the way back. There
-# is no IPv4 route to the tunnel in inet (except during the control phase): IPv4 must be NATed.
-ip -n "$INET" -6 route add fd66::/64 via 2001:db8:1::2
+# No route to the tunnel in inet (the phases that need one add it for a while): its IPv4 and its
+# unique-local IPv6 must be masqueraded.
 
 ip -n "$SRV" addr add 203.0.113.2/24 dev eth0
 ip -n "$SRV" addr add 2001:db8:1::2/64 dev eth0 nodad
@@ -458,7 +508,7 @@ C2_PUB=$(wg pubkey <<<"$C2_KEY")
 ensure_etc_wgfw
 mkdir -p "/etc/netns/$SRV/wireguard" "/etc/netns/$SRV/wgfw"
 chmod 700 "/etc/netns/$SRV/wireguard" "/etc/netns/$SRV/wgfw"
-CLIENT_ALLOWED="10.66.0.0/24, fd66::/64, 192.0.2.0/24, 2001:db8:ff::/64, 172.16.5.0/24, fd00:5::/64, 192.168.1.0/24, fd00:1::/64, 198.18.1.0/24, 198.19.5.0/24, 10.99.5.0/24, 100.64.5.0/24, 169.254.5.0/24"
+CLIENT_ALLOWED="10.66.0.0/24, fd66::/64, 192.0.2.0/24, 2001:db8:ff::/64, 172.16.5.0/24, fd00:5::/64, 192.168.1.0/24, fd00:1::/64, 198.18.1.0/24, 198.19.5.0/24, 10.99.5.0/24, 100.64.5.0/24, 169.254.5.0/24, 64:ff9b::/96, 64:ff9b:1::/48, 2001:db8:64::/64"
 for c in 1 2; do
 	if [[ $c == 1 ]]; then key=$C1_KEY conf=$C1_CONF a4=10.66.0.2 a6=fd66::2; else key=$C2_KEY conf=$C2_CONF a4=10.66.0.3 a6=fd66::3; fi
 	(
@@ -487,6 +537,7 @@ step "phase 1: CONTROL without the hook (no PostUp; forwarding enabled by hand i
 info "srv: ip_forward=1, all.forwarding=1 (v6); inet: route 10.66.0.0/24 via srv; lan: routes to the tunnel via srv"
 srv sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 inet ip route add 10.66.0.0/24 via 203.0.113.2
+inet_route6 add fd66::/64
 lanh ip route add 10.66.0.0/24 via 192.168.1.1
 lanh ip -6 route add fd66::/64 via fd00:1::1
 PHASE_FAILED0=$E2E_FAILED
@@ -504,6 +555,9 @@ if ((TUN_OK)); then
 	expect_open "control: c1 -> c2 [fd66::3]" "$C1" fd66::3 fd66::2
 	expect_open "control: c1 -> internet 192.0.2.1" "$C1" 192.0.2.1 10.66.0.2
 	expect_open "control: c1 -> internet [2001:db8:ff::1]" "$C1" 2001:db8:ff::1 fd66::2
+	for a in 64:ff9b::a00:5 64:ff9b:1::a00:5 2001:db8:64:0:a:0:500:0 2001:db8:64:0:ff0a:0:500:0 64:ff9b::c000:201; do
+		expect_open "control: c1 -> [$a] (an IPv4 address in NAT64 form) via the WAN" "$C1" "$a" fd66::2
+	done
 	expect_open "control: c1 -> srv 10.66.0.1" "$C1" 10.66.0.1 10.66.0.2
 	expect_open "control: lan host -> c1 10.66.0.2" "$LAN" 10.66.0.2 192.168.1.10
 	expect_open "control: lan host -> c1 [fd66::2]" "$LAN" fd66::2 fd00:1::10
@@ -517,6 +571,7 @@ tunnels_down
 lanh ip route del 10.66.0.0/24 via 192.168.1.1
 lanh ip -6 route del fd66::/64 via fd00:1::1
 inet ip route del 10.66.0.0/24 via 203.0.113.2
+inet_route6 del fd66::/64
 restore_sysctls "$E2E_TMP/sysctl.before"
 if lanh ip route get 10.66.0.2 >/dev/null 2>&1 || lanh ip -6 route get fd66::2 >/dev/null 2>&1; then
 	fail "the lan host has no route to the tunnel again" "$(lanh ip route; lanh ip -6 route)"
@@ -532,7 +587,18 @@ step "phase 2: DEFAULT policy (hook, no forwarding options)"
 hook_phase default
 if ((TUN_OK)); then
 	expect_open "default: c1 -> internet 192.0.2.1 (masqueraded)" "$C1" 192.0.2.1 203.0.113.2
-	expect_open "default: c1 -> internet [2001:db8:ff::1] (routed, no NAT)" "$C1" 2001:db8:ff::1 fd66::2
+	if inet ip -6 route get fd66::2 >/dev/null 2>&1; then fail "precondition: inet has no route to fd66::/64" "$(inet ip -6 route)"; fi
+	expect_open "default: c1 -> internet [2001:db8:ff::1] (the unique-local tunnel masqueraded: inet has no route back)" "$C1" 2001:db8:ff::1 2001:db8:1::2
+	plan_out=$(srv "$BIN" plan "$SRV_IF" 2>&1 || true)
+	assert_match "default: plan says the unique-local tunnel network is masqueraded, and why" \
+		'^# IPv6: .*; fd66::/64 masqueraded \(unique-local: nothing out there routes it back\);' "$plan_out"
+	# NAT64: the IPv6 forms of local IPv4 ranges never leave srv's WAN; a global one does.
+	expect_path "default: c1 -> [64:ff9b::a00:5] (10.0.0.5 behind the well-known NAT64 prefix): DENIED, never on the WAN" \
+		timeout no "$C1" 64:ff9b::a00:5 "" "$INET" to-srv "ip6 and dst host 64:ff9b::a00:5"
+	expect_path "default: c1 -> [64:ff9b:1::a00:5] (the local-use NAT64 prefix): DENIED, never on the WAN" \
+		timeout no "$C1" 64:ff9b:1::a00:5 "" "$INET" to-srv "ip6 and dst host 64:ff9b:1::a00:5"
+	expect_path "default: c1 -> [64:ff9b::c000:201] (192.0.2.1 behind the well-known prefix, global): leaves by the WAN" \
+		open yes "$C1" 64:ff9b::c000:201 "" "$INET" to-srv "ip6 and dst host 64:ff9b::c000:201"
 	expect_denied "default: c1 -> private range via the WAN 172.16.5.1" "$C1" 172.16.5.1
 	expect_denied "default: c1 -> private range via the WAN [fd00:5::1]" "$C1" fd00:5::1
 	expect_denied "default: c1 -> local range via the WAN 10.99.5.1 (10/8)" "$C1" 10.99.5.1
@@ -549,17 +615,37 @@ if ((TUN_OK)); then
 	expect_open "default: c1 -> srv's own tunnel address [fd66::1]" "$C1" fd66::1 fd66::2
 	# What phase 8 forwards is closed without a forward.
 	expect_port "default: inet -> srv 203.0.113.2:8443 (no forward): DENIED" "$INET" 203.0.113.2 8443 timeout
-	expect_port "default: inet -> c1 [fd66::2]:$PORT (no forward; the tunnel's IPv6 is routed to srv): DENIED" \
+	inet_route6 add fd66::/64
+	expect_port "default: inet -> c1 [fd66::2]:$PORT (no forward; with a route to the tunnel's IPv6 via srv): DENIED" \
 		"$INET" fd66::2 "$PORT" timeout "" 2001:db8:ff::1
+	inet_route6 del fd66::/64
 else
 	fail "default-policy checks ran" "the tunnels did not come up (see above)"
 fi
 end_phase "phase 2 (default)"
 
 # =============================================================================================
-step "phase 3: lan = 192.168.1.0/24, lan = fd00:1::/64, nat6 = yes"
+step "phase 3: lan = 192.168.1.0/24, lan = fd00:1::/64, nat6 = yes; srv's rp_filter loose (as systemd sets it)"
+srv sysctl -q -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth0.rp_filter=2
+PHASE_UNDO='restore_sysctls "$E2E_TMP/sysctl.before"'
 hook_phase lan-nat6 "lan = 192.168.1.0/24" "lan = fd00:1::/64" "nat6 = yes"
 if ((TUN_OK)); then
+	assert_eq "lan+nat6: precondition: srv's rp_filter is loose (the hook leaves loose mode alone)" 2 \
+		"$(srv sysctl -n net.ipv4.conf.all.rp_filter)"
+	info "inet forges the lan host's addresses (on its lo) and routes the tunnel via srv's WAN, for these probes only"
+	inet ip addr add 192.168.1.10/32 dev lo
+	inet ip -6 addr add fd00:1::10/128 dev lo nodad
+	inet ip route add 10.66.0.0/24 via 203.0.113.2
+	inet_route6 add fd66::/64
+	expect_path "lan+nat6: inet -> c1 10.66.0.2 from a forged LAN source 192.168.1.10: never reaches the tunnel" \
+		timeout no "$INET" 10.66.0.2 192.168.1.10 "$C1" "$C1_IF" "src host 192.168.1.10"
+	expect_path "lan+nat6: inet -> c1 [fd66::2] from a forged LAN source fd00:1::10: never reaches the tunnel" \
+		timeout no "$INET" fd66::2 fd00:1::10 "$C1" "$C1_IF" "src host fd00:1::10"
+	inet ip addr del 192.168.1.10/32 dev lo
+	inet ip -6 addr del fd00:1::10/128 dev lo
+	inet ip route del 10.66.0.0/24 via 203.0.113.2
+	inet_route6 del fd66::/64
+	info "forged sources and routes removed from inet"
 	expect_open "lan+nat6: c1 -> lan host 192.168.1.10 (masqueraded to srv's lan0 address)" "$C1" 192.168.1.10 192.168.1.1
 	expect_open "lan+nat6: c1 -> lan host [fd00:1::10] (masqueraded, --nat6)" "$C1" fd00:1::10 fd00:1::1
 	expect_denied "lan+nat6: c1 -> private range via the WAN 172.16.5.1 (not a --lan)" "$C1" 172.16.5.1
@@ -609,7 +695,7 @@ if ((TUN_OK)); then
 	expect_open "peer-to-peer: c2 -> c1 10.66.0.2 (never masqueraded)" "$C2" 10.66.0.2 10.66.0.3
 	expect_open "peer-to-peer: c2 -> c1 [fd66::2] (never masqueraded)" "$C2" fd66::2 fd66::3
 	expect_open "peer-to-peer: c1 -> internet 192.0.2.1 (masqueraded)" "$C1" 192.0.2.1 203.0.113.2
-	expect_open "peer-to-peer: c1 -> internet [2001:db8:ff::1] (routed)" "$C1" 2001:db8:ff::1 fd66::2
+	expect_open "peer-to-peer: c1 -> internet [2001:db8:ff::1] (unique-local: masqueraded)" "$C1" 2001:db8:ff::1 2001:db8:1::2
 	expect_denied "peer-to-peer: c1 -> lan host 192.168.1.10 (no --lan)" "$C1" 192.168.1.10
 	expect_denied "peer-to-peer: c1 -> lan host [fd00:1::10] (no --lan)" "$C1" fd00:1::10
 	expect_denied "peer-to-peer: c1 -> private range via the WAN 172.16.5.1" "$C1" 172.16.5.1
@@ -628,15 +714,15 @@ if ((TUN_OK)); then
 	expect_denied "lan-via-wan: c1 -> lan host 192.168.1.10 (not a --lan)" "$C1" 192.168.1.10
 	expect_open "lan-via-wan: c1 -> c2 10.66.0.3 (peer-to-peer, not masqueraded)" "$C1" 10.66.0.3 10.66.0.2
 	expect_open "lan-via-wan: c1 -> internet 192.0.2.1 (masqueraded)" "$C1" 192.0.2.1 203.0.113.2
-	info "c1 -> [fd00:1::10]: IPv6 towards a --lan is routed without --nat6; the lan host gets a temporary route back"
-	lanh ip -6 route add fd66::/64 via fd00:1::1
-	expect_open "lan-via-wan: c1 -> lan host [fd00:1::10] (a --lan, routed: no --nat6)" "$C1" fd00:1::10 fd66::2
-	lanh ip -6 route del fd66::/64 via fd00:1::1
-	info "temporary route removed"
+	expect_open "lan-via-wan: c1 -> lan host [fd00:1::10] (a --lan: the unique-local tunnel is masqueraded towards it too, without --nat6)" \
+		"$C1" fd00:1::10 fd00:1::1
+	plan_out=$(srv "$BIN" plan "$SRV_IF" 2>&1 || true)
+	assert_match "lan-via-wan: plan says a LAN on the WAN cannot be told from forged sources" \
+		'^# note: --lan 172\.16\.5\.0/24 is routed through the WAN eth0: .*cannot be told from theirs' "$plan_out"
 else
 	fail "lan-via-wan checks ran" "the tunnels did not come up (see above)"
 fi
-end_phase "phase 6 (lan via the WAN, IPv6 lan routed, peer-to-peer)"
+end_phase "phase 6 (lan via the WAN, IPv6 lan without nat6, peer-to-peer)"
 
 # =============================================================================================
 step "phase 7: per-peer policy: [peer laptop] (c1) reaches the LAN, [peer guest] (c2) only the internet and udp/53 here"
@@ -647,7 +733,7 @@ if ((TUN_OK)); then
 	expect_open "per-peer: laptop c1 -> lan host 192.168.1.10 (its section inherits lan)" "$C1" 192.168.1.10 192.168.1.1
 	expect_denied "per-peer: guest c2 -> lan host 192.168.1.10 (lan = none)" "$C2" 192.168.1.10
 	expect_open "per-peer: guest c2 -> internet 192.0.2.1 (masqueraded)" "$C2" 192.0.2.1 203.0.113.2
-	expect_open "per-peer: guest c2 -> internet [2001:db8:ff::1] (routed)" "$C2" 2001:db8:ff::1 fd66::3
+	expect_open "per-peer: guest c2 -> internet [2001:db8:ff::1] (unique-local: masqueraded)" "$C2" 2001:db8:ff::1 2001:db8:1::2
 	expect_denied "per-peer: guest c2 -> private range via the WAN 172.16.5.1 (anti-pivot in its chain too)" "$C2" 172.16.5.1
 	expect_open "per-peer: laptop c1 -> srv 10.66.0.1 tcp/$PORT (all of this host)" "$C1" 10.66.0.1 10.66.0.2
 	expect_denied "per-peer: guest c2 -> srv 10.66.0.1 tcp/$PORT (allow = udp/53 only)" "$C2" 10.66.0.1
@@ -751,6 +837,9 @@ FWD_SETTINGS=("lan = 192.168.1.0/24"
 	"forward = tcp/8445=10.66.0.2:$PORT, from-lan"
 	"forward = tcp/8446=10.66.0.2:$PORT, from-peers"
 	"forward = tcp/$PORT=[fd66::2]")
+info "inet routes the tunnel's IPv6 to srv in this phase (the IPv6 forward is to a tunnel address)"
+inet_route6 add fd66::/64
+PHASE_UNDO='inet_route6 del fd66::/64'
 hook_phase forward "${FWD_SETTINGS[@]}"
 if ((TUN_OK)); then
 	# Phase 2 showed these closed without a forward.
@@ -813,6 +902,38 @@ else
 	fail "port-forward checks ran" "the tunnels did not come up (see above)"
 fi
 end_phase "phase 8 (port forwards)"
+
+# =============================================================================================
+step "phase 9: a global IPv6 tunnel prefix beside the unique-local one; nat64 = 2001:db8:64::/64"
+SRV_EXTRA_ADDRESS=2001:db8:66::1/64 C1_EXTRA_ALLOWED=2001:db8:66::2/128
+write_srv_conf with-hook
+info "srv: Address + $SRV_EXTRA_ADDRESS, c1's AllowedIPs + $C1_EXTRA_ALLOWED; inet routes 2001:db8:66::/64 to srv (a global prefix is routed to its server)"
+inet_route6 add 2001:db8:66::/64
+PHASE_UNDO='inet_route6 del 2001:db8:66::/64'
+hook_phase global-v6 "nat64 = 2001:db8:64::/64"
+if ((TUN_OK)); then
+	in_ns "$C1" ip -6 addr add 2001:db8:66::2/128 dev "$C1_IF" nodad
+	expect_port "global-v6: c1 (from 2001:db8:66::2) -> internet [2001:db8:ff::1]: routed, inet sees the peer's own address" \
+		"$C1" 2001:db8:ff::1 "$PORT" open 2001:db8:66::2 2001:db8:66::2
+	expect_port "global-v6: c1 (from fd66::2) -> internet [2001:db8:ff::1]: masqueraded (unique-local), in the same plan" \
+		"$C1" 2001:db8:ff::1 "$PORT" open 2001:db8:1::2 fd66::2
+	plan_out=$(srv "$BIN" plan "$SRV_IF" 2>&1 || true)
+	assert_match "global-v6: plan says which IPv6 tunnel network is routed and which masqueraded, and why" \
+		'^# IPv6: .*; 2001:db8:66::/64 routed \(global; --nat6 masquerades it\), fd66::/64 masqueraded \(unique-local' "$plan_out"
+	assert_match "global-v6: plan shows the NAT64 prefix's local ranges" \
+		'^# NAT64 prefix 2001:db8:64::/64: .* 2001:db8:64:0:a::/80 ' "$plan_out"
+	expect_path "global-v6: c1 -> [2001:db8:64:0:a:0:500:0] (10.0.0.5 behind the --nat64 prefix): DENIED, never on the WAN" \
+		timeout no "$C1" 2001:db8:64:0:a:0:500:0 "" "$INET" to-srv "ip6 and dst host 2001:db8:64:0:a:0:500:0"
+	expect_path "global-v6: c1 -> [2001:db8:64:0:ff0a:0:500:0] (the same with a non-zero u octet): DENIED, never on the WAN" \
+		timeout no "$C1" 2001:db8:64:0:ff0a:0:500:0 "" "$INET" to-srv "ip6 and dst host 2001:db8:64:0:ff0a:0:500:0"
+	expect_path "global-v6: c1 -> [2001:db8:64:0:c0:2:100:0] (192.0.2.1 behind the --nat64 prefix): leaves by the WAN" \
+		open yes "$C1" 2001:db8:64:0:c0:2:100:0 "" "$INET" to-srv "ip6 and dst host 2001:db8:64:0:c0:2:100:0"
+else
+	fail "global-v6 checks ran" "the tunnels did not come up (see above)"
+fi
+end_phase "phase 9 (global IPv6 prefix, nat64)"
+SRV_EXTRA_ADDRESS= C1_EXTRA_ALLOWED=
+write_srv_conf with-hook
 
 # ---------------------------------------------------------------------------------------------
 step "final: srv's rulesets and sysctls equal the phase-0 snapshot"

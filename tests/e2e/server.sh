@@ -302,13 +302,14 @@ if ((SRV_UP && CLI_UP)); then
 		for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-NAT WGFW-wg0-PRE; do
 			assert_match "IPv4 chain $c-v4 exists (inet wgfw)" "^[[:space:]]*chain $c-v4 \\{" "$T"
 		done
-		for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-PRE; do
+		for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-NAT WGFW-wg0-PRE; do
 			assert_match "IPv6 chain $c-v6 exists (inet wgfw)" "^[[:space:]]*chain $c-v6 \\{" "$T"
 		done
 		v6rules=$(for c in $(sed -nE 's/^[[:space:]]*chain ([^ ]+-v6) \{$/\1/p' <<<"$T") postrouting_nat; do
 			nft_chain_rules "$SRV" "$c"
 		done)
-		assert_no_match "IPv6: no masquerade without --nat6 (the -v6 chains, postrouting_nat)" 'masquerade|nfproto ipv6' "$v6rules"
+		assert_eq "IPv6: the one masquerade is of the unique-local tunnel out of the WAN (the -v6 chains)" \
+			'ip6 saddr fd66::/64 oifname "eth0" masquerade' "$(grep masquerade <<<"$v6rules" || true)"
 		# base chain: expected hook line, then the first rule per family
 		for spec in "input|filter hook input priority filter|WGFW-INPUT" \
 			"forward|filter hook forward priority filter|WGFW-wg0-FWD" \
@@ -336,10 +337,11 @@ if ((SRV_UP && CLI_UP)); then
 	for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-NAT WGFW-wg0-PRE; do
 		assert_match "IPv4 chain $c exists" "^:$c " "$V4"
 	done
-	for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-PRE; do
+	for c in WGFW-INPUT WGFW-wg0-IN WGFW-wg0-FWD WGFW-wg0-DROP WGFW-wg0-MSS WGFW-wg0-NAT WGFW-wg0-PRE; do
 		assert_match "IPv6 chain $c exists" "^:$c " "$V6"
 	done
-	assert_no_match "IPv6: no MASQUERADE without --nat6" '^-A WGFW.*MASQUERADE' "$V6"
+	assert_eq "IPv6: the one MASQUERADE is of the unique-local tunnel out of the WAN" \
+		'-A WGFW-wg0-NAT -s fd66::/64 -o eth0 -j MASQUERADE' "$(grep -E '^-A WGFW.*MASQUERADE' <<<"$V6" || true)"
 	for f in 4 6; do
 		assert_match "IPv$f filter INPUT: first rule jumps to WGFW-INPUT" '^-A INPUT (.* )?-j WGFW-INPUT( |$)' \
 			"$(chain_rules "$SRV" "$VARIANT" $f filter INPUT | head -n 1)"
@@ -417,7 +419,7 @@ if ((SRV_UP && CLI_UP)); then
 	assert_eq "SYN leaving srv to the internet is clamped to mss 1380 (MTU 1420 - 40)" 1380 "$(mss_of "$wan")"
 	assert_le "SYN-ACK arriving at cli through the tunnel has mss <= 1380" 1380 "$(mss_of "$ack")"
 
-	step "IPv6 to the internet through the tunnel: routed (no NAT), MSS clamped both ways"
+	step "IPv6 to the internet through the tunnel: masqueraded (a unique-local tunnel), MSS clamped both ways"
 	capture_start "$INET" to-srv 'ip6 and tcp dst port 8080'
 	cap_wan_pid=$CAP_PID cap_wan_log=$CAP_LOG
 	capture_start "$CLI" "$CLI_IF" 'ip6 and tcp dst port 8080'
@@ -426,8 +428,8 @@ if ((SRV_UP && CLI_UP)); then
 	cap_ack_pid=$CAP_PID cap_ack_log=$CAP_LOG
 	tcp_probe "$CLI" '[2001:db8:ff::1]' 8080
 	assert_eq "cli -> [2001:db8:ff::1]:8080 connects" open "$PROBE"
-	assert_eq "2001:db8:ff::1 sees the tunnel address fd66::2 (no NAT for IPv6)" \
-		'[fd66:0000:0000:0000:0000:0000:0000:0002]' "$PROBE_OUT"
+	assert_eq "2001:db8:ff::1 sees srv's WAN address 2001:db8:1::2 (a unique-local tunnel is masqueraded)" \
+		"$(v6peer 2001:db8:1::2)" "$PROBE_OUT"
 	capture_wait "$cap_syn_pid" "$cap_wan_pid" "$cap_ack_pid"
 	syn=$(capture_line "$cap_syn_log")
 	wan=$(capture_line "$cap_wan_log")
