@@ -22,7 +22,7 @@ pub fn down(args: &Args) -> Result<()> {
     let store = Store::open()?;
     let kept = store.record(iface)?.is_some_and(|r| r.lockdown);
     if kept {
-        eprintln!(
+        crate::errln!(
             "[!] wgfw-hook: keeping the kill switch of {iface} (--lockdown); \"wgfw-hook release {iface}\" removes it"
         );
         return Ok(());
@@ -49,7 +49,7 @@ pub(super) fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     let mut warned = false;
     let mut warn = |warnings: Vec<String>| {
         for w in &warnings {
-            eprintln!("wgfw-hook: warning: {w}");
+            crate::errln!("wgfw-hook: warning: {w}");
         }
         warned |= !warnings.is_empty();
     };
@@ -67,7 +67,7 @@ pub(super) fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     store.remove_record(iface)?;
     tidy(store)?;
     if warned {
-        eprintln!("wgfw-hook: {iface}: removed what could be removed (see the warnings above)");
+        crate::errln!("wgfw-hook: {iface}: removed what could be removed (see the warnings above)");
     }
     Ok(())
 }

@@ -66,7 +66,7 @@ pub(crate) fn transaction(
     why: Option<&str>,
 ) -> Result<()> {
     let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
-    eprintln!("[#] {program} {}{why}", args.join(" "));
+    crate::errln!("[#] {program} {}{why}", args.join(" "));
     log::debug!("{program} script:\n{script}");
     let out = run(program, args, Some(script))?;
     if out.ok {

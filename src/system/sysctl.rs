@@ -21,7 +21,7 @@ pub(crate) fn read(key: &Key) -> Result<String> {
 }
 
 pub(crate) fn write(key: &Key, value: &str) -> Result<()> {
-    eprintln!("[#] sysctl -q {key}={value}");
+    crate::errln!("[#] sysctl -q {key}={value}");
     os().write(&key.file(), &format!("{value}\n"))
         .map_err(|e| Error::system(format!("cannot write sysctl {key}={value}: {e}")))
 }
