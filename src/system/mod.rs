@@ -2,6 +2,7 @@
 //! asked, records kept under /run/wgfw. The only layer below the commands that has effects.
 
 pub(crate) mod cmd;
+pub(crate) mod dir;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod host;
