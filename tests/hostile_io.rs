@@ -186,3 +186,123 @@ fn records_are_never_followed_nor_waited_for_nor_taken_for_other_files() {
     // The ledger's own line for wg0 was still restored (DOWN-SAME), the planted ones dropped.
     assert!(!stdout.contains("STATE-LEFT"), "{stdout}");
 }
+
+#[test]
+fn a_program_that_does_not_answer_fails_its_step_in_time_and_is_undone() {
+    // The first transaction of the run commits for real, then hangs (as a program stuck after
+    // its commit does): killed at its deadline (30 s), its step fails and everything `up`
+    // changed is put back. Later runs of the program are the real one: the next `up` (no
+    // lock left behind) installs, and `down` leaves everything as before.
+    per_backend(|backend| {
+        let (prog, then) = match backend.strip_prefix("iptables-") {
+            // The IPv6 half: the IPv4 half before it must come out again too.
+            Some(v) => (format!("ip6tables-{v}-restore"), String::new()),
+            None => (
+                "nft".to_string(),
+                "[ \"$1\" = -f ] || exec /mnt/real/nft \"$@\"; ".into(),
+            ),
+        };
+        let stdout = run(&format!(
+            "{BOUNDED}snapshot > $T/before\n\
+             stub {prog} '{then}[ -e /run/t/hung ] && exec /mnt/real/{prog} \"$@\"; touch /run/t/hung; \
+               /mnt/real/{prog} \"$@\"; exec sleep 100'\n\
+             s=$(date +%s); attempt up wg0 --config \"$conf\" --backend {backend}; echo \"took=$(( $(date +%s) - s ))\"\n\
+             [ -e /run/t/hung ] && echo HUNG\n\
+             snapshot | diff $T/before - && echo SAME\nstate_left\n\
+             \"$BIN\" up wg0 --config \"$conf\" --backend {backend} 2>/dev/null && echo UP-AFTER\n\
+             \"$BIN\" down wg0 2>/dev/null; snapshot | diff $T/before - && echo DOWN-SAME"
+        ));
+        assert_one_error(&stdout, 1, &format!("{prog} did not answer within 30 s"));
+        assert_has(&stdout, &["HUNG", "SAME\n", "UP-AFTER", "DOWN-SAME"]);
+        assert!(!stdout.contains("STATE-LEFT"), "{backend}: {stdout}");
+        let took: u64 = stdout
+            .split_once("took=")
+            .and_then(|(_, rest)| rest.lines().next()?.parse().ok())
+            .unwrap();
+        assert!((29..60).contains(&took), "{backend}: {took} s: {stdout}");
+    });
+}
+
+/// `daemon SCRIPT`: a userspace WireGuard's socket for wg0 (a stand-in: socat), each
+/// connection answered by the sh SCRIPT; `stop_daemon` ends it and what it runs.
+const DAEMON: &str = r#"
+S=/var/run/wireguard/wg0.sock; mkdir -p /var/run/wireguard
+daemon() {
+  printf '#!/bin/sh\necho $$ > /run/t/daemon.pid\n%s\n' "$1" > $T/daemon.sh; chmod 755 $T/daemon.sh
+  rm -f $S; socat UNIX-LISTEN:$S,fork EXEC:$T/daemon.sh 2>/dev/null & echo $! > $T/socat.pid
+  for i in $(seq 1 50); do [ -S $S ] && break; sleep 0.1; done
+}
+stop_daemon() {
+  for p in $T/socat.pid $T/daemon.pid; do [ -e $p ] && { kill "$(cat $p)" 2>/dev/null || true; }; rm -f $p; done; rm -f $S
+}
+trap stop_daemon EXIT
+"#;
+
+#[test]
+fn a_userspace_wireguard_that_hangs_drips_or_floods_costs_up_a_bounded_wait() {
+    // With a port forward, `up` asks the live interface for its peers. A daemon that never
+    // answers, one that drips a byte a second, one that sends 100 MB: each is given up on
+    // within its deadline (5 s), with a warning, and never asked again through `wg` (which
+    // would wait for the same daemon until its own deadline, 30 s). The firewall is the
+    // config's, as without a daemon; memory stays far below the flood.
+    let daemons = [
+        ("silent", "exec sleep 60", "did not answer within 5 s"),
+        (
+            "drip",
+            "for i in $(seq 1 60); do printf e; sleep 1; done",
+            "did not answer within 5 s",
+        ),
+        (
+            "flood",
+            "yes allowed_ip=10.66.0.2/32 | head -c 100000000",
+            "answered more than 64 MiB",
+        ),
+    ];
+    let up = "\"$BIN\" up wg0 --config \"$conf\" --backend nft --forward tcp/8080=10.66.0.2";
+    let mut script = format!(
+        "{BOUNDED}{DAEMON}snapshot > $T/before\n{up} 2>/dev/null; snapshot > $T/config\n\
+         \"$BIN\" down wg0 2>/dev/null\n"
+    );
+    for (name, body, _) in daemons {
+        script.push_str(&format!(
+            "daemon '{body}'\n\
+             s=$(date +%s%N); rc=0; {up} -vv 2>$T/err || rc=$?\n\
+             echo \"{name} rc=$rc took-ms=$(( ($(date +%s%N) - s) / 1000000 ))\"\n\
+             grep -e 'warning' -e 'peak memory' $T/err | sed 's/^/{name}: /'\n\
+             snapshot | diff $T/config - && echo \"{name} AS-CONFIG\"\n\
+             stop_daemon; \"$BIN\" down wg0 2>/dev/null; snapshot | diff $T/before - && echo \"{name} DOWN-SAME\"\n"
+        ));
+    }
+    let stdout = run(&script);
+    for (name, _, why) in daemons {
+        assert_has(
+            &stdout,
+            &[
+                &format!("{name} rc=0 "),
+                &format!(
+                    "{name}: wgfw-hook: warning: /var/run/wireguard/wg0.sock {why}: the peers' rules follow the config's AllowedIPs"
+                ),
+                &format!("{name} AS-CONFIG"),
+                &format!("{name} DOWN-SAME"),
+            ],
+        );
+        let took: u64 = stdout
+            .split_once(&format!("{name} rc=0 took-ms="))
+            .and_then(|(_, rest)| rest.lines().next()?.parse().ok())
+            .unwrap();
+        assert!(took < 15_000, "{name}: {took} ms: {stdout}");
+        let peak_kib: u64 = stdout
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}: ")))
+            .find_map(|l| {
+                l.split_once("peak memory ")?
+                    .1
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no peak memory for {name}: {stdout}"));
+        assert!(peak_kib < 200 << 10, "{name}: {peak_kib} KiB: {stdout}");
+    }
+}

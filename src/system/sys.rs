@@ -34,6 +34,44 @@ unsafe extern "C" {
         new: *const std::ffi::c_char,
     ) -> i32;
     pub(crate) safe fn geteuid() -> u32;
+    fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+    fn connect(fd: i32, addr: *const std::ffi::c_void, len: u32) -> i32;
+    fn poll(fds: *mut PollFd, n: std::ffi::c_ulong, timeout_ms: i32) -> i32;
+}
+
+/// struct pollfd.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PollFd {
+    pub(crate) fd: i32,
+    pub(crate) events: i16,
+    pub(crate) revents: i16,
+}
+
+pub(crate) const POLLIN: i16 = 0x1;
+pub(crate) const POLLOUT: i16 = 0x4;
+
+/// poll(2) for at most `timeout` (rounded up to a millisecond); how many descriptors are
+/// ready. An interrupted wait counts as none ready.
+pub(crate) fn wait_ready(fds: &mut [PollFd], timeout: std::time::Duration) -> io::Result<usize> {
+    let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+    // SAFETY: the slice is valid and writable for its length, as poll's array.
+    let n = unsafe { poll(fds.as_mut_ptr(), fds.len() as std::ffi::c_ulong, ms) };
+    match check(n) {
+        Ok(n) => Ok(n as usize),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes reads and writes on `fd` return at once (WouldBlock) instead of waiting.
+pub(crate) fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
+    const F_GETFL: i32 = 3;
+    const F_SETFL: i32 = 4;
+    let fd = fd.as_raw_fd();
+    // SAFETY: plain fcntl calls on a descriptor the caller owns.
+    let flags = check(unsafe { fcntl(fd, F_GETFL) })?;
+    check(unsafe { fcntl(fd, F_SETFL, flags | flags::O_NONBLOCK) }).map(drop)
 }
 
 /// open(2)'s flags as Linux numbers them: arm, aarch64 and powerpc have their own O_DIRECTORY
@@ -178,4 +216,39 @@ pub(crate) fn get_option(
         )
     };
     (rc == 0).then_some(len as usize)
+}
+
+/// Connects to the Unix stream socket at `path` without waiting: a daemon whose queue of
+/// connections is full (it accepts none) is WouldBlock at once, not a connect(2) that never
+/// returns. The stream stays non-blocking.
+pub(crate) fn connect_unix_now(
+    path: &std::path::Path,
+) -> io::Result<std::os::unix::net::UnixStream> {
+    use std::os::unix::ffi::OsStrExt;
+    const AF_UNIX: i32 = 1;
+    const SOCK_STREAM: i32 = 1;
+    const SOCK_NONBLOCK: i32 = flags::O_NONBLOCK;
+    #[repr(C)]
+    struct SockaddrUn {
+        family: u16,
+        path: [u8; 108],
+    }
+    let bytes = path.as_os_str().as_bytes();
+    let mut addr = SockaddrUn {
+        family: AF_UNIX as u16,
+        path: [0; 108],
+    };
+    addr.path
+        .get_mut(..bytes.len())
+        .filter(|_| bytes.len() < 108)
+        .ok_or(io::ErrorKind::InvalidInput)?
+        .copy_from_slice(bytes);
+    // SAFETY: plain syscall; a negative result is checked before the descriptor is owned.
+    let raw = check(unsafe { socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let len = std::mem::size_of::<SockaddrUn>() as u32;
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+    check(unsafe { connect(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
+    Ok(fd.into())
 }
