@@ -21,9 +21,10 @@ use super::sys;
 /// The socket's directory, as wg(8) and wireguard-go spell it.
 const SOCKET_DIR: &str = "/var/run/wireguard";
 
-/// How long the daemon may take from the question to the end of its answer, all told (not per
-/// read: a daemon that drips a byte a second must not keep `up` waiting). wireguard-go answers
-/// for 10,000 peers in 30-55 ms; 5 s leaves a busy daemon room a hundred times over.
+/// How long the hook waits for the whole answer once it needs it, all told (not per read: a
+/// daemon that drips a byte a second must not keep `up` waiting); the daemon has had the time
+/// since the question on top. wireguard-go answers for 10,000 peers in 30-55 ms; 5 s leaves a
+/// busy daemon room a hundred times over.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(5);
 
 /// The largest answer read: about 350 bytes a peer, so 64 MiB is some 190,000 peers. A larger
@@ -36,7 +37,6 @@ pub(crate) struct Asked {
     /// The connection, or why the daemon cannot be asked at all.
     socket: Result<UnixStream, String>,
     path: PathBuf,
-    at: Instant,
 }
 
 /// Puts the question; None where the interface has no socket (the kernel's WireGuard) or it
@@ -46,7 +46,6 @@ pub(crate) fn ask(iface: &IfaceName) -> Option<Asked> {
 }
 
 fn ask_at(path: &Path) -> Option<Asked> {
-    let at = Instant::now();
     let socket = match sys::connect_unix_now(path) {
         // The question is 7 bytes: a fresh connection's buffer takes it whole.
         Ok(mut s) => match s.write(b"get=1\n\n") {
@@ -64,7 +63,6 @@ fn ask_at(path: &Path) -> Option<Asked> {
     Some(Asked {
         socket,
         path: path.to_path_buf(),
-        at,
     })
 }
 
@@ -75,12 +73,11 @@ impl Asked {
         Asked {
             socket: Err(why.to_string()),
             path: PathBuf::from("/var/run/wireguard/wg0.sock"),
-            at: Instant::now(),
         }
     }
 
-    /// The raw answer, read by `DEADLINE` after the question and at most `CAP` bytes; else
-    /// why not, in a few words after the socket's path.
+    /// The raw answer, read within `DEADLINE` and at most `CAP` bytes; else why not, in a few
+    /// words after the socket's path.
     pub(crate) fn answer(self) -> Result<String, String> {
         self.answer_within(DEADLINE, CAP)
             .map_err(|why| format!("{} {why}", self.path.display()))
@@ -88,7 +85,7 @@ impl Asked {
 
     fn answer_within(&self, deadline: Duration, cap: usize) -> Result<String, String> {
         let mut socket = self.socket.as_ref().map_err(Clone::clone)?;
-        let end = self.at + deadline;
+        let end = Instant::now() + deadline;
         let late = || format!("did not answer within {} s", deadline.as_secs_f64());
         let mut out = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
