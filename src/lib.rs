@@ -20,6 +20,8 @@
 //! - Only `main` uses `commands`, and no two modules import each other around a circle.
 
 #![warn(unreachable_pub)]
+// Output goes through `system::out`, which no closed pipe can interrupt (test code may print).
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod commands;
 pub mod config;
@@ -34,3 +36,7 @@ pub(crate) mod system;
 pub use system::host::{children_peak_rss_kib, peak_rss_kib};
 pub use system::sys::keep_freed_memory;
 pub use system::xtables;
+
+/// What `out!`, `outln!` and `errln!` expand to (`system::out`).
+#[doc(hidden)]
+pub use system::out::{to_stderr, to_stdout};

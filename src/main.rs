@@ -1,6 +1,8 @@
 //! wgfw-hook: the firewall of a WireGuard server, installed by wg-quick's PostUp and removed by
 //! its PreDown. `main` only wires the modules: read config, derive a plan, render, apply.
 
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 use wgfw_hook::commands;
 use wgfw_hook::config::cli::{self, Command, Invocation};
 
@@ -8,11 +10,11 @@ fn main() {
     wgfw_hook::keep_freed_memory();
     let code = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Invocation::Help) => {
-            print!("{}", cli::help());
+            wgfw_hook::out!("{}", cli::help());
             0
         }
         Ok(Invocation::Version) => {
-            println!("wgfw-hook {}", env!("CARGO_PKG_VERSION"));
+            wgfw_hook::outln!("wgfw-hook {}", env!("CARGO_PKG_VERSION"));
             0
         }
         Ok(Invocation::Run(args)) => {
@@ -42,7 +44,7 @@ fn main() {
             match result {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("wgfw-hook: {}: {e}", args.iface);
+                    wgfw_hook::errln!("wgfw-hook: {}: {e}", args.iface);
                     e.exit_code()
                 }
             }
@@ -52,13 +54,13 @@ fn main() {
             match commands::status(None, json) {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("wgfw-hook: {e}");
+                    wgfw_hook::errln!("wgfw-hook: {e}");
                     e.exit_code()
                 }
             }
         }
         Err(e) => {
-            eprintln!("wgfw-hook: {e}");
+            wgfw_hook::errln!("wgfw-hook: {e}");
             e.exit_code()
         }
     };

@@ -157,7 +157,7 @@ pub(crate) fn undo(
             }
         });
         if let Err(e) = result {
-            eprintln!("wgfw-hook: warning: could not undo the {family} rules: {e}");
+            crate::errln!("wgfw-hook: warning: could not undo the {family} rules: {e}");
         }
     }
 }

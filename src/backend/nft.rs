@@ -152,7 +152,7 @@ pub(crate) fn undo_elements(back: &str) {
     if !back.is_empty()
         && let Err(e) = submit(back)
     {
-        eprintln!("wgfw-hook: warning: could not put the nft table back: {e}");
+        crate::errln!("wgfw-hook: warning: could not put the nft table back: {e}");
     }
 }
 
@@ -169,7 +169,7 @@ pub(crate) fn undo(before: &nft::Live) {
     if !script.is_empty()
         && let Err(e) = submit(&script)
     {
-        eprintln!("wgfw-hook: warning: could not put the nft table back: {e}");
+        crate::errln!("wgfw-hook: warning: could not put the nft table back: {e}");
     }
 }
 

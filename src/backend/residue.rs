@@ -16,7 +16,7 @@ pub(crate) fn clean(before: &BTreeSet<String>) {
     };
     let why = "delete the empty tables and chains iptables-nft created";
     if let Err(e) = cmd::transaction("nft", &["-f", "-"], &script, "the cleanup", Some(why)) {
-        eprintln!("wgfw-hook: warning: {e}");
+        crate::errln!("wgfw-hook: warning: {e}");
     }
 }
 

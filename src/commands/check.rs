@@ -21,17 +21,17 @@ pub fn check(args: &Args) -> Result<bool> {
 
 pub(super) fn check_in(store: &Store, iface: &IfaceName, repair: bool) -> Result<bool> {
     let Some(record) = store.record(iface)? else {
-        println!("{iface}: nothing installed");
+        crate::outln!("{iface}: nothing installed");
         return Ok(true);
     };
     let (opts, conf) = recorded_inputs(store, iface)?;
     let drift = differences(store, &record, &opts, &conf)?;
     if drift.is_empty() {
-        println!("{iface}: as installed");
+        crate::outln!("{iface}: as installed");
         return Ok(true);
     }
     for d in &drift {
-        println!("{iface}: {d}");
+        crate::outln!("{iface}: {d}");
     }
     if !repair {
         return Ok(false);
@@ -39,10 +39,10 @@ pub(super) fn check_in(store: &Store, iface: &IfaceName, repair: bool) -> Result
     install(iface, &opts, &conf, store, Guard::Off)?;
     let after = differences(store, &record, &opts, &conf)?;
     for d in &after {
-        println!("{iface}: still: {d}");
+        crate::outln!("{iface}: still: {d}");
     }
     if after.is_empty() {
-        println!("{iface}: repaired");
+        crate::outln!("{iface}: repaired");
     }
     Ok(after.is_empty())
 }

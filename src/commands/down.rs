@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::plan::ledger::Ledger;
 use crate::rules::Backend;
 use crate::rules::foreign as places;
-use crate::system::state::{Record, Store};
+use crate::system::state::{Record, Refused, Store};
 use crate::system::sysctl;
 
 use super::{choose_backend, files};
@@ -19,10 +19,12 @@ use super::{choose_backend, files};
 /// Removes what `up` installed, unless `--lockdown` keeps a client's kill switch.
 pub fn down(args: &Args) -> Result<()> {
     let iface = &args.iface;
-    let store = Store::open()?;
+    let Some(store) = open_forgiving(iface)? else {
+        return Ok(());
+    };
     let kept = store.record(iface)?.is_some_and(|r| r.lockdown);
     if kept {
-        eprintln!(
+        crate::errln!(
             "[!] wgfw-hook: keeping the kill switch of {iface} (--lockdown); \"wgfw-hook release {iface}\" removes it"
         );
         return Ok(());
@@ -33,8 +35,24 @@ pub fn down(args: &Args) -> Result<()> {
 /// Removes a kill switch that `--lockdown` kept after `down` (or anything else still installed
 /// for the interface). Nothing to release is fine.
 pub fn release(args: &Args) -> Result<()> {
-    let store = Store::open()?;
-    remove(&store, &args.iface)
+    match open_forgiving(&args.iface)? {
+        Some(store) => remove(&store, &args.iface),
+        None => Ok(()),
+    }
+}
+
+/// The records, or None (with a warning) where another user could have put something in
+/// their directory: then nothing is known for sure, and nothing is removed (the firewall stays
+/// closed; a PreDown that failed would keep the interface up).
+fn open_forgiving(iface: &IfaceName) -> Result<Option<Store>> {
+    match Store::opened() {
+        Ok(store) => Ok(Some(store)),
+        Err(Refused::Untrusted(e)) => {
+            crate::errln!("wgfw-hook: {iface}: warning: {e} (nothing was removed)");
+            Ok(None)
+        }
+        Err(Refused::Failed(e)) => Err(e),
+    }
 }
 
 /// Removes the interface's rules, accepts, sysctls and records.
@@ -49,7 +67,7 @@ pub(super) fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     let mut warned = false;
     let mut warn = |warnings: Vec<String>| {
         for w in &warnings {
-            eprintln!("wgfw-hook: warning: {w}");
+            crate::errln!("wgfw-hook: warning: {w}");
         }
         warned |= !warnings.is_empty();
     };
@@ -67,7 +85,7 @@ pub(super) fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     store.remove_record(iface)?;
     tidy(store)?;
     if warned {
-        eprintln!("wgfw-hook: {iface}: removed what could be removed (see the warnings above)");
+        crate::errln!("wgfw-hook: {iface}: removed what could be removed (see the warnings above)");
     }
     Ok(())
 }

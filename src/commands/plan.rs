@@ -55,7 +55,7 @@ pub fn plan(args: &Args) -> Result<()> {
         ));
     }
     let current = sysctl::read_all(plan.sysctls.iter().map(|w| &w.key));
-    print!("{}", render(&plan, backend, &why, &current));
+    crate::out!("{}", render(&plan, backend, &why, &current));
     Ok(())
 }
 

@@ -47,7 +47,9 @@ pub(super) fn arm(
     } else {
         "no firewall"
     };
-    eprintln!("[!] wgfw-hook: {back} comes back in {secs} s unless \"wgfw-hook confirm {iface}\"");
+    crate::errln!(
+        "[!] wgfw-hook: {back} comes back in {secs} s unless \"wgfw-hook confirm {iface}\""
+    );
     Ok(())
 }
 
@@ -56,11 +58,11 @@ pub fn confirm(args: &Args) -> Result<()> {
     let store = Store::open()?;
     let file = files::rollback(&args.iface);
     if store.read_named(&file)?.is_none() {
-        println!("{}: no rollback pending", args.iface);
+        crate::outln!("{}: no rollback pending", args.iface);
         return Ok(());
     }
     store.write_named(&file, "")?;
-    println!("{}: kept", args.iface);
+    crate::outln!("{}: kept", args.iface);
     Ok(())
 }
 

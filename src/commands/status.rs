@@ -51,9 +51,9 @@ pub fn status(only: Option<&IfaceName>, json: bool) -> Result<()> {
     }
     if json {
         let items: Vec<Json> = reports.iter().map(Report::json).collect();
-        println!("{}", json::status_json(conntrack, &items));
+        crate::outln!("{}", json::status_json(conntrack, &items));
     } else {
-        print!("{}", text(conntrack, &reports, only));
+        crate::out!("{}", text(conntrack, &reports, only));
     }
     Ok(())
 }

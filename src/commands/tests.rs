@@ -54,7 +54,7 @@ impl TempStore {
     fn new(name: &str) -> TempStore {
         let root = std::env::temp_dir().join(format!("wgfw-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        let store = Store::open_in(&root, root.join("netns")).expect("a store in the temp dir");
+        let store = Store::open_in(&root, "netns").expect("a store in the temp dir");
         TempStore {
             root,
             store: Some(store),

@@ -22,6 +22,22 @@ impl Key {
         Key(path.into())
     }
 
+    /// A key as a record spells it, only when it names a setting below /proc/sys/net: a
+    /// relative path whose parts are plain names (no `..`, no empty part), so that a record
+    /// cannot make root write anywhere else.
+    pub fn parse(path: &str) -> Option<Key> {
+        let plain = |part: &str| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.+=:".contains(&b))
+        };
+        let rest = path.strip_prefix("net/")?;
+        rest.split('/').all(plain).then(|| Key(path.to_string()))
+    }
+
     pub fn as_path(&self) -> &str {
         &self.0
     }
@@ -127,12 +143,13 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Parses the ledger file: `key<TAB>original<TAB>holder,holder<TAB>follows`.
+    /// Parses the ledger file: `key<TAB>original<TAB>holder,holder<TAB>follows`. A line whose
+    /// key is not a setting's (`Key::parse`) is left out.
     pub fn parse(text: &str) -> Ledger {
         let mut entries = BTreeMap::new();
         for line in text.lines() {
             let mut f = line.split('\t');
-            let (Some(k), Some(orig)) = (f.next(), f.next()) else {
+            let (Some(k), Some(orig)) = (f.next().and_then(Key::parse), f.next()) else {
                 continue;
             };
             let holders = f
@@ -142,9 +159,15 @@ impl Ledger {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect();
-            let follows = f.next().filter(|s| !s.is_empty()).map(Key::new);
+            let follows = match f.next().filter(|s| !s.is_empty()) {
+                Some(k) => match Key::parse(k) {
+                    Some(k) => Some(k),
+                    None => continue,
+                },
+                None => None,
+            };
             entries.insert(
-                Key::new(k),
+                k,
                 Entry {
                     original: orig.to_string(),
                     holders,
@@ -298,6 +321,38 @@ mod tests {
         assert_eq!(
             Key::new("net/ipv4/conf/wg.1/rp_filter").to_string(),
             "net/ipv4/conf/wg.1/rp_filter"
+        );
+    }
+
+    #[test]
+    fn a_record_names_only_settings_below_proc_sys_net() {
+        for good in [
+            "net/ipv4/ip_forward",
+            "net/ipv4/conf/wg.1/rp_filter",
+            "net/ipv6/conf/wg+x=y_z-1/forwarding",
+        ] {
+            assert_eq!(Key::parse(good), Some(Key::new(good)), "{good}");
+        }
+        for bad in [
+            "/etc/passwd",
+            "net/../../../etc/passwd",
+            "net/ipv4/../../kernel/core_pattern",
+            "kernel/core_pattern",
+            "net//ipv4",
+            "net/ipv4/",
+            "net/./ipv4/ip_forward",
+            "net/ipv4/conf/a b/rp_filter",
+            "",
+        ] {
+            assert_eq!(Key::parse(bad), None, "{bad}");
+        }
+        let text = "/etc/cron.d/x\t* * * * * root id\twg0\t\n\
+                    net/ipv4/ip_forward\t0\twg0\t\n\
+                    net/ipv4/conf/all/accept_redirects\t1\t\t../../../etc/shadow\n";
+        let l = Ledger::parse(text);
+        assert_eq!(
+            l.entries.keys().map(Key::as_path).collect::<Vec<_>>(),
+            ["net/ipv4/ip_forward"]
         );
     }
 

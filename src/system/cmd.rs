@@ -1,7 +1,10 @@
 //! Runs the few programs the hook needs, found in a fixed list of system directories with a
 //! fixed environment (`os`): nothing in the caller's environment (PATH, LD_PRELOAD) can change
-//! which program runs or how. No shell is ever involved.
+//! which program runs or how. No shell is ever involved. Each program has a deadline and a cap
+//! on what it prints (`os::PROGRAM_DEADLINE`, `os::OUTPUT_CAP`): a hung `nft` fails its step,
+//! which is undone, instead of holding the lock for good.
 
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -35,9 +38,11 @@ pub(crate) fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<O
     })?;
     log::debug!("running {} {}", path.display(), args.join(" "));
     let started = std::time::Instant::now();
-    let out = os()
-        .run(&path, args, input)
-        .map_err(|e| Error::system(format!("cannot run {}: {e}", path.display())))?;
+    let out = os().run(&path, args, input).map_err(|e| match e.kind() {
+        // Killed at its deadline, or printing without end (`os::PROGRAM_DEADLINE`).
+        ErrorKind::TimedOut | ErrorKind::FileTooLarge => Error::system(format!("{program} {e}")),
+        _ => Error::system(format!("cannot run {}: {e}", path.display())),
+    })?;
     log::debug!(
         "{program} done after {:.1} ms",
         started.elapsed().as_secs_f64() * 1e3
@@ -66,7 +71,7 @@ pub(crate) fn transaction(
     why: Option<&str>,
 ) -> Result<()> {
     let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
-    eprintln!("[#] {program} {}{why}", args.join(" "));
+    crate::errln!("[#] {program} {}{why}", args.join(" "));
     log::debug!("{program} script:\n{script}");
     let out = run(program, args, Some(script))?;
     if out.ok {

@@ -48,6 +48,8 @@ pub(crate) struct Fake {
     generation: std::cell::Cell<Option<u32>>,
     /// The interfaces whose socket was asked for its peers, in order.
     asked: RefCell<Vec<String>>,
+    /// A userspace WireGuard that does not answer (else: the kernel's, without a socket).
+    silent_daemon: std::cell::Cell<bool>,
 }
 
 impl Fake {
@@ -107,6 +109,11 @@ impl Fake {
     /// Sets the ruleset's generation, as another program's commit would.
     pub(crate) fn set_generation(&self, g: u32) {
         self.generation.set(Some(g));
+    }
+
+    /// Makes the interfaces' WireGuard a userspace daemon that does not answer.
+    pub(crate) fn silence_daemon(&self) {
+        self.silent_daemon.set(true);
     }
 
     /// The interfaces whose socket was asked for its peers since the last call.
@@ -217,9 +224,11 @@ impl Os for Fake {
         self.mtu
     }
 
-    /// Like the kernel's WireGuard: the peers come from the scripted `wg show`.
+    /// Like the kernel's WireGuard: the peers come from the scripted `wg show`; or a daemon
+    /// that does not answer.
     fn uapi_ask(&self, iface: &IfaceName) -> Option<crate::system::uapi::Asked> {
         self.asked.borrow_mut().push(iface.to_string());
-        None
+        let silent = crate::system::uapi::Asked::unanswered("did not answer within 5 s");
+        self.silent_daemon.get().then_some(silent)
     }
 }

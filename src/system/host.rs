@@ -2,6 +2,7 @@
 //! current sysctls, the live ruleset. Read-only: nothing here changes the host.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
@@ -29,10 +30,7 @@ pub(crate) fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool
     }
     facts.live_mtu = live_mtu(iface);
     if need_port && facts.live_mtu.is_some() {
-        facts.live_port = cmd::run("wg", &["show", iface.as_str(), "listen-port"], None)
-            .ok()
-            .filter(|o| o.ok)
-            .and_then(|o| o.stdout.trim().parse::<Port>().ok());
+        facts.live_port = wg_show(iface, "listen-port").and_then(|o| o.trim().parse::<Port>().ok());
     }
     let mut devs: Vec<String> = vec!["all".into(), "default".into(), iface.to_string()];
     devs.extend(facts.default_dev.values().map(ToString::to_string));
@@ -54,10 +52,8 @@ pub(crate) fn gather(iface: &IfaceName, wan: Option<&IfaceName>, need_port: bool
 /// Client role: the peers' endpoints as `wg show IFACE endpoints` reports them; failing that,
 /// the config's `Endpoint`s, names resolved only then. Also says where they came from.
 pub(crate) fn endpoints(iface: &IfaceName, conf: &WgConfig) -> (Vec<SocketAddr>, Vec<String>) {
-    let live: Vec<SocketAddr> = cmd::run("wg", &["show", iface.as_str(), "endpoints"], None)
-        .ok()
-        .filter(|o| o.ok)
-        .map(|o| parse_endpoints(&o.stdout))
+    let live: Vec<SocketAddr> = wg_show(iface, "endpoints")
+        .map(|o| parse_endpoints(&o))
         .unwrap_or_default();
     if !live.is_empty() {
         return (live, Vec::new());
@@ -109,22 +105,52 @@ pub(crate) fn ask_peers(iface: &IfaceName) {
 }
 
 /// The live interface's peers and their AllowedIPs: a userspace WireGuard's own socket's,
-/// else `wg show IFACE allowed-ips`; `None` where the interface or `wg` is not there.
+/// else `wg show IFACE allowed-ips`; `None` where the interface or `wg` is not there, and
+/// where the daemon did not answer in time or answered too much (`uapi::DEADLINE`, `CAP`):
+/// then, with a warning, the plan follows the config (a firewall from the config beats no
+/// tunnel), and that daemon is not asked again, not even through `wg`.
 pub(crate) fn live_peers(iface: &IfaceName) -> Option<Vec<(String, Vec<IpNet>)>> {
     let early = ASKED.with(|a| a.borrow_mut().take_if(|(i, _)| i == iface));
     let asked = match early {
         Some((_, asked)) => asked,
         None => os().uapi_ask(iface),
     };
-    if let Some(peers) = asked
-        .and_then(uapi::Asked::answer)
-        .as_deref()
-        .and_then(uapi::parse_peers)
-    {
-        return Some(peers);
+    match asked.map(uapi::Asked::answer) {
+        Some(Ok(text)) => {
+            if let Some(peers) = uapi::parse_peers(&text) {
+                return Some(peers);
+            }
+        }
+        // `wg show` would ask the same daemon: the config it is.
+        Some(Err(why)) => {
+            SILENT.with(|s| s.borrow_mut().insert(iface.clone()));
+            crate::errln!(
+                "wgfw-hook: warning: {why}: the peers' rules follow the config's AllowedIPs (run \"wgfw-hook up {iface}\" again once it answers)"
+            );
+            return None;
+        }
+        None => {}
     }
-    let out = cmd::run("wg", &["show", iface.as_str(), "allowed-ips"], None).ok()?;
-    out.ok.then(|| parse_allowed_ips(&out.stdout))
+    let out = wg_show(iface, "allowed-ips")?;
+    Some(parse_allowed_ips(&out))
+}
+
+thread_local! {
+    /// The interfaces whose userspace WireGuard did not answer (`live_peers`): not asked again,
+    /// neither on its socket nor through `wg`, which asks that same socket.
+    static SILENT: RefCell<BTreeSet<IfaceName>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// What `wg show IFACE WHAT` prints; None where it fails, or where the interface's daemon
+/// did not answer before.
+fn wg_show(iface: &IfaceName, what: &str) -> Option<String> {
+    if SILENT.with(|s| s.borrow().contains(iface)) {
+        return None;
+    }
+    cmd::run("wg", &["show", iface.as_str(), what], None)
+        .ok()
+        .filter(|o| o.ok)
+        .map(|o| o.stdout)
 }
 
 /// `PUBLIC-KEY<TAB>NET NET...`, or `(none)` for a peer without AllowedIPs.
@@ -175,10 +201,8 @@ pub(crate) fn live_config(iface: &IfaceName) -> Option<WgConfig> {
     )
     .ok()
     .filter(|o| o.ok)?;
-    let dump = cmd::run("wg", &["show", iface.as_str(), "dump"], None)
-        .ok()
-        .filter(|o| o.ok)?;
-    let mut conf = parse_live(iface, &addrs.stdout, &dump.stdout);
+    let dump = wg_show(iface, "dump")?;
+    let mut conf = parse_live(iface, &addrs.stdout, &dump);
     conf.mtu = Some(mtu);
     Some(conf)
 }
@@ -384,10 +408,8 @@ pub(crate) fn stale_peers(
     now: u64,
     max_age_secs: u64,
 ) -> Vec<(String, Option<u64>)> {
-    cmd::run("wg", &["show", iface.as_str(), "latest-handshakes"], None)
-        .ok()
-        .filter(|o| o.ok)
-        .map(|o| parse_stale(&o.stdout, now, max_age_secs))
+    wg_show(iface, "latest-handshakes")
+        .map(|o| parse_stale(&o, now, max_age_secs))
         .unwrap_or_default()
 }
 
@@ -460,6 +482,22 @@ mod tests {
         ask_peers(&"wg1".parse().unwrap());
         live_peers(&wg0);
         assert_eq!(fake.asked(), ["wg1", "wg0"]);
+    }
+
+    #[test]
+    fn a_daemon_that_did_not_answer_is_not_asked_again_through_wg() {
+        let fake = Fake::new(&["wg"], Some(1420));
+        let _on = fake.install();
+        fake.silence_daemon();
+        fake.answer("wg show wg9 allowed-ips", "abc=\t10.66.0.2/32\n");
+        let wg9: IfaceName = "wg9".parse().unwrap();
+        ask_peers(&wg9);
+        assert_eq!(live_peers(&wg9), None, "the config's AllowedIPs");
+        assert!(stale_peers(&wg9, 0, 1).is_empty());
+        assert!(fake.take().is_empty(), "no wg show for wg9");
+        // Another interface is asked as before.
+        stale_peers(&"wg8".parse().unwrap(), 0, 1);
+        assert_eq!(fake.take().len(), 1);
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! asked, records kept under /run/wgfw. The only layer below the commands that has effects.
 
 pub(crate) mod cmd;
+pub(crate) mod dir;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod host;
 pub(crate) mod nftgen;
 pub(crate) mod os;
+pub(crate) mod out;
 pub(crate) mod sockdiag;
 pub(crate) mod state;
 pub(crate) mod sys;

@@ -4,13 +4,17 @@
 //! the order of every step and of every undo without root.
 
 use std::cell::RefCell;
-use std::io;
-use std::io::Write as _;
+use std::fs::File;
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use crate::config::types::IfaceName;
+
+use super::sys;
 
 pub(crate) struct Output {
     pub(crate) ok: bool,
@@ -39,36 +43,177 @@ pub(crate) trait Os {
 /// The system itself.
 struct Real;
 
+/// How long a program the hook runs may take, all told, before it is killed and its step fails
+/// (and is undone): `did not answer within 30 s`. A restore normally takes milliseconds, an nft
+/// transaction at 10,000 peers 0.3 s; iptables-restore waits up to 10 s for the xtables lock
+/// (`--wait 10`), and listing a host of 100,000 rules takes seconds. 30 s is far above all of
+/// them, and still ends a hung program before an operator gives up on wg-quick.
+pub(crate) const PROGRAM_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How much a program may print on each of its outputs: an `iptables-save` of a host with
+/// 100,000 rules is about 20 MiB. More is a runaway, refused before it fills memory.
+pub(crate) const OUTPUT_CAP: usize = 256 << 20;
+
+/// Runs a program, feeding it `input` while reading what it prints (no pipe can fill up and
+/// stall both), for at most `deadline`; kills it (by its PID: it is not reaped yet) when the
+/// deadline passes or an output exceeds `cap`.
+fn run_bounded(
+    path: &Path,
+    args: &[&str],
+    input: Option<&str>,
+    deadline: Duration,
+    cap: usize,
+) -> io::Result<Output> {
+    let mut child = Command::new(path)
+        .args(args)
+        .env_clear()
+        .env("PATH", SAFE_PATH)
+        .env("LC_ALL", "C")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let end = Instant::now() + deadline;
+    let timed_out = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("did not answer within {} s", deadline.as_secs_f64()),
+        )
+    };
+    let status = exchange(&mut child, input.unwrap_or_default().as_bytes(), end, cap)
+        .and_then(|outputs| Ok((reap_by(&mut child, end)?.ok_or_else(timed_out)?, outputs)));
+    let (status, (stdout, stderr)) = match status {
+        Ok(done) => done,
+        Err(e) => {
+            // Killed and reaped; one that cannot even be reaped in a second (stuck in the
+            // kernel) is left to init.
+            let _ = child.kill();
+            let _ = reap_by(&mut child, Instant::now() + Duration::from_secs(1));
+            return Err(if e.kind() == io::ErrorKind::WouldBlock {
+                timed_out()
+            } else {
+                e
+            });
+        }
+    };
+    log::debug!("{} {status}", path.display());
+    Ok(Output {
+        ok: status.success(),
+        stdout: text(stdout),
+        stderr: text(stderr),
+    })
+}
+
+/// Feeds `input` to the child and reads its stdout and stderr until both are closed, by
+/// `end`: what it printed, or WouldBlock when the time ran out.
+fn exchange(
+    child: &mut Child,
+    input: &[u8],
+    end: Instant,
+    cap: usize,
+) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    let file = |fd: OwnedFd| File::from(fd);
+    let mut stdin = child.stdin.take().map(OwnedFd::from).map(file);
+    let mut outs = [
+        child.stdout.take().map(OwnedFd::from).map(file),
+        child.stderr.take().map(OwnedFd::from).map(file),
+    ];
+    for fd in outs.iter().flatten() {
+        sys::set_nonblocking(fd)?;
+    }
+    if let Some(s) = &stdin {
+        sys::set_nonblocking(s)?;
+    }
+    let mut read = [Vec::new(), Vec::new()];
+    let mut fed = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    while outs.iter().any(Option::is_some) {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let mut fds: Vec<sys::PollFd> = Vec::with_capacity(3);
+        let watch = |fd: i32, events| sys::PollFd {
+            fd,
+            events,
+            revents: 0,
+        };
+        fds.push(watch(
+            stdin.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+            sys::POLLOUT,
+        ));
+        for o in &outs {
+            fds.push(watch(
+                o.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+                sys::POLLIN,
+            ));
+        }
+        if sys::wait_ready(&mut fds, left)? == 0 {
+            continue;
+        }
+        if fds[0].revents != 0
+            && let Some(s) = &mut stdin
+        {
+            match s.write(&input[fed..]) {
+                Ok(n) => fed += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // A program that exits early closes its end; its exit status says why.
+                Err(_) => fed = input.len(),
+            }
+            if fed == input.len() {
+                stdin = None;
+            }
+        }
+        for (i, out) in outs.iter_mut().enumerate() {
+            let Some(pipe) = out.as_mut().filter(|_| fds[i + 1].revents != 0) else {
+                continue;
+            };
+            match pipe.read(&mut buf) {
+                Ok(0) => *out = None,
+                Ok(n) if read[i].len() + n > cap => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::FileTooLarge,
+                        format!("printed more than {} MiB: a runaway, not read", cap >> 20),
+                    ));
+                }
+                Ok(n) => read[i].extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let [stdout, stderr] = read;
+    Ok((stdout, stderr))
+}
+
+/// Waits for the child to end, until `end`: its status, or None when it is still running.
+fn reap_by(child: &mut Child, end: Instant) -> io::Result<Option<ExitStatus>> {
+    // It has closed its outputs: nearly always it has ended, or is about to.
+    let mut pause = Duration::from_micros(50);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= end {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(end.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
 /// The environment every program gets: nothing of the caller's (PATH, LD_PRELOAD) can change
 /// which program runs or how.
 const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl Os for Real {
     fn run(&self, path: &Path, args: &[&str], input: Option<&str>) -> io::Result<Output> {
-        let mut child = Command::new(path)
-            .args(args)
-            .env_clear()
-            .env("PATH", SAFE_PATH)
-            .env("LC_ALL", "C")
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-            // A program that exits early closes its end; its exit status says why.
-            let _ = stdin.write_all(text.as_bytes());
-        }
-        let out = child.wait_with_output()?;
-        log::debug!("{} {}", path.display(), out.status);
-        Ok(Output {
-            ok: out.status.success(),
-            stdout: text(out.stdout),
-            stderr: text(out.stderr),
-        })
+        run_bounded(path, args, input, PROGRAM_DEADLINE, OUTPUT_CAP)
     }
 
     fn is_file(&self, path: &Path) -> bool {
@@ -112,7 +257,6 @@ impl Os for Real {
 
 /// SIOCGIFMTU itself.
 fn ioctl_mtu(iface: &IfaceName) -> Option<u32> {
-    use std::os::fd::AsRawFd;
     const SIOCGIFMTU: std::ffi::c_ulong = 0x8921;
     unsafe extern "C" {
         fn ioctl(fd: i32, request: std::ffi::c_ulong, ...) -> i32;
@@ -162,5 +306,66 @@ pub(crate) struct Replaced;
 impl Drop for Replaced {
     fn drop(&mut self) {
         CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(prog: &str, args: &[&str], input: Option<&str>, secs: f64) -> io::Result<Output> {
+        let deadline = Duration::from_secs_f64(secs);
+        run_bounded(Path::new(prog), args, input, deadline, 1 << 20)
+    }
+
+    #[test]
+    fn input_and_output_flow_at_once_and_both_outputs_are_read() {
+        // Larger than a pipe's buffer both ways: feeding all before reading would stall.
+        let big = "0123456789abcdef\n".repeat(50_000);
+        let out = run("/bin/cat", &[], Some(&big), 30.0).unwrap();
+        assert!(out.ok && out.stdout == big);
+        // A program that never reads its input ends all the same.
+        assert!(run("/bin/true", &[], Some(&big), 30.0).unwrap().ok);
+        let out = run(
+            "/bin/sh",
+            &["-c", "echo out; echo err >&2; exit 3"],
+            None,
+            30.0,
+        )
+        .unwrap();
+        assert_eq!(
+            (out.ok, &*out.stdout, &*out.stderr),
+            (false, "out\n", "err\n")
+        );
+    }
+
+    #[test]
+    fn a_program_that_does_not_answer_is_killed_at_its_deadline() {
+        let started = Instant::now();
+        let e = run("/bin/sleep", &["20"], Some("x"), 0.3).err().unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(e.to_string(), "did not answer within 0.3 s");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Also one that has closed its outputs but goes on.
+        let e = run(
+            "/bin/sh",
+            &["-c", "exec >&- 2>&-; exec sleep 20"],
+            None,
+            0.3,
+        );
+        assert_eq!(e.err().unwrap().kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_program_that_prints_without_end_is_stopped_at_the_cap() {
+        let started = Instant::now();
+        let e = run("/usr/bin/yes", &[], None, 30.0).err().unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(
+            e.to_string(),
+            "printed more than 1 MiB: a runaway, not read"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -1,18 +1,23 @@
 //! What `up` recorded, under `/run/wgfw/NETNS/` (directories 0700, files 0600), so that `down`
 //! removes exactly that. Rules and sysctls belong to a network namespace, so their records are
 //! keyed by the namespace's identity (the inode of /proc/self/ns/net and the namespace's cookie).
-//! One lock serialises every run of the hook.
+//! One lock serialises every run of the hook. Both directories are trusted only when no other
+//! user could have put anything in them, and their files are never followed (`dir`).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::types::{IfaceName, Role};
 use crate::error::{Error, Result};
 use crate::plan::{Family, InputPolicy};
 use crate::rules::{Backend, ChainId, Table};
+
+use super::dir::Dir;
+pub(crate) use super::dir::Refused;
 
 pub(crate) const RUN_DIR: &str = "/run/wgfw";
 /// Long enough for a dozen tunnels coming up at boot (an `up` holds the lock a fraction of a
@@ -119,7 +124,10 @@ impl Record {
 
 /// The records of the current network namespace, opened under the lock.
 pub(crate) struct Store {
-    dir: PathBuf,
+    run: Dir,
+    /// The namespace's directory's name in `run`, and the directory once it exists.
+    name: String,
+    dir: RefCell<Option<Dir>>,
     _lock: File,
 }
 
@@ -150,52 +158,24 @@ fn netns_cookie() -> Option<u64> {
     (len == 8).then(|| u64::from_ne_bytes(cookie))
 }
 
-/// Creates a directory only root can enter, or makes an existing one so.
-fn mkdir_private(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::DirBuilder::new().mode(0o700).create(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let meta = std::fs::symlink_metadata(path)
-                .map_err(|e| Error::system(format!("cannot inspect {}: {e}", path.display())))?;
-            if !meta.is_dir() {
-                return Err(Error::system(format!(
-                    "{} is not a directory",
-                    path.display()
-                )));
-            }
-            if meta.permissions().mode() & 0o077 != 0 {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(
-                    |e| Error::system(format!("cannot make {} private: {e}", path.display())),
-                )?;
-            }
-            Ok(())
-        }
-        Err(e) => Err(Error::system(format!(
-            "cannot create {}: {e}",
-            path.display()
-        ))),
-    }
-}
-
 impl Store {
     /// Takes the lock (waiting a bounded time) and finds this namespace's directory.
     pub(crate) fn open() -> Result<Store> {
-        let dir = Path::new(RUN_DIR).join(format!("netns-{}", netns_id()?));
-        Store::open_in(Path::new(RUN_DIR), dir)
+        Ok(Store::opened()?)
     }
 
-    /// The records in `dir`, under the lock of `run_dir` (a test's own directory).
-    pub(crate) fn open_in(run_dir: &Path, dir: PathBuf) -> Result<Store> {
-        mkdir_private(run_dir)?;
-        let lock_path = run_dir.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| Error::system(format!("cannot open {}: {e}", lock_path.display())))?;
+    /// `open`, telling an untrusted directory (`Refused::Untrusted`) from other failures.
+    pub(crate) fn opened() -> std::result::Result<Store, Refused> {
+        let name = format!("netns-{}", netns_id()?);
+        Store::open_in(Path::new(RUN_DIR), &name)
+    }
+
+    /// The records in the directory `name` of `run_dir` (a test's own), under its lock. Refused
+    /// where another user could have put something in either (`dir`).
+    pub(crate) fn open_in(run_dir: &Path, name: &str) -> std::result::Result<Store, Refused> {
+        let run = Dir::open(run_dir)?;
+        let lock = run.lock_file("lock")?;
+        let lock_path = run.path().join("lock");
         let start = Instant::now();
         loop {
             match lock.try_lock() {
@@ -204,68 +184,49 @@ impl Store {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(Error::system(format!(
+                    return Err(Refused::Failed(Error::system(format!(
                         "another wgfw-hook has held {} for {} s: is one stuck?",
                         lock_path.display(),
                         LOCK_WAIT.as_secs()
-                    )));
+                    ))));
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Error::system(format!(
+                    return Err(Refused::Failed(Error::system(format!(
                         "cannot lock {}: {e}",
                         lock_path.display()
-                    )));
+                    ))));
                 }
             }
         }
-        Ok(Store { dir, _lock: lock })
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        let dir = run.child(name, false)?;
+        Ok(Store {
+            run,
+            name: name.to_string(),
+            dir: RefCell::new(dir),
+            _lock: lock,
+        })
     }
 
     fn read(&self, name: &str) -> Result<Option<String>> {
-        match std::fs::read_to_string(self.file(name)) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::system(format!(
-                "cannot read {}: {e}",
-                self.file(name).display()
-            ))),
+        match &*self.dir.borrow() {
+            Some(dir) => dir.read(name),
+            None => Ok(None),
         }
     }
 
-    /// Writes a file whole, through a temporary file, so that a killed run leaves the old or the
-    /// new. Not synced: the records describe the kernel's state, which a crash or power loss
-    /// empties too (and /run is memory on systemd hosts); an fsync per record cost `up` 0.5-1
-    /// ms each where /run is on disk.
+    /// Writes a file whole (`Dir::write`), making the namespace's directory first.
     fn write(&self, name: &str, text: &str) -> Result<()> {
-        mkdir_private(&self.dir)?;
-        let path = self.file(name);
-        let tmp = self.file(&format!(".{name}.tmp"));
-        let result = (|| {
-            use std::io::Write;
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            std::fs::rename(&tmp, &path)
-        })();
-        result.map_err(|e| Error::system(format!("cannot write {}: {e}", path.display())))
+        let mut dir = self.dir.borrow_mut();
+        if dir.is_none() {
+            *dir = self.run.child(&self.name, true)?;
+        }
+        dir.as_ref().expect("made above").write(name, text)
     }
 
     fn remove(&self, name: &str) -> Result<()> {
-        match std::fs::remove_file(self.file(name)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::system(format!(
-                "cannot remove {}: {e}",
-                self.file(name).display()
-            ))),
+        match &*self.dir.borrow() {
+            Some(dir) => dir.remove(name),
+            None => Ok(()),
         }
     }
 
@@ -282,12 +243,12 @@ impl Store {
     }
 
     pub(crate) fn records(&self) -> Result<Vec<Record>> {
-        let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Ok(out);
+        let names = match &*self.dir.borrow() {
+            Some(dir) => dir.names(),
+            None => return Ok(Vec::new()),
         };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
+        let mut out = Vec::new();
+        for name in names {
             if let Some(iface) = name
                 .strip_suffix(".state")
                 .and_then(|i| i.parse::<IfaceName>().ok())
@@ -322,15 +283,17 @@ impl Store {
     /// Removes the namespace's directory once nothing is recorded in it, with what a killed
     /// run may have left there: the temporary files of its writes (`.NAME.tmp`, `.probe`).
     pub(crate) fn remove_dir_if_empty(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+        let mut dir = self.dir.borrow_mut();
+        let Some(d) = dir.as_ref() else {
             return;
         };
-        let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
-        if names.iter().all(|n| n.to_string_lossy().starts_with('.')) {
+        let names = d.names();
+        if names.iter().all(|n| n.starts_with('.')) {
             for n in &names {
-                let _ = std::fs::remove_file(self.dir.join(n));
+                let _ = d.remove(n);
             }
-            let _ = std::fs::remove_dir(&self.dir);
+            self.run.remove_child(&self.name);
+            *dir = None;
         }
     }
 }

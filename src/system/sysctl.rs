@@ -15,15 +15,29 @@ pub(crate) fn exists(key: &Key) -> bool {
 }
 
 pub(crate) fn read(key: &Key) -> Result<String> {
-    os().read(&key.file())
+    file(key)
+        .and_then(|f| os().read(&f))
         .map(|s| s.trim().to_string())
         .map_err(|e| Error::system(format!("cannot read sysctl {key}: {e}")))
 }
 
 pub(crate) fn write(key: &Key, value: &str) -> Result<()> {
-    eprintln!("[#] sysctl -q {key}={value}");
-    os().write(&key.file(), &format!("{value}\n"))
+    let f = file(key).map_err(|e| Error::system(format!("cannot write sysctl {key}: {e}")))?;
+    crate::errln!("[#] sysctl -q {key}={value}");
+    os().write(&f, &format!("{value}\n"))
         .map_err(|e| Error::system(format!("cannot write sysctl {key}={value}: {e}")))
+}
+
+/// The key's file, only below /proc/sys/net (`Key::parse`): whatever a key was made of, the
+/// hook reads and writes nothing else.
+fn file(key: &Key) -> std::io::Result<std::path::PathBuf> {
+    match Key::parse(key.as_path()) {
+        Some(_) => Ok(key.file()),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a setting below /proc/sys/net",
+        )),
+    }
 }
 
 /// Reads the current value of every key that can be read.

@@ -88,6 +88,54 @@ stub() { fake_sbin; rm -f "/mnt/fake/$1"; printf '#!/bin/sh\n%s\n' "$2" > "/mnt/
 hide() { fake_sbin; rm "/mnt/fake/$1"; }
 "#;
 
+/// What the fault tests (`faults.rs`, `hostile_io.rs`) run in: `SETUP`, a private /run (its records and lock; scratch space in $T), and `attempt ARGS...`,
+/// which runs the hook and prints `rc=N` and every line of its stderr that is not a `[#]` step
+/// as `ERR: line`.
+pub const PRELUDE: &str = r#"
+mount -t tmpfs -o mode=755 tmpfs /run
+T=/run/t; mkdir $T; mv "$conf" $T/wg0.conf; conf=$T/wg0.conf
+attempt() {
+  set +e; "$BIN" "$@" 2>$T/err; local rc=$?; set -e
+  echo "rc=$rc"; { grep -v '^\[#\] ' $T/err || true; } | sed 's/^/ERR: /'
+}
+# state_left: prints what is recorded in /run/wgfw besides the lock.
+state_left() { { find /run/wgfw -mindepth 1 ! -name lock 2>/dev/null || true; } | sed 's/^/STATE-LEFT /'; }
+"#;
+
+/// Runs `script` after `SETUP` and `PRELUDE` in namespaces of its own; returns its stdout and
+/// asserts that it succeeded.
+pub fn run_isolated(script: &str) -> String {
+    let out = in_netns(&format!("{SETUP}{PRELUDE}{script}"));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "the script failed: {stdout}");
+    stdout
+}
+
+/// The `ERR:` lines of the attempt that printed `rc=`, which must be `code`: asserts that
+/// there is exactly one, that it names the interface and says `want`.
+pub fn assert_one_error(stdout: &str, code: i32, want: &str) {
+    let errors: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("ERR: "))
+        .collect();
+    assert!(stdout.contains(&format!("rc={code}\n")), "{stdout}");
+    assert_eq!(errors.len(), 1, "one error line expected: {stdout}");
+    assert!(errors[0].starts_with("wgfw-hook: wg0: "), "{stdout}");
+    assert!(errors[0].contains(want), "{want:?} not in {stdout}");
+}
+
+pub const BACKENDS: [&str; 3] = ["iptables-nft", "iptables-legacy", "nft"];
+
+/// Runs `f` for each backend at once, each in a namespace of its own.
+pub fn per_backend(f: impl Fn(&str) + Sync) {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = BACKENDS.iter().map(|b| s.spawn(|| f(b))).collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
+
 // ----- packaging
 
 pub fn run(cmd: &str, args: &[&str], dir: &Path) -> Output {

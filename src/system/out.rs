@@ -1,0 +1,71 @@
+//! What the hook prints, written so that no output error can interrupt it. `wg-quick up wg0 2>&1
+//! | head` closes the pipe after ten lines; the next write fails with EPIPE (Rust's runtime
+//! ignores SIGPIPE), and `println!`/`eprintln!` would panic there, in the middle of a change,
+//! before its undo could run. Every line of the hook goes through these macros instead, which
+//! drop a failed write: a change (`up`, `down`, `check --repair`, `release`, `confirm`, a
+//! rollback) always finishes or unwinds, whoever reads its output. What a read-only command
+//! (`status`, `plan`, `check`) prints to a closed pipe is lost, and it exits with its own status,
+//! as if it had been read. The log (`-v`, `RUST_LOG`) is env_logger's, which ignores a failed
+//! write the same way.
+
+use std::fmt;
+use std::io::{self, Write};
+
+/// Writes to standard output, ignoring an error (a closed pipe, a full disk).
+pub fn to_stdout(args: fmt::Arguments<'_>) {
+    let _ = write_to(&mut io::stdout().lock(), args);
+}
+
+/// Writes to standard error, ignoring an error.
+pub fn to_stderr(args: fmt::Arguments<'_>) {
+    let _ = write_to(&mut io::stderr().lock(), args);
+}
+
+fn write_to(w: &mut impl Write, args: fmt::Arguments<'_>) -> io::Result<()> {
+    w.write_fmt(args)?;
+    w.flush()
+}
+
+/// `print!` that no output error can interrupt.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::to_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` that no output error can interrupt.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::to_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprintln!` that no output error can interrupt.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::to_stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pipe whose reader is gone.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_an_error_not_a_panic() {
+        let e = write_to(&mut Closed, format_args!("[#] nft -f -\n")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        let mut ok = Vec::new();
+        write_to(&mut ok, format_args!("{}\n", format_args!("a {}", 1))).unwrap();
+        assert_eq!(ok, b"a 1\n");
+    }
+}
