@@ -687,3 +687,97 @@ fn the_lockout_guard_finds_established_ssh_connections() {
         "{stderr}"
     );
 }
+
+/// A temporary directory for one test, owned by root and not writable by others (the trust
+/// check looks at every directory above a config).
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgfw-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `wgfw-hook plan wg0 --config DIR/wg0.conf ARGS` with `settings` as
+/// /etc/wgfw/wg0.conf, which exists only in the mount namespace of the run (an overlay of
+/// /etc, as in tests/faults.rs). Returns the exit code and what it printed on stderr.
+fn plan_with_settings(dir: &std::path::Path, settings: &[u8], args: &str) -> (String, Vec<u8>) {
+    std::fs::write(dir.join("settings"), settings).unwrap();
+    let d = dir.display();
+    let out = in_netns(&format!(
+        "mount -t tmpfs tmpfs /mnt; mkdir /mnt/upper /mnt/work\n\
+         mount -t overlay overlay -o lowerdir=/etc,upperdir=/mnt/upper,workdir=/mnt/work /etc\n\
+         mkdir -p /etc/wgfw; cp {d}/settings /etc/wgfw/wg0.conf; chmod 600 /etc/wgfw/wg0.conf\n\
+         set +e; \"$BIN\" plan wg0 --config {d}/wg0.conf {args} >/dev/null 2>{d}/err; echo \"rc=$?\""
+    ));
+    let rc = text(&out.stdout).trim().to_string();
+    (rc, std::fs::read(dir.join("err")).unwrap())
+}
+
+/// Bytes a terminal acts on: C0 controls (but the line's end), DEL, and C1 controls in UTF-8.
+fn raw_controls(err: &[u8]) -> bool {
+    let body = err.strip_suffix(b"\n").unwrap_or(err);
+    body.iter().any(|&b| b < 0x20 || b == 0x7f)
+        || body
+            .windows(2)
+            .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]))
+}
+
+#[test]
+fn errors_never_echo_control_characters() {
+    let dir = scratch("ctl");
+    let conf = dir.join("wg0.conf");
+    std::fs::write(
+        &conf,
+        "[Interface]\nAddress = 10.0.0.1/24\x1b[2J\nListenPort = 1\n",
+    )
+    .unwrap();
+    let missing = dir.join("no\x1b]0;owned\x07such.conf");
+    let c = conf.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["plan", "wg0", "--config", c],
+        &["plan", "wg0", "--config", missing.to_str().unwrap()],
+        &["plan", "wg\x1b[2J0"],
+        &["pl\ran", "wg0"],
+        &["plan", "wg0", "extra\u{9b}"],
+        &["plan", "wg0", "--policy", "\x1b[31mdrop"],
+        &["plan", "wg0", "--no-log=\x1b[2J"],
+        &[
+            "plan",
+            "wg0",
+            "--config",
+            c,
+            "--forward",
+            "tcp/1=10.0.0.2,\x1bx",
+        ],
+    ];
+    for args in cases {
+        let out = hook(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            !raw_controls(&out.stderr),
+            "{args:?}: {:?}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr).lines().count(), 1, "{args:?}");
+    }
+    std::fs::write(
+        &conf,
+        "[Interface]\nAddress = 10.0.0.1/24\nListenPort = 1\n",
+    )
+    .unwrap();
+    for settings in [
+        &b"[peer cr\rdrop]\n"[..],
+        b"wan = eth0\x1b[2J\n",
+        b"\x1b]0;title\x07 = 1\n",
+    ] {
+        let (rc, err) = plan_with_settings(&dir, settings, "");
+        assert_eq!(rc, "rc=2", "{settings:?}: {}", text(&err));
+        assert!(!raw_controls(&err), "{settings:?}: {:?}", text(&err));
+        assert!(
+            text(&err).contains("/etc/wgfw/wg0.conf:1: "),
+            "{}",
+            text(&err)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

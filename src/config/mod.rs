@@ -7,6 +7,7 @@ pub mod flags;
 pub mod forward;
 pub mod options;
 pub mod peers;
+pub mod quote;
 pub mod settings;
 pub mod trust;
 pub mod types;

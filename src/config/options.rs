@@ -70,9 +70,12 @@ impl Options {
             "rollback" => {
                 let v = v()?;
                 let secs = v.parse::<u32>().ok().filter(|s| (1..=86_400).contains(s));
-                self.rollback = Some(
-                    secs.ok_or_else(|| format!("\"{v}\" is not a number of seconds (1-86400)"))?,
-                );
+                self.rollback = Some(secs.ok_or_else(|| {
+                    format!(
+                        "\"{}\" is not a number of seconds (1-86400)",
+                        crate::config::quote::text(v)
+                    )
+                })?);
             }
             "backend" => self.backend = Some(v()?.parse()?),
             "forward" => self.forward.push(v()?.parse()?),

@@ -21,6 +21,7 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use super::quote;
 use super::types::Service;
 
 /// A WireGuard public key: 32 bytes in base64, 44 characters ending in `=`.
@@ -52,7 +53,8 @@ impl FromStr for PublicKey {
             Ok(PublicKey(s.to_string()))
         } else {
             Err(format!(
-                "\"{s}\" is not a WireGuard public key (44 characters of base64, as wg pubkey prints)"
+                "\"{}\" is not a WireGuard public key (44 characters of base64, as wg pubkey prints)",
+                quote::text(s)
             ))
         }
     }
@@ -245,7 +247,8 @@ fn name_ok(name: &str) -> Result<String, String> {
         Ok(name.to_string())
     } else {
         Err(format!(
-            "\"{name}\" is not a section name (1 to 24 of a-z A-Z 0-9 _ . -, and not {})",
+            "\"{}\" is not a section name (1 to 24 of a-z A-Z 0-9 _ . -, and not {})",
+            quote::text(name),
             RESERVED.join(", ")
         ))
     }
@@ -313,7 +316,10 @@ pub fn check(sections: &[Section]) -> Result<(), (usize, String)> {
                 if !names.contains_key(n.as_str()) {
                     return Err((
                         *line,
-                        format!("peer-to-peer: \"{n}\" is no [peer] or [group] section"),
+                        format!(
+                            "peer-to-peer: \"{}\" is no [peer] or [group] section",
+                            quote::text(n)
+                        ),
                     ));
                 }
             }

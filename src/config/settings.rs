@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::cli::{FLAGS, Options};
 use crate::config::peers::{self, Section};
+use crate::config::quote;
 use crate::config::trust;
 use crate::config::types::IfaceName;
 use crate::error::{Error, Result};
@@ -28,7 +29,8 @@ pub fn read(path: &Path) -> Result<Options> {
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Options> {
-    let at = |line: usize, msg: String| Error::usage(format!("{}:{line}: {msg}", path.display()));
+    let shown = quote::path(path);
+    let at = |line: usize, msg: String| Error::usage(format!("{shown}:{line}: {msg}"));
     let mut options = Options::default();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -44,7 +46,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
                 None if options.sections.is_empty() => {}
                 None => {
                     return Err(err(format!(
-                        "[{header}] is not a section: use [peer NAME] or [group NAME]"
+                        "[{}] is not a section: use [peer NAME] or [group NAME]",
+                        quote::text(header)
                     )));
                 }
             }
@@ -70,7 +73,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
                     format!("is not a setting of a section ({})", peers::KEYS.join(", "))
                 };
                 return Err(err(format!(
-                    "\"{key}\" in [{} {}] {why}",
+                    "\"{}\" in [{} {}] {why}",
+                    quote::text(key),
                     section.kind(),
                     section.name
                 )));
@@ -81,7 +85,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
             continue;
         }
         if !known() {
-            return Err(err(format!("\"{key}\" is not a setting")));
+            return Err(err(format!("\"{}\" is not a setting", quote::text(key))));
         }
         options
             .set(key, value)
@@ -90,7 +94,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
         if key == "forward"
             && let Some(f) = options.forward.last_mut()
         {
-            f.origin = format!("{}:{n}: forward =", path.display());
+            f.origin = format!("{shown}:{n}: forward =");
         }
     }
     peers::check(&options.sections).map_err(|(line, msg)| at(line, msg))?;
@@ -194,6 +198,69 @@ mod tests {
         assert!(
             e(format!("[peer a]\npeer = {A}\n[wgfw]\n"))
                 .starts_with("/etc/wgfw/wg0.conf:3: [wgfw] is not a section")
+        );
+    }
+
+    /// What an error repeats of the file is shown with its control characters escaped: a
+    /// carriage return would overwrite the line on a terminal, an escape sequence rewrite it.
+    #[test]
+    fn errors_escape_control_characters() {
+        let cases: &[(&str, &str)] = &[
+            ("[peer cr\rdrop]\n", "\"cr\\rdrop\" is not a section name"),
+            (
+                &format!("[peer a]\npeer = {A}\n[wg\x1b[2J]\n"),
+                "[wg\\x1b[2J] is not a section",
+            ),
+            ("fro\x1bb = 1\n", "\"fro\\x1bb\" is not a setting"),
+            (
+                "policy = \x1b[31mdrop\n",
+                "\"\\x1b[31mdrop\" is not a policy",
+            ),
+            (
+                "no-nat = y\u{202e}es\n",
+                "\"y\\u{202e}es\" is not yes or no",
+            ),
+            (
+                "lan = 10.0.0.0/8\x07\n",
+                "\"10.0.0.0/8\\x07\" is not an IP network",
+            ),
+            (
+                "wan = eth\x1b0\n",
+                "\"eth\\x1b0\" is not a valid interface name",
+            ),
+            ("allow = tcp/4\x1b3\n", "\"4\\x1b3\" is not a port"),
+            ("allow = t\x1bcp/43\n", "\"t\\x1bcp/43\" is not a service"),
+            (
+                &format!("[peer a]\npeer = {A}\nx\ry = 1\n"),
+                "\"x\\ry\" in [peer a] is not a setting",
+            ),
+            (
+                &format!("[peer a]\npeer = {A}\nadmin = \x1b\n"),
+                "\"\\x1b\" is not yes or no",
+            ),
+            (
+                "[peer a]\npeer = k\x1b=\n",
+                "\"k\\x1b=\" is not a WireGuard public key",
+            ),
+            (
+                &format!("[peer a]\npeer = {A}\npeer-to-peer = n\x1bas\n"),
+                "\"n\\x1bas\" is no [peer] or [group] section",
+            ),
+            (
+                "forward = tcp/1=10.0.0.1,\x1b\n",
+                "\"\\x1b\" is not an option of a forward",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = p(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(!e.chars().any(char::is_control), "{text:?}: {e:?}");
+        }
+        let e = parse(Path::new("/tmp/\x1b]0;x\x07.conf"), "wan = eth0\nx = 1\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/tmp/\\x1b]0;x\\x07.conf:2: \"x\" is not a setting"),
+            "{e}"
         );
     }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
+use crate::config::quote;
 use crate::config::types::Port;
 use crate::error::{Error, Result};
 
@@ -48,7 +49,7 @@ pub fn read(path: &Path) -> Result<WgConfig> {
     let text = crate::config::trust::read(path)?.ok_or_else(|| {
         Error::usage(format!(
             "{}: no such wg-quick config (name another with --config PATH)",
-            path.display()
+            quote::path(path)
         ))
     })?;
     parse(path, &text)
@@ -60,7 +61,11 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
         ..WgConfig::default()
     };
     let mut section = Section::None;
-    let err = |line: usize, msg: String| Error::usage(format!("{}:{line}: {msg}", path.display()));
+    let shown = quote::path(path);
+    let err = |line: usize, msg: String| Error::usage(format!("{shown}:{line}: {msg}"));
+    let bad = |line: usize, what: &str, item: &str, why: &str| {
+        err(line, format!("{what} \"{}\" {why}", quote::text(item)))
+    };
 
     for (i, raw) in text.split('\n').enumerate() {
         let line = i + 1;
@@ -87,19 +92,15 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
         match (&section, key.as_str()) {
             (Section::Interface, "address") => {
                 for item in list(value) {
-                    let net = parse_net(item).ok_or_else(|| {
-                        err(line, format!("Address \"{item}\" is not an IP network"))
-                    })?;
+                    let net = parse_net(item)
+                        .ok_or_else(|| bad(line, "Address", item, "is not an IP network"))?;
                     conf.addresses.push(net);
                 }
             }
             (Section::Interface, "listenport") => {
-                let port = value.parse::<Port>().map_err(|_| {
-                    err(
-                        line,
-                        format!("ListenPort \"{value}\" is not a port (1-65535)"),
-                    )
-                })?;
+                let port = value
+                    .parse::<Port>()
+                    .map_err(|_| bad(line, "ListenPort", value, "is not a port (1-65535)"))?;
                 conf.listen_port = Some(port);
             }
             (Section::Interface, "mtu") => {
@@ -107,9 +108,7 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
                     .parse::<u32>()
                     .ok()
                     .filter(|m| (576..=65535).contains(m))
-                    .ok_or_else(|| {
-                        err(line, format!("MTU \"{value}\" is not an MTU (576-65535)"))
-                    })?;
+                    .ok_or_else(|| bad(line, "MTU", value, "is not an MTU (576-65535)"))?;
                 conf.mtu = Some(mtu);
             }
             (Section::Interface, "fwmark") => conf.fwmark = Some(value.to_string()),
@@ -120,9 +119,8 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
             (Section::Peer, "endpoint") => last_peer(&mut conf).endpoint = Some(value.to_string()),
             (Section::Peer, "allowedips") => {
                 for item in list(value) {
-                    let net = parse_net(item).ok_or_else(|| {
-                        err(line, format!("AllowedIPs \"{item}\" is not an IP network"))
-                    })?;
+                    let net = parse_net(item)
+                        .ok_or_else(|| bad(line, "AllowedIPs", item, "is not an IP network"))?;
                     last_peer(&mut conf).allowed_ips.push(net);
                 }
             }
@@ -294,6 +292,31 @@ mod tests {
             e.to_string().contains(":2: AllowedIPs \"10.0.0.0/33\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn errors_escape_control_characters() {
+        for (text, want) in [
+            (
+                "[Interface]\nAddress = 10.0.0.1/24\x1b[2J\n",
+                ":2: Address \"10.0.0.1/24\\x1b[2J\"",
+            ),
+            (
+                "[Interface]\nListenPort = 51\r820\n",
+                ":2: ListenPort \"51\\r820\"",
+            ),
+            ("[Interface]\nMTU = 1\x07420\n", ":2: MTU \"1\\x07420\""),
+            (
+                "[Peer]\nAllowedIPs = 10.0.0.2\u{9b}/32\n",
+                ":2: AllowedIPs \"10.0.0.2\\u{9b}/32\"",
+            ),
+        ] {
+            let e = p(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(!e.chars().any(char::is_control), "{text:?}: {e:?}");
+        }
+        let e = parse(Path::new("/tmp/wg\r0.conf"), "[Interface]\nMTU = x\n").unwrap_err();
+        assert!(e.to_string().starts_with("/tmp/wg\\r0.conf:2: MTU"), "{e}");
     }
 
     #[test]
