@@ -781,3 +781,25 @@ fn errors_never_echo_control_characters() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `rollback = N` in the settings file would take the firewall away N seconds after every
+/// `up`, the one at boot too: refused like `force`, with its line.
+#[test]
+fn rollback_in_the_settings_file_is_refused() {
+    let dir = scratch("rollback");
+    std::fs::write(
+        dir.join("wg0.conf"),
+        "[Interface]\nAddress = 10.0.0.1/24\nListenPort = 1\n",
+    )
+    .unwrap();
+    let (rc, err) = plan_with_settings(&dir, b"no-log = yes\nrollback = 120\n", "");
+    assert_eq!(rc, "rc=2", "{}", text(&err));
+    assert_eq!(
+        text(&err),
+        "wgfw-hook: wg0: /etc/wgfw/wg0.conf:2: \"rollback\" is for the command line only: the settings file is read by every up, the one at boot too\n"
+    );
+    // On the command line it is what it always was.
+    let (rc, err) = plan_with_settings(&dir, b"no-log = yes\n", "--rollback 120");
+    assert_eq!(rc, "rc=0", "{}", text(&err));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

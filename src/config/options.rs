@@ -167,7 +167,8 @@ impl Options {
             no_log: self.no_log || base.no_log,
             allow_lan: self.allow_lan || base.allow_lan,
             lockdown: self.lockdown || base.lockdown,
-            rollback: self.rollback.or(base.rollback),
+            // The command line's only: the settings file refuses it.
+            rollback: self.rollback,
             backend: self.backend.or(base.backend),
             forward: if self.forward.is_empty() {
                 base.forward

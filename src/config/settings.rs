@@ -64,7 +64,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
             Cow::Borrowed(key)
         };
         let key = key.as_ref();
-        let known = || FLAGS.iter().any(|f| f.in_settings && f.long == key);
+        let flag = FLAGS.iter().find(|f| f.long == key);
+        let known = || flag.is_some_and(|f| f.in_settings);
         if let Some(section) = options.sections.last_mut() {
             if !peers::KEYS.contains(&key) {
                 let why = if known() {
@@ -83,6 +84,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
                 .set(key, value, n)
                 .map_err(|e| err(format!("{key}: {e}")))?;
             continue;
+        }
+        if let Some(f) = flag.filter(|f| !f.in_settings) {
+            return Err(err(format!(
+                "\"{}\" is for the command line only: the settings file is read by every up, the one at boot too",
+                f.long
+            )));
         }
         if !known() {
             return Err(err(format!("\"{}\" is not a setting", quote::text(key))));
@@ -135,6 +142,29 @@ mod tests {
         );
         assert!(p("verbose = 1\n").is_err());
         assert!(p("no-nat = perhaps\n").is_err());
+    }
+
+    /// `rollback = N` in the file would take the firewall away N seconds after every `up`, the
+    /// one at boot too: like `force`, it belongs on the command line.
+    #[test]
+    fn command_line_only_options_are_refused_with_their_line() {
+        for key in [
+            "rollback = 120",
+            "force = yes",
+            "force",
+            "json",
+            "repair",
+            "verbose",
+        ] {
+            let e = p(&format!("wan = eth0\n{key}\n")).unwrap_err().to_string();
+            let name = key.split(' ').next().unwrap();
+            assert_eq!(
+                e,
+                format!(
+                    "/etc/wgfw/wg0.conf:2: \"{name}\" is for the command line only: the settings file is read by every up, the one at boot too"
+                )
+            );
+        }
     }
 
     const A: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
