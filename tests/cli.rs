@@ -803,3 +803,40 @@ fn rollback_in_the_settings_file_is_refused() {
     assert_eq!(rc, "rc=0", "{}", text(&err));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// In the settings file a later line no longer hides a wrong earlier one: a single-valued key
+/// given twice is refused with both lines; lists add up.
+#[test]
+fn a_repeated_setting_is_refused_with_both_lines() {
+    let dir = scratch("repeat");
+    std::fs::write(
+        dir.join("wg0.conf"),
+        "[Interface]\nAddress = 10.66.0.1/24\nListenPort = 51820\n\
+         [Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nAllowedIPs = 10.66.0.2/32\n\
+         [Peer]\nPublicKey = Hk3bN1b1K8pWJ1b1XUq9I7Ih0w5b9X1gZ5s0oY6mQmk=\nAllowedIPs = 10.66.0.3/32\n",
+    )
+    .unwrap();
+    let sections = "[peer laptop]\npeer = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\n\
+                    peer-to-peer = nosuchsection\npeer-to-peer = guests\n\
+                    [group guests]\npeer = Hk3bN1b1K8pWJ1b1XUq9I7Ih0w5b9X1gZ5s0oY6mQmk=\n";
+    let (rc, err) = plan_with_settings(&dir, sections.as_bytes(), "");
+    assert_eq!(rc, "rc=2", "{}", text(&err));
+    assert_eq!(
+        text(&err),
+        "wgfw-hook: wg0: /etc/wgfw/wg0.conf:4: \"peer-to-peer\" is given again in [peer laptop] (first on line 3): only peer, lan and allow may repeat\n"
+    );
+    let (rc, err) = plan_with_settings(
+        &dir,
+        b"policy = drop\nlan = 192.168.1.0/24\npolicy = accept\n",
+        "",
+    );
+    assert_eq!(rc, "rc=2", "{}", text(&err));
+    assert!(
+        text(&err).contains("/etc/wgfw/wg0.conf:3: \"policy\" is given again (first on line 1)"),
+        "{}",
+        text(&err)
+    );
+    let (rc, err) = plan_with_settings(&dir, b"lan = 192.168.1.0/24\nlan = 192.168.2.0/24\n", "");
+    assert_eq!(rc, "rc=0", "{}", text(&err));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

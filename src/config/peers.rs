@@ -105,6 +105,9 @@ pub const KEYS: &[&str] = &[
     "admin",
 ];
 
+/// What a section may give on several lines, adding up; any other key is given once.
+pub const LISTS: &[&str] = &["peer", "lan", "allow"];
+
 /// Words that are values of `peer-to-peer`, so no section may be called so.
 const RESERVED: &[&str] = &["all", "none", "yes", "no", "true", "false", "on", "off"];
 
@@ -150,13 +153,13 @@ impl Section {
                         .map(super::types::network)
                         .collect::<Result<Vec<_>, _>>()
                 })?;
-                self.lan.get_or_insert_with(Vec::new).extend(nets);
+                add_up(&mut self.lan, nets, "networks")?;
             }
             "allow" => {
                 let services = none_or(value, || {
                     items().map(str::parse).collect::<Result<Vec<Service>, _>>()
                 })?;
-                self.allow.get_or_insert_with(Vec::new).extend(services);
+                add_up(&mut self.allow, services, "services")?;
             }
             "no-internet" => self.no_internet = Some(super::types::switch(Some(value))?),
             "admin" => self.admin = Some(super::types::switch(Some(value))?),
@@ -226,6 +229,24 @@ fn yes(b: bool) -> &'static str {
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Adds a line's items to a list that earlier lines began; `none` (no items) is the whole
+/// list, so it goes with no other line.
+fn add_up<T>(list: &mut Option<Vec<T>>, items: Vec<T>, what: &str) -> Result<(), String> {
+    match list {
+        Some(had) if had.is_empty() || items.is_empty() => Err(format!(
+            "none and {what} on another line of the section: give one of them"
+        )),
+        Some(had) => {
+            had.extend(items);
+            Ok(())
+        }
+        None => {
+            *list = Some(items);
+            Ok(())
+        }
+    }
 }
 
 fn none_or<T>(value: &str, f: impl FnOnce() -> Result<Vec<T>, String>) -> Result<Vec<T>, String> {

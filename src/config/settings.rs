@@ -1,9 +1,12 @@
 //! The optional settings file `/etc/wgfw/IFACE.conf`: `name = value` lines using the long
-//! options' names (`allow = tcp/443`, `no-nat = yes`); repeatable options may repeat. `#` and `;`
-//! start comments. Below them, `[peer NAME]` and `[group NAME]` sections set per-peer policy
+//! options' names (`allow = tcp/443`, `no-nat = yes`). `#` and `;` start comments. Lists
+//! (`admin`, `allow`, `lan`, `forward`; in a section `peer`, `lan`, `allow`) add up line by
+//! line; any other key is given once, in the interface's part and in each section, so that no
+//! later line hides a wrong earlier one. Below them, `[peer NAME]` and `[group NAME]` sections set per-peer policy
 //! (`config::peers`); any other header above the first of them is accepted and ignored.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::cli::{FLAGS, Options};
@@ -32,6 +35,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
     let shown = quote::path(path);
     let at = |line: usize, msg: String| Error::usage(format!("{shown}:{line}: {msg}"));
     let mut options = Options::default();
+    // The line of each single-valued key given so far, in the interface's part or the
+    // current section.
+    let mut given: HashMap<String, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let err = |msg: String| at(n, msg);
@@ -41,7 +47,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
         }
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             match Section::start(header, n) {
-                Some(section) => options.sections.push(section.map_err(err)?),
+                Some(section) => {
+                    options.sections.push(section.map_err(err)?);
+                    given.clear();
+                }
                 // Any other header above the sections (`[wgfw]`) is the interface's.
                 None if options.sections.is_empty() => {}
                 None => {
@@ -65,6 +74,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
         };
         let key = key.as_ref();
         let flag = FLAGS.iter().find(|f| f.long == key);
+        let mut once = |list: bool| match given.get(key) {
+            _ if list => Ok(()),
+            Some(first) => Err(first.to_string()),
+            None => {
+                given.insert(key.to_string(), n);
+                Ok(())
+            }
+        };
         let known = || flag.is_some_and(|f| f.in_settings);
         if let Some(section) = options.sections.last_mut() {
             if !peers::KEYS.contains(&key) {
@@ -80,6 +97,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
                     section.name
                 )));
             }
+            once(peers::LISTS.contains(&key)).map_err(|first| {
+                err(format!(
+                    "\"{key}\" is given again in [{} {}] (first on line {first}): only {} may repeat",
+                    section.kind(),
+                    section.name,
+                    and_list(peers::LISTS)
+                ))
+            })?;
             section
                 .set(key, value, n)
                 .map_err(|e| err(format!("{key}: {e}")))?;
@@ -94,6 +119,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
         if !known() {
             return Err(err(format!("\"{}\" is not a setting", quote::text(key))));
         }
+        once(flag.is_some_and(|f| f.repeatable)).map_err(|first| {
+            let lists: Vec<&str> = FLAGS
+                .iter()
+                .filter(|f| f.in_settings && f.repeatable)
+                .map(|f| f.long)
+                .collect();
+            err(format!(
+                "\"{key}\" is given again (first on line {first}): only {} may repeat",
+                and_list(&lists)
+            ))
+        })?;
         options
             .set(key, value)
             .map_err(|e| err(format!("{key}: {e}")))?;
@@ -106,6 +142,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
     }
     peers::check(&options.sections).map_err(|(line, msg)| at(line, msg))?;
     Ok(options)
+}
+
+/// `a, b and c`.
+fn and_list(items: &[&str]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => items.join(""),
+    }
 }
 
 #[cfg(test)]
@@ -291,6 +335,81 @@ mod tests {
             e.to_string()
                 .starts_with("/tmp/\\x1b]0;x\\x07.conf:2: \"x\" is not a setting"),
             "{e}"
+        );
+    }
+
+    /// A key that takes one value is given once: a later line would hide a wrong earlier one
+    /// (`peer-to-peer = nosuchsection`, then `peer-to-peer = guests`). Lists add up.
+    #[test]
+    fn a_single_valued_key_given_twice_is_refused_and_lists_add_up() {
+        let e = |text: String| p(&text).unwrap_err().to_string();
+        assert_eq!(
+            e("wan = eth0\n\nwan = eth1\n".into()),
+            "/etc/wgfw/wg0.conf:3: \"wan\" is given again (first on line 1): only admin, allow, lan and forward may repeat"
+        );
+        assert!(
+            e("no-log = yes\nNo_Log = no\n".into())
+                .starts_with("/etc/wgfw/wg0.conf:2: \"no-log\" is given again (first on line 1)")
+        );
+        for key in [
+            "role = server",
+            "policy = drop",
+            "ssh-port = 22",
+            "handshake-limit = 5/s",
+            "backend = nft",
+            "config = /x",
+            "nat6",
+        ] {
+            assert!(
+                e(format!("{key}\n{key}\n")).starts_with("/etc/wgfw/wg0.conf:2: "),
+                "{key}"
+            );
+        }
+        let o = p("lan = 10.1.0.0/16\nlan = 10.2.0.0/16\nallow = tcp/1\nallow = tcp/2\nadmin = 192.0.2.1\nadmin = 192.0.2.2\n\
+                   forward = tcp/1=10.0.0.2\nforward = tcp/2=10.0.0.2\n")
+        .unwrap();
+        assert_eq!(
+            (o.lan.len(), o.allow.len(), o.admin.len(), o.forward.len()),
+            (2, 2, 2, 2)
+        );
+
+        // In a section: the hidden wrong value of the issue, and every single-valued key.
+        assert_eq!(
+            e(format!(
+                "[peer a]\npeer = {A}\npeer-to-peer = nosuchsection\npeer-to-peer = guests\n[group guests]\npeer = {B}\n"
+            )),
+            "/etc/wgfw/wg0.conf:4: \"peer-to-peer\" is given again in [peer a] (first on line 3): only peer, lan and allow may repeat"
+        );
+        for key in ["admin = yes", "no-internet = no"] {
+            assert!(
+                e(format!("[peer a]\npeer = {A}\n{key}\n{key}\n"))
+                    .starts_with("/etc/wgfw/wg0.conf:4: "),
+                "{key}"
+            );
+        }
+        // The same key in the next section is that section's own.
+        let o = p(&format!(
+            "[peer a]\npeer = {A}\nadmin = yes\nlan = 10.1.0.0/16\nlan = 10.2.0.0/16, 10.3.0.0/16\n\
+             [peer b]\npeer = {B}\nadmin = no\nallow = tcp/22\nallow = udp/53\n"
+        ))
+        .unwrap();
+        assert_eq!(o.sections[0].lan.as_ref().unwrap().len(), 3);
+        assert_eq!(o.sections[1].allow.as_ref().unwrap().len(), 2);
+        // `none` is the whole list: with networks beside it, one of them is a mistake.
+        for (first, second) in [("none", "10.1.0.0/16"), ("10.1.0.0/16", "none")] {
+            assert!(
+                e(format!(
+                    "[peer a]\npeer = {A}\nlan = {first}\nlan = {second}\n"
+                ))
+                .starts_with("/etc/wgfw/wg0.conf:4: lan: none and"),
+                "{first} {second}"
+            );
+        }
+        assert!(
+            e(format!(
+                "[peer a]\npeer = {A}\nallow = none\nallow = tcp/22\n"
+            ))
+            .starts_with("/etc/wgfw/wg0.conf:4: allow: none and")
         );
     }
 
