@@ -701,13 +701,23 @@ fn scratch(name: &str) -> std::path::PathBuf {
 /// /etc/wgfw/wg0.conf, which exists only in the mount namespace of the run (an overlay of
 /// /etc, as in tests/faults.rs). Returns the exit code and what it printed on stderr.
 fn plan_with_settings(dir: &std::path::Path, settings: &[u8], args: &str) -> (String, Vec<u8>) {
+    plan_with_settings_after(dir, settings, "", args)
+}
+
+/// `plan_with_settings`, with the shell lines `prep` run after the settings file is in place.
+fn plan_with_settings_after(
+    dir: &std::path::Path,
+    settings: &[u8],
+    prep: &str,
+    args: &str,
+) -> (String, Vec<u8>) {
     std::fs::write(dir.join("settings"), settings).unwrap();
     let d = dir.display();
     let out = in_netns(&format!(
         "mount -t tmpfs tmpfs /mnt; mkdir /mnt/upper /mnt/work\n\
          mount -t overlay overlay -o lowerdir=/etc,upperdir=/mnt/upper,workdir=/mnt/work /etc\n\
          mkdir -p /etc/wgfw; cp {d}/settings /etc/wgfw/wg0.conf; chmod 600 /etc/wgfw/wg0.conf\n\
-         set +e; \"$BIN\" plan wg0 --config {d}/wg0.conf {args} >/dev/null 2>{d}/err; echo \"rc=$?\""
+         {prep}\nset +e; \"$BIN\" plan wg0 --config {d}/wg0.conf {args} >/dev/null 2>{d}/err; echo \"rc=$?\""
     ));
     let rc = text(&out.stdout).trim().to_string();
     (rc, std::fs::read(dir.join("err")).unwrap())
@@ -839,4 +849,188 @@ fn a_repeated_setting_is_refused_with_both_lines() {
     let (rc, err) = plan_with_settings(&dir, b"lan = 192.168.1.0/24\nlan = 192.168.2.0/24\n", "");
     assert_eq!(rc, "rc=0", "{}", text(&err));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A config or settings file is read only when no user but root could have written it or
+/// put another in its place: its mode, its group, its ACL, every directory above it up to /
+/// (a sticky one only with the entry in it root's), and the target of a symbolic link with
+/// the directories above that; a FIFO or a directory in its place is refused at once.
+#[test]
+fn files_others_could_write_or_replace_are_refused() {
+    let dir = scratch("trust");
+    let d = dir.display().to_string();
+    // (setup in a directory of its own, the config's path there, what the error says).
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        (
+            "chgrp 100 wg0.conf; chmod 664 wg0.conf",
+            "wg0.conf",
+            Some(
+                "/wg0.conf: group 100 may write it, and it configures root's firewall: chmod g-w ",
+            ),
+        ),
+        ("chgrp 0 wg0.conf; chmod 664 wg0.conf", "wg0.conf", None),
+        (
+            "setfacl -m u:1000:rw wg0.conf",
+            "wg0.conf",
+            Some(
+                "/wg0.conf: its ACL lets user 1000 write it, and it configures root's firewall: setfacl -b ",
+            ),
+        ),
+        (
+            "setfacl -m g:100:rw wg0.conf",
+            "wg0.conf",
+            Some("/wg0.conf: its ACL lets group 100 write it"),
+        ),
+        ("setfacl -m u:1000:rw,m::r wg0.conf", "wg0.conf", None),
+        ("setfacl -m u:0:rw,g:0:rw wg0.conf", "wg0.conf", None),
+        (
+            "mkdir d; mv wg0.conf d/; chmod 777 d",
+            "d/wg0.conf",
+            Some("/d: every user may write it and so replace "),
+        ),
+        (
+            "mkdir d; mv wg0.conf d/; chown 1000 d",
+            "d/wg0.conf",
+            Some("/d: owned by user 1000, who could replace "),
+        ),
+        (
+            "mkdir d; mv wg0.conf d/; chgrp 100 d; chmod 775 d",
+            "d/wg0.conf",
+            Some("/d: group 100 may write it and so replace "),
+        ),
+        (
+            "mkdir d; mv wg0.conf d/; setfacl -m u:1000:rwx d",
+            "d/wg0.conf",
+            Some("/d: its ACL lets user 1000 write it and so replace "),
+        ),
+        (
+            "chgrp 100 .; chmod 775 .",
+            "wg0.conf",
+            Some(": group 100 may write it and so replace "),
+        ),
+        ("mkdir d; mv wg0.conf d/; chmod 1777 d", "d/wg0.conf", None),
+        (
+            "mkdir d; chmod 1777 d; ln -s ../wg0.conf d/link.conf; chown -h 1000 d/link.conf",
+            "d/link.conf",
+            Some("/d/link.conf: owned by user 1000, who could replace "),
+        ),
+        (
+            "mkdir d; chmod 1777 d; mkdir d/e; chown 1000 d/e; mv wg0.conf d/e/",
+            "d/e/wg0.conf",
+            Some("/d/e: owned by user 1000, who could replace "),
+        ),
+        (
+            "mkdir real; mv wg0.conf real/; ln -s real/wg0.conf link.conf",
+            "link.conf",
+            None,
+        ),
+        (
+            "mkdir real; mv wg0.conf real/; ln -s $PWD/real/../real/./wg0.conf link.conf",
+            "link.conf",
+            None,
+        ),
+        (
+            "mkdir real; mv wg0.conf real/; chmod 777 real; ln -s real/wg0.conf link.conf",
+            "link.conf",
+            Some("/real: every user may write it and so replace "),
+        ),
+        (
+            "ln -s loop.conf loop.conf",
+            "loop.conf",
+            Some("/loop.conf: too many symbolic links"),
+        ),
+        (
+            "mkfifo fifo.conf",
+            "fifo.conf",
+            Some("/fifo.conf: a FIFO, not a regular file"),
+        ),
+        (
+            "mkdir dir.conf",
+            "dir.conf",
+            Some("/dir.conf: a directory, not a regular file"),
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (i, (setup, path, want)) in cases.iter().enumerate() {
+        let sub = dir.join(i.to_string());
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(
+            sub.join("wg0.conf"),
+            "[Interface]\nAddress = 10.66.0.1/24\nListenPort = 51820\n",
+        )
+        .unwrap();
+        let ok = Command::new("sh")
+            .args(["-ec", &format!("chmod 600 wg0.conf; {setup}")])
+            .current_dir(&sub)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{setup}");
+        // Bounded: before this check a FIFO made plan wait for a writer forever.
+        let out = Command::new("timeout")
+            .args(["-k", "1", "20", BIN, "plan", "wg0", "--config"])
+            .arg(sub.join(path))
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        let good = match want {
+            None => out.status.success(),
+            Some(w) => out.status.code() == Some(2) && err.lines().count() == 1 && err.contains(w),
+        };
+        if !good {
+            failed.push(format!("{setup}: {:?} {err}", out.status.code()));
+        }
+    }
+    // A user's `plan` still reads the user's own file in the user's own directory, even where
+    // the user's own group may write it.
+    let mine = dir.join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(
+        mine.join("wg0.conf"),
+        "[Interface]\nAddress = 10.66.0.1/24\nListenPort = 51820\n",
+    )
+    .unwrap();
+    std::fs::copy(BIN, mine.join("wgfw-hook")).unwrap();
+    let ok = Command::new("sh")
+        .args([
+            "-ec",
+            "chown -R 65534:65534 .; chmod 775 .; chmod 664 wg0.conf; chmod 755 wgfw-hook",
+        ])
+        .current_dir(&mine)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(mine.join("wgfw-hook"))
+        .args(["plan", "wg0", "--config"])
+        .arg(mine.join("wg0.conf"))
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        failed.push(format!("a user's own file: {}", text(&out.stderr)));
+    }
+    // The settings file, and the directory above it.
+    std::fs::write(
+        dir.join("wg0.conf"),
+        "[Interface]\nAddress = 10.66.0.1/24\nListenPort = 51820\n",
+    )
+    .unwrap();
+    for (prep, want) in [
+        (
+            "chgrp 100 /etc/wgfw/wg0.conf; chmod 664 /etc/wgfw/wg0.conf",
+            "/etc/wgfw/wg0.conf: group 100 may write it",
+        ),
+        (
+            "chmod 777 /etc/wgfw",
+            "/etc/wgfw: every user may write it and so replace /etc/wgfw/wg0.conf",
+        ),
+    ] {
+        let (rc, err) = plan_with_settings_after(&dir, b"no-log = yes\n", prep, "");
+        if rc != "rc=2" || !text(&err).contains(want) {
+            failed.push(format!("{prep}: {rc} {}", text(&err)));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(failed.is_empty(), "in {d}:\n{}", failed.join("\n"));
 }
