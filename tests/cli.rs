@@ -1034,3 +1034,100 @@ fn files_others_could_write_or_replace_are_refused() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(failed.is_empty(), "in {d}:\n{}", failed.join("\n"));
 }
+
+/// `plan` with at most 1 GiB of address space: what is refused is refused before it is built.
+fn bounded(args: &[&str]) -> Output {
+    Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -v 1048576; exec timeout -k 1 60 \"$@\"",
+            "sh",
+            BIN,
+        ])
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
+}
+
+/// A million AllowedIPs made two million rules and 900 MB without a word. Every input has a
+/// limit far above real use, refused in one line naming the file and line, in little memory.
+#[test]
+fn input_beyond_the_limits_is_refused_in_one_line() {
+    let dir = scratch("limits");
+    let conf = dir.join("wg0.conf");
+    let c = conf.to_str().unwrap();
+    let head = "[Interface]\nAddress = 10.0.0.1/32\nListenPort = 51820\n";
+    let allowed: Vec<String> = (0..1_000_000)
+        .map(|i| format!("10.{}.{}.{}/32", i >> 16, (i >> 8) & 255, i & 255))
+        .collect();
+    let key = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+    let cases: Vec<(String, Vec<&str>, String)> = vec![
+        (
+            format!(
+                "{head}[Peer]\nPublicKey = {key}\nAllowedIPs = {}\n",
+                allowed.join(", ")
+            ),
+            vec![],
+            format!("{c}:6: more than 100000 AllowedIPs networks of one peer: wgfw-hook's limit"),
+        ),
+        (
+            format!(
+                "{head}{}",
+                "[Peer]\nAllowedIPs = 10.9.0.1/32\n".repeat(100_001)
+            ),
+            vec![],
+            format!("{c}:200004: more than 100000 [Peer] sections: wgfw-hook's limit"),
+        ),
+        (
+            format!(
+                "{head}{}",
+                "[Peer]\nAllowedIPs = 10.9.0.1/32\n".repeat(100_000)
+            ),
+            vec![
+                "--lan",
+                "192.168.1.0/24",
+                "--lan",
+                "192.168.2.0/24",
+                "--lan",
+                "192.168.3.0/24",
+                "--lan",
+                "192.168.4.0/24",
+                "--lan",
+                "192.168.5.0/24",
+            ],
+            "more than 500000 rules pairing networks (500005: 100001 tunnel networks".into(),
+        ),
+    ];
+    for (text, extra, want) in &cases {
+        std::fs::write(&conf, text).unwrap();
+        let mut args = vec!["plan", "wg0", "--config", c];
+        args.extend(extra);
+        let out = bounded(&args);
+        assert_one_line_error(&out, 2, want);
+    }
+    // Its size is known before a byte is read: a sparse file is refused at once.
+    std::fs::File::create(&conf)
+        .unwrap()
+        .set_len(65 << 20)
+        .unwrap();
+    assert_one_line_error(
+        &bounded(&["plan", "wg0", "--config", c]),
+        2,
+        &format!("{c}: more than 67108864 bytes: wgfw-hook's limit"),
+    );
+    let mut args = vec!["plan", "wg0"];
+    args.extend(std::iter::repeat_n(["--admin", "192.0.2.1"], 1_001).flatten());
+    assert_one_line_error(&hook(&args), 2, "--admin: more than 1000 admin entries");
+    // The settings file's sections.
+    std::fs::write(&conf, head).unwrap();
+    let sections: String = (0..100_001).map(|i| format!("[group g{i}]\n")).collect();
+    let (rc, err) = plan_with_settings(&dir, sections.as_bytes(), "");
+    assert_eq!(rc, "rc=2");
+    assert!(
+        text(&err).starts_with("wgfw-hook: wg0: /etc/wgfw/wg0.conf:100001: more than 100000 [peer] and [group] sections"),
+        "{}",
+        text(&err)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

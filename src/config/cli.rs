@@ -337,6 +337,19 @@ mod tests {
     }
 
     #[test]
+    fn lists_beyond_the_limit_are_refused() {
+        let mut args = vec!["up", "wg0"];
+        args.extend(std::iter::repeat_n(["--allow", "tcp/443"], 1_001).flatten());
+        let e = run(&args).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--allow: more than 1000 allow entries: wgfw-hook's limit"),
+            "{e}"
+        );
+        args.truncate(2 + 2 * 1_000);
+        assert_eq!(opts(&args).allow.len(), 1_000);
+    }
+
+    #[test]
     fn options_survive_the_settings_syntax() {
         let o = opts(&[
             "up",

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod flags;
 pub mod forward;
+pub mod limits;
 pub mod options;
 pub mod peers;
 pub mod quote;

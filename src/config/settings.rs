@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::cli::{FLAGS, Options};
-use crate::config::peers::{self, Section};
+use crate::config::limits::{self, MAX_SECTIONS};
+use crate::config::peers::{self, Room, Section};
 use crate::config::quote;
 use crate::config::trust;
 use crate::config::types::IfaceName;
@@ -38,6 +39,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
     // The line of each single-valued key given so far, in the interface's part or the
     // current section.
     let mut given: HashMap<String, usize> = HashMap::new();
+    let mut room = Room::default();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let err = |msg: String| at(n, msg);
@@ -47,6 +49,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
         }
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             match Section::start(header, n) {
+                Some(_) if options.sections.len() == MAX_SECTIONS => {
+                    return Err(err(limits::over(
+                        MAX_SECTIONS,
+                        "[peer] and [group] sections",
+                    )));
+                }
                 Some(section) => {
                     options.sections.push(section.map_err(err)?);
                     given.clear();
@@ -106,7 +114,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Options> {
                 ))
             })?;
             section
-                .set(key, value, n)
+                .set(key, value, n, &mut room)
                 .map_err(|e| err(format!("{key}: {e}")))?;
             continue;
         }
@@ -410,6 +418,55 @@ mod tests {
                 "[peer a]\npeer = {A}\nallow = none\nallow = tcp/22\n"
             ))
             .starts_with("/etc/wgfw/wg0.conf:4: allow: none and")
+        );
+    }
+
+    #[test]
+    fn input_beyond_the_limits_is_refused_with_its_line() {
+        let refused = |text: &str, want: &str| {
+            let e = p(text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("/etc/wgfw/wg0.conf:{want}")), "{e}");
+        };
+        let list: Vec<String> = (0..1_001)
+            .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
+            .collect();
+        let lans: String = list.iter().map(|n| format!("lan = {n}\n")).collect();
+        refused(
+            &lans,
+            "1001: lan: more than 1000 lan entries: wgfw-hook's limit",
+        );
+        // A section's list, on one line or on several.
+        let section = |lines: &[&[String]]| {
+            let lines: String = lines
+                .iter()
+                .map(|l| format!("lan = {}\n", l.join(",")))
+                .collect();
+            format!("[peer a]\npeer = {A}\n{lines}")
+        };
+        let of_a_section = "lan: more than 1000 lan entries of a section:";
+        refused(&section(&[&list]), &format!("3: {of_a_section}"));
+        refused(
+            &section(&[&list[..600], &list[600..]]),
+            &format!("4: {of_a_section}"),
+        );
+        // Sections, and the peers they name.
+        let sections: String = (0..100_001).map(|i| format!("[group g{i}]\n")).collect();
+        refused(
+            &sections,
+            "100001: more than 100000 [peer] and [group] sections:",
+        );
+        let peers = format!("[group g]\n{}", format!("peer = {A}\n").repeat(100_001));
+        refused(
+            &peers,
+            "100002: peer: more than 100000 peers in the sections:",
+        );
+        // The sections' entries together.
+        let entries: String = (0..201)
+            .map(|i| format!("[group g{i}]\nlan = {}\n", list[..1_000].join(",")))
+            .collect();
+        refused(
+            &entries,
+            "402: lan: more than 200000 lan, allow and peer-to-peer entries of the sections together:",
         );
     }
 

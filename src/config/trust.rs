@@ -26,6 +26,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Component, Path, PathBuf};
 
+use crate::config::limits::{MAX_FILE_BYTES, over};
 use crate::config::quote;
 use crate::error::{Error, Result};
 
@@ -100,9 +101,19 @@ pub fn read(path: &Path) -> Result<Option<String>> {
     })
     .map_err(fail)?;
     check(&file_shown, &Perms::of(&meta, acl), me, None)?;
-    // Sized once: a config of 10,000 peers is a megabyte.
+    let too_big = || Error::usage(format!("{file_shown}: {}", over(MAX_FILE_BYTES, "bytes")));
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    // Sized once: a config of 10,000 peers is a megabyte. Bounded also if it grows meanwhile.
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
-    file.read_to_end(&mut bytes).map_err(fail)?;
+    (&mut file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(fail)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
     Ok(Some(String::from_utf8(bytes).unwrap_or_else(|e| {
         String::from_utf8_lossy(e.as_bytes()).into_owned()
     })))
@@ -605,6 +616,26 @@ mod tests {
         );
         assert_eq!(linked.unwrap().unwrap(), "lan = 10.0.0.0/8\n");
         assert_eq!(dangling.unwrap(), None);
+    }
+
+    #[test]
+    fn a_file_larger_than_the_limit_is_refused_before_it_is_read() {
+        let dir = std::env::temp_dir().join(format!("wgfw-trust-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("wg0.conf");
+        // Sparse: the size is what counts, and it is known before a byte is read.
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let over = read(&big);
+        f.set_len(MAX_FILE_BYTES).unwrap();
+        let at = read(&big);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = over.unwrap_err().to_string();
+        assert!(
+            e.ends_with("/wg0.conf: more than 67108864 bytes: wgfw-hook's limit, far above real use (see LIMITS in wgfw-hook(8))"),
+            "{e}"
+        );
+        assert_eq!(at.unwrap().unwrap().len(), 64 << 20);
     }
 
     #[test]
