@@ -31,7 +31,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(m) | Error::System(m) => f.write_str(m),
+            // What a message repeats of a file, an argument or a program's output is shown
+            // with its control characters escaped, wherever it was made.
+            Error::Usage(m) | Error::System(m) => f.write_str(&crate::config::quote::text(m)),
         }
     }
 }

@@ -701,3 +701,447 @@ fn the_lockout_guard_finds_established_ssh_connections() {
         "{stderr}"
     );
 }
+
+/// A temporary directory for one test, owned by root and not writable by others (the trust
+/// check looks at every directory above a config).
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgfw-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `wgfw-hook plan wg0 --config DIR/wg0.conf ARGS` with `settings` as
+/// /etc/wgfw/wg0.conf, which exists only in the mount namespace of the run (an overlay of
+/// /etc, as in tests/faults.rs). Returns the exit code and what it printed on stderr.
+fn plan_with_settings(dir: &std::path::Path, settings: &[u8], args: &str) -> (String, Vec<u8>) {
+    plan_with_settings_after(dir, settings, "", args)
+}
+
+/// `plan_with_settings`, with the shell lines `prep` run after the settings file is in place.
+fn plan_with_settings_after(
+    dir: &std::path::Path,
+    settings: &[u8],
+    prep: &str,
+    args: &str,
+) -> (String, Vec<u8>) {
+    std::fs::write(dir.join("settings"), settings).unwrap();
+    let d = dir.display();
+    let out = in_netns(&format!(
+        "mount -t tmpfs tmpfs /mnt; mkdir /mnt/upper /mnt/work\n\
+         mount -t overlay overlay -o lowerdir=/etc,upperdir=/mnt/upper,workdir=/mnt/work /etc\n\
+         mkdir -p /etc/wgfw; cp {d}/settings /etc/wgfw/wg0.conf; chmod 600 /etc/wgfw/wg0.conf\n\
+         {prep}\nset +e; \"$BIN\" plan wg0 --config {d}/wg0.conf {args} >/dev/null 2>{d}/err; echo \"rc=$?\""
+    ));
+    let rc = text(&out.stdout).trim().to_string();
+    (rc, std::fs::read(dir.join("err")).unwrap())
+}
+
+/// Bytes a terminal acts on: C0 controls (but the line's end), DEL, and C1 controls in UTF-8.
+fn raw_controls(err: &[u8]) -> bool {
+    let body = err.strip_suffix(b"\n").unwrap_or(err);
+    body.iter().any(|&b| b < 0x20 || b == 0x7f)
+        || body
+            .windows(2)
+            .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]))
+}
+
+#[test]
+fn errors_never_echo_control_characters() {
+    let dir = scratch("ctl");
+    let conf = dir.join("wg0.conf");
+    std::fs::write(
+        &conf,
+        "[Interface]\nAddress = 10.0.0.1/24\x1b[2J\nListenPort = 1\n",
+    )
+    .unwrap();
+    let missing = dir.join("no\x1b]0;owned\x07such.conf");
+    let c = conf.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["plan", "wg0", "--config", c],
+        &["plan", "wg0", "--config", missing.to_str().unwrap()],
+        &["plan", "wg\x1b[2J0"],
+        &["pl\ran", "wg0"],
+        &["plan", "wg0", "extra\u{9b}"],
+        &["plan", "wg0", "--policy", "\x1b[31mdrop"],
+        &["plan", "wg0", "--no-log=\x1b[2J"],
+        &[
+            "plan",
+            "wg0",
+            "--config",
+            c,
+            "--forward",
+            "tcp/1=10.0.0.2,\x1bx",
+        ],
+    ];
+    for args in cases {
+        let out = hook(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            !raw_controls(&out.stderr),
+            "{args:?}: {:?}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr).lines().count(), 1, "{args:?}");
+    }
+    std::fs::write(
+        &conf,
+        "[Interface]\nAddress = 10.0.0.1/24\nListenPort = 1\n",
+    )
+    .unwrap();
+    for settings in [
+        &b"[peer cr\rdrop]\n"[..],
+        b"wan = eth0\x1b[2J\n",
+        b"\x1b]0;title\x07 = 1\n",
+    ] {
+        let (rc, err) = plan_with_settings(&dir, settings, "");
+        assert_eq!(rc, "rc=2", "{settings:?}: {}", text(&err));
+        assert!(!raw_controls(&err), "{settings:?}: {:?}", text(&err));
+        assert!(
+            text(&err).contains("/etc/wgfw/wg0.conf:1: "),
+            "{}",
+            text(&err)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `rollback = N` in the settings file would take the firewall away N seconds after every
+/// `up`, the one at boot too: refused like `force`, with its line.
+#[test]
+fn rollback_in_the_settings_file_is_refused() {
+    let dir = scratch("rollback");
+    std::fs::write(
+        dir.join("wg0.conf"),
+        "[Interface]\nAddress = 10.0.0.1/24\nListenPort = 1\n",
+    )
+    .unwrap();
+    let (rc, err) = plan_with_settings(&dir, b"no-log = yes\nrollback = 120\n", "");
+    assert_eq!(rc, "rc=2", "{}", text(&err));
+    assert_eq!(
+        text(&err),
+        "wgfw-hook: wg0: /etc/wgfw/wg0.conf:2: \"rollback\" is for the command line only: the settings file is read by every up, the one at boot too\n"
+    );
+    // On the command line it is what it always was.
+    let (rc, err) = plan_with_settings(&dir, b"no-log = yes\n", "--rollback 120");
+    assert_eq!(rc, "rc=0", "{}", text(&err));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// In the settings file a later line no longer hides a wrong earlier one: a single-valued key
+/// given twice is refused with both lines; lists add up.
+#[test]
+fn a_repeated_setting_is_refused_with_both_lines() {
+    let dir = scratch("repeat");
+    std::fs::write(
+        dir.join("wg0.conf"),
+        "[Interface]\nAddress = 10.66.0.1/24\nListenPort = 51820\n\
+         [Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nAllowedIPs = 10.66.0.2/32\n\
+         [Peer]\nPublicKey = Hk3bN1b1K8pWJ1b1XUq9I7Ih0w5b9X1gZ5s0oY6mQmk=\nAllowedIPs = 10.66.0.3/32\n",
+    )
+    .unwrap();
+    let sections = "[peer laptop]\npeer = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\n\
+                    peer-to-peer = nosuchsection\npeer-to-peer = guests\n\
+                    [group guests]\npeer = Hk3bN1b1K8pWJ1b1XUq9I7Ih0w5b9X1gZ5s0oY6mQmk=\n";
+    let (rc, err) = plan_with_settings(&dir, sections.as_bytes(), "");
+    assert_eq!(rc, "rc=2", "{}", text(&err));
+    assert_eq!(
+        text(&err),
+        "wgfw-hook: wg0: /etc/wgfw/wg0.conf:4: \"peer-to-peer\" is given again in [peer laptop] (first on line 3): only peer, lan and allow may repeat\n"
+    );
+    let (rc, err) = plan_with_settings(
+        &dir,
+        b"policy = drop\nlan = 192.168.1.0/24\npolicy = accept\n",
+        "",
+    );
+    assert_eq!(rc, "rc=2", "{}", text(&err));
+    assert!(
+        text(&err).contains("/etc/wgfw/wg0.conf:3: \"policy\" is given again (first on line 1)"),
+        "{}",
+        text(&err)
+    );
+    let (rc, err) = plan_with_settings(&dir, b"lan = 192.168.1.0/24\nlan = 192.168.2.0/24\n", "");
+    assert_eq!(rc, "rc=0", "{}", text(&err));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A config or settings file is read only when no user but root could have written it or
+/// put another in its place: its mode, its group, its ACL, every directory above it up to /
+/// (a sticky one only with the entry in it root's), and the target of a symbolic link with
+/// the directories above that; a FIFO or a directory in its place is refused at once.
+#[test]
+fn files_others_could_write_or_replace_are_refused() {
+    let dir = scratch("trust");
+    let d = dir.display().to_string();
+    // (setup in a directory of its own, the config's path there, what the error says).
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        (
+            "chgrp 100 wg0.conf; chmod 664 wg0.conf",
+            "wg0.conf",
+            Some(
+                "/wg0.conf: group 100 may write it, and it configures root's firewall: chmod g-w ",
+            ),
+        ),
+        ("chgrp 0 wg0.conf; chmod 664 wg0.conf", "wg0.conf", None),
+        (
+            "setfacl -m u:1000:rw wg0.conf",
+            "wg0.conf",
+            Some(
+                "/wg0.conf: its ACL lets user 1000 write it, and it configures root's firewall: setfacl -b ",
+            ),
+        ),
+        (
+            "setfacl -m g:100:rw wg0.conf",
+            "wg0.conf",
+            Some("/wg0.conf: its ACL lets group 100 write it"),
+        ),
+        ("setfacl -m u:1000:rw,m::r wg0.conf", "wg0.conf", None),
+        ("setfacl -m u:0:rw,g:0:rw wg0.conf", "wg0.conf", None),
+        (
+            "mkdir d; mv wg0.conf d/; chmod 777 d",
+            "d/wg0.conf",
+            Some("/d: every user may write it and so replace "),
+        ),
+        (
+            "mkdir d; mv wg0.conf d/; chown 1000 d",
+            "d/wg0.conf",
+            Some("/d: owned by user 1000, who could replace "),
+        ),
+        (
+            "mkdir d; mv wg0.conf d/; chgrp 100 d; chmod 775 d",
+            "d/wg0.conf",
+            Some("/d: group 100 may write it and so replace "),
+        ),
+        (
+            "mkdir d; mv wg0.conf d/; setfacl -m u:1000:rwx d",
+            "d/wg0.conf",
+            Some("/d: its ACL lets user 1000 write it and so replace "),
+        ),
+        (
+            "chgrp 100 .; chmod 775 .",
+            "wg0.conf",
+            Some(": group 100 may write it and so replace "),
+        ),
+        ("mkdir d; mv wg0.conf d/; chmod 1777 d", "d/wg0.conf", None),
+        (
+            "mkdir d; chmod 1777 d; ln -s ../wg0.conf d/link.conf; chown -h 1000 d/link.conf",
+            "d/link.conf",
+            Some("/d/link.conf: owned by user 1000, who could replace "),
+        ),
+        (
+            "mkdir d; chmod 1777 d; mkdir d/e; chown 1000 d/e; mv wg0.conf d/e/",
+            "d/e/wg0.conf",
+            Some("/d/e: owned by user 1000, who could replace "),
+        ),
+        (
+            "mkdir real; mv wg0.conf real/; ln -s real/wg0.conf link.conf",
+            "link.conf",
+            None,
+        ),
+        (
+            "mkdir real; mv wg0.conf real/; ln -s $PWD/real/../real/./wg0.conf link.conf",
+            "link.conf",
+            None,
+        ),
+        (
+            "mkdir real; mv wg0.conf real/; chmod 777 real; ln -s real/wg0.conf link.conf",
+            "link.conf",
+            Some("/real: every user may write it and so replace "),
+        ),
+        (
+            "ln -s loop.conf loop.conf",
+            "loop.conf",
+            Some("/loop.conf: too many symbolic links"),
+        ),
+        (
+            "mkfifo fifo.conf",
+            "fifo.conf",
+            Some("/fifo.conf: a FIFO, not a regular file"),
+        ),
+        (
+            "mkdir dir.conf",
+            "dir.conf",
+            Some("/dir.conf: a directory, not a regular file"),
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (i, (setup, path, want)) in cases.iter().enumerate() {
+        let sub = dir.join(i.to_string());
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(
+            sub.join("wg0.conf"),
+            "[Interface]\nAddress = 10.66.0.1/24\nListenPort = 51820\n",
+        )
+        .unwrap();
+        let ok = Command::new("sh")
+            .args(["-ec", &format!("chmod 600 wg0.conf; {setup}")])
+            .current_dir(&sub)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{setup}");
+        // Bounded: before this check a FIFO made plan wait for a writer forever.
+        let out = Command::new("timeout")
+            .args(["-k", "1", "20", BIN, "plan", "wg0", "--config"])
+            .arg(sub.join(path))
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        let good = match want {
+            None => out.status.success(),
+            Some(w) => out.status.code() == Some(2) && err.lines().count() == 1 && err.contains(w),
+        };
+        if !good {
+            failed.push(format!("{setup}: {:?} {err}", out.status.code()));
+        }
+    }
+    // A user's `plan` still reads the user's own file in the user's own directory, even where
+    // the user's own group may write it.
+    let mine = dir.join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(
+        mine.join("wg0.conf"),
+        "[Interface]\nAddress = 10.66.0.1/24\nListenPort = 51820\n",
+    )
+    .unwrap();
+    std::fs::copy(BIN, mine.join("wgfw-hook")).unwrap();
+    let ok = Command::new("sh")
+        .args([
+            "-ec",
+            "chown -R 65534:65534 .; chmod 775 .; chmod 664 wg0.conf; chmod 755 wgfw-hook",
+        ])
+        .current_dir(&mine)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(mine.join("wgfw-hook"))
+        .args(["plan", "wg0", "--config"])
+        .arg(mine.join("wg0.conf"))
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        failed.push(format!("a user's own file: {}", text(&out.stderr)));
+    }
+    // The settings file, and the directory above it.
+    std::fs::write(
+        dir.join("wg0.conf"),
+        "[Interface]\nAddress = 10.66.0.1/24\nListenPort = 51820\n",
+    )
+    .unwrap();
+    for (prep, want) in [
+        (
+            "chgrp 100 /etc/wgfw/wg0.conf; chmod 664 /etc/wgfw/wg0.conf",
+            "/etc/wgfw/wg0.conf: group 100 may write it",
+        ),
+        (
+            "chmod 777 /etc/wgfw",
+            "/etc/wgfw: every user may write it and so replace /etc/wgfw/wg0.conf",
+        ),
+    ] {
+        let (rc, err) = plan_with_settings_after(&dir, b"no-log = yes\n", prep, "");
+        if rc != "rc=2" || !text(&err).contains(want) {
+            failed.push(format!("{prep}: {rc} {}", text(&err)));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(failed.is_empty(), "in {d}:\n{}", failed.join("\n"));
+}
+
+/// `plan` with at most 1 GiB of address space: what is refused is refused before it is built.
+fn bounded(args: &[&str]) -> Output {
+    Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -v 1048576; exec timeout -k 1 60 \"$@\"",
+            "sh",
+            BIN,
+        ])
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
+}
+
+/// A million AllowedIPs made two million rules and 900 MB without a word. Every input has a
+/// limit far above real use, refused in one line naming the file and line, in little memory.
+#[test]
+fn input_beyond_the_limits_is_refused_in_one_line() {
+    let dir = scratch("limits");
+    let conf = dir.join("wg0.conf");
+    let c = conf.to_str().unwrap();
+    let head = "[Interface]\nAddress = 10.0.0.1/32\nListenPort = 51820\n";
+    let allowed: Vec<String> = (0..1_000_000)
+        .map(|i| format!("10.{}.{}.{}/32", i >> 16, (i >> 8) & 255, i & 255))
+        .collect();
+    let key = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+    let cases: Vec<(String, Vec<&str>, String)> = vec![
+        (
+            format!(
+                "{head}[Peer]\nPublicKey = {key}\nAllowedIPs = {}\n",
+                allowed.join(", ")
+            ),
+            vec![],
+            format!("{c}:6: more than 100000 AllowedIPs networks of one peer: wgfw-hook's limit"),
+        ),
+        (
+            format!(
+                "{head}{}",
+                "[Peer]\nAllowedIPs = 10.9.0.1/32\n".repeat(100_001)
+            ),
+            vec![],
+            format!("{c}:200004: more than 100000 [Peer] sections: wgfw-hook's limit"),
+        ),
+        (
+            format!(
+                "{head}{}",
+                "[Peer]\nAllowedIPs = 10.9.0.1/32\n".repeat(100_000)
+            ),
+            vec![
+                "--lan",
+                "192.168.1.0/24",
+                "--lan",
+                "192.168.2.0/24",
+                "--lan",
+                "192.168.3.0/24",
+                "--lan",
+                "192.168.4.0/24",
+                "--lan",
+                "192.168.5.0/24",
+            ],
+            "more than 500000 rules pairing networks (500005: 100001 tunnel networks".into(),
+        ),
+    ];
+    for (text, extra, want) in &cases {
+        std::fs::write(&conf, text).unwrap();
+        let mut args = vec!["plan", "wg0", "--config", c];
+        args.extend(extra);
+        let out = bounded(&args);
+        assert_one_line_error(&out, 2, want);
+    }
+    // Its size is known before a byte is read: a sparse file is refused at once.
+    std::fs::File::create(&conf)
+        .unwrap()
+        .set_len(65 << 20)
+        .unwrap();
+    assert_one_line_error(
+        &bounded(&["plan", "wg0", "--config", c]),
+        2,
+        &format!("{c}: more than 67108864 bytes: wgfw-hook's limit"),
+    );
+    let mut args = vec!["plan", "wg0"];
+    args.extend(std::iter::repeat_n(["--admin", "192.0.2.1"], 1_001).flatten());
+    assert_one_line_error(&hook(&args), 2, "--admin: more than 1000 admin entries");
+    // The settings file's sections.
+    std::fs::write(&conf, head).unwrap();
+    let sections: String = (0..100_001).map(|i| format!("[group g{i}]\n")).collect();
+    let (rc, err) = plan_with_settings(&dir, sections.as_bytes(), "");
+    assert_eq!(rc, "rc=2");
+    assert!(
+        text(&err).starts_with("wgfw-hook: wg0: /etc/wgfw/wg0.conf:100001: more than 100000 [peer] and [group] sections"),
+        "{}",
+        text(&err)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -50,7 +50,7 @@ pub(super) fn install(
     let shape = store.read_named(&shape_file)?;
     let (plan, before, families) = prepare(iface, opts, conf, backend)?;
     for note in &plan.notes {
-        log::info!("{note}");
+        log::info!("{}", crate::config::quote::text(note));
     }
     if guard == Guard::On {
         refuse_lockout(&plan)?;

@@ -93,6 +93,7 @@ fn load(args: &Args) -> Result<(Options, WgConfig)> {
             }
         }
     };
+    opts.check_limits(&conf).map_err(Error::usage)?;
     Ok((opts, conf))
 }
 

@@ -96,7 +96,8 @@ pub(super) fn render(
         s.push_str(&format!("# {}\n", describe_forward(plan, f)));
     }
     for n in &plan.notes {
-        s.push_str(&format!("# note: {n}\n"));
+        // A note may repeat the config's text (an Endpoint, a path).
+        s.push_str(&format!("# note: {}\n", crate::config::quote::text(n)));
     }
     s.push_str(&rules::show(backend, plan));
     for w in &plan.sysctls {

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 
 pub use crate::config::flags::{COMMANDS, Command, FLAGS, Flag, help};
 pub use crate::config::options::Options;
+use crate::config::quote;
 use crate::config::types::IfaceName;
 use crate::error::{Error, Result};
 
@@ -35,7 +36,7 @@ pub struct Args {
 
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
     use lexopt::prelude::*;
-    let usage = |msg: String| Error::usage(format!("{msg} (see wgfw-hook --help)"));
+    let usage = |msg: String| Error::usage(format!("{} (see wgfw-hook --help)", quote::text(&msg)));
     let mut parser = lexopt::Parser::from_args(args);
     let mut command = None;
     let mut iface = None;
@@ -282,6 +283,70 @@ mod tests {
             assert!(e.to_string().contains(want), "{args:?}: {e}");
             assert!(!e.to_string().contains('\n'), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn errors_escape_control_characters() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["st\x1b[2Jart", "wg0"],
+                "unknown command \"st\\x1b[2Jart\"",
+            ),
+            (&["up", "wg\r0"], "\"wg\\r0\" is not a valid interface name"),
+            (
+                &["up", "wg0", "ex\x07tra"],
+                "unexpected argument \"ex\\x07tra\"",
+            ),
+            (&["up", "wg0", "--fro\x1bb"], "invalid option '--fro\\x1bb'"),
+            (&["up", "wg0", "-\x1b"], "invalid option '-\\x1b'"),
+            (
+                &["up", "wg0", "--no-nat=\x1b[31m"],
+                "'--no-nat': \"\\u{1b}[31m\"",
+            ),
+            (
+                &["up", "wg0", "--policy", "dr\rop"],
+                "--policy: \"dr\\rop\" is not a policy",
+            ),
+            (&["up", "wg0", "--wan", "eth\x1b"], "--wan: \"eth\\x1b\""),
+            (
+                &["up", "wg0", "--ssh-port", "2\r2"],
+                "--ssh-port: \"2\\r2\" is not a port",
+            ),
+            (
+                &["up", "wg0", "--handshake-limit", "\x1b/s"],
+                "\"\\x1b/s\" is not a rate",
+            ),
+            (
+                &["up", "wg0", "--rollback", "1\x1b"],
+                "\"1\\x1b\" is not a number of seconds",
+            ),
+            (
+                &["up", "wg0", "--forward", "tcp/1\x1b=10.0.0.2"],
+                "\"1\\x1b\" is not a port",
+            ),
+            (
+                &["up", "wg0", "--backend", "p\x1bf"],
+                "\"p\\x1bf\" is not a backend",
+            ),
+        ];
+        for (args, want) in cases {
+            let e = run(args).unwrap_err().to_string();
+            assert!(e.contains(want), "{args:?}: {e}");
+            assert!(!e.chars().any(char::is_control), "{args:?}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn lists_beyond_the_limit_are_refused() {
+        let mut args = vec!["up", "wg0"];
+        args.extend(std::iter::repeat_n(["--allow", "tcp/443"], 1_001).flatten());
+        let e = run(&args).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--allow: more than 1000 allow entries: wgfw-hook's limit"),
+            "{e}"
+        );
+        args.truncate(2 + 2 * 1_000);
+        assert_eq!(opts(&args).allow.len(), 1_000);
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub struct Flag {
     pub value: Option<&'static str>,
     pub repeatable: bool,
     pub help: &'static str,
-    /// Whether the settings file `/etc/wgfw/IFACE.conf` may set it.
+    /// Whether the settings file `/etc/wgfw/IFACE.conf` may set it. Not what acts once, when
+    /// asked for (`--rollback`, `--force`): the file is read by every `up`, the one at boot
+    /// too. The file refuses those with their line; `--help` and the manual list them apart.
     pub in_settings: bool,
 }
 
@@ -79,7 +81,7 @@ pub const FLAGS: &[Flag] = &[
     flag("allow-lan", None, "client role: keep the local networks reachable outside the tunnel"),
     flag("lockdown", None, "client role: keep the kill switch after down, until release"),
     flag("backend", Some("auto|nft|iptables-nft|iptables-legacy"), "which kernel interface to program [default: auto: what the host uses]"),
-    flag("rollback", Some("SECONDS"), "up: put the previous firewall back after SECONDS unless confirm comes first"),
+    Flag { in_settings: false, ..flag("rollback", Some("SECONDS"), "up: put the previous firewall back after SECONDS unless confirm comes first") },
     Flag { in_settings: false, ..flag("force", None, "up: install even a plan that would lock out a current SSH client") },
     Flag { in_settings: false, ..flag("json", None, "status: print JSON") },
     Flag { in_settings: false, ..flag("repair", None, "check: install the recorded firewall again where it drifted") },
@@ -87,6 +89,10 @@ pub const FLAGS: &[Flag] = &[
     Flag { short: Some('h'), in_settings: false, ..flag("help", None, "print this help") },
     Flag { short: Some('V'), in_settings: false, ..flag("version", None, "print the version") },
 ];
+
+/// The heading of `--help`'s options that the settings file may not set.
+const ONLY: &str =
+    "\nCommand line only (the settings file is read by every up, the one at boot too):\n";
 
 pub fn help() -> String {
     let mut s = format!(
@@ -102,7 +108,11 @@ pub fn help() -> String {
          Options (also settable as \"name = value\" in /etc/wgfw/IFACE.conf; the command line wins):\n",
         env!("CARGO_PKG_VERSION")
     );
-    for f in FLAGS {
+    let settable = FLAGS.iter().filter(|f| f.in_settings);
+    for f in settable.chain(FLAGS.iter().filter(|f| !f.in_settings)) {
+        if !f.in_settings && !s.contains(ONLY) {
+            s.push_str(ONLY);
+        }
         let short = f.short.map(|c| format!("-{c}, ")).unwrap_or_default();
         let head = match f.value {
             Some(v) => format!("{short}--{} {v}", f.long),
@@ -163,6 +173,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// What the settings file may not set is said so in `--help` and in the manual.
+    #[test]
+    fn command_line_only_options_are_named_so() {
+        let h = help();
+        let (_, only) = h
+            .split_once("\nCommand line only")
+            .expect("--help has a part for the command line only");
+        let man = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man/wgfw-hook.8"),
+        )
+        .unwrap()
+        .replace("\\-", "-");
+        let (_, intro) = man.split_once(".SH OPTIONS\n").unwrap();
+        let intro = intro.split(".TP").next().unwrap();
+        for f in FLAGS {
+            let named = only.contains(&format!("--{} ", f.long))
+                || only.contains(&format!("--{}\n", f.long));
+            assert_eq!(named, !f.in_settings, "--help on --{}", f.long);
+            if !f.in_settings && !["help", "version"].contains(&f.long) {
+                let short = f.short.map(|c| format!("-{c}"));
+                assert!(
+                    intro.contains(&format!("--{}", f.long))
+                        || short.is_some_and(|s| intro.contains(&s)),
+                    "the manual's OPTIONS does not say --{} is for the command line only",
+                    f.long
+                );
+            }
+        }
+        assert!(!FLAGS.iter().any(|f| f.long == "rollback" && f.in_settings));
     }
 
     #[test]

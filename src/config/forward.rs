@@ -14,6 +14,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use super::quote;
 use super::types::{Port, Service};
 
 /// The options after the target, as written.
@@ -58,9 +59,10 @@ impl FromStr for Forward {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Forward, String> {
+        let shown = quote::text(s);
         let bad = |why: &str| {
             format!(
-                "\"{s}\" is not a forward ({why}): use PROTO/PORT=ADDR[:PORT], e.g. tcp/8443=10.66.0.2:443"
+                "\"{shown}\" is not a forward ({why}): use PROTO/PORT=ADDR[:PORT], e.g. tcp/8443=10.66.0.2:443"
             )
         };
         let mut parts = s.split(',').map(str::trim);
@@ -87,7 +89,8 @@ impl FromStr for Forward {
                 "from-peers" => f.from_peers = true,
                 o => {
                     return Err(format!(
-                        "\"{o}\" is not an option of a forward ({})",
+                        "\"{}\" is not an option of a forward ({})",
+                        quote::text(o),
                         OPTIONS.join(", ")
                     ));
                 }
@@ -96,7 +99,7 @@ impl FromStr for Forward {
         let ranged = public.first != public.last;
         if ranged && to_port.is_some_and(|p| p != public.first) {
             return Err(format!(
-                "\"{s}\": a range is forwarded to the same ports: drop the target's :{}",
+                "\"{shown}\": a range is forwarded to the same ports: drop the target's :{}",
                 to_port.map_or(0, Port::get)
             ));
         }
@@ -105,7 +108,7 @@ impl FromStr for Forward {
         }
         if to.is_ipv6() && to_port.is_some_and(|p| p != public.first) {
             return Err(format!(
-                "\"{s}\": IPv6 is forwarded without translation, so to the same port: {}=[{to}]",
+                "\"{shown}\": IPv6 is forwarded without translation, so to the same port: {}=[{to}]",
                 public
             ));
         }

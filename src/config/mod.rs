@@ -5,8 +5,10 @@
 pub mod cli;
 pub mod flags;
 pub mod forward;
+pub mod limits;
 pub mod options;
 pub mod peers;
+pub mod quote;
 pub mod settings;
 pub mod trust;
 pub mod types;

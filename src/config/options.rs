@@ -2,15 +2,18 @@
 //! `plan`'s business): set one by one from the command line or the settings file, recorded in
 //! the settings file's syntax, the command line winning over the file.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use ipnet::{IpNet, Ipv6Net};
 
 use crate::config::forward::Forward;
-use crate::config::peers::Section;
+use crate::config::limits::{MAX_LANS, MAX_LIST, MAX_PAIRS, MAX_SECTION_ENTRIES, over};
+use crate::config::peers::{PeerReach, Section};
 use crate::config::types::{
     BackendChoice, IfaceName, Policy, Port, Rate, Role, Service, nat64_prefix, network, switch,
 };
+use crate::config::wgconf::WgConfig;
 
 /// The options as given, before anything is resolved against the host.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,6 +50,16 @@ impl Options {
     /// Errors are phrased without the option's spelling, which the caller adds.
     pub fn set(&mut self, long: &str, value: Option<&str>) -> std::result::Result<(), String> {
         let v = || value.ok_or_else(|| "needs a value".to_string());
+        let full = match long {
+            "admin" => self.admin.len(),
+            "allow" => self.allow.len(),
+            "lan" => self.lan.len(),
+            "forward" => self.forward.len(),
+            _ => 0,
+        } >= MAX_LIST;
+        if full {
+            return Err(over(MAX_LIST, &format!("{long} entries")));
+        }
         match long {
             "config" => self.config = Some(PathBuf::from(v()?)),
             "role" => self.role = Some(v()?.parse()?),
@@ -73,9 +86,12 @@ impl Options {
             "rollback" => {
                 let v = v()?;
                 let secs = v.parse::<u32>().ok().filter(|s| (1..=86_400).contains(s));
-                self.rollback = Some(
-                    secs.ok_or_else(|| format!("\"{v}\" is not a number of seconds (1-86400)"))?,
-                );
+                self.rollback = Some(secs.ok_or_else(|| {
+                    format!(
+                        "\"{}\" is not a number of seconds (1-86400)",
+                        crate::config::quote::text(v)
+                    )
+                })?);
             }
             "backend" => self.backend = Some(v()?.parse()?),
             "forward" => self.forward.push(v()?.parse()?),
@@ -136,6 +152,97 @@ impl Options {
         text
     }
 
+    /// What only the options as merged (the command line's `lan` replaces the settings file's,
+    /// and each section without `lan` of its own gets it) and the wg-quick config can tell
+    /// together: what the sections come to, and the lists that multiply.
+    pub fn check_limits(&self, conf: &WgConfig) -> Result<(), String> {
+        let opts = self;
+        let lan = opts.lan.len();
+        let entries: usize = opts
+            .sections
+            .iter()
+            .map(|s| {
+                let admin = if s.admin == Some(true) { lan } else { 0 };
+                s.listed() + s.lan.as_ref().map_or(lan, Vec::len) + admin
+            })
+            .sum();
+        if entries > MAX_SECTION_ENTRIES {
+            return Err(over(
+                MAX_SECTION_ENTRIES,
+                &format!(
+                    "lan, allow and peer-to-peer entries of the sections together ({entries}, each section without lan counting the interface's {lan}, and each admin section again)"
+                ),
+            ));
+        }
+        let all_lans = || {
+            opts.lan.iter().chain(
+                opts.sections
+                    .iter()
+                    .filter_map(|s| s.lan.as_ref())
+                    .flatten(),
+            )
+        };
+        let lans = all_lans().count();
+        if lans > MAX_LANS {
+            return Err(over(
+                MAX_LANS,
+                &format!("LAN networks of the interface and its sections together ({lans})"),
+            ));
+        }
+        // Per family: IPv4 tunnel networks pair with IPv4 LAN networks only.
+        let v4 = |n: &&IpNet| n.addr().is_ipv4();
+        let host_route = conf
+            .addresses
+            .iter()
+            .any(|a| a.prefix_len() == a.max_prefix_len());
+        let allowed = conf.peers.iter().flat_map(|p| &p.allowed_ips);
+        let tunnels = || {
+            conf.addresses
+                .iter()
+                .chain(allowed.clone().filter(move |_| host_route))
+        };
+        let (tunnel, tunnel4) = (tunnels().count(), tunnels().filter(v4).count());
+        let lans4 = all_lans().filter(v4).count();
+        let from_lan = opts.forward.iter().filter(|f| f.from_lan).count();
+        let by_key: HashMap<&str, usize> = conf
+            .peers
+            .iter()
+            .filter_map(|p| Some((p.public_key.as_deref()?, p.allowed_ips.len())))
+            .collect();
+        // A peer that is not in the config yet (`wg set` added it) counts as one network.
+        let nets_of = |s: &Section| -> usize {
+            s.peers
+                .iter()
+                .map(|(k, _)| by_key.get(k.as_str()).copied().unwrap_or(1))
+                .sum()
+        };
+        let sections: HashMap<&str, usize> = opts
+            .sections
+            .iter()
+            .map(|s| (s.name.as_str(), nets_of(s)))
+            .collect();
+        let named: usize = opts
+            .sections
+            .iter()
+            .filter_map(|s| match &s.peer_to_peer {
+                Some((PeerReach::Named(n), _)) => Some(n),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|n| sections.get(n.as_str()))
+            .sum();
+        let pairs = tunnel4 * lans4 + (tunnel - tunnel4) * (lans - lans4) + from_lan * lans + named;
+        if pairs > MAX_PAIRS {
+            return Err(over(
+                MAX_PAIRS,
+                &format!(
+                    "rules pairing networks ({pairs}: {tunnel} tunnel networks and {from_lan} from-lan forwards with {lans} LAN networks, {named} AllowedIPs of the sections peer-to-peer names)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The command line wins over the settings file; a list given on the command line
     /// replaces the file's list.
     pub fn over(self, base: Options) -> Options {
@@ -173,7 +280,8 @@ impl Options {
             no_log: self.no_log || base.no_log,
             allow_lan: self.allow_lan || base.allow_lan,
             lockdown: self.lockdown || base.lockdown,
-            rollback: self.rollback.or(base.rollback),
+            // The command line's only: the settings file refuses it.
+            rollback: self.rollback,
             backend: self.backend.or(base.backend),
             forward: if self.forward.is_empty() {
                 base.forward
@@ -193,6 +301,8 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{settings, wgconf};
+    use std::path::Path;
 
     #[test]
     fn command_line_wins_over_settings() {
@@ -210,5 +320,61 @@ mod tests {
         assert_eq!(o.wan.unwrap().as_str(), "eth0");
         assert_eq!(o.admin.len(), 1);
         assert!(o.no_log);
+    }
+    fn conf(text: &str) -> WgConfig {
+        wgconf::parse(Path::new("c"), text).unwrap()
+    }
+
+    /// `lan = ...` lines, `n` different networks.
+    fn lans(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("lan = 10.{}.{}.0/24\n", i / 256, i % 256))
+            .collect()
+    }
+
+    /// A section without `lan` gets the interface's: 1,000 of them in 201 sections are more
+    /// than the sections may come to, whether the file or the command line gave them.
+    #[test]
+    fn sections_count_the_lan_they_get_from_the_interface() {
+        // Public keys of digits: 43 characters of base64 ending in one of AEIMQUYcgkosw048.
+        let sections: String = (0..201)
+            .map(|i| format!("[group g{i}]\npeer = {i:0>42}A=\nlan = 10.0.0.0/8\n"))
+            .collect();
+        let text = format!("{}{sections}", lans(1_000));
+        let mut opts = settings::parse(Path::new("s"), &text).unwrap();
+        let c = conf("[Interface]\nAddress = 10.66.0.1/24\n");
+        assert!(opts.check_limits(&c).is_ok());
+        opts.sections.iter_mut().for_each(|s| s.lan = None);
+        let e = opts.check_limits(&c).unwrap_err();
+        assert!(
+            e.starts_with("more than 200000 lan, allow and peer-to-peer entries of the sections together (201000, each section without lan counting the interface's 1000, and each admin section again): wgfw-hook's limit"),
+            "{e}"
+        );
+    }
+
+    /// Tunnel networks times LAN networks: 100,000 peers behind a host-route Address with 5
+    /// LAN networks are as many NAT rules as wgfw-hook makes; a sixth network is too many.
+    #[test]
+    fn lists_that_multiply_are_counted_together() {
+        let peers = "[Peer]\nAllowedIPs = 10.66.0.2/32\n".repeat(99_999);
+        let c = conf(&format!("[Interface]\nAddress = 10.66.0.1/32\n{peers}"));
+        let opts = |n: usize| settings::parse(Path::new("s"), &lans(n)).unwrap();
+        assert!(opts(5).check_limits(&c).is_ok());
+        let e = opts(6).check_limits(&c).unwrap_err();
+        assert!(
+            e.starts_with("more than 500000 rules pairing networks (600000: 100000 tunnel networks and 0 from-lan forwards with 6 LAN networks"),
+            "{e}"
+        );
+        // Behind an Address network, the AllowedIPs are no tunnel networks of their own.
+        let routed = conf(&format!("[Interface]\nAddress = 10.66.0.1/16\n{peers}"));
+        assert!(opts(1_000).check_limits(&routed).is_ok());
+        // The LAN networks of the sections count too.
+        let sections: String = (0..21)
+            .map(|i| format!("[group g{i}]\npeer = {i:0>42}A=\n{}", lans(1_000)))
+            .collect();
+        let many = settings::parse(Path::new("s"), &sections).unwrap();
+        assert!(many.check_limits(&routed).unwrap_err().starts_with(
+            "more than 20000 LAN networks of the interface and its sections together (21000)"
+        ));
     }
 }

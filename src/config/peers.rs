@@ -21,6 +21,8 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use super::limits::{self, MAX_LIST, MAX_SECTION_ENTRIES};
+use super::quote;
 use super::types::Service;
 
 /// A WireGuard public key: 32 bytes in base64, 44 characters ending in `=`.
@@ -52,7 +54,8 @@ impl FromStr for PublicKey {
             Ok(PublicKey(s.to_string()))
         } else {
             Err(format!(
-                "\"{s}\" is not a WireGuard public key (44 characters of base64, as wg pubkey prints)"
+                "\"{}\" is not a WireGuard public key (44 characters of base64, as wg pubkey prints)",
+                quote::text(s)
             ))
         }
     }
@@ -103,6 +106,9 @@ pub const KEYS: &[&str] = &[
     "admin",
 ];
 
+/// What a section may give on several lines, adding up; any other key is given once.
+pub const LISTS: &[&str] = &["peer", "lan", "allow"];
+
 /// Words that are values of `peer-to-peer`, so no section may be called so.
 const RESERVED: &[&str] = &["all", "none", "yes", "no", "true", "false", "on", "off"];
 
@@ -132,29 +138,46 @@ impl Section {
         if self.group { "group" } else { "peer" }
     }
 
-    /// Sets one key; repeated list keys add to the list.
-    pub fn set(&mut self, key: &str, value: Option<&str>, line: usize) -> Result<(), String> {
+    /// Sets one key; repeated list keys add to the list, within the `room` the file has left.
+    pub fn set(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        line: usize,
+        room: &mut Room,
+    ) -> Result<(), String> {
         let value = value.ok_or_else(|| "needs a value".to_string())?;
-        let items = || list(value);
+        // The line's items, counted before any is kept: within this section's list and the
+        // room of all sections.
+        let had = match key {
+            "lan" => self.lan.as_ref().map_or(0, Vec::len),
+            "allow" => self.allow.as_ref().map_or(0, Vec::len),
+            _ => 0,
+        };
+        let mut items = || room.take(key, had, value);
         match key {
             "peer" => {
-                for k in items() {
+                for k in items()? {
                     self.peers.push((k.parse()?, line));
                 }
             }
             "lan" => {
                 let nets = none_or(value, || {
-                    items()
+                    items()?
+                        .into_iter()
                         .map(super::types::network)
                         .collect::<Result<Vec<_>, _>>()
                 })?;
-                self.lan.get_or_insert_with(Vec::new).extend(nets);
+                add_up(&mut self.lan, nets, "networks")?;
             }
             "allow" => {
                 let services = none_or(value, || {
-                    items().map(str::parse).collect::<Result<Vec<Service>, _>>()
+                    items()?
+                        .into_iter()
+                        .map(str::parse)
+                        .collect::<Result<Vec<Service>, _>>()
                 })?;
-                self.allow.get_or_insert_with(Vec::new).extend(services);
+                add_up(&mut self.allow, services, "services")?;
             }
             "no-internet" => self.no_internet = Some(super::types::switch(Some(value))?),
             "admin" => self.admin = Some(super::types::switch(Some(value))?),
@@ -165,7 +188,7 @@ impl Section {
                     Err(_) => match value.to_ascii_lowercase().as_str() {
                         "all" => PeerReach::All,
                         "none" => PeerReach::None,
-                        _ => PeerReach::Named(items().map(String::from).collect()),
+                        _ => PeerReach::Named(items()?.into_iter().map(String::from).collect()),
                     },
                 };
                 self.peer_to_peer = Some((reach, line));
@@ -173,6 +196,16 @@ impl Section {
             _ => return Err("is not an option".into()),
         }
         Ok(())
+    }
+
+    /// Its `allow` and `peer-to-peer` entries (its `lan` is counted apart: a section without
+    /// one gets the interface's).
+    pub fn listed(&self) -> usize {
+        let named = match &self.peer_to_peer {
+            Some((PeerReach::Named(n), _)) => n.len(),
+            _ => 0,
+        };
+        self.allow.as_ref().map_or(0, Vec::len) + named
     }
 
     /// The section in the settings file's syntax.
@@ -218,12 +251,80 @@ impl Section {
     }
 }
 
+/// What the rest of the settings file may still add to its sections (`config::limits`).
+#[derive(Debug)]
+pub struct Room {
+    pub peers: usize,
+    /// `lan`, `allow` and `peer-to-peer` entries.
+    pub entries: usize,
+}
+
+impl Default for Room {
+    fn default() -> Room {
+        Room {
+            peers: limits::MAX_PEERS,
+            entries: MAX_SECTION_ENTRIES,
+        }
+    }
+}
+
+impl Room {
+    /// The items of a `key` line of a section that has `had` of them, taken from the room;
+    /// refused as soon as one more would not fit, before any is kept.
+    fn take<'a>(&mut self, key: &str, had: usize, value: &'a str) -> Result<Vec<&'a str>, String> {
+        let own = MAX_LIST.saturating_sub(had);
+        let room = match key {
+            "peer" => self.peers,
+            _ => own.min(self.entries),
+        };
+        let mut items = Vec::new();
+        for item in list(value) {
+            if items.len() == room {
+                return Err(match key {
+                    "peer" => limits::over(limits::MAX_PEERS, "peers in the sections"),
+                    _ if own <= self.entries => {
+                        limits::over(MAX_LIST, &format!("{key} entries of a section"))
+                    }
+                    _ => limits::over(
+                        MAX_SECTION_ENTRIES,
+                        "lan, allow and peer-to-peer entries of the sections together",
+                    ),
+                });
+            }
+            items.push(item);
+        }
+        match key {
+            "peer" => self.peers -= items.len(),
+            _ => self.entries -= items.len(),
+        }
+        Ok(items)
+    }
+}
+
 fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Adds a line's items to a list that earlier lines began; `none` (no items) is the whole
+/// list, so it goes with no other line.
+fn add_up<T>(list: &mut Option<Vec<T>>, items: Vec<T>, what: &str) -> Result<(), String> {
+    match list {
+        Some(had) if had.is_empty() || items.is_empty() => Err(format!(
+            "none and {what} on another line of the section: give one of them"
+        )),
+        Some(had) => {
+            had.extend(items);
+            Ok(())
+        }
+        None => {
+            *list = Some(items);
+            Ok(())
+        }
+    }
 }
 
 fn none_or<T>(value: &str, f: impl FnOnce() -> Result<Vec<T>, String>) -> Result<Vec<T>, String> {
@@ -245,7 +346,8 @@ fn name_ok(name: &str) -> Result<String, String> {
         Ok(name.to_string())
     } else {
         Err(format!(
-            "\"{name}\" is not a section name (1 to 24 of a-z A-Z 0-9 _ . -, and not {})",
+            "\"{}\" is not a section name (1 to 24 of a-z A-Z 0-9 _ . -, and not {})",
+            quote::text(name),
             RESERVED.join(", ")
         ))
     }
@@ -313,7 +415,10 @@ pub fn check(sections: &[Section]) -> Result<(), (usize, String)> {
                 if !names.contains_key(n.as_str()) {
                     return Err((
                         *line,
-                        format!("peer-to-peer: \"{n}\" is no [peer] or [group] section"),
+                        format!(
+                            "peer-to-peer: \"{}\" is no [peer] or [group] section",
+                            quote::text(n)
+                        ),
                     ));
                 }
             }
@@ -349,18 +454,26 @@ mod tests {
         assert!(Section::start("peer a b", 1).unwrap().is_err());
         let mut s = Section::start("Group guests", 3).unwrap().unwrap();
         assert!(s.group);
-        s.set("lan", Some("none"), 4).unwrap();
-        s.set("allow", Some("udp/53, tcp/53"), 5).unwrap();
-        s.set("peer-to-peer", Some("laptop, nas"), 6).unwrap();
-        s.set("peer", Some(KEY_A), 7).unwrap();
+        s.set("lan", Some("none"), 4, &mut Room::default()).unwrap();
+        s.set("allow", Some("udp/53, tcp/53"), 5, &mut Room::default())
+            .unwrap();
+        s.set("peer-to-peer", Some("laptop, nas"), 6, &mut Room::default())
+            .unwrap();
+        s.set("peer", Some(KEY_A), 7, &mut Room::default()).unwrap();
         assert_eq!(s.lan, Some(vec![]));
         assert_eq!(s.allow.as_ref().unwrap().len(), 2);
         assert_eq!(
             s.peer_to_peer,
             Some((PeerReach::Named(vec!["laptop".into(), "nas".into()]), 6))
         );
-        assert!(s.set("peer", Some("nope"), 8).is_err());
-        assert!(s.set("lan", Some("10.0.0.300/24"), 8).is_err());
+        assert!(
+            s.set("peer", Some("nope"), 8, &mut Room::default())
+                .is_err()
+        );
+        assert!(
+            s.set("lan", Some("10.0.0.300/24"), 8, &mut Room::default())
+                .is_err()
+        );
         assert!(s.render().starts_with("\n[group guests]\npeer = "));
     }
 }

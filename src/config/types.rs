@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use super::quote;
+
 /// A network interface name, validated as wg-quick does (`^[a-zA-Z0-9_=+.-]{1,15}$`), but not
 /// `.`, `..` (which no interface can be named) nor ending in `+`, which iptables reads as a
 /// wildcard: `-i wg+` would match every interface whose name starts with `wg`.
@@ -31,7 +33,8 @@ impl FromStr for IfaceName {
             Ok(IfaceName(s.to_string()))
         } else {
             Err(format!(
-                "\"{s}\" is not a valid interface name (1 to 15 of a-z A-Z 0-9 _ = + . -)"
+                "\"{}\" is not a valid interface name (1 to 15 of a-z A-Z 0-9 _ = + . -)",
+                quote::text(s)
             ))
         }
     }
@@ -62,7 +65,7 @@ impl FromStr for Port {
         s.parse::<u16>()
             .ok()
             .and_then(Port::new)
-            .ok_or_else(|| format!("\"{s}\" is not a port (1-65535)"))
+            .ok_or_else(|| format!("\"{}\" is not a port (1-65535)", quote::text(s)))
     }
 }
 
@@ -99,7 +102,10 @@ impl FromStr for Service {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("\"{s}\" is not a service: use PROTO/PORT or PROTO/FIRST:LAST, e.g. tcp/443")
+            format!(
+                "\"{}\" is not a service: use PROTO/PORT or PROTO/FIRST:LAST, e.g. tcp/443",
+                quote::text(s)
+            )
         };
         let (proto, ports) = s.split_once('/').ok_or_else(bad)?;
         let proto = match proto.to_ascii_lowercase().as_str() {
@@ -147,12 +153,20 @@ pub struct Rate {
 impl FromStr for Rate {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("\"{s}\" is not a rate: use N/second or N/minute, e.g. 30/minute");
+        let bad = || {
+            format!(
+                "\"{}\" is not a rate: use N/second or N/minute, e.g. 30/minute",
+                quote::text(s)
+            )
+        };
         let (n, unit) = s.split_once('/').ok_or_else(bad)?;
         let count: u32 = n.trim().parse().map_err(|_| bad())?;
         // The kernel's hashlimit refuses rates above 10000/second.
         if count == 0 || count > 10_000 {
-            return Err(format!("\"{s}\": the count must be 1 to 10000"));
+            return Err(format!(
+                "\"{}\": the count must be 1 to 10000",
+                quote::text(s)
+            ));
         }
         let unit = match unit.trim().to_ascii_lowercase().as_str() {
             "s" | "sec" | "second" => RateUnit::Second,
@@ -214,7 +228,12 @@ macro_rules! keywords {
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
                     $($word => Ok($name::$variant),)+
-                    _ => Err(format!("\"{s}\" is not a {} ({})", $what, $list)),
+                    _ => Err(format!(
+                        "\"{}\" is not a {} ({})",
+                        $crate::config::quote::text(s),
+                        $what,
+                        $list
+                    )),
                 }
             }
         }
@@ -255,7 +274,7 @@ pub fn network(s: &str) -> std::result::Result<IpNet, String> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
         .map(|n| n.trunc())
-        .map_err(|_| format!("\"{s}\" is not an IP network"))
+        .map_err(|_| format!("\"{}\" is not an IP network", quote::text(s)))
 }
 
 /// The lengths RFC 6052 (section 2.2) allows a NAT64 prefix.
@@ -290,7 +309,7 @@ pub fn switch(value: Option<&str>) -> std::result::Result<bool, String> {
     match value.map(str::to_ascii_lowercase).as_deref() {
         None | Some("true" | "yes" | "on" | "1") => Ok(true),
         Some("false" | "no" | "off" | "0") => Ok(false),
-        Some(other) => Err(format!("\"{other}\" is not yes or no")),
+        Some(other) => Err(format!("\"{}\" is not yes or no", quote::text(other))),
     }
 }
 

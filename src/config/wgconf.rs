@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
+use crate::config::limits::{
+    MAX_ADDRESSES, MAX_ALLOWED_IPS, MAX_ALLOWED_IPS_PER_PEER, MAX_PEERS, over,
+};
+use crate::config::quote;
 use crate::config::types::Port;
 use crate::error::{Error, Result};
 
@@ -48,7 +52,7 @@ pub fn read(path: &Path) -> Result<WgConfig> {
     let text = crate::config::trust::read(path)?.ok_or_else(|| {
         Error::usage(format!(
             "{}: no such wg-quick config (name another with --config PATH)",
-            path.display()
+            quote::path(path)
         ))
     })?;
     parse(path, &text)
@@ -60,8 +64,14 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
         ..WgConfig::default()
     };
     let mut section = Section::None;
-    let err = |line: usize, msg: String| Error::usage(format!("{}:{line}: {msg}", path.display()));
+    let shown = quote::path(path);
+    let err = |line: usize, msg: String| Error::usage(format!("{shown}:{line}: {msg}"));
+    let bad = |line: usize, what: &str, item: &str, why: &str| {
+        err(line, format!("{what} \"{}\" {why}", quote::text(item)))
+    };
 
+    // Counted as they are read: nothing past a limit is ever kept.
+    let mut allowed_ips = 0;
     for (i, raw) in text.split('\n').enumerate() {
         let line = i + 1;
         let stripped = raw.split('#').next().unwrap_or("");
@@ -73,6 +83,9 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
             section = if key.eq_ignore_ascii_case("[Interface]") {
                 Section::Interface
             } else if key.eq_ignore_ascii_case("[Peer]") {
+                if conf.peers.len() == MAX_PEERS {
+                    return Err(err(line, over(MAX_PEERS, "[Peer] sections")));
+                }
                 conf.peers.push(Peer {
                     line,
                     ..Peer::default()
@@ -87,19 +100,18 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
         match (&section, key.as_str()) {
             (Section::Interface, "address") => {
                 for item in list(value) {
-                    let net = parse_net(item).ok_or_else(|| {
-                        err(line, format!("Address \"{item}\" is not an IP network"))
-                    })?;
+                    if conf.addresses.len() == MAX_ADDRESSES {
+                        return Err(err(line, over(MAX_ADDRESSES, "Address networks")));
+                    }
+                    let net = parse_net(item)
+                        .ok_or_else(|| bad(line, "Address", item, "is not an IP network"))?;
                     conf.addresses.push(net);
                 }
             }
             (Section::Interface, "listenport") => {
-                let port = value.parse::<Port>().map_err(|_| {
-                    err(
-                        line,
-                        format!("ListenPort \"{value}\" is not a port (1-65535)"),
-                    )
-                })?;
+                let port = value
+                    .parse::<Port>()
+                    .map_err(|_| bad(line, "ListenPort", value, "is not a port (1-65535)"))?;
                 conf.listen_port = Some(port);
             }
             (Section::Interface, "mtu") => {
@@ -107,9 +119,7 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
                     .parse::<u32>()
                     .ok()
                     .filter(|m| (576..=65535).contains(m))
-                    .ok_or_else(|| {
-                        err(line, format!("MTU \"{value}\" is not an MTU (576-65535)"))
-                    })?;
+                    .ok_or_else(|| bad(line, "MTU", value, "is not an MTU (576-65535)"))?;
                 conf.mtu = Some(mtu);
             }
             (Section::Interface, "fwmark") => conf.fwmark = Some(value.to_string()),
@@ -119,11 +129,20 @@ pub fn parse(path: &Path, text: &str) -> Result<WgConfig> {
             }
             (Section::Peer, "endpoint") => last_peer(&mut conf).endpoint = Some(value.to_string()),
             (Section::Peer, "allowedips") => {
+                let peer = last_peer(&mut conf);
                 for item in list(value) {
-                    let net = parse_net(item).ok_or_else(|| {
-                        err(line, format!("AllowedIPs \"{item}\" is not an IP network"))
-                    })?;
-                    last_peer(&mut conf).allowed_ips.push(net);
+                    if peer.allowed_ips.len() == MAX_ALLOWED_IPS_PER_PEER {
+                        let what = "AllowedIPs networks of one peer";
+                        return Err(err(line, over(MAX_ALLOWED_IPS_PER_PEER, what)));
+                    }
+                    if allowed_ips == MAX_ALLOWED_IPS {
+                        let what = "AllowedIPs networks (all peers together)";
+                        return Err(err(line, over(MAX_ALLOWED_IPS, what)));
+                    }
+                    let net = parse_net(item)
+                        .ok_or_else(|| bad(line, "AllowedIPs", item, "is not an IP network"))?;
+                    peer.allowed_ips.push(net);
+                    allowed_ips += 1;
                 }
             }
             _ => {}
@@ -293,6 +312,66 @@ mod tests {
         assert!(
             e.to_string().contains(":2: AllowedIPs \"10.0.0.0/33\""),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn errors_escape_control_characters() {
+        for (text, want) in [
+            (
+                "[Interface]\nAddress = 10.0.0.1/24\x1b[2J\n",
+                ":2: Address \"10.0.0.1/24\\x1b[2J\"",
+            ),
+            (
+                "[Interface]\nListenPort = 51\r820\n",
+                ":2: ListenPort \"51\\r820\"",
+            ),
+            ("[Interface]\nMTU = 1\x07420\n", ":2: MTU \"1\\x07420\""),
+            (
+                "[Peer]\nAllowedIPs = 10.0.0.2\u{9b}/32\n",
+                ":2: AllowedIPs \"10.0.0.2\\u{9b}/32\"",
+            ),
+        ] {
+            let e = p(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(!e.chars().any(char::is_control), "{text:?}: {e:?}");
+        }
+        let e = parse(Path::new("/tmp/wg\r0.conf"), "[Interface]\nMTU = x\n").unwrap_err();
+        assert!(e.to_string().starts_with("/tmp/wg\\r0.conf:2: MTU"), "{e}");
+    }
+
+    /// A million AllowedIPs once made two million rules and 900 MB without a word: each list
+    /// is counted as it is read, and going over names the line.
+    #[test]
+    fn input_beyond_the_limits_is_refused_with_its_line() {
+        let head = "[Interface]\nAddress = 10.0.0.1/32\nListenPort = 1\n";
+        let peers = head.to_string() + &"[Peer]\nAllowedIPs = 10.0.0.2/32\n".repeat(100_001);
+        assert_eq!(
+            p(&peers).unwrap_err().to_string(),
+            "/etc/wireguard/wg0.conf:200004: more than 100000 [Peer] sections: wgfw-hook's limit, far above real use (see LIMITS in wgfw-hook(8))"
+        );
+        assert_eq!(p(&peers[..peers.len() - 34]).unwrap().peers.len(), 100_000);
+        let nets = |n: usize| vec!["10.0.0.2/32"; n].join(", ");
+        let one = format!("{head}[Peer]\nAllowedIPs = {}\n", nets(100_001));
+        assert!(p(&one).unwrap_err().to_string().starts_with(
+            "/etc/wireguard/wg0.conf:5: more than 100000 AllowedIPs networks of one peer:"
+        ));
+        let many = format!(
+            "{head}{}",
+            format!("[Peer]\nAllowedIPs = {}\n", nets(70_000)).repeat(3)
+        );
+        assert!(p(&many).unwrap_err().to_string().starts_with(
+            "/etc/wireguard/wg0.conf:9: more than 200000 AllowedIPs networks (all peers together):"
+        ));
+        let addresses = format!(
+            "[Interface]\nAddress = {}\n",
+            vec!["10.0.0.1/24"; 1_001].join(",")
+        );
+        assert!(
+            p(&addresses)
+                .unwrap_err()
+                .to_string()
+                .starts_with("/etc/wireguard/wg0.conf:2: more than 1000 Address networks:")
         );
     }
 

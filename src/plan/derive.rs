@@ -37,7 +37,7 @@ pub fn derive(
     if conf.addresses.is_empty() {
         return Err(Error::usage(format!(
             "{}: [Interface] has no Address, so there is no tunnel network to protect",
-            conf.path.display()
+            crate::config::quote::path(&conf.path)
         )));
     }
 
@@ -158,7 +158,7 @@ fn listen_port(
         (None, None, Purpose::Install) => {
             return Err(Error::usage(format!(
                 "{}: no ListenPort, and {iface} is not up to read its random port from: set ListenPort",
-                conf.path.display()
+                crate::config::quote::path(&conf.path)
             )));
         }
     })
@@ -362,7 +362,7 @@ fn tunnel_nets(conf: &WgConfig, family: Family, notes: &mut Vec<String>) -> Vec<
                     if net.prefix_len() == 0 {
                         notes.push(format!(
                             "{}:{}: a peer's AllowedIPs {net} is not a tunnel network (it is everything): ignored",
-                            conf.path.display(),
+                            crate::config::quote::path(&conf.path),
                             peer.line
                         ));
                     } else {
