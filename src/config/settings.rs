@@ -353,7 +353,7 @@ mod tests {
         let e = |text: String| p(&text).unwrap_err().to_string();
         assert_eq!(
             e("wan = eth0\n\nwan = eth1\n".into()),
-            "/etc/wgfw/wg0.conf:3: \"wan\" is given again (first on line 1): only admin, allow, lan and forward may repeat"
+            "/etc/wgfw/wg0.conf:3: \"wan\" is given again (first on line 1): only admin, allow, lan, nat64 and forward may repeat"
         );
         assert!(
             e("no-log = yes\nNo_Log = no\n".into())
