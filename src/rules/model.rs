@@ -70,12 +70,21 @@ pub enum Match {
         per: RateUnit,
         burst: u32,
     },
-    /// A limit per source address (per /64 for IPv6), in a kernel table of its own.
+    /// A limit per source address (per /64 for IPv6), in a kernel table of its own that holds
+    /// at most `size` sources, each forgotten `expire_secs` after its last packet.
     PerSource {
         name: String,
         rate: Rate,
         burst: u32,
         v6_prefix: Option<u8>,
+        size: u32,
+        expire_secs: u32,
+    },
+    /// A global limit of `per_second` packets a second (burst: as many), at rates past what
+    /// iptables' `limit` match takes; iptables keeps it in a kernel table named `name`.
+    Cap {
+        name: String,
+        per_second: u32,
     },
     /// A TCP MSS option larger than this.
     MssAbove(u32),

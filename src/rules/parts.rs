@@ -171,16 +171,30 @@ pub(super) fn endpoint_rule(e: &SocketAddr) -> Rule {
     )
 }
 
-/// A per-source limit. Its kernel table is named from everything that shapes it, so that a
-/// changed limit gets a fresh table (the kernel keeps a table's first settings while any rule
-/// uses it) and each tunnel counts on its own. Names may have 15 characters.
-pub(super) fn per_source(
+/// How many sources a per-source table holds. It never fills: entries are forgotten once a
+/// source's bucket would be full again anyway, and a global cap in front of it lets no more
+/// new sources in than it holds in that time (`limited`). 262,144 sources cost the kernel
+/// about 30 MB (iptables) to 60 MB (nftables) at the most, under a flood of spoofed sources.
+pub(super) const PER_SOURCE_TABLE: u32 = 262_144;
+/// The hash buckets of an iptables per-source table (its own memory: 128 KiB).
+pub(super) const HASH_BUCKETS: u32 = 16_384;
+
+/// A per-source limit, behind a global cap that keeps its table from ever filling: a full
+/// table would drop every new source (iptables' hashlimit drops what it cannot track), and
+/// spoofed sources fill one at a few hundred packets a second. Under a flood of spoofed
+/// sources, new flows then get through at the cap's rate, shared by all; a single source
+/// over its own limit is dropped as before.
+///
+/// Each kernel table is named from everything that shapes it, so that a changed limit gets a
+/// fresh table (the kernel keeps a table's first settings while any rule uses it) and each
+/// tunnel counts on its own. Names may have 15 characters.
+pub(super) fn limited(
     iface: &IfaceName,
     tag: &str,
     family: Family,
     rate: Rate,
     burst: u32,
-) -> Match {
+) -> [Match; 2] {
     let per = rate.unit.short();
     // IPv6 users get a /64 each: counting single addresses would let one host use millions.
     let v6_prefix = (family == Family::V6).then_some(64);
@@ -189,14 +203,48 @@ pub(super) fn per_source(
     } else {
         ""
     };
-    let shape = format!("{iface}/{tag}/{}/{per}/{burst}/{mask}", rate.count);
+    let expire_secs = refill_secs(rate, burst);
+    let per_second = cap(PER_SOURCE_TABLE, expire_secs);
+    let shape = format!(
+        "{iface}/{tag}/{}/{per}/{burst}/{mask}/{PER_SOURCE_TABLE}/{expire_secs}",
+        rate.count
+    );
     let name = format!("wgfw{:08x}{tag}", fnv1a(shape.as_bytes()));
-    Match::PerSource {
-        name,
-        rate,
-        burst,
-        v6_prefix,
-    }
+    [
+        Match::Cap {
+            name: format!("{name}g"),
+            per_second,
+        },
+        Match::PerSource {
+            name,
+            rate,
+            burst,
+            v6_prefix,
+            size: PER_SOURCE_TABLE,
+            expire_secs,
+        },
+    ]
+}
+
+/// How long an idle source's bucket takes to be full again: forgetting it then loses nothing.
+/// At most an hour (a source idle that long starts afresh), so that the cap stays useful.
+fn refill_secs(rate: Rate, burst: u32) -> u32 {
+    let unit: u64 = match rate.unit {
+        RateUnit::Second => 1,
+        RateUnit::Minute => 60,
+    };
+    let secs = (u64::from(burst) * unit).div_ceil(u64::from(rate.count.max(1)));
+    u32::try_from(secs.clamp(1, 3600)).unwrap_or(3600)
+}
+
+/// The most new sources a second that a table of `size` entries, each kept `expire_secs`,
+/// can take in without filling: a rate iptables writes back exactly (a million over a whole
+/// number), so that the live rule reads as the one installed.
+fn cap(size: u32, expire_secs: u32) -> u32 {
+    const SCALE: u64 = 1_000_000;
+    let least = (SCALE * u64::from(expire_secs)).div_ceil(u64::from(size.max(1)));
+    let k = (least..=SCALE).find(|k| SCALE % k == 0).unwrap_or(SCALE);
+    u32::try_from(SCALE / k).unwrap_or(1)
 }
 
 fn fnv1a(bytes: &[u8]) -> u32 {
@@ -210,19 +258,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_per_source_table_never_fills_and_forgets_nothing_it_needs() {
+        let i: IfaceName = "wg0".parse().unwrap();
+        let handshakes = Rate {
+            count: 30,
+            unit: RateUnit::Minute,
+        };
+        let [
+            Match::Cap { per_second, .. },
+            Match::PerSource {
+                expire_secs, size, ..
+            },
+        ] = limited(&i, "h", Family::V4, handshakes, 5)
+        else {
+            panic!()
+        };
+        // 5 packets at 30 a minute: full again after 10 s.
+        assert_eq!((expire_secs, size), (10, PER_SOURCE_TABLE));
+        assert_eq!(per_second, 25_000);
+        for (count, unit, burst) in [
+            (30, RateUnit::Minute, 5),
+            (10, RateUnit::Minute, 10),
+            (10_000, RateUnit::Second, 1),
+            (1, RateUnit::Minute, 10_000),
+        ] {
+            let rate = Rate { count, unit };
+            let t = refill_secs(rate, burst);
+            let g = cap(PER_SOURCE_TABLE, t);
+            assert!(
+                u64::from(g) * u64::from(t) <= u64::from(PER_SOURCE_TABLE),
+                "{count} {t} {g}"
+            );
+            assert!(g >= 1 && 1_000_000 % g == 0, "{g}");
+        }
+    }
+
+    #[test]
     fn per_source_names_fit_and_follow_the_settings() {
         let i: IfaceName = "abcdefghijklmno".parse().unwrap();
         let r = Rate {
             count: 30,
             unit: RateUnit::Minute,
         };
-        let Match::PerSource { name, .. } = per_source(&i, "h", Family::V4, r, 5) else {
+        let [Match::Cap { name: cap, .. }, Match::PerSource { name, .. }] =
+            limited(&i, "h", Family::V4, r, 5)
+        else {
             panic!()
         };
-        assert!(name.len() <= 15, "{name}");
+        assert!(name.len() <= 15 && cap.len() <= 15, "{name} {cap}");
         assert_ne!(
-            per_source(&i, "h", Family::V4, r, 5),
-            per_source(&i, "h", Family::V4, Rate { count: 31, ..r }, 5)
+            limited(&i, "h", Family::V4, r, 5),
+            limited(&i, "h", Family::V4, Rate { count: 31, ..r }, 5)
         );
     }
 }

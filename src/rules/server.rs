@@ -2,8 +2,6 @@
 //! per-source limit, SSH behind a brute-force limit, `--allow`), forwarding (the anti-pivot
 //! kill switch) and the interface's log-and-drop.
 
-use ipnet::IpNet;
-
 use crate::config::types::Proto;
 use crate::plan::{FamilyPlan, InputPolicy, Plan};
 
@@ -13,8 +11,7 @@ use super::model::{
 };
 use super::names::{ChainId, Kind};
 use super::parts::{
-    SSH_BURST, SSH_LIMIT, allow_rules, chain, local_ranges, log_rule, mss_chain, per_source,
-    tcp_dport,
+    SSH_BURST, SSH_LIMIT, allow_rules, chain, limited, local_ranges, log_rule, mss_chain, tcp_dport,
 };
 
 pub(super) fn chains(plan: &Plan, fp: &FamilyPlan) -> Vec<Chain> {
@@ -96,27 +93,33 @@ fn input(plan: &Plan, fp: &FamilyPlan) -> Chain {
         syn: false,
     };
     let new = Match::Ct(Ct::New);
-    let limit = per_source(
+    let limit = limited(
         i,
         "h",
         fp.family,
         plan.handshake_limit,
         plan.handshake_burst,
     );
-    rules.push(rule(vec![port.clone(), new.clone(), limit], Verdict::Accept).counted(HANDSHAKES));
+    let mut accept = vec![port.clone(), new.clone()];
+    accept.extend(limit);
+    rules.push(rule(accept, Verdict::Accept).counted(HANDSHAKES));
     rules.push(rule(vec![port, new.clone()], drop.clone()).counted(RATE_LIMITED));
     rules.extend(super::groups::host_dispatch(plan, fp));
     rules.push(rule(vec![Match::In(i.to_string())], Verdict::Accept));
     if let (Some(ssh), false) = (plan.ssh_port, fp.policy == InputPolicy::Defer) {
-        let limit = per_source(i, "s", fp.family, SSH_LIMIT, SSH_BURST);
-        let accept = |src: Option<IpNet>| {
-            let mut m: Vec<Match> = src.map(Match::Src).into_iter().collect();
-            m.extend([tcp_dport(ssh.get()), new.clone(), limit.clone()]);
-            rule(m, Verdict::Accept).counted(SSH_ACCEPTED)
-        };
         match &fp.admin {
-            None => rules.push(accept(None)),
-            Some(nets) => rules.extend(nets.iter().map(|n| accept(Some(*n)))),
+            // From anywhere: behind the brute-force limit.
+            None => {
+                let mut m = vec![tcp_dport(ssh.get()), new.clone()];
+                m.extend(limited(i, "s", fp.family, SSH_LIMIT, SSH_BURST));
+                rules.push(rule(m, Verdict::Accept).counted(SSH_ACCEPTED));
+            }
+            // The admin networks are trusted: no table that a flood could fill stands
+            // between them and this host.
+            Some(nets) => rules.extend(nets.iter().map(|n| {
+                let m = vec![Match::Src(*n), tcp_dport(ssh.get()), new.clone()];
+                rule(m, Verdict::Accept).counted(SSH_ACCEPTED)
+            })),
         }
         rules.push(rule(vec![tcp_dport(ssh.get()), new.clone()], drop).counted(SSH_BLOCKED));
     }

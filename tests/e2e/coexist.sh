@@ -46,8 +46,8 @@
 #     and sysctls are snapshotted; the manager's rules are shown to be effective
 #   2 wg-quick up on srv (the hook runs) and c1: the tunnel works (v4+v6), c1 reaches the internet
 #     through it (masqueraded as srv's WAN address, IPv6 too: a unique-local tunnel), the manager's own allows
-#     and denies still work, its rules are untouched apart from accepts marked wgfw:IFACE (first
-#     in their chain, listed by `status` and `plan`, printed by `up`)
+#     and denies still work, its rules are untouched apart from accepts marked wgfw:IFACE (right
+#     before their chain's default deny, listed by `status` and `plan`, printed by `up`)
 #   3 wg-quick down on srv: every ruleset and sysctl equals the step-1 snapshot, no /run/wgfw
 #     state left for srv's namespace
 #
@@ -327,32 +327,38 @@ check_nft_save_readable() {
 	done
 }
 
-# first_rules_marked LABEL CMD TABLE CHAIN N: the first N rules of CHAIN carry our mark, and no
-# other rule of the chain does.
-first_ipt_rules_marked() {
-	local label=$1 variant=$2 family=$3 chain=$4 n=$5 rules head rest
-	rules=$(chain_rules "$SRV" "$variant" "$family" filter "$chain")
-	head=$(head -n "$n" <<<"$rules")
-	rest=$(tail -n +"$((n + 1))" <<<"$rules")
-	if [[ $(grep -cF -- "--comment \"$MARK\" -j ACCEPT" <<<"$head") -eq $n ]] && ! grep -qF -- "$MARK" <<<"$rest"; then
-		pass "$label: ip${family/4/}tables-$variant filter $chain starts with the hook's $n accepts marked $MARK"
+# marked_before_deny LABEL WHAT RULES N MARK_RE TAIL_RE: the chain (RULES, one per line) holds N
+# rules that match MARK_RE, together, and after them only its default deny (rules matching
+# TAIL_RE: an unconditional drop or reject, the logging of what it drops, ufw's closing jumps),
+# so that every other rule (anyone's ban) comes first.
+marked_before_deny() {
+	local label=$1 what=$2 rules=$3 n=$4 mark=$5 tail=$6 first count after
+	count=$(grep -cE -- "$mark" <<<"$rules" || true)
+	first=$(grep -nE -- "$mark" <<<"$rules" | head -n 1 | cut -d: -f1)
+	after=$(tail -n +"$((${first:-1} + n))" <<<"$rules")
+	if [[ $count -eq $n && -n $first ]] &&
+		[[ $(sed -n "${first},$((first + n - 1))p" <<<"$rules" | grep -cE -- "$mark") -eq $n ]] &&
+		! grep -vE -- "$tail" <<<"$after" | grep -q .; then
+		pass "$label: $what holds the hook's $n accepts marked $MARK, right before its default deny"
 	else
-		fail "$label: ip${family/4/}tables-$variant filter $chain starts with the hook's $n accepts marked $MARK" "$rules"
+		fail "$label: $what holds the hook's $n accepts marked $MARK, right before its default deny" "$rules"
 	fi
+}
+first_ipt_rules_marked() {
+	local label=$1 variant=$2 family=$3 chain=$4 n=$5
+	marked_before_deny "$label" "ip${family/4/}tables-$variant filter $chain" \
+		"$(chain_rules "$SRV" "$variant" "$family" filter "$chain")" "$n" "--comment \"$MARK\" -j ACCEPT" \
+		'^-A [A-Z]+ (-j (DROP|REJECT)( --reject-with [^ ]+)?|(-m limit .*)?-j LOG .*|-j ufw6?-(after-logging|reject|track)-[a-z]+)$'
 }
 # first_nft_rules_marked LABEL TABLE CHAIN N: the same as nft itself lists the chain (for
 # iptables-nft's tables too: the mark must show there, not only in iptables-nft-save).
 first_nft_rules_marked() {
-	local label=$1 table=$2 chain=$3 n=$4 rules head rest
+	local label=$1 table=$2 chain=$3 n=$4 rules
 	# shellcheck disable=SC2086 # TABLE is "family name"
-	rules=$(srv nft list chain $table "$chain" 2>&1 | awk '/^\tchain /{inside=1; next} inside && /^\t\t[a-z]/ && !/^\t\ttype /{print}' | sed 's/^\t*//')
-	head=$(head -n "$n" <<<"$rules")
-	rest=$(tail -n +"$((n + 1))" <<<"$rules")
-	if [[ $(grep -cE "accept comment \"$MARK\"\$" <<<"$head") -eq $n ]] && ! grep -qF -- "$MARK" <<<"$rest"; then
-		pass "$label: nft $table $chain starts with the hook's $n accepts marked $MARK"
-	else
-		fail "$label: nft $table $chain starts with the hook's $n accepts marked $MARK" "$rules"
-	fi
+	rules=$(srv nft list chain $table "$chain" 2>&1 | awk '/^\tchain /{inside=1; next} inside && /^\t\t[a-z]/ && !/^\t\ttype /{print}' |
+		sed -E 's/^\t*//; s/counter packets [0-9]+ bytes [0-9]+ ?//')
+	marked_before_deny "$label" "nft $table $chain" "$rules" "$n" "accept comment \"$MARK\"\$" \
+		'^(drop|reject.*|(limit rate .* )?log .*|jump ufw6?-(after-logging|reject|track)-[a-z]+)$'
 }
 
 # The hook's own rules: where they are (backend) and where they are not.
@@ -1074,7 +1080,7 @@ exception_checks() {
 	status=$RUN_OUT
 	assert_eq "$l: wgfw-hook status exits 0" 0 "$RUN_RC"
 	info "wgfw-hook status:"
-	printf '%s\n' "$status" | head -n 40 | sed 's/^/    | /'
+	printf '%s\n' "$status" | head -n 40 | sed 's/^/    | /' || true
 	run_capture timeout 30 ip netns exec "$SRV" "$BIN" plan "$SRV_IF"
 	plan=$RUN_OUT
 	assert_eq "$l: wgfw-hook plan $SRV_IF exits 0" 0 "$RUN_RC"
@@ -1146,7 +1152,7 @@ one_run() {
 			srv nft list chain inet firewalld filter_INPUT 2>/dev/null || true
 			srv nft list chain inet firewalld filter_FORWARD 2>/dev/null || true
 		} >"$E2E_TMP/failure-rules.$l"
-		sed 's/^/    | /' "$E2E_TMP/failure-rules.$l" | grep -vE '^\s*\|\s*$' | head -n 150
+		sed 's/^/    | /' "$E2E_TMP/failure-rules.$l" | grep -vE '^\s*\|\s*$' | head -n 150 || true
 	fi
 	step "$l: step 3: wg-quick down (PreDown runs wgfw-hook down); rulesets and sysctls back to step 1"
 	tunnels_down
@@ -1160,7 +1166,8 @@ docker-nft)
 	;;
 docker-nft-forced-nft)
 	# Docker's FORWARD policy DROP is in iptables-nft's tables (v4 and v6): the hook's nft table
-	# cannot override it, so its accepts go first in FORWARD there (in and out of the tunnel).
+	# cannot override it, so its accepts go into FORWARD there (in and out of the tunnel), after
+	# Docker's own rules, right before the policy.
 	EXPECT_PLACES="ipt:nft:4:FORWARD:2 ipt:nft:6:FORWARD:2"
 	one_run docker-nft-forced-nft nft nft
 	;;
@@ -1169,12 +1176,15 @@ docker-legacy)
 	one_run docker-legacy auto iptables-legacy
 	;;
 ufw)
-	EXPECT_PLACES=""
+	# Host input is judged in mangle: ufw's default deny in filter INPUT gets the hook's accepts
+	# (from the tunnel, the WireGuard port), after ufw's own rules.
+	EXPECT_PLACES="ipt:nft:4:INPUT:2 ipt:nft:6:INPUT:2"
 	one_run ufw auto iptables-nft
 	;;
 firewalld)
-	# firewalld's reject is in its own nft table: accepts of the hook's first in filter_INPUT
-	# (from the tunnel, the WireGuard port) and filter_FORWARD (in and out of the tunnel).
+	# firewalld's reject is in its own nft table: accepts of the hook's right before it in
+	# filter_INPUT (from the tunnel, the WireGuard port) and filter_FORWARD (in and out of the
+	# tunnel), after firewalld's zones and their denies.
 	EXPECT_PLACES="nft:filter_INPUT:2 nft:filter_FORWARD:2"
 	one_run firewalld-auto auto nft
 	one_run firewalld-iptables-nft iptables-nft iptables-nft

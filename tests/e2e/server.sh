@@ -343,8 +343,11 @@ if ((SRV_UP && CLI_UP)); then
 	assert_eq "IPv6: the one MASQUERADE is of the unique-local tunnel out of the WAN" \
 		'-A WGFW-wg0-NAT -s fd66::/64 -o eth0 -j MASQUERADE' "$(grep -E '^-A WGFW.*MASQUERADE' <<<"$V6" || true)"
 	for f in 4 6; do
-		assert_match "IPv$f filter INPUT: first rule jumps to WGFW-INPUT" '^-A INPUT (.* )?-j WGFW-INPUT( |$)' \
-			"$(chain_rules "$SRV" "$VARIANT" $f filter INPUT | head -n 1)"
+		# Host input is judged in mangle, before filter: other tools' denies in filter INPUT hold.
+		assert_match "IPv$f mangle INPUT: first rule jumps to WGFW-INPUT" '^-A INPUT (.* )?-j WGFW-INPUT( |$)' \
+			"$(chain_rules "$SRV" "$VARIANT" $f mangle INPUT | head -n 1)"
+		assert_no_match "IPv$f filter INPUT: nothing of the hook's (no other manager's deny there)" 'WGFW|wgfw' \
+			"$(chain_rules "$SRV" "$VARIANT" $f filter INPUT)"
 		assert_match "IPv$f filter FORWARD: first rule jumps to WGFW-wg0-FWD" '^-A FORWARD (.* )?-j WGFW-wg0-FWD( |$)' \
 			"$(chain_rules "$SRV" "$VARIANT" $f filter FORWARD | head -n 1)"
 		assert_match "IPv$f mangle FORWARD: first rule jumps to WGFW-wg0-MSS" '^-A FORWARD (.* )?-j WGFW-wg0-MSS( |$)' \
@@ -461,13 +464,13 @@ if ((SRV_UP && CLI_UP)); then
 		assert_match "IPv6: the hook dropped it (nft trace: verdict drop in a -v6 chain of inet wgfw)" \
 			'inet wgfw WGFW-[^ ]+-v6 rule .*\(verdict drop\)' "$TRACE"
 	else
-	log4=$(counted_rules "$SRV" "$VARIANT" 4 filter | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
+	log4=$({ counted_rules "$SRV" "$VARIANT" 4 filter; counted_rules "$SRV" "$VARIANT" 4 mangle; } | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
 	assert_tcp "inet -> 203.0.113.2:8081 (not allowed) times out" timeout "$INET" 203.0.113.2 8081 2
-	log4b=$(counted_rules "$SRV" "$VARIANT" 4 filter | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
+	log4b=$({ counted_rules "$SRV" "$VARIANT" 4 filter; counted_rules "$SRV" "$VARIANT" 4 mangle; } | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
 	assert_ge "IPv4 LOG rule packet counters rose after the dropped connection" $((log4 + 1)) "$log4b"
-	log6=$(counted_rules "$SRV" "$VARIANT" 6 filter | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
+	log6=$({ counted_rules "$SRV" "$VARIANT" 6 filter; counted_rules "$SRV" "$VARIANT" 6 mangle; } | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
 	assert_tcp "inet -> [2001:db8:1::2]:8081 (not allowed) times out" timeout "$INET" '[2001:db8:1::2]' 8081 2
-	log6b=$(counted_rules "$SRV" "$VARIANT" 6 filter | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
+	log6b=$({ counted_rules "$SRV" "$VARIANT" 6 filter; counted_rules "$SRV" "$VARIANT" 6 mangle; } | sum_packets '^\[[0-9:]+\] -A WGFW.* -j LOG')
 	assert_ge "IPv6 LOG rule packet counters rose after the dropped connection" $((log6 + 1)) "$log6b"
 	fi
 	assert_tcp "inet -> 203.0.113.2:8443 (--allow tcp/8443) connects" open "$INET" 203.0.113.2 8443
@@ -548,7 +551,7 @@ if ((SRV_UP && CLI_UP)); then
 		assert_match "nft: the per-source WireGuard set @$setwg has an element for inet (203.0.113.1)" \
 			'[{ ,]203\.0\.113\.1[ ,}]' "$(nft_set_text "$SRV" "$setwg")"
 	else
-	rules4() { counted_rules "$SRV" "$VARIANT" 4 filter | { grep -E "^\[[0-9:]+\] -A WGFW.*--dport $WG_PORT( |$)" || true; }; }
+	rules4() { counted_rules "$SRV" "$VARIANT" 4 mangle | { grep -E "^\[[0-9:]+\] -A WGFW.*--dport $WG_PORT( |$)" || true; }; }
 	info "rules: $(rules4 | sed -E 's/^\[[0-9:]+\] //' | tr '\n' ';')"
 	# "dropped": rules for the port whose target is DROP/REJECT or one of the hook's own chains
 	# (e.g. a log-and-drop chain); "accepted": its ACCEPT rules.

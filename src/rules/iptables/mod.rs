@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 use super::model::{self, Ct, Match, Ports, Rule, Table, Verdict};
 use super::names::ChainId;
+use crate::config::types::RateUnit;
 use crate::plan::Family;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -228,16 +229,31 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
                 rate,
                 burst,
                 v6_prefix,
+                size,
+                expire_secs,
             } => {
                 parts.push(format!(
-                    "-m hashlimit --hashlimit-upto {}/{} --hashlimit-burst {burst} --hashlimit-mode srcip --hashlimit-name {name}",
+                    "-m hashlimit --hashlimit-upto {}/{} --hashlimit-burst {burst} --hashlimit-mode srcip --hashlimit-name {name} --hashlimit-htable-size {} --hashlimit-htable-max {size}",
                     rate.count,
-                    rate.unit.short()
+                    rate.unit.short(),
+                    super::parts::HASH_BUCKETS,
                 ));
+                // iptables-save leaves out the expiry it would pick itself: the rate's unit.
+                let unit_ms = match rate.unit {
+                    RateUnit::Second => 1000,
+                    RateUnit::Minute => 60_000,
+                };
+                let expire_ms = u64::from(*expire_secs) * 1000;
+                if expire_ms != unit_ms {
+                    parts.push(format!("--hashlimit-htable-expire {expire_ms}"));
+                }
                 if let Some(prefix) = v6_prefix {
                     parts.push(format!("--hashlimit-srcmask {prefix}"));
                 }
             }
+            Match::Cap { name, per_second } => parts.push(format!(
+                "-m hashlimit --hashlimit-upto {per_second}/sec --hashlimit-burst {per_second} --hashlimit-name {name}"
+            )),
             Match::MssAbove(mss) => parts.push(format!("-m tcpmss --mss {}:65535", mss + 1)),
             Match::SrcNotLocal => parts.push("-m addrtype ! --src-type LOCAL".into()),
             Match::DstLocal => parts.push("-m addrtype --dst-type LOCAL".into()),

@@ -86,11 +86,15 @@ pub fn render_rule(rule: &Rule, family: Family) -> String {
             Match::Limit { count, per, burst } => {
                 format!("limit rate {} burst {burst} packets", rate(*count, *per))
             }
+            Match::Cap { per_second, .. } => {
+                format!("limit rate {per_second}/second burst {per_second} packets")
+            }
             Match::PerSource {
                 name,
                 rate: r,
                 burst,
                 v6_prefix,
+                ..
             } => {
                 let key = match v6_prefix {
                     Some(64) => "ip6 saddr & ffff:ffff:ffff:ffff::".to_string(),
@@ -236,12 +240,19 @@ fn sets(chains: &[(Family, Chain)]) -> Vec<SetDecl> {
         for r in &c.rules {
             for m in &r.matches {
                 match m {
-                    // Entries are per source and short-lived: a source idle for two minutes
-                    // starts afresh.
-                    Match::PerSource { name, .. } => out.push(SetDecl {
+                    // Entries are per source, and forgotten once a source's bucket would be
+                    // full again anyway (`rules::parts::per_source`).
+                    Match::PerSource {
+                        name,
+                        size,
+                        expire_secs,
+                        ..
+                    } => out.push(SetDecl {
                         name: name.clone(),
                         kind: "set",
-                        decl: format!("type {ty}; flags dynamic, timeout; timeout 2m;"),
+                        decl: format!(
+                            "type {ty}; size {size}; flags dynamic, timeout; timeout {expire_secs}s;"
+                        ),
                         elements: None,
                     }),
                     Match::DstIn(set) => {
