@@ -243,7 +243,9 @@ fn refill_secs(rate: Rate, burst: u32) -> u32 {
 fn cap(size: u32, expire_secs: u32) -> u32 {
     const SCALE: u64 = 1_000_000;
     let least = (SCALE * u64::from(expire_secs)).div_ceil(u64::from(size.max(1)));
-    let k = (least..=SCALE).find(|k| SCALE % k == 0).unwrap_or(SCALE);
+    let k = (least..=SCALE)
+        .find(|k| SCALE.is_multiple_of(*k))
+        .unwrap_or(SCALE);
     u32::try_from(SCALE / k).unwrap_or(1)
 }
 
@@ -289,7 +291,7 @@ mod tests {
                 u64::from(g) * u64::from(t) <= u64::from(PER_SOURCE_TABLE),
                 "{count} {t} {g}"
             );
-            assert!(g >= 1 && 1_000_000 % g == 0, "{g}");
+            assert!(g >= 1 && 1_000_000u32.is_multiple_of(g), "{g}");
         }
     }
 
