@@ -34,6 +34,8 @@ const PREREQUISITES: &[&str] = &[
     "ss",
     "sysctl",
     "timeout",
+    "python3",
+    "fail2ban-server",
 ];
 
 fn search_path() -> String {
@@ -70,7 +72,7 @@ fn check_prerequisites(path: &str) {
     assert!(
         missing.is_empty(),
         "e2e prerequisites missing: {} (the project's test script must install them: \
-         iproute2 wireguard-tools wireguard-go iptables nftables tcpdump socat iputils-ping)",
+         iproute2 wireguard-tools wireguard-go iptables nftables tcpdump socat iputils-ping fail2ban python3)",
         missing.join(", ")
     );
     assert!(
@@ -171,6 +173,21 @@ fn e2e_client_kill_switch_nft() {
 #[test]
 fn e2e_client_kill_switch_iptables_legacy() {
     run_scenario("client", "iptables-legacy");
+}
+
+#[test]
+fn e2e_never_weakens_the_host_iptables_nft() {
+    run_scenario("hostile", "iptables-nft");
+}
+
+#[test]
+fn e2e_never_weakens_the_host_nft() {
+    run_scenario("hostile", "nft");
+}
+
+#[test]
+fn e2e_never_weakens_the_host_iptables_legacy() {
+    run_scenario("hostile", "iptables-legacy");
 }
 
 #[test]

@@ -13,15 +13,26 @@ fi
 
 packages=(iptables nftables wireguard-tools wireguard-go iproute2 iputils-ping tcpdump socat
           netcat-openbsd conntrack util-linux procps systemd man-db dpkg-dev debhelper lintian git
-          rpm rpmlint makepkg pacman-package-manager libarchive-tools ansible-core g++ acl)
+          rpm rpmlint makepkg pacman-package-manager libarchive-tools ansible-core g++ acl
+          fail2ban python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "[+] installing ${missing[*]}"
+  # No service may start on this host (fail2ban would, in the machine's own namespace): the
+  # tests run each program in namespaces of their own.
+  prc=/usr/sbin/policy-rc.d
+  made_prc=
+  if [ ! -e "$prc" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$prc" && chmod 755 "$prc" && made_prc=1
+  fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ -z "$made_prc" ] || rm -f "$prc"
+  [ "$rc" = 0 ] || { echo "tests/run-all.sh: apt-get install failed (exit $rc)" >&2; exit 1; }
 fi
 
 if ! command -v cargo >/dev/null; then
