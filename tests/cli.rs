@@ -454,6 +454,22 @@ fn down_without_records_removes_rules_restored_at_boot() {
     assert!(stdout.contains("LEFT=0"), "{stdout}");
 }
 
+/// `PostUp = wgfw-hook up %i` gives no option at all: `check` and `check --repair` still find
+/// what `up` used (an empty options record used to read as none).
+#[test]
+fn check_works_after_an_up_without_options() {
+    let out = in_netns(&format!(
+        "{SETUP}\n\"$BIN\" up wg0 --config \"$conf\" 2>/dev/null\n\
+         \"$BIN\" check wg0; echo \"check=$?\"\n\"$BIN\" check wg0 --repair >/dev/null; echo \"repair=$?\"\n\
+         \"$BIN\" down wg0 2>/dev/null"
+    ));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for want in ["wg0: as installed\ncheck=0", "repair=0"] {
+        assert!(stdout.contains(want), "{want:?} not in {stdout}");
+    }
+}
+
 #[test]
 fn check_sees_drift_and_repair_puts_it_back() {
     for (backend, break_it) in [

@@ -183,9 +183,10 @@ fn recorded_inputs(store: &Store, iface: &IfaceName) -> Result<(Options, WgConfi
             "what up used for {iface} is not recorded: run wgfw-hook up {iface} again"
         ))
     };
+    // An `up` with no options at all records none: its options file is empty, so not there.
     let opts_text = store
         .read_named(&files::options(iface))?
-        .ok_or_else(missing)?;
+        .unwrap_or_default();
     let conf_text = store
         .read_named(&files::wgconf(iface))?
         .ok_or_else(missing)?;
