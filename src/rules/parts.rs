@@ -295,6 +295,41 @@ mod tests {
         }
     }
 
+    /// The README and the manual give the sizes and caps users get by default.
+    #[test]
+    fn the_documents_name_the_tables_and_caps() {
+        let commas = |n: u32| {
+            let s = n.to_string();
+            let mut out = String::new();
+            for (i, c) in s.chars().enumerate() {
+                if i > 0 && (s.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        let handshakes = Rate {
+            count: 30,
+            unit: RateUnit::Minute,
+        };
+        let numbers = [
+            commas(PER_SOURCE_TABLE),
+            commas(cap(PER_SOURCE_TABLE, refill_secs(handshakes, 5))),
+            commas(cap(PER_SOURCE_TABLE, refill_secs(SSH_LIMIT, SSH_BURST))),
+            format!("{} s", refill_secs(handshakes, 5)),
+            format!("{} s", refill_secs(SSH_LIMIT, SSH_BURST)),
+        ];
+        for (name, text) in [
+            ("README.md", include_str!("../../README.md")),
+            ("man/wgfw-hook.8", include_str!("../../man/wgfw-hook.8")),
+        ] {
+            for n in &numbers {
+                assert!(text.contains(n.as_str()), "{name} does not say {n}");
+            }
+        }
+    }
+
     #[test]
     fn per_source_names_fit_and_follow_the_settings() {
         let i: IfaceName = "abcdefghijklmno".parse().unwrap();
