@@ -510,8 +510,9 @@ check_chains() {
 			"$(chain_rules "$CLI" "$VARIANT" "$f" filter OUTPUT | head -n 1)"
 		assert_match "IPv$f filter FORWARD: first rule jumps to WGFW-$ifc-FWD" "^-A FORWARD (.* )?-j WGFW-$ifc-FWD( |\$)" \
 			"$(chain_rules "$CLI" "$VARIANT" "$f" filter FORWARD | head -n 1)"
-		assert_match "IPv$f filter INPUT: first rule jumps to WGFW-INPUT" '^-A INPUT (.* )?-j WGFW-INPUT( |$)' \
-			"$(chain_rules "$CLI" "$VARIANT" "$f" filter INPUT | head -n 1)"
+		# Host input is judged in mangle: other tools' denies in filter INPUT hold.
+		assert_match "IPv$f mangle INPUT: first rule jumps to WGFW-INPUT" '^-A INPUT (.* )?-j WGFW-INPUT( |$)' \
+			"$(chain_rules "$CLI" "$VARIANT" "$f" mangle INPUT | head -n 1)"
 	done
 	assert_match "IPv4 nat chain WGFW-$ifc-NAT exists (LAN masqueraded out of the tunnel)" "^:WGFW-$ifc-NAT " \
 		"$(save_rules "$CLI" "$VARIANT" 4)"
