@@ -308,6 +308,11 @@ fn check_ipt_rule(iface: &IfaceName, ours: &[String], rule: &str) -> Result<(), 
                     i += 1;
                     continue;
                 }
+                // The loopback guard: all but what a DNAT rule (Docker's) sent to 127.0.0.1.
+                Some(&"--ctstate") if toks.get(i + 2) == Some(&"DNAT") => {
+                    i += 3;
+                    continue;
+                }
                 _ => return Err("a negation of something we never negate".into()),
             }
         }
@@ -341,6 +346,9 @@ fn check_ipt_rule(iface: &IfaceName, ours: &[String], rule: &str) -> Result<(), 
             "--hashlimit-mode" => v == "srcip",
             "--hashlimit-name" => is_limit_name(v),
             "--hashlimit-srcmask" => v.parse::<u8>().is_ok_and(|m| m <= 128),
+            "--hashlimit-htable-size" | "--hashlimit-htable-max" | "--hashlimit-htable-expire" => {
+                is_u32(v)
+            }
             "--mss" => is_range(v, ':'),
             "--src-type" => v == "LOCAL",
             "--log-prefix" => is_log_prefix(v, iface) && v.len() - 2 <= 29,
@@ -428,7 +436,10 @@ pub fn check_nft(iface: &IfaceName, script: &str) {
             rest.split_once(' ').is_some_and(|(name, decl)| {
                 is_limit_name(name)
                     && ["ipv4_addr", "ipv6_addr"].iter().any(|t| {
-                        decl == format!("{{ type {t}; flags dynamic, timeout; timeout 2m; }}")
+                        decl.strip_prefix(&format!("{{ type {t}; size "))
+                            .and_then(|d| d.split_once("; flags dynamic, timeout; timeout "))
+                            .and_then(|(size, d)| Some((size, d.strip_suffix("s; }")?)))
+                            .is_some_and(|(size, secs)| is_u32(size) && is_u32(secs))
                     })
             })
         } else if let Some(rest) = line
