@@ -36,6 +36,10 @@ const PREREQUISITES: &[&str] = &[
     "timeout",
     "python3",
     "fail2ban-server",
+    "dockerd",
+    "docker",
+    "busybox",
+    "ufw",
 ];
 
 fn search_path() -> String {
@@ -72,7 +76,7 @@ fn check_prerequisites(path: &str) {
     assert!(
         missing.is_empty(),
         "e2e prerequisites missing: {} (the project's test script must install them: \
-         iproute2 wireguard-tools wireguard-go iptables nftables tcpdump socat iputils-ping fail2ban python3)",
+         iproute2 wireguard-tools wireguard-go iptables nftables tcpdump socat iputils-ping fail2ban python3 docker.io busybox ufw)",
         missing.join(", ")
     );
     assert!(
@@ -188,6 +192,11 @@ fn e2e_never_weakens_the_host_nft() {
 #[test]
 fn e2e_never_weakens_the_host_iptables_legacy() {
     run_scenario("hostile", "iptables-legacy");
+}
+
+#[test]
+fn e2e_down_leaves_what_neighbours_came_to_rely_on() {
+    run_scenario("neighbours", "auto");
 }
 
 #[test]

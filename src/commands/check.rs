@@ -8,11 +8,12 @@ use crate::config::types::IfaceName;
 use crate::config::wgconf::WgConfig;
 use crate::error::Result;
 use crate::rules::foreign as places;
+use crate::system::reliance::Depth;
 use crate::system::state::{Record, Store};
 use crate::system::sysctl;
 
 use super::install::{Guard, install};
-use super::{prepare, recorded_inputs};
+use super::{down, prepare, recorded_inputs};
 
 /// Prints one line per difference; returns whether all is (or is again) as installed.
 pub fn check(args: &Args) -> Result<bool> {
@@ -26,6 +27,10 @@ pub(super) fn check_in(store: &Store, iface: &IfaceName, repair: bool) -> Result
     };
     let (opts, conf) = recorded_inputs(store, iface)?;
     let drift = differences(store, &record, &opts, &conf)?;
+    // Not drift: what another program now relies on, which `down` will leave.
+    for k in down::left_at_down(store, iface, Depth::Cheap)? {
+        crate::outln!("{iface}: down will leave {}={}: {}", k.key, k.value, k.why);
+    }
     if drift.is_empty() {
         crate::outln!("{iface}: as installed");
         return Ok(true);

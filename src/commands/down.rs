@@ -8,9 +8,11 @@ use crate::backend;
 use crate::config::cli::Args;
 use crate::config::types::IfaceName;
 use crate::error::Result;
-use crate::plan::ledger::Ledger;
+use crate::plan::ledger::{Ledger, Write};
+use crate::plan::reliance::{self as plan_reliance, Kept};
 use crate::rules::Backend;
 use crate::rules::foreign as places;
+use crate::system::reliance::{self, Depth};
 use crate::system::state::{Record, Refused, Store};
 use crate::system::sysctl;
 
@@ -117,20 +119,101 @@ fn remove_rules(
     Ok(warnings)
 }
 
-/// Puts back the sysctls nobody else holds; returns the warnings.
+/// Puts back the sysctls nobody else holds, unless something else relies on them now;
+/// returns the warnings.
 fn restore_sysctls(store: &Store, iface: &IfaceName) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut ledger = Ledger::parse(&store.read_named(files::LEDGER)?.unwrap_or_default());
-    for w in ledger.release(iface.as_str()) {
+    let recorded = ledger.clone();
+    let writes = ledger.release(iface.as_str());
+    settle(iface, writes, &recorded, &managed(store)?, |w| {
         if sysctl::exists(&w.key)
             && sysctl::read(&w.key).ok().as_deref() != Some(w.value.as_str())
             && let Err(e) = sysctl::write(&w.key, &w.value)
         {
             warnings.push(e.to_string());
         }
-    }
+    });
     store.write_named(files::LEDGER, &ledger.render())?;
     Ok(warnings)
+}
+
+/// Performs the writes that put settings back, except where something else now relies on the
+/// value (`plan::reliance`): those stay, each said in one line. A restored switch rewrites
+/// other keys (IPv4 forwarding off turns `conf.all.accept_redirects` on), so a key that stays
+/// is written back to its value if that happened. `recorded`: the ledger before the release
+/// (which switch each key followed, what already wanted each value); `own`: the interfaces the
+/// hook manages here.
+pub(super) fn settle(
+    iface: &IfaceName,
+    writes: Vec<Write>,
+    recorded: &Ledger,
+    own: &[String],
+    mut perform: impl FnMut(&Write),
+) {
+    let (writes, kept) = sort_restores(iface, writes, recorded, own, Depth::Rules);
+    for k in &kept {
+        crate::errln!(
+            "wgfw-hook: {iface}: leaving {}={}: {}",
+            k.key,
+            k.value,
+            k.why
+        );
+    }
+    for w in &writes {
+        perform(w);
+    }
+    for k in &kept {
+        if sysctl::read(&k.key).is_ok_and(|now| now != k.value) {
+            perform(&Write {
+                key: k.key.clone(),
+                value: k.value.clone(),
+            });
+        }
+    }
+}
+
+/// `settle` without a word: the writes to perform and the settings left, with why.
+pub(super) fn sort_restores(
+    iface: &IfaceName,
+    writes: Vec<Write>,
+    recorded: &Ledger,
+    own: &[String],
+    depth: Depth,
+) -> (Vec<Write>, Vec<Kept>) {
+    if writes.is_empty() {
+        return (writes, Vec::new());
+    }
+    let current = sysctl::read_all(writes.iter().map(|w| &w.key));
+    let own = with_iface(own, iface);
+    let baseline = recorded.baselines();
+    let relied = reliance::gather(&writes, &current, &baseline, &own, depth);
+    plan_reliance::sort(writes, &recorded.followers(), &current, &relied, &baseline)
+}
+
+/// The managed interfaces and `iface`, as names.
+pub(super) fn with_iface<'a>(own: &'a [String], iface: &'a IfaceName) -> Vec<&'a str> {
+    let mut names: Vec<&str> = own.iter().map(String::as_str).collect();
+    names.push(iface.as_str());
+    names
+}
+
+/// What `down` of `iface` would leave as it is, and why: `status` and `check` say it ahead
+/// (`check`, which the timer runs every minute, without reading other tools' rules).
+pub(super) fn left_at_down(store: &Store, iface: &IfaceName, depth: Depth) -> Result<Vec<Kept>> {
+    let mut ledger = Ledger::parse(&store.read_named(files::LEDGER)?.unwrap_or_default());
+    let recorded = ledger.clone();
+    let writes = ledger.release(iface.as_str());
+    Ok(sort_restores(iface, writes, &recorded, &managed(store)?, depth).1)
+}
+
+/// The interfaces the hook manages here.
+pub(super) fn managed(store: &Store) -> Result<Vec<String>> {
+    Ok(store
+        .records()?
+        .iter()
+        .map(|r| r.iface.to_string())
+        .collect())
 }
 
 /// Once no interface is managed in this namespace any more: deletes the empty tables and base

@@ -9,14 +9,14 @@ use crate::config::types::IfaceName;
 use crate::config::wgconf::{self, WgConfig};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::plan::ledger::{Ledger, Snapshot, Write};
+use crate::plan::ledger::{Ledger, Snapshot, Write, w};
 use crate::rules::foreign::{self as places, Place};
 use crate::rules::iptables::Variant;
 use crate::rules::{Backend, lockout, residue};
 use crate::system::state::{Record, Store};
-use crate::system::{host, sockdiag, sysctl};
+use crate::system::{host, reliance, sockdiag, sysctl};
 
-use super::{choose_backend, files, prepare};
+use super::{choose_backend, down, files, prepare};
 
 #[derive(Clone, Copy, PartialEq)]
 pub(super) enum Guard {
@@ -237,7 +237,9 @@ impl<'a> Undo<'a> {
                 Done::File { name, previous } => {
                     let _ = store.write_named(&name, previous.as_deref().unwrap_or_default());
                 }
-                Done::Sysctls(applied) => revert_sysctls(store, &applied, &applied.writes),
+                Done::Sysctls(applied) => {
+                    revert_sysctls(store, self.iface, &applied, &applied.writes)
+                }
                 Done::Foreign { placed, recorded } => {
                     let _ = foreign::remove(self.iface, &placed);
                     let file = files::foreign(self.iface);
@@ -265,6 +267,8 @@ impl<'a> Undo<'a> {
 struct Applied {
     /// The ledger as it was.
     ledger: String,
+    /// The ledger as this `up` left it.
+    acquired: Ledger,
     /// The values read before the first write.
     before: Snapshot,
     /// What was written, in order.
@@ -277,16 +281,32 @@ fn apply_sysctls(store: &Store, iface: &IfaceName, wanted: &[Write]) -> Result<A
     let old_text = store.read_named(files::LEDGER)?.unwrap_or_default();
     let mut ledger = Ledger::parse(&old_text);
     let before = sysctl::snapshot(wanted, ledger.entries.keys());
-    let writes = ledger.acquire(iface.as_str(), wanted, &before);
+    // What a changed plan no longer wants goes back first, unless something relies on it.
+    let recorded = ledger.clone();
+    let freed = ledger.release_unwanted(iface.as_str(), wanted);
+    let own = down::managed(store)?;
+    let mut writes = Vec::new();
+    down::settle(iface, freed, &recorded, &own, |w| writes.push(w.clone()));
+    let new = ledger.acquire(iface.as_str(), wanted, &before);
+    // What already wants the values about to be written: it was there while they were
+    // otherwise, so it will not keep them at `down`.
+    if !new.is_empty() {
+        ledger.note_before(reliance::before_writing(
+            &new,
+            &down::with_iface(&own, iface),
+        ));
+    }
+    writes.extend(new);
     store.write_named(files::LEDGER, &ledger.render())?;
     let applied = Applied {
         ledger: old_text,
+        acquired: ledger,
         before,
         writes,
     };
     for (n, w) in applied.writes.iter().enumerate() {
         if let Err(e) = sysctl::write(&w.key, &w.value) {
-            revert_sysctls(store, &applied, &applied.writes[..n]);
+            revert_sysctls(store, iface, &applied, &applied.writes[..n]);
             return Err(e);
         }
     }
@@ -296,18 +316,23 @@ fn apply_sysctls(store: &Store, iface: &IfaceName, wanted: &[Write]) -> Result<A
 /// Puts back the sysctls of `done` (a prefix of what `applied` meant to write) in reverse, so
 /// that forwarding switches go back last... and then what they spread to, as it was; and the
 /// ledger as it was.
-fn revert_sysctls(store: &Store, applied: &Applied, done: &[Write]) {
+fn revert_sysctls(store: &Store, iface: &IfaceName, applied: &Applied, done: &[Write]) {
     let before = &applied.before.values;
-    for d in done.iter().rev() {
-        if let Some(v) = before.get(&d.key) {
-            let _ = sysctl::write(&d.key, v);
-        }
-    }
+    let mut back: Vec<Write> = done
+        .iter()
+        .rev()
+        .filter_map(|d| Some(w(d.key.as_path().into(), before.get(&d.key)?)))
+        .collect();
     for (k, v) in before {
         let written = applied.writes.iter().any(|w| &w.key == k);
         if !written && sysctl::read(k).ok().as_ref() != Some(v) {
-            let _ = sysctl::write(k, v);
+            back.push(w(k.as_path().into(), v));
         }
     }
+    // As at `down`: what something else has come to rely on since stays.
+    let own = down::managed(store).unwrap_or_default();
+    down::settle(iface, back, &applied.acquired, &own, |b| {
+        let _ = sysctl::write(&b.key, &b.value);
+    });
     let _ = store.write_named(files::LEDGER, &applied.ledger);
 }

@@ -8,25 +8,35 @@ use crate::error::Result;
 use crate::plan::ledger::Ledger;
 use crate::rules::COUNTED;
 use crate::rules::foreign::{self as places, Place};
+use crate::system::reliance::Depth;
 use crate::system::state::{Record, Store};
 use crate::system::{host, sysctl};
 
 use super::json::{self, Json};
 use super::plan::describe_peer;
-use super::{files, now_secs, prepare, recorded_inputs};
+use super::{down, files, now_secs, prepare, recorded_inputs};
 
 /// Peers silent for longer than this are worth pruning, as the hardening guides say.
 const STALE_PEER_SECS: u64 = 7 * 86_400;
 
 /// What `status` reports of one managed interface.
+/// A setting the interface holds: its value now, from before `up`, and why `down` would
+/// leave it, if it would.
+struct Setting {
+    key: String,
+    now: String,
+    was: String,
+    left: Option<String>,
+}
+
 struct Report {
     record: Record,
     up: bool,
     state: String,
     /// `rules::COUNTED` first, then each port forward's connections.
     counters: Vec<(String, u64)>,
-    /// Settings this interface holds: key, value now, value to put back.
-    sysctls: Vec<(String, String, String)>,
+    /// Settings this interface holds.
+    sysctls: Vec<Setting>,
     stale_peers: Vec<(String, Option<u64>)>,
     foreign: Vec<Place>,
     /// With peer sections: each peer's reach in one line, its section's name first.
@@ -85,16 +95,16 @@ fn text(conntrack: Option<(u64, u64)>, reports: &[Report], only: Option<&IfaceNa
 impl Report {
     /// Gathers what `status` says of one managed interface.
     fn of(store: &Store, r: &Record, records: &[Record], ledger: &Ledger) -> Result<Report> {
+        let left = down::left_at_down(store, &r.iface, Depth::Rules)?;
         let sysctls = ledger
             .entries
             .iter()
             .filter(|(_, e)| e.holders.contains(r.iface.as_str()))
-            .map(|(k, e)| {
-                (
-                    k.to_string(),
-                    sysctl::read(k).unwrap_or_else(|_| "?".into()),
-                    e.original.clone(),
-                )
+            .map(|(k, e)| Setting {
+                key: k.to_string(),
+                now: sysctl::read(k).unwrap_or_else(|_| "?".into()),
+                was: e.original.clone(),
+                left: left.iter().find(|l| &l.key == k).map(|l| l.why.clone()),
             })
             .collect();
         let up = host::iface_exists(&r.iface);
@@ -167,8 +177,11 @@ impl Report {
         let changed: Vec<String> = self
             .sysctls
             .iter()
-            .filter(|(_, now, was)| now != was)
-            .map(|(k, now, was)| format!("{k}={now} (was {was})"))
+            .filter(|s| s.now != s.was)
+            .map(|s| match &s.left {
+                Some(why) => format!("{}={} (was {}; down leaves it: {why})", s.key, s.now, s.was),
+                None => format!("{}={} (was {})", s.key, s.now, s.was),
+            })
             .collect();
         if !changed.is_empty() {
             s.push_str(&format!("  sysctls: {}\n", changed.join(", ")));
@@ -226,11 +239,12 @@ impl Report {
                 Json::Array(
                     self.sysctls
                         .iter()
-                        .map(|(k, now, was)| {
+                        .map(|s| {
                             Json::Object(vec![
-                                ("key", Json::Str(k.clone())),
-                                ("value", Json::Str(now.clone())),
-                                ("saved", Json::Str(was.clone())),
+                                ("key", Json::Str(s.key.clone())),
+                                ("value", Json::Str(s.now.clone())),
+                                ("saved", Json::Str(s.was.clone())),
+                                ("left_at_down", s.left.clone().map_or(Json::Null, Json::Str)),
                             ])
                         })
                         .collect(),

@@ -182,11 +182,15 @@ fn up(fake: &Fake, store: &Store) -> (Vec<Call>, String) {
 fn up_reads_applies_once_then_writes_sysctls_forwarding_first() {
     let (fake, _os, store) = setup("up");
     let (calls, _) = up(&fake, store.get());
-    assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);
+    // Before forwarding is switched on: what forwards already (it will not keep it on at down).
+    assert_eq!(
+        runs(&calls),
+        ["nft list chains", "nft -f -", "nft list ruleset"]
+    );
     assert!(script(&calls, 0).starts_with("add table inet wgfw\n"));
     // The rules first, then the sysctls, forwarding leading (it rewrites the others).
     let first_write = calls.iter().position(|c| matches!(c, Call::Sysctl(_)));
-    assert_eq!(first_write, Some(2), "{:?}", lines(&calls));
+    assert_eq!(first_write, Some(3), "{:?}", lines(&calls));
     let writes = sysctl_writes(&calls);
     assert_eq!(
         writes[..2],
@@ -210,12 +214,90 @@ fn down_removes_the_table_then_restores_forwarding_first_and_forgets() {
     let (fake, _os, store, original) = installed("down");
     remove(store.get(), &wg0()).expect("down");
     let calls = fake.take();
-    assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);
+    // The ruleset is read (after our table is gone) to see whether anything else forwards.
+    assert_eq!(
+        runs(&calls),
+        ["nft list chains", "nft -f -", "nft list ruleset"]
+    );
     assert_eq!(script(&calls, 0), "delete table inet wgfw\n");
     let writes = sysctl_writes(&calls);
     assert_eq!(writes[0], "net/ipv4/ip_forward=0", "{writes:?}");
     assert_eq!(fake.sysctls(), original, "every sysctl as it was");
     assert!(store.files().is_empty(), "{:?}", store.files());
+}
+
+#[test]
+fn down_leaves_forwarding_on_while_another_program_forwards() {
+    let (fake, _os, store, original) = installed("docker");
+    // Docker, started after the tunnel, accepts what its bridge forwards.
+    fake.answer(
+        "nft list ruleset",
+        "table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy accept;\n\
+         \t\tiifname \"docker0\" oifname != \"docker0\" counter packets 0 bytes 0 accept\n\t}\n}\n",
+    );
+    remove(store.get(), &wg0()).expect("down");
+    let calls = fake.take();
+    let writes = sysctl_writes(&calls);
+    assert!(
+        !writes.iter().any(|w| w.starts_with("net/ipv4/ip_forward")
+            || w.starts_with("net/ipv4/conf/eth0/forwarding")),
+        "{writes:?}"
+    );
+    // IPv6 forwarding (nothing forwards IPv6) goes back with every other setting. (The fake
+    // does not spread a switch to the interfaces' own keys, as the kernel does.)
+    let mut want = original.clone();
+    want.insert(
+        Path::new("/proc/sys/net/ipv4/ip_forward").into(),
+        "1\n".into(),
+    );
+    assert_eq!(fake.sysctls(), want);
+    // Nothing is kept in the records: the setting is the other program's now.
+    assert!(store.files().is_empty(), "{:?}", store.files());
+}
+
+#[test]
+fn what_forwarded_already_before_up_does_not_keep_forwarding_on() {
+    let (fake, _os, store) = setup("dockerfirst");
+    let original = fake.sysctls();
+    // Forwarding off although Docker's rules are there (an admin switched it off): `up`
+    // switches it on, and `down` puts the admin's value back.
+    fake.answer(
+        "nft list ruleset",
+        "table ip nat {\n\tchain POSTROUTING {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+         \t\tip saddr 172.17.0.0/16 oifname != \"docker0\" counter packets 0 bytes 0 masquerade\n\t}\n}\n",
+    );
+    let (_, overview) = up(&fake, store.get());
+    fake.answer("nft list chains", &overview);
+    remove(store.get(), &wg0()).expect("down");
+    assert_eq!(fake.sysctls(), original);
+}
+
+#[test]
+fn down_leaves_what_sysctl_d_asks_for_without_reading_the_ruleset() {
+    let (fake, _os, store, original) = installed("sysctld");
+    fake.file("/etc/sysctl.d/90-router.conf", "net.ipv4.ip_forward = 1\n");
+    fake.file(
+        "/etc/sysctl.d/91-ipv6.conf",
+        "net.ipv6.conf.all.forwarding = 1\n",
+    );
+    remove(store.get(), &wg0()).expect("down");
+    let calls = fake.take();
+    assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);
+    let now = fake.sysctls();
+    assert_eq!(now[Path::new("/proc/sys/net/ipv4/ip_forward")], "1\n");
+    assert_eq!(
+        now[Path::new("/proc/sys/net/ipv6/conf/all/forwarding")],
+        "1\n"
+    );
+    // The rest goes back.
+    for k in [
+        "net/ipv4/conf/all/rp_filter",
+        "net/ipv4/tcp_syncookies",
+        "net/ipv4/conf/wg0/send_redirects",
+    ] {
+        let p = Path::new("/proc/sys").join(k);
+        assert_eq!(now[&p], original[&p], "{k}");
+    }
 }
 
 #[test]
@@ -232,10 +314,13 @@ fn a_failed_sysctl_write_unwinds_the_writes_in_reverse_then_the_rules() {
         .iter()
         .position(|l| l == "sysctl net/ipv4/conf/all/send_redirects=0")
         .expect("the refused write");
-    // Before the failure: the rules, then the writes; after it: those writes undone newest
-    // first, then the rules (listed, then deleted whole).
-    let done: Vec<&String> = all[2..failed].iter().collect();
-    let undone: Vec<String> = all[failed + 1..all.len() - 2].to_vec();
+    // Before the failure: the rules, what forwards already, then the writes; after it: those
+    // writes undone newest first, then the rules (listed, then deleted whole).
+    assert_eq!(all[2], "nft list ruleset", "{all:?}");
+    let done: Vec<&String> = all[3..failed].iter().collect();
+    // Nothing else forwards (the ruleset, read once, says so): everything goes back.
+    assert_eq!(all[failed + 1], "nft list ruleset", "{all:?}");
+    let undone: Vec<String> = all[failed + 2..all.len() - 2].to_vec();
     let expected: Vec<String> = done
         .iter()
         .rev()
@@ -327,7 +412,10 @@ fn a_rollback_goes_back_to_the_plan_before_or_to_nothing() {
     let (fake, _os, store, original) = installed("rollback");
     go_back(store.get(), &wg0(), "token=1-1\ndeadline=0\n").expect("revert");
     let calls = fake.take();
-    assert_eq!(runs(&calls), ["nft list chains", "nft -f -"]);
+    assert_eq!(
+        runs(&calls),
+        ["nft list chains", "nft -f -", "nft list ruleset"]
+    );
     assert_eq!(script(&calls, 0), "delete table inet wgfw\n");
     assert_eq!(fake.sysctls(), original);
     assert!(store.files().is_empty());

@@ -134,6 +134,19 @@ pub struct Entry {
     pub holders: BTreeSet<String>,
     /// Recorded because writing this key rewrote it; restored right after it.
     pub follows: Option<Key>,
+    /// What already wanted the hook's value before it was written (`plan::reliance`): those
+    /// reasons were there while the value was otherwise, so at `down` they do not keep it.
+    pub before: BTreeSet<String>,
+}
+
+/// Separates the reasons in a record's field: nothing a reason holds (`record_reason`).
+const REASON_SEP: char = '\u{1f}';
+
+/// A reason as a record keeps it: one line, no tab, no separator.
+fn record_reason(r: &str) -> String {
+    r.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Every setting the tunnels of one network namespace changed, with its value from before.
@@ -143,8 +156,9 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Parses the ledger file: `key<TAB>original<TAB>holder,holder<TAB>follows`. A line whose
-    /// key is not a setting's (`Key::parse`) is left out.
+    /// Parses the ledger file: `key<TAB>original<TAB>holder,holder<TAB>follows<TAB>before`
+    /// (`before`: reasons separated by U+001F; absent in an older version's file). A line
+    /// whose key is not a setting's (`Key::parse`) is left out.
     pub fn parse(text: &str) -> Ledger {
         let mut entries = BTreeMap::new();
         for line in text.lines() {
@@ -166,12 +180,20 @@ impl Ledger {
                 },
                 None => None,
             };
+            let before = f
+                .next()
+                .unwrap_or("")
+                .split(REASON_SEP)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
             entries.insert(
                 k,
                 Entry {
                     original: orig.to_string(),
                     holders,
                     follows,
+                    before,
                 },
             );
         }
@@ -183,12 +205,14 @@ impl Ledger {
         for (k, e) in &self.entries {
             let holders: Vec<&str> = e.holders.iter().map(String::as_str).collect();
             let follows = e.follows.as_ref().map(Key::as_path).unwrap_or("");
+            let before: Vec<String> = e.before.iter().map(|r| record_reason(r)).collect();
             s.push_str(&format!(
-                "{}\t{}\t{}\t{}\n",
+                "{}\t{}\t{}\t{}\t{}\n",
                 k.as_path(),
                 e.original,
                 holders.join(","),
-                follows
+                follows,
+                before.join(&REASON_SEP.to_string())
             ));
         }
         s
@@ -221,6 +245,7 @@ impl Ledger {
                                         original: orig.clone(),
                                         holders: BTreeSet::new(),
                                         follows,
+                                        before: BTreeSet::new(),
                                     },
                                 );
                             }
@@ -233,6 +258,7 @@ impl Ledger {
                             original: current.clone(),
                             holders,
                             follows: None,
+                            before: BTreeSet::new(),
                         },
                     );
                 }
@@ -248,6 +274,42 @@ impl Ledger {
     /// holds any more (forwarding switches first, each followed by what it spread to).
     pub fn release(&mut self, holder: &str) -> Vec<Write> {
         self.release_where(holder, |_| true)
+    }
+
+    /// Drops `holder` from the settings it holds but no longer wants (a changed plan); returns
+    /// the restoring writes, as `release` does. `acquire` does this first itself.
+    pub fn release_unwanted(&mut self, holder: &str, writes: &[Write]) -> Vec<Write> {
+        let wanted: BTreeSet<&Key> = writes.iter().map(|w| &w.key).collect();
+        self.release_where(holder, |k| !wanted.contains(k))
+    }
+
+    /// Records, for each setting just written whose reasons are not recorded yet, what
+    /// already wanted the hook's value (`plan::reliance::baseline`).
+    pub fn note_before(&mut self, baseline: BTreeMap<Key, BTreeSet<String>>) {
+        for (k, reasons) in baseline {
+            if let Some(e) = self.entries.get_mut(&k)
+                && e.before.is_empty()
+            {
+                e.before = reasons.iter().map(|r| record_reason(r)).collect();
+            }
+        }
+    }
+
+    /// What already wanted each setting's hook value before it was written.
+    pub fn baselines(&self) -> BTreeMap<Key, BTreeSet<String>> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| !e.before.is_empty())
+            .map(|(k, e)| (k.clone(), e.before.clone()))
+            .collect()
+    }
+
+    /// Each recorded setting that a switch rewrote, with that switch.
+    pub fn followers(&self) -> BTreeMap<Key, Key> {
+        self.entries
+            .iter()
+            .filter_map(|(k, e)| Some((k.clone(), e.follows.clone()?)))
+            .collect()
     }
 
     fn release_where(&mut self, holder: &str, pick: impl Fn(&Key) -> bool) -> Vec<Write> {
@@ -401,6 +463,33 @@ mod tests {
             l.release("wg0"),
             writes(&[("net/ipv4/conf/all/send_redirects", "1")])
         );
+    }
+
+    #[test]
+    fn reasons_from_before_round_trip_one_line_each() {
+        let mut l = Ledger::default();
+        let b = before(&[(IP_FORWARD, "0")]);
+        l.acquire("wg0", &writes(&[(IP_FORWARD, "1")]), &b);
+        let reasons = BTreeSet::from([
+            "docker0 forwards".to_string(),
+            "table ip filter forwards (chain X: iifname \"a\tb\" accept)".to_string(),
+        ]);
+        l.note_before(BTreeMap::from([(Key::new(IP_FORWARD), reasons)]));
+        let text = l.render();
+        assert_eq!(text.lines().count(), l.entries.len(), "{text:?}");
+        let again = Ledger::parse(&text);
+        assert_eq!(again, l);
+        assert!(again.baselines()[&Key::new(IP_FORWARD)].contains("docker0 forwards"));
+        // A later note does not replace what was there before the first write.
+        let mut later = again.clone();
+        later.note_before(BTreeMap::from([(
+            Key::new(IP_FORWARD),
+            BTreeSet::from(["x".to_string()]),
+        )]));
+        assert_eq!(later, again);
+        // An older version's file, without the field, reads.
+        let old = Ledger::parse("net/ipv4/ip_forward\t0\twg0\t\n");
+        assert!(old.entries[&Key::new(IP_FORWARD)].before.is_empty());
     }
 
     #[test]

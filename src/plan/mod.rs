@@ -7,6 +7,7 @@ mod forwards;
 pub mod ledger;
 mod model;
 mod peers;
+pub mod reliance;
 mod sysctl;
 
 #[cfg(test)]

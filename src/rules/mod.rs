@@ -5,6 +5,7 @@
 mod chains;
 mod client;
 pub mod foreign;
+pub mod forwarding;
 mod forwards;
 mod groups;
 pub mod iptables;

@@ -2,7 +2,7 @@
 //! current sysctls, the live ruleset. Read-only: nothing here changes the host.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
@@ -337,6 +337,23 @@ fn overlapping(mut routes: Vec<Route>, lans: &[IpNet]) -> Vec<(IpNet, IfaceName)
     routes.sort_by_key(|r| (r.dest, r.metric));
     routes.dedup_by_key(|r| r.dest);
     routes.into_iter().map(|r| (r.dest, r.dev)).collect()
+}
+
+/// The families each device routes networks of (IPv6 link-local and multicast, and host
+/// routes, not counted): what makes a bridge or a tunnel a router (`plan::reliance`).
+pub(crate) fn routed_families() -> BTreeMap<String, BTreeSet<Family>> {
+    let mut out: BTreeMap<String, BTreeSet<Family>> = BTreeMap::new();
+    for r in routes_v4(&read("/proc/net/route")) {
+        out.entry(r.dev.to_string()).or_default().insert(Family::V4);
+    }
+    for r in routes_v6(&read("/proc/net/ipv6_route")) {
+        let IpNet::V6(net) = r.dest else { continue };
+        let first = net.addr().segments()[0];
+        if net.prefix_len() < 128 && first & 0xffc0 != 0xfe80 && first & 0xff00 != 0xff00 {
+            out.entry(r.dev.to_string()).or_default().insert(Family::V6);
+        }
+    }
+    out
 }
 
 /// A route of the main table.

@@ -9,6 +9,7 @@ pub(crate) mod host;
 pub(crate) mod nftgen;
 pub(crate) mod os;
 pub(crate) mod out;
+pub(crate) mod reliance;
 pub(crate) mod sockdiag;
 pub(crate) mod state;
 pub(crate) mod sys;

@@ -224,8 +224,23 @@ impl Os for Real {
         path.exists()
     }
 
+    /// Regular files only (a FIFO planted where a configuration file belongs would hang the
+    /// read), at most `OUTPUT_CAP` bytes.
     fn read(&self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(path)
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(sys::flags::O_NONBLOCK | sys::flags::O_NOCTTY)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        let mut text = String::new();
+        file.take(OUTPUT_CAP as u64).read_to_string(&mut text)?;
+        Ok(text)
     }
 
     fn write(&self, path: &Path, text: &str) -> io::Result<()> {
@@ -316,6 +331,25 @@ mod tests {
     fn run(prog: &str, args: &[&str], input: Option<&str>, secs: f64) -> io::Result<Output> {
         let deadline = Duration::from_secs_f64(secs);
         run_bounded(Path::new(prog), args, input, deadline, 1 << 20)
+    }
+
+    #[test]
+    fn a_fifo_or_a_directory_is_refused_not_waited_for() {
+        let dir = std::env::temp_dir().join(format!("wgfw-os-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("90-planted.conf");
+        assert!(
+            run("/usr/bin/mkfifo", &[fifo.to_str().unwrap()], None, 10.0)
+                .unwrap()
+                .ok
+        );
+        assert!(Real.read(&fifo).is_err());
+        assert!(Real.read(&dir).is_err());
+        std::fs::write(dir.join("ok.conf"), "a = 1\n").unwrap();
+        assert_eq!(Real.read(&dir.join("ok.conf")).unwrap(), "a = 1\n");
+        assert!(Real.read(Path::new("/proc/self/stat")).unwrap().len() > 10);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
