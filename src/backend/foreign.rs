@@ -16,7 +16,7 @@ use crate::rules::listing::{Listing, Rule as ListedRule};
 use crate::rules::model::Rule;
 use crate::rules::nft;
 use crate::rules::{Backend, Table};
-use crate::system::cmd;
+use crate::system::{cmd, xtables};
 
 use super::iptables;
 
@@ -57,15 +57,12 @@ pub(crate) fn read(backend: Backend, families: &[Family], before: Option<&super:
 /// Whether a variant has tables in this family: legacy's are listed in /proc/net, iptables-nft's
 /// are nft tables of the family with an iptables table's name.
 fn has_tables(variant: Variant, family: Family, nft_overview: &Listing) -> bool {
-    let (proc_file, nft_family) = match family {
-        Family::V4 => ("/proc/net/ip_tables_names", "ip"),
-        Family::V6 => ("/proc/net/ip6_tables_names", "ip6"),
+    let nft_family = match family {
+        Family::V4 => "ip",
+        Family::V6 => "ip6",
     };
     match variant {
-        // Unreadable means unknown: read the rules rather than miss them.
-        Variant::Legacy => crate::system::os::os()
-            .read(std::path::Path::new(proc_file))
-            .map_or(true, |t| !t.trim().is_empty()),
+        Variant::Legacy => xtables::legacy_tables_exist(family),
         Variant::Nft => nft_overview
             .tables
             .iter()

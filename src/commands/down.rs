@@ -83,7 +83,8 @@ pub(super) fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     ] {
         store.write_named(&file, "")?;
     }
-    warn(restore_sysctls(store, iface)?);
+    let own: Vec<String> = records.iter().map(|r| r.iface.to_string()).collect();
+    warn(restore_sysctls(store, iface, &own)?);
     store.remove_record(iface)?;
     tidy(store)?;
     if warned {
@@ -121,12 +122,12 @@ fn remove_rules(
 
 /// Puts back the sysctls nobody else holds, unless something else relies on them now;
 /// returns the warnings.
-fn restore_sysctls(store: &Store, iface: &IfaceName) -> Result<Vec<String>> {
+fn restore_sysctls(store: &Store, iface: &IfaceName, own: &[String]) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut ledger = Ledger::parse(&store.read_named(files::LEDGER)?.unwrap_or_default());
     let recorded = ledger.clone();
     let writes = ledger.release(iface.as_str());
-    settle(iface, writes, &recorded, &managed(store)?, |w| {
+    settle(iface, writes, &recorded, own, |w| {
         if sysctl::exists(&w.key)
             && sysctl::read(&w.key).ok().as_deref() != Some(w.value.as_str())
             && let Err(e) = sysctl::write(&w.key, &w.value)

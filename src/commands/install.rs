@@ -9,7 +9,7 @@ use crate::config::types::IfaceName;
 use crate::config::wgconf::{self, WgConfig};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::plan::ledger::{Ledger, Snapshot, Write, w};
+use crate::plan::ledger::{Ledger, Snapshot, Write};
 use crate::rules::foreign::{self as places, Place};
 use crate::rules::iptables::Variant;
 use crate::rules::{Backend, lockout, residue};
@@ -321,12 +321,21 @@ fn revert_sysctls(store: &Store, iface: &IfaceName, applied: &Applied, done: &[W
     let mut back: Vec<Write> = done
         .iter()
         .rev()
-        .filter_map(|d| Some(w(d.key.as_path().into(), before.get(&d.key)?)))
+        .filter_map(|d| {
+            let value = before.get(&d.key)?.clone();
+            Some(Write {
+                key: d.key.clone(),
+                value,
+            })
+        })
         .collect();
     for (k, v) in before {
         let written = applied.writes.iter().any(|w| &w.key == k);
         if !written && sysctl::read(k).ok().as_ref() != Some(v) {
-            back.push(w(k.as_path().into(), v));
+            back.push(Write {
+                key: k.clone(),
+                value: v.clone(),
+            });
         }
     }
     // As at `down`: what something else has come to rely on since stays.

@@ -19,7 +19,6 @@ use super::{down, files, now_secs, prepare, recorded_inputs};
 /// Peers silent for longer than this are worth pruning, as the hardening guides say.
 const STALE_PEER_SECS: u64 = 7 * 86_400;
 
-/// What `status` reports of one managed interface.
 /// A setting the interface holds: its value now, from before `up`, and why `down` would
 /// leave it, if it would.
 struct Setting {
@@ -29,6 +28,7 @@ struct Setting {
     left: Option<String>,
 }
 
+/// What `status` reports of one managed interface.
 struct Report {
     record: Record,
     up: bool,

@@ -26,6 +26,7 @@ enum Sign {
 }
 
 /// One table as a graph: chains, which hook starts where, and each rule's text.
+#[derive(Default)]
 struct Graph<'a> {
     /// Chain name to its rules.
     chains: BTreeMap<&'a str, Vec<&'a str>>,
@@ -54,11 +55,7 @@ pub fn in_listing(
             "inet" => &Family::BOTH,
             _ => continue,
         };
-        let mut g = Graph {
-            chains: BTreeMap::new(),
-            forward: Vec::new(),
-            postrouting: Vec::new(),
-        };
+        let mut g = Graph::default();
         for c in &t.chains {
             g.chains
                 .insert(&c.name, c.rules.iter().map(|r| r.text.as_str()).collect());
@@ -88,11 +85,7 @@ pub fn in_iptables_save(text: &str, skip: &[&str]) -> Vec<String> {
             table = name.trim();
         } else if let Some(decl) = line.strip_prefix(':') {
             let name = decl.split_whitespace().next().unwrap_or("");
-            let g = tables.entry(table).or_insert_with(|| Graph {
-                chains: BTreeMap::new(),
-                forward: Vec::new(),
-                postrouting: Vec::new(),
-            });
+            let g = tables.entry(table).or_default();
             g.chains.entry(name).or_default();
             match (table, name) {
                 ("filter", "FORWARD") => g.forward.push(name),

@@ -14,9 +14,8 @@ use crate::rules::forwarding;
 use crate::rules::listing::Listing;
 use crate::rules::nft::TABLE;
 
-use super::cmd;
-use super::host;
 use super::os::os;
+use super::{cmd, host, xtables};
 
 /// systemd-sysctl's directories, the first holding a name winning.
 const SYSCTL_DIRS: &[&str] = &[
@@ -199,19 +198,11 @@ fn rules(own: &[&str]) -> BTreeMap<Family, Vec<String>> {
     {
         out = forwarding::in_listing(&Listing::parse(&o.stdout), TABLE, own);
     }
-    for (f, names, prog) in [
-        (
-            Family::V4,
-            "/proc/net/ip_tables_names",
-            "iptables-legacy-save",
-        ),
-        (
-            Family::V6,
-            "/proc/net/ip6_tables_names",
-            "ip6tables-legacy-save",
-        ),
+    for (f, prog) in [
+        (Family::V4, "iptables-legacy-save"),
+        (Family::V6, "ip6tables-legacy-save"),
     ] {
-        if read(names).is_none_or(|t| t.trim().is_empty()) || cmd::find(prog).is_none() {
+        if !xtables::legacy_tables_exist(f) || cmd::find(prog).is_none() {
             continue;
         }
         if let Ok(o) = cmd::run(prog, &[], None)

@@ -26,6 +26,18 @@ const ENTRIES_HEAD: usize = 40;
 const MAX_SIZE: usize = 256 << 20;
 const HOOKS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
 
+/// Whether this network namespace has legacy tables of the family (the kernel lists them in
+/// /proc/net). Unreadable means unknown, and true: read the rules rather than miss them.
+pub(crate) fn legacy_tables_exist(family: Family) -> bool {
+    let list = match family {
+        Family::V4 => "/proc/net/ip_tables_names",
+        Family::V6 => "/proc/net/ip6_tables_names",
+    };
+    super::os::os()
+        .read(std::path::Path::new(list))
+        .map_or(true, |t| !t.trim().is_empty())
+}
+
 /// The chains and policies of one family's legacy tables, read from the kernel; None where
 /// anything is not as expected.
 pub fn overview(family: Family) -> Option<Live> {
