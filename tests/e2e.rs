@@ -40,6 +40,11 @@ const PREREQUISITES: &[&str] = &[
     "docker",
     "busybox",
     "ufw",
+    "firewalld",
+    "firewall-cmd",
+    "dbus-daemon",
+    "dpkg-deb",
+    "run-parts",
 ];
 
 fn search_path() -> String {
@@ -76,7 +81,8 @@ fn check_prerequisites(path: &str) {
     assert!(
         missing.is_empty(),
         "e2e prerequisites missing: {} (the project's test script must install them: \
-         iproute2 wireguard-tools wireguard-go iptables nftables tcpdump socat iputils-ping fail2ban python3 docker.io busybox ufw)",
+         iproute2 wireguard-tools wireguard-go iptables nftables tcpdump socat iputils-ping fail2ban python3 docker.io busybox ufw firewalld dbus-daemon \
+         debianutils, and download netfilter-persistent's .debs)",
         missing.join(", ")
     );
     assert!(
@@ -194,6 +200,8 @@ fn e2e_never_weakens_the_host_iptables_legacy() {
     run_scenario("hostile", "iptables-legacy");
 }
 
+/// The six real neighbours (dockerd, ufw, firewalld, fail2ban, netfilter-persistent,
+/// nftables.service), each started before and after the tunnel.
 #[test]
 fn e2e_down_leaves_what_neighbours_came_to_rely_on() {
     run_scenario("neighbours", "auto");

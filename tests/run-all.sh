@@ -14,7 +14,7 @@ fi
 packages=(iptables nftables wireguard-tools wireguard-go iproute2 iputils-ping tcpdump socat
           netcat-openbsd conntrack util-linux procps systemd man-db dpkg-dev debhelper lintian git
           rpm rpmlint makepkg pacman-package-manager libarchive-tools ansible-core g++ acl
-          fail2ban python3 docker.io busybox ufw)
+          fail2ban python3 docker.io busybox ufw firewalld dbus-daemon debianutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -33,6 +33,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
   [ -z "$made_prc" ] || rm -f "$prc"
   [ "$rc" = 0 ] || { echo "tests/run-all.sh: apt-get install failed (exit $rc)" >&2; exit 1; }
+fi
+
+# netfilter-persistent runs in the tests from its two .debs, unpacked, never installed:
+# Debian's ufw Breaks it (tests/neighbours/netfilter-persistent.sh).
+np_debs=/var/cache/neighbours/netfilter-persistent/debs
+if ! compgen -G "$np_debs/netfilter-persistent_*.deb" >/dev/null ||
+   ! compgen -G "$np_debs/iptables-persistent_*.deb" >/dev/null; then
+  echo "[+] downloading netfilter-persistent and iptables-persistent (not installing them)"
+  mkdir -p "$np_debs"
+  ( cd "$np_debs" && { apt-get download -qq -o APT::Sandbox::User=root netfilter-persistent iptables-persistent 2>/dev/null ||
+      { apt-get update -qq && apt-get download -qq -o APT::Sandbox::User=root netfilter-persistent iptables-persistent; }; } ) ||
+    { echo "tests/run-all.sh: apt-get download netfilter-persistent iptables-persistent failed" >&2; exit 1; }
 fi
 
 if ! command -v cargo >/dev/null; then

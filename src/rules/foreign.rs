@@ -192,20 +192,31 @@ pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<Rule>> {
 /// Tables iptables-nft manages: their drops are handled as iptables rules.
 pub const IPTABLES_TABLES: &[&str] = &["filter", "nat", "mangle", "raw", "security"];
 
-/// Native nftables chains that would drop the tunnel's traffic: firewalld's input and forward
-/// chains (they end in a reject), and any other table's input or forward base chain whose
-/// policy is drop. Returns (table, chain, hook) with hook "input" or "forward".
+/// Native nftables chains that would drop the tunnel's traffic: firewalld's (its zones end in
+/// a reject), and any other table's input or forward base chain whose policy is drop. Returns
+/// (table, chain, hook) with hook "input" or "forward".
+///
+/// firewalld's base chains hand every packet to its zone's chain with a `goto`, which ends in
+/// the zone's reject and never comes back: what follows the dispatch is never reached. Each
+/// zone's chain jumps to `filter_INPUT_POLICIES_post` (`filter_FORWARD_POLICIES_post`) right
+/// before that reject, after the zone's own deny and allow rules (a fail2ban ban made with
+/// firewalld's rich rules among them): our accepts go there. firewalld before 0.9 has no
+/// policy chains; there they stay in the base chain, as before.
 fn nft_drops(ruleset: &Listing) -> Vec<(String, String, &'static str)> {
     let mut found = Vec::new();
     for t in &ruleset.tables {
         let id = t.id();
         let iptables =
             (t.family == "ip" || t.family == "ip6") && IPTABLES_TABLES.contains(&t.name.as_str());
+        let has = |name: &str| t.chains.iter().any(|c| c.name == name);
         for c in &t.chains {
             let hook = if id == "inet firewalld" {
+                let policies = |hook| has(&format!("filter_{}_POLICIES_post", hook_chain(hook)));
                 match c.name.as_str() {
-                    "filter_INPUT" => Some("input"),
-                    "filter_FORWARD" => Some("forward"),
+                    "filter_INPUT_POLICIES_post" => Some("input"),
+                    "filter_FORWARD_POLICIES_post" => Some("forward"),
+                    "filter_INPUT" if !policies("input") => Some("input"),
+                    "filter_FORWARD" if !policies("forward") => Some("forward"),
                     _ => None,
                 }
             } else if id == TABLE || iptables {
@@ -226,6 +237,15 @@ fn nft_drops(ruleset: &Listing) -> Vec<(String, String, &'static str)> {
         }
     }
     found
+}
+
+/// firewalld's name for a hook in its chains' names.
+fn hook_chain(hook: &str) -> &'static str {
+    if hook == "forward" {
+        "FORWARD"
+    } else {
+        "INPUT"
+    }
 }
 
 /// What a rule of a chain is to our accepts there.
@@ -443,6 +463,21 @@ mod tests {
             ]
         );
         assert_eq!(n.len(), 2);
+        // firewalld 0.9 and later: in the chains every zone jumps to before its reject.
+        let with_policies = "table inet firewalld {\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t}\n\tchain filter_FORWARD {\n\t}\n\
+                             \tchain filter_INPUT_POLICIES_post {\n\t}\n\tchain filter_FORWARD_POLICIES_post {\n\t}\n}\n";
+        let n = needed(&server_plan(), &nft_view(with_policies));
+        let chains: Vec<&str> = n
+            .keys()
+            .map(|p| match p {
+                Place::Nft { chain, .. } => chain.as_str(),
+                Place::Iptables { .. } => "",
+            })
+            .collect();
+        assert_eq!(
+            chains,
+            ["filter_FORWARD_POLICIES_post", "filter_INPUT_POLICIES_post"]
+        );
         assert!(needed(&server_plan(), &View::default()).is_empty());
         // Anyone's native base chain that drops by default, but not iptables-nft's own tables.
         let own = "table inet filter {\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n\

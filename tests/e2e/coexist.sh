@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test: wgfw-hook next to another firewall manager (Docker, ufw, firewalld), with
-# realistic hand-written rulesets of those managers (their daemons are never run), real
-# WireGuard tunnels (wireguard-go, wg-quick) and real TCP connections, in network namespaces.
+# realistic hand-written rulesets of Docker and ufw (tests/e2e/neighbours.sh runs their daemons)
+# and the real firewalld (Debian's, tests/neighbours/firewalld.sh), real WireGuard tunnels
+# (wireguard-go, wg-quick) and real TCP connections, in network namespaces.
 #
 #   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/coexist.sh CASE
 #     CASE: docker-nft | docker-nft-forced-nft | docker-legacy | ufw | firewalld | all
@@ -31,7 +32,7 @@
 #   │ the manager's ruleset:                │
 #   │  docker: iptables(-nft|-legacy)       │
 #   │  ufw: iptables-nft, INPUT/FORWARD DROP│
-#   │  firewalld: nft table inet firewalld  │
+#   │  firewalld: the real daemon           │
 #   └────────────────┬──────────────────────┘
 #     docker0 (bridge) 172.17.0.1/16            (docker cases only)
 #                    │ vethc0ffee
@@ -98,7 +99,8 @@ esac
 # shellcheck source=tests/e2e/lib.sh
 source "$HERE/lib.sh"
 
-require_e2e iptables-nft-restore ip6tables-nft-restore iptables-legacy-restore ip6tables-legacy-restore
+require_e2e iptables-nft-restore ip6tables-nft-restore iptables-legacy-restore ip6tables-legacy-restore \
+	$([[ $CASE == firewalld ]] && echo firewalld firewall-cmd dbus-daemon)
 
 SRV_IF=wgs$$
 C1_IF=wga$$
@@ -621,269 +623,6 @@ ufw_rules_v6() {
 	EOF
 }
 
-# firewalld 1.x (FirewallBackend=nftables), default zone public (services ssh, dhcpv6-client,
-# target default), eth0 in it, IPv6_rpfilter=yes: `nft list table inet firewalld` as it leaves it.
-firewalld_rules() {
-	cat <<-'EOF'
-		table inet firewalld {
-			chain mangle_PREROUTING {
-				type filter hook prerouting priority mangle + 10; policy accept;
-				jump mangle_PREROUTING_POLICIES_pre
-				jump mangle_PREROUTING_ZONES
-				jump mangle_PREROUTING_POLICIES_post
-			}
-			chain mangle_PREROUTING_POLICIES_pre {
-				jump mangle_PRE_policy_allow-host-ipv6
-			}
-			chain mangle_PREROUTING_ZONES {
-				iifname "eth0" goto mangle_PRE_public
-				goto mangle_PRE_public
-			}
-			chain mangle_PREROUTING_POLICIES_post {
-			}
-			chain nat_PREROUTING {
-				type nat hook prerouting priority dstnat + 10; policy accept;
-				jump nat_PREROUTING_POLICIES_pre
-				jump nat_PREROUTING_ZONES
-				jump nat_PREROUTING_POLICIES_post
-			}
-			chain nat_PREROUTING_POLICIES_pre {
-				jump nat_PRE_policy_allow-host-ipv6
-			}
-			chain nat_PREROUTING_ZONES {
-				iifname "eth0" goto nat_PRE_public
-				goto nat_PRE_public
-			}
-			chain nat_PREROUTING_POLICIES_post {
-			}
-			chain nat_POSTROUTING {
-				type nat hook postrouting priority srcnat + 10; policy accept;
-				jump nat_POSTROUTING_POLICIES_pre
-				jump nat_POSTROUTING_ZONES
-				jump nat_POSTROUTING_POLICIES_post
-			}
-			chain nat_POSTROUTING_POLICIES_pre {
-			}
-			chain nat_POSTROUTING_ZONES {
-				oifname "eth0" goto nat_POST_public
-				goto nat_POST_public
-			}
-			chain nat_POSTROUTING_POLICIES_post {
-			}
-			chain nat_OUTPUT {
-				type nat hook output priority -90; policy accept;
-				jump nat_OUTPUT_POLICIES_pre
-				jump nat_OUTPUT_POLICIES_post
-			}
-			chain nat_OUTPUT_POLICIES_pre {
-			}
-			chain nat_OUTPUT_POLICIES_post {
-			}
-			chain filter_PREROUTING {
-				type filter hook prerouting priority filter + 10; policy accept;
-				icmpv6 type { nd-router-advert, nd-neighbor-solicit } accept
-				meta nfproto ipv6 fib saddr . mark . iif oif missing drop
-			}
-			chain filter_INPUT {
-				type filter hook input priority filter + 10; policy accept;
-				ct state { established, related } accept
-				ct status dnat accept
-				iifname "lo" accept
-				ct state invalid drop
-				jump filter_INPUT_POLICIES_pre
-				jump filter_INPUT_ZONES
-				jump filter_INPUT_POLICIES_post
-				reject with icmpx admin-prohibited
-			}
-			chain filter_FORWARD {
-				type filter hook forward priority filter + 10; policy accept;
-				ct state { established, related } accept
-				ct status dnat accept
-				iifname "lo" accept
-				ct state invalid drop
-				ip6 daddr { ::/96, ::ffff:0.0.0.0/96, 2002::/24, 2002:a00::/24, 2002:7f00::/24, 2002:a9fe::/32, 2002:ac10::/28, 2002:c0a8::/32, 2002:e000::/19 } reject with icmpv6 addr-unreachable
-				jump filter_FORWARD_POLICIES_pre
-				jump filter_FORWARD_ZONES
-				jump filter_FORWARD_POLICIES_post
-				reject with icmpx admin-prohibited
-			}
-			chain filter_OUTPUT {
-				type filter hook output priority filter + 10; policy accept;
-				ct state { established, related } accept
-				oifname "lo" accept
-				ip6 daddr { ::/96, ::ffff:0.0.0.0/96, 2002::/24, 2002:a00::/24, 2002:7f00::/24, 2002:a9fe::/32, 2002:ac10::/28, 2002:c0a8::/32, 2002:e000::/19 } reject with icmpv6 addr-unreachable
-				jump filter_OUTPUT_POLICIES_pre
-				jump filter_OUTPUT_POLICIES_post
-			}
-			chain filter_INPUT_POLICIES_pre {
-				jump filter_IN_policy_allow-host-ipv6
-			}
-			chain filter_INPUT_ZONES {
-				iifname "eth0" goto filter_IN_public
-				goto filter_IN_public
-			}
-			chain filter_INPUT_POLICIES_post {
-			}
-			chain filter_FORWARD_POLICIES_pre {
-			}
-			chain filter_FORWARD_ZONES {
-				iifname "eth0" goto filter_FWD_public
-				goto filter_FWD_public
-			}
-			chain filter_FORWARD_POLICIES_post {
-			}
-			chain filter_OUTPUT_POLICIES_pre {
-			}
-			chain filter_OUTPUT_POLICIES_post {
-			}
-			chain filter_IN_public {
-				jump filter_IN_public_pre
-				jump filter_IN_public_log
-				jump filter_IN_public_deny
-				jump filter_IN_public_allow
-				jump filter_IN_public_post
-				meta l4proto { icmp, ipv6-icmp } accept
-			}
-			chain filter_IN_public_pre {
-			}
-			chain filter_IN_public_log {
-			}
-			chain filter_IN_public_deny {
-			}
-			chain filter_IN_public_allow {
-				tcp dport 22 accept
-				ip6 daddr fe80::/64 udp dport 546 accept
-			}
-			chain filter_IN_public_post {
-			}
-			chain filter_FWD_public {
-				jump filter_FWD_public_pre
-				jump filter_FWD_public_log
-				jump filter_FWD_public_deny
-				jump filter_FWD_public_allow
-				jump filter_FWD_public_post
-			}
-			chain filter_FWD_public_pre {
-			}
-			chain filter_FWD_public_log {
-			}
-			chain filter_FWD_public_deny {
-			}
-			chain filter_FWD_public_allow {
-				oifname "eth0" accept
-			}
-			chain filter_FWD_public_post {
-			}
-			chain nat_PRE_public {
-				jump nat_PRE_public_pre
-				jump nat_PRE_public_log
-				jump nat_PRE_public_deny
-				jump nat_PRE_public_allow
-				jump nat_PRE_public_post
-			}
-			chain nat_PRE_public_pre {
-			}
-			chain nat_PRE_public_log {
-			}
-			chain nat_PRE_public_deny {
-			}
-			chain nat_PRE_public_allow {
-			}
-			chain nat_PRE_public_post {
-			}
-			chain nat_POST_public {
-				jump nat_POST_public_pre
-				jump nat_POST_public_log
-				jump nat_POST_public_deny
-				jump nat_POST_public_allow
-				jump nat_POST_public_post
-			}
-			chain nat_POST_public_pre {
-			}
-			chain nat_POST_public_log {
-			}
-			chain nat_POST_public_deny {
-			}
-			chain nat_POST_public_allow {
-			}
-			chain nat_POST_public_post {
-			}
-			chain mangle_PRE_public {
-				jump mangle_PRE_public_pre
-				jump mangle_PRE_public_log
-				jump mangle_PRE_public_deny
-				jump mangle_PRE_public_allow
-				jump mangle_PRE_public_post
-			}
-			chain mangle_PRE_public_pre {
-			}
-			chain mangle_PRE_public_log {
-			}
-			chain mangle_PRE_public_deny {
-			}
-			chain mangle_PRE_public_allow {
-			}
-			chain mangle_PRE_public_post {
-			}
-			chain filter_IN_policy_allow-host-ipv6 {
-				jump filter_IN_policy_allow-host-ipv6_pre
-				jump filter_IN_policy_allow-host-ipv6_log
-				jump filter_IN_policy_allow-host-ipv6_deny
-				jump filter_IN_policy_allow-host-ipv6_allow
-				jump filter_IN_policy_allow-host-ipv6_post
-			}
-			chain filter_IN_policy_allow-host-ipv6_pre {
-			}
-			chain filter_IN_policy_allow-host-ipv6_log {
-			}
-			chain filter_IN_policy_allow-host-ipv6_deny {
-			}
-			chain filter_IN_policy_allow-host-ipv6_allow {
-				icmpv6 type nd-neighbor-advert accept
-				icmpv6 type nd-neighbor-solicit accept
-				icmpv6 type nd-router-advert accept
-				icmpv6 type nd-redirect accept
-			}
-			chain filter_IN_policy_allow-host-ipv6_post {
-			}
-			chain nat_PRE_policy_allow-host-ipv6 {
-				jump nat_PRE_policy_allow-host-ipv6_pre
-				jump nat_PRE_policy_allow-host-ipv6_log
-				jump nat_PRE_policy_allow-host-ipv6_deny
-				jump nat_PRE_policy_allow-host-ipv6_allow
-				jump nat_PRE_policy_allow-host-ipv6_post
-			}
-			chain nat_PRE_policy_allow-host-ipv6_pre {
-			}
-			chain nat_PRE_policy_allow-host-ipv6_log {
-			}
-			chain nat_PRE_policy_allow-host-ipv6_deny {
-			}
-			chain nat_PRE_policy_allow-host-ipv6_allow {
-			}
-			chain nat_PRE_policy_allow-host-ipv6_post {
-			}
-			chain mangle_PRE_policy_allow-host-ipv6 {
-				jump mangle_PRE_policy_allow-host-ipv6_pre
-				jump mangle_PRE_policy_allow-host-ipv6_log
-				jump mangle_PRE_policy_allow-host-ipv6_deny
-				jump mangle_PRE_policy_allow-host-ipv6_allow
-				jump mangle_PRE_policy_allow-host-ipv6_post
-			}
-			chain mangle_PRE_policy_allow-host-ipv6_pre {
-			}
-			chain mangle_PRE_policy_allow-host-ipv6_log {
-			}
-			chain mangle_PRE_policy_allow-host-ipv6_deny {
-			}
-			chain mangle_PRE_policy_allow-host-ipv6_allow {
-			}
-			chain mangle_PRE_policy_allow-host-ipv6_post {
-			}
-		}
-	EOF
-}
-
 # ---------------------------------------------------------------------------------------------
 step "topology: namespaces, veths, addresses, routes"
 DOCKER=0
@@ -1010,8 +749,10 @@ ufw)
 	ufw_rules_v6 | srv ip6tables-nft-restore
 	;;
 firewalld)
-	step "step 1: load firewalld's nftables table (inet firewalld, zone public: ssh, dhcpv6-client)"
-	firewalld_rules | srv nft -f -
+	step "step 1: start firewalld in srv (Debian's, nftables backend; default zone public: ssh, dhcpv6-client)"
+	export NEIGHBOURS_STATE=$E2E_TMP/neighbours NEIGHBOURS_QUIET=1 NEIGHBOURS_NO_INSTALL=1
+	E2E_CLEANUP_HOOKS=("\"$HERE/../neighbours/firewalld.sh\" stop \"\$SRV\"" "${E2E_CLEANUP_HOOKS[@]}")
+	"$HERE/../neighbours/firewalld.sh" start "$SRV"
 	;;
 esac
 snapshot_rules "$SRV" "$E2E_TMP/rules.before"
@@ -1147,10 +888,10 @@ one_run() {
 				save_rules "$SRV" "$v" 4
 				save_rules "$SRV" "$v" 6
 			done
-			echo "## nft list ruleset (inet wgfw and firewalld's filter_INPUT/filter_FORWARD)"
+			echo "## nft list ruleset (inet wgfw and firewalld's chains the accepts go to)"
 			save_nft "$SRV" | awk '/^table inet wgfw/{p=1} p{print} p&&/^}/{p=0}'
-			srv nft list chain inet firewalld filter_INPUT 2>/dev/null || true
-			srv nft list chain inet firewalld filter_FORWARD 2>/dev/null || true
+			srv nft list chain inet firewalld filter_INPUT_POLICIES_post 2>/dev/null || true
+			srv nft list chain inet firewalld filter_FORWARD_POLICIES_post 2>/dev/null || true
 		} >"$E2E_TMP/failure-rules.$l"
 		sed 's/^/    | /' "$E2E_TMP/failure-rules.$l" | grep -vE '^\s*\|\s*$' | head -n 150 || true
 	fi
@@ -1182,10 +923,11 @@ ufw)
 	one_run ufw auto iptables-nft
 	;;
 firewalld)
-	# firewalld's reject is in its own nft table: accepts of the hook's right before it in
-	# filter_INPUT (from the tunnel, the WireGuard port) and filter_FORWARD (in and out of the
-	# tunnel), after firewalld's zones and their denies.
-	EXPECT_PLACES="nft:filter_INPUT:2 nft:filter_FORWARD:2"
+	# firewalld's reject ends each zone's chain in its own nft table, which every zone reaches
+	# by a goto: accepts of the hook's in the policy chains each zone jumps to right before its
+	# reject, filter_INPUT_POLICIES_post (from the tunnel, the WireGuard port) and
+	# filter_FORWARD_POLICIES_post (in and out of the tunnel), after the zone's denies.
+	EXPECT_PLACES="nft:filter_INPUT_POLICIES_post:2 nft:filter_FORWARD_POLICIES_post:2"
 	one_run firewalld-auto auto nft
 	one_run firewalld-iptables-nft iptables-nft iptables-nft
 	;;
