@@ -19,8 +19,8 @@ _wgfw_hook_running() {
 _wgfw_hook() {
 	local cur prev words cword
 	_init_completion || return
-	local commands="up down plan status check confirm release"
-	local options="--config --role --wan --policy --ssh-port --admin --allow --handshake-limit --lan --nat64 --forward --no-internet --peer-to-peer --no-nat --nat6 --no-log --allow-lan --lockdown --rollback --force --repair --json --backend --verbose --help --version"
+	local commands="up down plan status check watch confirm release"
+	local options="--config --role --wan --policy --ssh-port --admin --allow --handshake-limit --lan --nat64 --forward --no-internet --peer-to-peer --no-nat --nat6 --no-log --allow-lan --lockdown --no-watch --rollback --force --repair --json --backend --verbose --help --version"
 
 	case $prev in
 	--role) COMPREPLY=($(compgen -W "server client" -- "$cur")); return ;;
@@ -40,7 +40,7 @@ _wgfw_hook() {
 	fi
 	if ((cword == 2)) && [[ $cur != -* ]]; then
 		case ${words[1]} in
-		up | plan) COMPREPLY=($(compgen -W "$(_wgfw_hook_configs)" -- "$cur")) ;;
+		up | plan | watch) COMPREPLY=($(compgen -W "$(_wgfw_hook_configs)" -- "$cur")) ;;
 		down | status | check | confirm | release) COMPREPLY=($(compgen -W "$(_wgfw_hook_running) $(_wgfw_hook_configs)" -- "$cur")) ;;
 		esac
 		return

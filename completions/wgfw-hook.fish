@@ -6,13 +6,14 @@ function __wgfw_hook_configs
     end
 end
 
-set -l commands up down plan status check confirm release
+set -l commands up down plan status check watch confirm release
 complete -c wgfw-hook -f
 complete -c wgfw-hook -n "not __fish_seen_subcommand_from $commands" -a up -d 'install the firewall (wg-quick PostUp)'
 complete -c wgfw-hook -n "not __fish_seen_subcommand_from $commands" -a down -d 'remove exactly what up installed'
 complete -c wgfw-hook -n "not __fish_seen_subcommand_from $commands" -a plan -d 'print what up would do'
 complete -c wgfw-hook -n "not __fish_seen_subcommand_from $commands" -a status -d 'what is installed and what it counted'
 complete -c wgfw-hook -n "not __fish_seen_subcommand_from $commands" -a check -d 'compare the live firewall with what up installed'
+complete -c wgfw-hook -n "not __fish_seen_subcommand_from $commands" -a watch -d 'install as up does, then repair what others undo'
 complete -c wgfw-hook -n "not __fish_seen_subcommand_from $commands" -a confirm -d 'keep what up --rollback installed'
 complete -c wgfw-hook -n "not __fish_seen_subcommand_from $commands" -a release -d 'remove a kept kill switch'
 complete -c wgfw-hook -n "__fish_seen_subcommand_from $commands" -a "(__wgfw_hook_configs)"
@@ -39,6 +40,7 @@ complete -c wgfw-hook -l force -d 'install even if it locks out an SSH client'
 complete -c wgfw-hook -l repair -d 'check: install the recorded plan again'
 complete -c wgfw-hook -l json -d 'status: print JSON'
 complete -c wgfw-hook -l backend -x -a 'auto nft iptables-nft iptables-legacy' -d 'kernel interface'
+complete -c wgfw-hook -l no-watch -d 'up: start no watcher'
 complete -c wgfw-hook -s v -l verbose -d 'show each step'
 complete -c wgfw-hook -s h -l help -d 'print the help'
 complete -c wgfw-hook -s V -l version -d 'print the version'

@@ -26,6 +26,7 @@ fn main() {
                 Command::Plan => commands::plan(&args),
                 Command::Release => commands::release(&args),
                 Command::Confirm => commands::confirm(&args),
+                Command::Watch => commands::watch(&args),
                 Command::Revert => commands::revert(&args),
                 Command::Status => commands::status(Some(&args.iface), args.json),
                 Command::Check => match commands::check(&args) {

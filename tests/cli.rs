@@ -528,6 +528,33 @@ fn the_systemd_check_units_verify() {
         .current_dir(&dir)
         .output()
         .expect("systemd-analyze (systemd) is needed");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
+    // wg-quick@.service (wireguard-tools') with the drop-in that reconciles on reload.
+    let dropin = "wg-quick@.service.d/wgfw-hook.conf";
+    std::fs::create_dir_all(dir.join("wg-quick@.service.d")).unwrap();
+    let text_of = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    std::fs::write(
+        dir.join(dropin),
+        text_of(&src.join(dropin)).replace("/usr/bin/wgfw-hook", BIN),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("wg-quick@.service"),
+        text_of(std::path::Path::new(
+            "/lib/systemd/system/wg-quick@.service",
+        )),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "wg-quick@wg0.service"])
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.display()))
+        .current_dir(&dir)
+        .output()
+        .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         out.status.success() && out.stderr.is_empty(),

@@ -19,6 +19,7 @@ fn common_files() -> Vec<&'static str> {
         "/usr/bin/wgfw-hook",
         "/usr/lib/systemd/system/wgfw-hook-check@.service",
         "/usr/lib/systemd/system/wgfw-hook-check@.timer",
+        "/usr/lib/systemd/system/wg-quick@.service.d/wgfw-hook.conf",
         "/usr/share/bash-completion/completions/wgfw-hook",
         "/usr/share/fish/vendor_completions.d/wgfw-hook.fish",
         "/usr/share/man/man8/wgfw-hook.8.gz",
@@ -65,6 +66,8 @@ fn the_rpm_builds_lints_and_holds_the_files() {
 
     let listed = run_ok("rpm", &["-qlp", rpm], top);
     let mut want: Vec<String> = common_files().into_iter().map(String::from).collect();
+    // wireguard-tools owns no drop-in directory for its unit: the package owns the one it adds to.
+    want.push("/usr/lib/systemd/system/wg-quick@.service.d".into());
     for (dir, file) in [("doc", "README.md"), ("licenses", "LICENSE")] {
         want.push(format!("/usr/share/{dir}/wgfw-hook-{VERSION}"));
         want.push(format!("/usr/share/{dir}/wgfw-hook-{VERSION}/{file}"));

@@ -52,6 +52,25 @@ pub(super) fn check_in(store: &Store, iface: &IfaceName, repair: bool) -> Result
     Ok(after.is_empty())
 }
 
+/// `check --repair` without a word: the differences from the plan, and those still there
+/// after the repair (none when it worked); None when nothing is installed.
+pub(super) fn repair(
+    store: &Store,
+    iface: &IfaceName,
+) -> Result<Option<(Vec<String>, Vec<String>)>> {
+    let Some(record) = store.record(iface)? else {
+        return Ok(None);
+    };
+    let (opts, conf) = recorded_inputs(store, iface)?;
+    let drift = differences(store, &record, &opts, &conf)?;
+    if drift.is_empty() {
+        return Ok(Some((drift, Vec::new())));
+    }
+    install(iface, &opts, &conf, store, Guard::Off)?;
+    let after = differences(store, &record, &opts, &conf)?;
+    Ok(Some((drift, after)))
+}
+
 fn differences(
     store: &Store,
     record: &Record,

@@ -21,6 +21,7 @@ use super::{choose_backend, files};
 /// Removes what `up` installed, unless `--lockdown` keeps a client's kill switch.
 pub fn down(args: &Args) -> Result<()> {
     let iface = &args.iface;
+    super::watcher::stop(iface);
     let Some(store) = open_forgiving(iface)? else {
         return Ok(());
     };
@@ -37,6 +38,7 @@ pub fn down(args: &Args) -> Result<()> {
 /// Removes a kill switch that `--lockdown` kept after `down` (or anything else still installed
 /// for the interface). Nothing to release is fine.
 pub fn release(args: &Args) -> Result<()> {
+    super::watcher::stop(&args.iface);
     match open_forgiving(&args.iface)? {
         Some(store) => remove(&store, &args.iface),
         None => Ok(()),
@@ -80,6 +82,8 @@ pub(super) fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
         files::options(iface),
         files::wgconf(iface),
         files::rollback(iface),
+        // A killed watcher's account (a live one was stopped first, or is the caller).
+        super::watcher::file(iface),
     ] {
         store.write_named(&file, "")?;
     }

@@ -14,6 +14,8 @@ mod status;
 #[cfg(test)]
 mod tests;
 mod up;
+mod watch;
+mod watcher;
 
 pub use check::check;
 pub use down::{down, release};
@@ -21,6 +23,7 @@ pub use plan::plan;
 pub use rollback::{confirm, revert};
 pub use status::status;
 pub use up::up;
+pub use watch::watch;
 
 use std::path::PathBuf;
 

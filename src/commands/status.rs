@@ -14,6 +14,7 @@ use crate::system::{host, sysctl};
 
 use super::json::{self, Json};
 use super::plan::describe_peer;
+use super::watcher::{self, Watcher};
 use super::{down, files, now_secs, prepare, recorded_inputs};
 
 /// Peers silent for longer than this are worth pruning, as the hardening guides say.
@@ -41,6 +42,8 @@ struct Report {
     foreign: Vec<Place>,
     /// With peer sections: each peer's reach in one line, its section's name first.
     peers: Vec<String>,
+    /// The watcher that keeps the firewall as planned, if one runs.
+    watcher: Option<Watcher>,
 }
 
 /// Prints what is installed in this network namespace: per managed interface its state, the
@@ -137,6 +140,7 @@ impl Report {
                 .unwrap_or_default(),
         );
         Ok(Report {
+            watcher: watcher::running(store, &r.iface)?,
             state: state_of(r, up),
             record: r.clone(),
             up,
@@ -163,6 +167,7 @@ impl Report {
             .counters
             .iter()
             .partition(|(label, _)| COUNTED.contains(&label.as_str()));
+        s.push_str(&format!("  {}\n", watcher_line(self.watcher.as_ref())));
         if !fixed.is_empty() {
             let c: Vec<String> = fixed
                 .iter()
@@ -226,6 +231,10 @@ impl Report {
             ("lockdown", Json::Bool(r.lockdown)),
             ("state", Json::Str(self.state.clone())),
             (
+                "watcher",
+                self.watcher.as_ref().map_or(Json::Null, watcher_json),
+            ),
+            (
                 "counters",
                 Json::Map(
                     self.counters
@@ -277,6 +286,73 @@ impl Report {
     }
 }
 
+fn watcher_line(w: Option<&Watcher>) -> String {
+    let Some(w) = w else {
+        return "watcher: none runs (the firewall is checked only by check and the next up)".into();
+    };
+    let mut s = format!(
+        "watcher: pid {}, since {}, {} repair{}",
+        w.pid,
+        utc(w.since),
+        w.repairs,
+        if w.repairs == 1 { "" } else { "s" }
+    );
+    if let Some((t, why)) = &w.last {
+        s.push_str(&format!(", the last at {} after {why}", utc(*t)));
+    }
+    if let Some((t, why)) = &w.holding_off {
+        s.push_str(&format!(
+            "; holding off until {}: something undoes the repair again and again (last: {why})",
+            utc(*t)
+        ));
+    }
+    if let Some(e) = &w.error {
+        s.push_str(&format!("; last error: {e}"));
+    }
+    s
+}
+
+/// Seconds since the epoch as `2026-12-05 08:30:22 UTC` (the civil calendar from days, as in
+/// Howard Hinnant's `civil_from_days`).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+fn watcher_json(w: &Watcher) -> Json {
+    let timed = |t: &Option<(u64, String)>| {
+        t.as_ref().map_or(Json::Null, |(t, why)| {
+            Json::Object(vec![
+                ("time", Json::Num(*t)),
+                ("cause", Json::Str(why.clone())),
+            ])
+        })
+    };
+    Json::Object(vec![
+        ("pid", Json::Num(u64::from(w.pid))),
+        ("since", Json::Num(w.since)),
+        ("repairs", Json::Num(w.repairs)),
+        ("last_repair", timed(&w.last)),
+        ("holding_off", timed(&w.holding_off)),
+        ("last_error", w.error.clone().map_or(Json::Null, Json::Str)),
+    ])
+}
+
 fn state_of(r: &Record, up: bool) -> String {
     match (r.role, r.lockdown, up) {
         (Role::Client, true, false) => format!(
@@ -293,5 +369,18 @@ fn state_of(r: &Record, up: bool) -> String {
             "firewall installed, interface gone: \"wgfw-hook down {}\" removes it",
             r.iface
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn times_read_as_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_459_422), "2026-12-05 08:30:22 UTC");
+        assert!(utc(u64::MAX).ends_with(" UTC"));
     }
 }

@@ -37,5 +37,9 @@ pub fn up(args: &Args) -> Result<()> {
     if let Some(secs) = opts.rollback {
         super::rollback::arm(&store, iface, secs, previous)?;
     }
+    if !opts.no_watch {
+        drop(store);
+        super::watcher::start(iface, &args.options);
+    }
     Ok(())
 }

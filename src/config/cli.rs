@@ -20,7 +20,7 @@ pub enum Invocation {
     },
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Args {
     pub command: Command,
     pub iface: IfaceName,

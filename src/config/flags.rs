@@ -10,6 +10,7 @@ pub enum Command {
     Status,
     Check,
     Confirm,
+    Watch,
     /// Internal: the waiting half of `up --rollback`, started by `up` itself.
     Revert,
 }
@@ -24,6 +25,7 @@ impl Command {
             "status" => Some(Command::Status),
             "check" => Some(Command::Check),
             "confirm" => Some(Command::Confirm),
+            "watch" => Some(Command::Watch),
             "__revert" => Some(Command::Revert),
             _ => None,
         }
@@ -32,7 +34,7 @@ impl Command {
 
 /// The commands a user types (the internal `__revert` is not one).
 pub const COMMANDS: &[&str] = &[
-    "up", "down", "plan", "status", "check", "confirm", "release",
+    "up", "down", "plan", "status", "check", "watch", "confirm", "release",
 ];
 
 /// One option of the command line and the settings file.
@@ -81,6 +83,7 @@ pub const FLAGS: &[Flag] = &[
     flag("allow-lan", None, "client role: keep the local networks reachable outside the tunnel"),
     flag("lockdown", None, "client role: keep the kill switch after down, until release"),
     flag("backend", Some("auto|nft|iptables-nft|iptables-legacy"), "which kernel interface to program [default: auto: what the host uses]"),
+    flag("no-watch", None, "up: start no watcher (wgfw-hook watch) to repair what others undo until down"),
     Flag { in_settings: false, ..flag("rollback", Some("SECONDS"), "up: put the previous firewall back after SECONDS unless confirm comes first") },
     Flag { in_settings: false, ..flag("force", None, "up: install even a plan that would lock out a current SSH client") },
     Flag { in_settings: false, ..flag("json", None, "status: print JSON") },
@@ -102,6 +105,7 @@ pub fn help() -> String {
          wgfw-hook plan IFACE [OPTIONS]   print what up would do; changes nothing, needs no root\n  \
          wgfw-hook status [IFACE] [--json] what is installed, what it counted, peers to prune\n  \
          wgfw-hook check IFACE [--repair] exit 0 when the firewall is as installed, 1 when it drifted\n  \
+         wgfw-hook watch IFACE [OPTIONS]  install as up does, then repair what others undo, until down\n  \
          wgfw-hook confirm IFACE          keep what up --rollback installed (cancels the revert)\n  \
          wgfw-hook release IFACE          remove a kill switch that --lockdown kept after down\n\n\
          In the wg-quick config:\n  PostUp  = wgfw-hook up %i\n  PreDown = wgfw-hook down %i\n\n\

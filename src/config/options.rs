@@ -39,6 +39,8 @@ pub struct Options {
     pub lockdown: bool,
     pub rollback: Option<u32>,
     pub backend: Option<BackendChoice>,
+    /// `up` starts no watcher.
+    pub no_watch: bool,
     /// Ports of this host published for services behind the tunnel.
     pub forward: Vec<Forward>,
     /// The settings file's `[peer]` and `[group]` sections, in its order.
@@ -83,6 +85,7 @@ impl Options {
             "no-log" => self.no_log = switch(value)?,
             "allow-lan" => self.allow_lan = switch(value)?,
             "lockdown" => self.lockdown = switch(value)?,
+            "no-watch" => self.no_watch = switch(value)?,
             "rollback" => {
                 let v = v()?;
                 let secs = v.parse::<u32>().ok().filter(|s| (1..=86_400).contains(s));
@@ -137,6 +140,7 @@ impl Options {
             ("no-log", self.no_log),
             ("allow-lan", self.allow_lan),
             ("lockdown", self.lockdown),
+            ("no-watch", self.no_watch),
         ];
         for (k, on) in switches {
             if on {
@@ -280,6 +284,7 @@ impl Options {
             no_log: self.no_log || base.no_log,
             allow_lan: self.allow_lan || base.allow_lan,
             lockdown: self.lockdown || base.lockdown,
+            no_watch: self.no_watch || base.no_watch,
             // The command line's only: the settings file refuses it.
             rollback: self.rollback,
             backend: self.backend.or(base.backend),

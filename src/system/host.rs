@@ -181,6 +181,11 @@ pub(crate) fn iface_exists(iface: &IfaceName) -> bool {
     os().exists(&Path::new("/proc/sys/net/ipv4/conf").join(iface.as_str()))
 }
 
+/// The interface's index in this network namespace (SIOCGIFINDEX, like the MTU below).
+pub(crate) fn ifindex(iface: &IfaceName) -> Option<u32> {
+    crate::system::os::ifindex(iface.as_str())
+}
+
 /// The interface's MTU, asked of the kernel with SIOCGIFMTU on a socket made here: like
 /// /proc/sys/net it follows the caller's network namespace, and it starts no process.
 pub(crate) fn live_mtu(iface: &IfaceName) -> Option<u32> {

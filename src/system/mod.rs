@@ -3,6 +3,7 @@
 
 pub(crate) mod cmd;
 pub(crate) mod dir;
+pub(crate) mod events;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod host;

@@ -273,17 +273,30 @@ impl Os for Real {
 /// SIOCGIFMTU itself.
 fn ioctl_mtu(iface: &IfaceName) -> Option<u32> {
     const SIOCGIFMTU: std::ffi::c_ulong = 0x8921;
+    ifreq_int(iface.as_str(), SIOCGIFMTU)
+}
+
+/// The interface's index (SIOCGIFINDEX), in the caller's network namespace.
+pub(crate) fn ifindex(iface: &str) -> Option<u32> {
+    const SIOCGIFINDEX: std::ffi::c_ulong = 0x8933;
+    ifreq_int(iface, SIOCGIFINDEX)
+}
+
+/// An ifreq ioctl whose answer is the int that starts the request's union.
+fn ifreq_int(iface: &str, request: std::ffi::c_ulong) -> Option<u32> {
     unsafe extern "C" {
         fn ioctl(fd: i32, request: std::ffi::c_ulong, ...) -> i32;
     }
-    // struct ifreq: the name (at most 15 bytes and a NUL; IfaceName guarantees it), then a
-    // 24-byte union whose first member is the MTU.
+    // struct ifreq: the name (at most 15 bytes and a NUL), then a 24-byte union.
     let mut ifreq = [0u8; 40];
-    let name = iface.as_str().as_bytes();
+    let name = iface.as_bytes();
+    if name.len() > 15 {
+        return None;
+    }
     ifreq.get_mut(..name.len())?.copy_from_slice(name);
     let sock = std::os::unix::net::UnixDatagram::unbound().ok()?;
     // SAFETY: `ifreq` is a live, writable buffer of the size the kernel reads and writes.
-    let rc = unsafe { ioctl(sock.as_raw_fd(), SIOCGIFMTU, ifreq.as_mut_ptr()) };
+    let rc = unsafe { ioctl(sock.as_raw_fd(), request, ifreq.as_mut_ptr()) };
     if rc != 0 {
         return None;
     }

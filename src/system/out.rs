@@ -10,6 +10,17 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by a watcher that runs detached, with no journal to take its standard error.
+static TO_SYSLOG: AtomicBool = AtomicBool::new(false);
+
+/// From now on, what goes to standard error goes to syslog (`/dev/log`) instead, a line a
+/// message, as `wgfw-hook[PID]` of facility daemon. Where no syslog listens, it is lost, as
+/// on a closed pipe.
+pub(crate) fn stderr_to_syslog() {
+    TO_SYSLOG.store(true, Ordering::Relaxed);
+}
 
 /// Writes to standard output, ignoring an error (a closed pipe, a full disk).
 pub fn to_stdout(args: fmt::Arguments<'_>) {
@@ -18,7 +29,33 @@ pub fn to_stdout(args: fmt::Arguments<'_>) {
 
 /// Writes to standard error, ignoring an error.
 pub fn to_stderr(args: fmt::Arguments<'_>) {
+    if TO_SYSLOG.load(Ordering::Relaxed) {
+        syslog(&args.to_string());
+        return;
+    }
     let _ = write_to(&mut io::stderr().lock(), args);
+}
+
+fn syslog(text: &str) {
+    /// daemon (3) * 8 + notice (5).
+    const PRI: u8 = 29;
+    const MAX: usize = 2000;
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    // A syslog that reads nothing must not stop the watcher.
+    let _ = sock.set_nonblocking(true);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut msg = format!("<{PRI}>wgfw-hook[{}]: {line}", std::process::id());
+        if msg.len() > MAX {
+            let mut end = MAX;
+            while !msg.is_char_boundary(end) {
+                end -= 1;
+            }
+            msg.truncate(end);
+        }
+        let _ = sock.send_to(msg.as_bytes(), "/dev/log");
+    }
 }
 
 fn write_to(w: &mut impl Write, args: fmt::Arguments<'_>) -> io::Result<()> {

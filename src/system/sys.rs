@@ -37,6 +37,8 @@ unsafe extern "C" {
     fn fcntl(fd: i32, cmd: i32, ...) -> i32;
     fn connect(fd: i32, addr: *const std::ffi::c_void, len: u32) -> i32;
     fn poll(fds: *mut PollFd, n: std::ffi::c_ulong, timeout_ms: i32) -> i32;
+    fn read(fd: i32, buf: *mut u8, len: usize) -> isize;
+    fn kill(pid: i32, sig: i32) -> i32;
 }
 
 /// struct pollfd.
@@ -194,6 +196,23 @@ pub(crate) fn recv_into(fd: &impl AsRawFd, buf: &mut [u8]) -> Option<usize> {
     // SAFETY: the buffer is valid and writable for its length.
     let n = unsafe { recv(fd.as_raw_fd(), buf.as_mut_ptr(), buf.len(), 0) };
     usize::try_from(n).ok().filter(|n| *n > 0)
+}
+
+/// read(2) on a non-blocking descriptor: what it read, or WouldBlock when nothing was there.
+pub(crate) fn read_now(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the buffer is valid and writable for its length.
+    let n = unsafe { read(fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// kill(2): sends `sig` to the process `pid` (never a group: `pid` must be positive).
+pub(crate) fn signal(pid: u32, sig: i32) -> io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or(io::ErrorKind::InvalidInput)?;
+    // SAFETY: plain syscall on a positive pid.
+    check(unsafe { kill(pid, sig) }).map(drop)
 }
 
 /// getsockopt(2) into `buf`, which also carries the request where the option takes one; the

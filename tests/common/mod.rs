@@ -13,6 +13,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_wgfw-hook");
 /// Runs a bash script in fresh network and mount namespaces, with `$BIN` set. The kernel
 /// deletes both when the script's shell exits, with every mount made inside; the script's
 /// exit trap deletes the hook's records of the namespace.
+///
+/// These scripts try one command at a time (a fault, a flush, a `check --repair`), so their
+/// `up` starts no watcher: `$BIN` is the binary behind a wrapper that adds `--no-watch` to `up`
+/// (`$WGFW_BIN` is the binary itself, for the watcher's own tests). The exit trap stops any
+/// watcher left in the namespace, which would keep it alive.
 pub fn in_netns(script: &str) -> Output {
     let uid = text(&Command::new("id").arg("-u").output().unwrap().stdout);
     assert_eq!(
@@ -20,19 +25,45 @@ pub fn in_netns(script: &str) -> Output {
         "0",
         "these tests need root (run the README's test command as root)"
     );
-    // A script that fails half way leaves no state records of its namespace behind either.
+    // `up` without a watcher: the binary behind a wrapper that adds `--no-watch` to `up`,
+    // removed again when the script is done.
+    static WRAPPERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = WRAPPERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let wrapper =
+        std::env::temp_dir().join(format!("wgfw-hook-nowatch.{}.{n}", std::process::id()));
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = up ]; then shift; exec '{BIN}' up --no-watch \"$@\"; fi\nexec '{BIN}' \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // A script that fails half way leaves no state records of its namespace behind either, nor
+    // a watcher, which would keep the namespace alive.
     let script = format!(
-        "trap 'rm -rf /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net).*' EXIT\n{script}"
+        "trap 'stop_watchers; rm -rf /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net).*' EXIT\n\
+         stop_watchers() {{ local p me; me=$(readlink /proc/self/ns/net)\n\
+           for p in /proc/[0-9]*; do\n\
+             [ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] || continue\n\
+             tr '\\0' ' ' <$p/cmdline 2>/dev/null | grep -q '^[^ ]* watch ' && kill -9 ${{p#/proc/}} 2>/dev/null\n\
+           done; return 0; }}\n{script}"
     );
     let out = Command::new("unshare")
         .args([
             "--mount", "--net", "bash", "-euo", "pipefail", "-c", &script,
         ])
-        .env("BIN", BIN)
+        .env("BIN", &wrapper)
+        .env("WGFW_BIN", BIN)
         // The lockout guard reads it: tests must not depend on how this one was started.
         .env_remove("SSH_CONNECTION")
         .output()
         .expect("unshare (util-linux) is needed");
+    let _ = std::fs::remove_file(&wrapper);
     eprintln!(
         "--- script ({}) stdout:\n{}--- script stderr:\n{}",
         out.status,

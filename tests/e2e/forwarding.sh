@@ -7,6 +7,11 @@
 # (nft: the hook's native nftables backend; its rules are in the nft table inet wgfw, and
 # nothing of it may appear in iptables-nft-save or iptables-legacy-save.)
 #
+# The server runs without a watcher (`--no-watch`): these phases try what `up` itself does, one
+# change at a time (a peer added with `wg set` keeps the interface's policy until `up` runs
+# again); a watcher would make some of those changes first. The watcher has neighbours.sh and
+# tests/watch.rs.
+#
 # Topology (five namespaces, "$E2E_PREFIX-{inet,srv,lan,c1,c2}", deleted on exit; N = this PID):
 #
 #                 ┌──────────────────────────────────────────────────────────────┐
@@ -233,7 +238,7 @@ C1_EXTRA_ALLOWED=
 write_srv_conf() {
 	local hooks=
 	if [[ $1 == with-hook ]]; then
-		hooks="PostUp = $BIN up %i
+		hooks="PostUp = $BIN up %i --no-watch
 PreDown = $BIN down %i"
 	fi
 	(
@@ -759,7 +764,7 @@ if ((TUN_OK)); then
 	bg "$LAN" "$E2E_TMP/lan-echo.log" socat TCP4-LISTEN:9090,reuseaddr,fork PIPE
 	wait_tcp_listen "$LAN" 9090 || fail "per-peer: the lan echo server listens on tcp/9090"
 	srv wg set "$SRV_IF" peer "$C2_PUB" remove
-	assert_ok "per-peer: up again with c2 gone from the live interface exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	assert_ok "per-peer: up again with c2 gone from the live interface exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --no-watch
 	coproc LIVE { exec timeout 120 ip netns exec "$C1" socat -T60 - TCP:192.168.1.10:9090,connect-timeout=3; }
 	E2E_BG_PIDS+=("$LIVE_PID")
 	line=
@@ -773,7 +778,7 @@ if ((TUN_OK)); then
 	ping_until "$C2" 10.66.0.1 15 || fail "per-peer: c2 handshakes again"
 	expect_open "per-peer: before up runs again, the added c2 has the interface's policy (lan)" "$C2" 192.168.1.10 192.168.1.1
 	before=$(snapshot_rules "$SRV" /dev/stdout)
-	assert_ok "per-peer: up again picks the added peer up (exit 0)" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	assert_ok "per-peer: up again picks the added peer up (exit 0)" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --no-watch
 	expect_denied "per-peer: after up, the added c2 is a guest again (lan = none)" "$C2" 192.168.1.10
 	expect_open "per-peer: after up, the added c2 reaches the internet" "$C2" 192.0.2.1 203.0.113.2
 	line=
@@ -781,24 +786,24 @@ if ((TUN_OK)); then
 	read -r -t 5 line <&"${LIVE[0]}" || true
 	assert_eq "per-peer: c1's connection opened before the change still echoes after it" two "$line"
 	after=$(snapshot_rules "$SRV" /dev/stdout)
-	assert_ok "per-peer: a third up with nothing changed exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	assert_ok "per-peer: a third up with nothing changed exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --no-watch
 	assert_eq "per-peer: ... and changes no rule" "$after" "$(snapshot_rules "$SRV" /dev/stdout)"
 	[[ $before != "$after" ]] && pass "per-peer: the re-run changed the rules (the peer's address was added)" ||
 		fail "per-peer: the re-run changed the rules (the peer's address was added)"
 	if ((NATIVE)); then
 		n=$(nft_if "$SRV_IF")
 		srv wg set "$SRV_IF" peer "$C2_PUB" allowed-ips 10.66.0.3/32,10.66.0.33/32,fd66::3/128
-		assert_ok "per-peer: up after c2 got one more address with wg set exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+		assert_ok "per-peer: up after c2 got one more address with wg set exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --no-watch
 		assert_match "per-peer: ... in a transaction of that address alone (nft: nobody changed the ruleset since)" \
 			"nft -f - \\(the peers' addresses alone\\)" "$RUN_OUT"
 		assert_match "per-peer: ... which the verdict map now holds" "10\\.66\\.0\\.33 : jump WGFW-$n-P2-v4" "$(nft_hook_table "$SRV")"
 		srv wg set "$SRV_IF" peer "$C2_PUB" allowed-ips 10.66.0.3/32,fd66::3/128
-		assert_ok "per-peer: up after the address is gone again exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+		assert_ok "per-peer: up after the address is gone again exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --no-watch
 		assert_eq "per-peer: ... and the rules are as before" "$after" "$(snapshot_rules "$SRV" /dev/stdout)"
 		# Anyone's commit changes the ruleset's generation: up then lists the table and puts
 		# it right, instead of trusting its record.
 		srv nft flush chain inet wgfw "WGFW-$n-FWD-v4"
-		assert_ok "per-peer: up after someone flushed a chain of ours exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+		assert_ok "per-peer: up after someone flushed a chain of ours exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --no-watch
 		assert_eq "per-peer: ... and puts the flushed chain back" "$after" "$(snapshot_rules "$SRV" /dev/stdout)"
 	fi
 	kill "$LIVE_PID" 2>/dev/null || true
@@ -811,7 +816,7 @@ if ((TUN_OK)); then
 		local desc=$1 want_line=$2
 		shift 2
 		write_settings "${PEER_SECTIONS[@]}" "$@"
-		assert_rc "per-peer hostile: $desc: up exits 2" 2 timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+		assert_rc "per-peer hostile: $desc: up exits 2" 2 timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --no-watch
 		assert_eq "per-peer hostile: $desc: one line of output" 1 "$(grep -c . <<<"$RUN_OUT")"
 		local prefix="wgfw-hook: $SRV_IF: /etc/wgfw/$SRV_IF.conf:$want_line: "
 		if [[ $RUN_OUT == "$prefix"* ]]; then pass "per-peer hostile: $desc: names /etc/wgfw/$SRV_IF.conf:$want_line"; else
@@ -877,13 +882,13 @@ if ((TUN_OK)); then
 			"jump WGFW-$(nft_if "$SRV_IF")-DNAT-v4" "$(nft_hook_table "$SRV")"
 	fi
 	rules_now=$(snapshot_rules "$SRV" /dev/stdout)
-	assert_ok "forward: up again with nothing changed exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	assert_ok "forward: up again with nothing changed exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --no-watch
 	assert_eq "forward: ... and changes no rule" "$rules_now" "$(snapshot_rules "$SRV" /dev/stdout)"
 
 	step "phase 8b: a forward to an address outside the tunnel is refused with exit 2, one line, and changes nothing"
 	# The settings file: a comment, backend, then FWD_SETTINGS (6 lines), so a new line is 9.
 	write_settings "${FWD_SETTINGS[@]}" "forward = tcp/8447=192.168.1.10:$PORT"
-	assert_rc "forward hostile: to the lan host (outside the tunnel): up exits 2" 2 timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	assert_rc "forward hostile: to the lan host (outside the tunnel): up exits 2" 2 timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --no-watch
 	assert_eq "forward hostile: one line of output" 1 "$(grep -c . <<<"$RUN_OUT")"
 	prefix="wgfw-hook: $SRV_IF: /etc/wgfw/$SRV_IF.conf:9: forward = tcp/8447=192.168.1.10:$PORT: 192.168.1.10 is not behind the tunnel"
 	if [[ $RUN_OUT == "$prefix"* ]]; then pass "forward hostile: names /etc/wgfw/$SRV_IF.conf:9 and says why"; else
@@ -891,7 +896,7 @@ if ((TUN_OK)); then
 	assert_eq "forward hostile: the rules are as they were" "$rules_now" "$(snapshot_rules "$SRV" /dev/stdout)"
 	write_settings "${FWD_SETTINGS[@]}"
 	assert_rc "forward hostile: --forward tcp/8447=192.0.2.1 on the command line: up exits 2" 2 \
-		timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --forward tcp/8447=192.0.2.1
+		timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF" --no-watch --forward tcp/8447=192.0.2.1
 	if [[ $RUN_OUT == "wgfw-hook: $SRV_IF: --forward tcp/8447=192.0.2.1: 192.0.2.1 is not behind the tunnel"* && $(grep -c . <<<"$RUN_OUT") == 1 ]]; then
 		pass "forward hostile: one line naming --forward and why"
 	else

@@ -1,0 +1,387 @@
+//! `watch IFACE`: brings the firewall to the plan, as `up` does, and keeps it there between
+//! wg-quick's hooks. It waits on events, not a timer (`system::events`): every commit to the
+//! nftables ruleset (a `flush ruleset`, firewalld's or ufw's reload, Docker, iptables-nft) is
+//! compared with the plan and what differs is repaired in one install, all or nothing, the way
+//! `check --repair` does it; the watcher's own commits do not wake it (the ruleset's
+//! generation). iptables-legacy tells nobody of changes: there it compares every
+//! `LEGACY_POLL`. An edit of the wg-quick config or the settings file is planned anew, as `up`
+//! would plan it, and installed; one that does not parse, or whose plan `up` would refuse,
+//! keeps the firewall as it is and says why (`file:line`). SIGHUP reconciles at once; SIGTERM and SIGINT stop it and leave the firewall
+//! in place (fail closed), as SIGKILL does. When the interface goes without `down`, a server's
+//! firewall and settings are removed as `down` removes them (what others came to rely on
+//! stays); a client's kill switch stays, which is its point. `up` starts it and `down` stops it
+//! before it removes anything (`watcher`).
+//!
+//! A repair that something undoes again and again is not fought: after `FIGHT_REPAIRS` in
+//! `FIGHT_WINDOW` the watcher waits, doubling the wait up to `MAX_HOLD_OFF`, and says once
+//! which change it was; `status` shows it.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::config::cli::Args;
+use crate::config::settings;
+use crate::config::types::{IfaceName, Role};
+use crate::error::{Error, Result};
+use crate::rules::Backend;
+use crate::rules::iptables::Variant;
+use crate::system::events::{self, Event, Events};
+use crate::system::state::Store;
+use crate::system::{host, nftgen};
+
+use super::install::{Guard, install};
+use super::watcher::{self, Watcher, running};
+use super::{check, down, now_secs};
+
+/// How long a burst of commits may go on before the watcher looks (firewalld's reload is
+/// several commits within a few milliseconds), and the longest it waits for a burst to end.
+const QUIET: Duration = Duration::from_millis(150);
+const MAX_BURST: Duration = Duration::from_secs(2);
+/// iptables-legacy has no notifications: one `-save` per family, a few milliseconds.
+const LEGACY_POLL: Duration = Duration::from_secs(5);
+/// A look now and then even where notifications come: a lost one costs this much at most.
+const SAFETY_NET: Duration = Duration::from_secs(300);
+const FIGHT_REPAIRS: usize = 5;
+const FIGHT_WINDOW: Duration = Duration::from_secs(60);
+const FIRST_HOLD_OFF: Duration = Duration::from_secs(10);
+const MAX_HOLD_OFF: Duration = Duration::from_secs(300);
+
+/// Repairs counted in a window, and the wait they earn when they come too fast.
+#[derive(Debug, Default)]
+pub(crate) struct Pacer {
+    recent: VecDeque<Duration>,
+    hold_off: Option<Duration>,
+}
+
+impl Pacer {
+    /// Notes a repair at `now` (time since the watcher started); returns how long to wait
+    /// before the next one, when they come too fast.
+    pub(crate) fn repaired(&mut self, now: Duration) -> Option<Duration> {
+        self.recent.push_back(now);
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.saturating_sub(*t) > FIGHT_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() < FIGHT_REPAIRS {
+            self.hold_off = None;
+            return None;
+        }
+        let next = self
+            .hold_off
+            .map_or(FIRST_HOLD_OFF, |h| (h * 2).min(MAX_HOLD_OFF));
+        self.hold_off = Some(next);
+        Some(next)
+    }
+}
+
+/// Whether standard error goes nowhere (a detached watcher's): /dev/null.
+fn stderr_is_null() -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    std::fs::metadata("/proc/self/fd/2")
+        .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0x103)
+}
+
+pub fn watch(args: &Args) -> Result<()> {
+    let iface = &args.iface;
+    if !host::iface_exists(iface) {
+        return Err(Error::usage(format!(
+            "no interface {iface} here: wgfw-hook watch starts once the interface exists"
+        )));
+    }
+    if stderr_is_null() {
+        crate::system::out::stderr_to_syslog();
+    }
+    // The files an edit of which is planned anew.
+    let config = args
+        .options
+        .config
+        .clone()
+        .or_else(|| {
+            settings::read(&settings::path_for(iface))
+                .ok()
+                .and_then(|o| o.config)
+        })
+        .unwrap_or_else(|| PathBuf::from(format!("/etc/wireguard/{iface}.conf")));
+    let files = [config, settings::path_for(iface)];
+    let dirs: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    let mut events =
+        Events::open(&dirs).map_err(|e| Error::system(format!("cannot watch for changes: {e}")))?;
+    let me = std::process::id();
+    let mut state = Watcher {
+        pid: me,
+        since: now_secs(),
+        ..Watcher::default()
+    };
+    // Claimed under the records' lock, so that of two watchers started at once one refuses.
+    let claim = || -> Result<bool> {
+        let store = Store::open()?;
+        if let Some(w) = running(&store, iface)?.filter(|w| w.pid != me) {
+            return Err(Error::usage(format!(
+                "a watcher for {iface} runs already (pid {})",
+                w.pid
+            )));
+        }
+        if store.record(iface)?.is_none() {
+            return Ok(false);
+        }
+        store.write_named(&watcher::file(iface), &state.render())?;
+        Ok(true)
+    };
+    if !claim()? {
+        // Installed as `up` installs it, but by this watcher: `up` itself would start another.
+        let mut own = args.clone();
+        own.options.no_watch = true;
+        super::up::up(&own)?;
+        if !claim()? {
+            return Err(Error::system(format!(
+                "{iface}: up installed nothing to watch"
+            )));
+        }
+    }
+    let started = Instant::now();
+    let mut own_gen = nftgen::generation();
+    let mut pacer = Pacer::default();
+    let mut hold_until: Option<Instant> = None;
+    // The first look: whatever happened between `up` and now.
+    let mut pending: Option<String> = Some("the watcher started".into());
+    let mut replan = false;
+    let record = Store::open()?.record(iface)?;
+    let legacy = record
+        .as_ref()
+        .is_some_and(|r| r.backend == Backend::Iptables(Variant::Legacy));
+    let role = record.map_or(Role::Server, |r| r.role);
+    let mut saved = state.clone();
+    crate::errln!("wgfw-hook: {iface}: watching (pid {me})");
+    let mut last_look = Instant::now();
+    loop {
+        let poll = if legacy || !events.sees_ruleset() {
+            LEGACY_POLL
+        } else {
+            SAFETY_NET
+        };
+        let timeout = match (&pending, hold_until) {
+            (Some(_), Some(t)) => t.saturating_duration_since(Instant::now()),
+            (Some(_), None) => Duration::ZERO,
+            (None, _) => poll.saturating_sub(last_look.elapsed()),
+        };
+        let mut woke = events
+            .wait(timeout)
+            .map_err(|e| Error::system(format!("watching: {e}")))?;
+        // A burst is taken whole.
+        if !woke.is_empty() {
+            let burst = Instant::now();
+            while burst.elapsed() < MAX_BURST {
+                let more = events
+                    .wait(QUIET)
+                    .map_err(|e| Error::system(format!("watching: {e}")))?;
+                if more.is_empty() {
+                    break;
+                }
+                woke.extend(more);
+            }
+        }
+        for e in &woke {
+            match e {
+                Event::Signal(events::SIGHUP) => pending = Some("SIGHUP".into()),
+                Event::Signal(_) => {
+                    return finish(iface, "stopped by a signal; the firewall stays");
+                }
+                Event::Link { name, gone } if name == iface.as_str() => {
+                    if *gone || !host::iface_exists(iface) {
+                        return gone_without_down(iface, role);
+                    }
+                    pending.get_or_insert_with(|| format!("{iface} changed"));
+                }
+                Event::Link { .. } => {}
+                Event::Address(index) if Some(*index) == host::ifindex(iface) => {
+                    pending.get_or_insert_with(|| format!("{iface}'s addresses changed"));
+                }
+                Event::Address(_) => {}
+                Event::DefaultRoute => {
+                    pending.get_or_insert_with(|| "the default route changed".into());
+                }
+                Event::File(name) if names.contains(name) => {
+                    pending = Some(format!("{name} changed"));
+                    replan = true;
+                }
+                Event::File(_) => {}
+                Event::Ruleset(gens) => {
+                    let theirs =
+                        gens.is_empty() || own_gen.is_none_or(|own| gens.iter().any(|g| *g > own));
+                    if theirs {
+                        let why = match gens.iter().max() {
+                            Some(g) => format!("the ruleset changed (generation {g})"),
+                            None => "the ruleset changed (notifications were lost)".into(),
+                        };
+                        pending = Some(why);
+                    }
+                }
+            }
+        }
+        if !host::iface_exists(iface) {
+            return gone_without_down(iface, role);
+        }
+        if pending.is_none() && last_look.elapsed() >= poll {
+            pending = Some(if legacy {
+                "a look at iptables-legacy".into()
+            } else {
+                "a look now and then".into()
+            });
+        }
+        if hold_until.is_some_and(|t| Instant::now() < t) {
+            continue;
+        }
+        let Some(cause) = pending.take() else {
+            continue;
+        };
+        hold_until = None;
+        state.holding_off = None;
+        last_look = Instant::now();
+        let planned = if std::mem::take(&mut replan) {
+            plan_anew(args)
+        } else {
+            look(iface)
+        };
+        match planned {
+            Ok(Look::Gone) => return finish(iface, "nothing is installed any more"),
+            Ok(Look::AsPlanned) => state.error = None,
+            Ok(Look::Replanned) => {
+                state.error = None;
+                crate::errln!("wgfw-hook: {iface}: planned anew after {cause}");
+            }
+            Ok(Look::Repaired { drift, left }) => {
+                state.repairs += 1;
+                state.last = Some((now_secs(), cause.clone()));
+                state.error = left.first().map(|d| format!("still: {d}"));
+                crate::errln!(
+                    "wgfw-hook: {iface}: repaired after {cause}: {}",
+                    drift.join("; ")
+                );
+                if let Some(wait) = pacer.repaired(started.elapsed()) {
+                    crate::errln!(
+                        "wgfw-hook: {iface}: the firewall was undone {FIGHT_REPAIRS} times within {} s (last: {cause}); next repair in {} s at the soonest",
+                        FIGHT_WINDOW.as_secs(),
+                        wait.as_secs()
+                    );
+                    hold_until = Some(Instant::now() + wait);
+                    state.holding_off = Some((now_secs() + wait.as_secs(), cause));
+                }
+            }
+            Err(e) => {
+                crate::errln!(
+                    "wgfw-hook: {iface}: {e} (after {cause}; the firewall stays as it was)"
+                );
+                state.error = Some(e.to_string());
+            }
+        }
+        own_gen = nftgen::generation();
+        if state != saved {
+            save(iface, &state);
+            saved = state.clone();
+        }
+    }
+}
+
+enum Look {
+    Gone,
+    AsPlanned,
+    /// The configuration changed: installed as `up` would install it now.
+    Replanned,
+    Repaired {
+        drift: Vec<String>,
+        left: Vec<String>,
+    },
+}
+
+/// One comparison with the plan, under the records' lock, and a repair where it differs.
+fn look(iface: &IfaceName) -> Result<Look> {
+    let store = Store::open()?;
+    Ok(match check::repair(&store, iface)? {
+        None => Look::Gone,
+        Some((drift, _)) if drift.is_empty() => Look::AsPlanned,
+        Some((drift, left)) => Look::Repaired { drift, left },
+    })
+}
+
+/// The configuration as `up` reads it, planned and installed as `up` installs it (the lockout
+/// guard on); nothing changes when it cannot be read or the plan is refused.
+fn plan_anew(args: &Args) -> Result<Look> {
+    let (opts, conf) = super::load(args)?;
+    let store = Store::open()?;
+    if store.record(&args.iface)?.is_none() {
+        return Ok(Look::Gone);
+    }
+    install(&args.iface, &opts, &conf, &store, Guard::On)?;
+    Ok(Look::Replanned)
+}
+
+/// Records the watcher's account, while the interface has records at all (never making their
+/// directory again after a `down`).
+fn save(iface: &IfaceName, state: &Watcher) {
+    let result = Store::open().and_then(|s| match s.record(iface)? {
+        Some(_) => s.write_named(&watcher::file(iface), &state.render()),
+        None => Ok(()),
+    });
+    if let Err(e) = result {
+        crate::errln!("wgfw-hook: {iface}: warning: cannot record the watcher's state: {e}");
+    }
+}
+
+fn finish(iface: &IfaceName, why: &str) -> Result<()> {
+    crate::errln!("wgfw-hook: {iface}: watcher exits: {why}");
+    if let Ok(store) = Store::open()
+        && running(&store, iface)
+            .ok()
+            .flatten()
+            .is_some_and(|w| w.pid == std::process::id())
+    {
+        let _ = store.write_named(&watcher::file(iface), "");
+    }
+    Ok(())
+}
+
+/// The interface went without `down` (wireguard-go killed, the link deleted, a later PostUp
+/// line failed): a server's firewall goes as `down` takes it; a client's kill switch stays.
+fn gone_without_down(iface: &IfaceName, role: Role) -> Result<()> {
+    if role == Role::Client {
+        return finish(iface, "the interface is gone; the kill switch stays");
+    }
+    crate::errln!("wgfw-hook: {iface}: the interface is gone without down: removing its firewall");
+    let result = Store::open().and_then(|store| down::remove(&store, iface));
+    let _ = finish(iface, "the interface is gone");
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repairs_that_come_too_fast_earn_a_growing_wait() {
+        let mut p = Pacer::default();
+        let s = Duration::from_secs;
+        for i in 0..4 {
+            assert_eq!(p.repaired(s(i)), None);
+        }
+        assert_eq!(p.repaired(s(4)), Some(FIRST_HOLD_OFF));
+        assert_eq!(p.repaired(s(14)), Some(FIRST_HOLD_OFF * 2));
+        assert_eq!(p.repaired(s(34)), Some(FIRST_HOLD_OFF * 4));
+        // Quiet for longer than the window: the count starts again.
+        assert_eq!(p.repaired(s(200)), None);
+        let mut p = Pacer::default();
+        let mut wait = Duration::ZERO;
+        for i in 0..40 {
+            wait = p.repaired(s(i)).unwrap_or(wait);
+        }
+        assert_eq!(wait, MAX_HOLD_OFF);
+    }
+}

@@ -1,0 +1,243 @@
+//! The watcher (`wgfw-hook watch`, started by `up`), per backend, with a veth standing in for
+//! the tunnel: it repairs a wiped firewall by itself (on notifications; iptables-legacy by its
+//! poll), is counted in `status`, is one per interface, leaves the firewall in place when
+//! killed, is started again by the next `up`, is stopped by `down` before anything goes, and
+//! removes a server's firewall when the interface goes without `down` (a client's kill switch
+//! stays). End-to-end proof next to the real neighbours is `tests/e2e/neighbours.sh`.
+
+mod common;
+
+use common::{BACKENDS, SETUP, in_netns, text};
+
+/// Shell helpers: `$W` is the binary itself (not the tests' `--no-watch` wrapper).
+const HELPERS: &str = r#"
+W="$WGFW_BIN"
+# wait_for CODE [TENTHS]: until CODE succeeds, at most TENTHS tenths of a second (default 100).
+wait_for() { local i; for i in $(seq 1 "${2:-100}"); do eval "$1" && return 0; sleep 0.1; done; return 1; }
+watcher_pid() { "$W" status wg0 2>/dev/null | sed -n 's/^  watcher: pid \([0-9]*\),.*/\1/p'; }
+alive() { [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q ' watch wg0'; }
+# wipe: what a neighbour's reload does to the backend's rules.
+wipe() {
+  case $1 in
+    nft) nft flush ruleset ;;
+    iptables-*) for t in filter mangle nat raw; do for x in iptables ip6tables; do "$x-${1#iptables-}" -t $t -F; done; done ;;
+  esac
+}
+"#;
+
+fn script(backend: &str, body: &str) -> String {
+    format!("{SETUP}{HELPERS}\nB={backend}\n{body}")
+}
+
+#[test]
+fn the_watcher_repairs_a_wiped_firewall_and_stops_with_down() {
+    std::thread::scope(|s| {
+        let runs: Vec<_> = BACKENDS
+            .iter()
+            .map(|b| {
+                s.spawn(move || {
+                    let out = in_netns(&script(
+                        b,
+                        r#"
+snapshot > /tmp/before.$$
+"$W" up wg0 --config "$conf" --backend $B 2>/dev/null
+wait_for '[ -n "$(watcher_pid)" ]' && echo STARTED
+pid=$(watcher_pid)
+"$W" up wg0 --config "$conf" --backend $B 2>/dev/null
+[ "$(watcher_pid)" = "$pid" ] && alive $pid && echo ONE-WATCHER
+wipe $B
+# iptables-legacy is looked at every 5 s.
+wait_for '"$W" check wg0 >/dev/null 2>&1' 150 && echo REPAIRED
+"$W" status wg0 | grep -q '^  watcher: pid [0-9]*, since .*, 1 repair, the last at .* after ' && echo COUNTED
+kill -HUP $pid; sleep 0.5
+alive $pid && "$W" status wg0 | grep -q ', 1 repair,' && echo HUP-NOTHING-TO-DO
+kill -9 $pid; wait_for '! alive $pid'
+"$W" status wg0 | grep -q '^  watcher: none runs' && echo NONE-RUNS
+"$W" check wg0 >/dev/null 2>&1 && echo STILL-IN-PLACE
+"$W" up wg0 --config "$conf" --backend $B 2>/dev/null
+wait_for '[ -n "$(watcher_pid)" ] && [ "$(watcher_pid)" != "$pid" ]' && echo STARTED-AGAIN
+pid=$(watcher_pid)
+"$W" down wg0 2>/dev/null
+alive $pid || echo DOWN-STOPPED-IT
+snapshot | diff /tmp/before.$$ - >/dev/null && echo SAME-AFTER-DOWN
+rm -f /tmp/before.$$
+"#,
+                    ));
+                    (b, text(&out.stdout))
+                })
+            })
+            .collect();
+        for r in runs {
+            let (backend, stdout) = r.join().unwrap();
+            for want in [
+                "STARTED",
+                "ONE-WATCHER",
+                "REPAIRED",
+                "COUNTED",
+                "HUP-NOTHING-TO-DO",
+                "NONE-RUNS",
+                "STILL-IN-PLACE",
+                "STARTED-AGAIN",
+                "DOWN-STOPPED-IT",
+                "SAME-AFTER-DOWN",
+            ] {
+                assert!(
+                    stdout.lines().any(|l| l == want),
+                    "{backend}: {want} missing: {stdout}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn an_interface_gone_without_down_takes_a_servers_firewall_but_not_a_kill_switch() {
+    let out = in_netns(&script(
+        "nft",
+        r#"
+snapshot | grep -v -e '\.wg0\.' -e '\.wgpeer\.' > /tmp/before.$$
+"$W" up wg0 --config "$conf" --backend nft 2>/dev/null
+wait_for '[ -n "$(watcher_pid)" ]'; pid=$(watcher_pid)
+ip link del wg0
+wait_for '! alive $pid' && echo SERVER-WATCHER-EXITED
+"$W" status wg0 | grep -q 'nothing installed' && echo SERVER-REMOVED
+snapshot | grep -v -e '\.wg0\.' -e '\.wgpeer\.' | diff /tmp/before.$$ - >/dev/null && echo SERVER-SAME
+ip link add wg0 type veth peer name wgpeer; ip link set wg0 up
+"$W" up wg0 --config "$conf" --backend nft --role client 2>/dev/null
+wait_for '[ -n "$(watcher_pid)" ]'; pid=$(watcher_pid)
+ip link del wg0
+wait_for '! alive $pid' && echo CLIENT-WATCHER-EXITED
+"$W" status wg0 | grep -q 'kill switch in place, tunnel gone' && echo KILL-SWITCH-STAYS
+"$W" release wg0 2>/dev/null
+snapshot | grep -v -e '\.wg0\.' -e '\.wgpeer\.' | diff /tmp/before.$$ - >/dev/null && echo RELEASED-SAME
+rm -f /tmp/before.$$
+"#,
+    ));
+    let stdout = text(&out.stdout);
+    for want in [
+        "SERVER-WATCHER-EXITED",
+        "SERVER-REMOVED",
+        "SERVER-SAME",
+        "CLIENT-WATCHER-EXITED",
+        "KILL-SWITCH-STAYS",
+        "RELEASED-SAME",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "{want} missing: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_second_watcher_is_refused_and_no_watch_starts_none() {
+    let out = in_netns(&script(
+        "nft",
+        r#"
+"$W" up wg0 --config "$conf" --backend nft --no-watch 2>/dev/null
+sleep 0.3; "$W" status wg0 | grep -q '^  watcher: none runs' && echo NO-WATCH
+"$W" watch wg0 >/dev/null 2>/tmp/watch-err.$$ & first=$!
+wait_for '[ -n "$(watcher_pid)" ]' && echo WATCHING
+set +e; "$W" watch wg0 2>/tmp/err.$$; echo "rc=$?"; set -e
+grep -q 'a watcher for wg0 runs already' /tmp/err.$$ && echo REFUSED
+kill -TERM $first; wait $first; echo "term-rc=$?"
+"$W" check wg0 >/dev/null 2>&1 && echo STAYS-AFTER-TERM
+cat /tmp/watch-err.$$ >&2; "$W" down wg0 2>/dev/null; rm -f /tmp/err.$$ /tmp/watch-err.$$
+"#,
+    ));
+    let stdout = text(&out.stdout);
+    for want in [
+        "NO-WATCH",
+        "WATCHING",
+        "rc=2",
+        "REFUSED",
+        "term-rc=0",
+        "STAYS-AFTER-TERM",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "{want} missing: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn an_edit_is_planned_anew_and_a_broken_one_changes_nothing() {
+    let out = in_netns(&script(
+        "nft",
+        r#"
+mount -t tmpfs tmpfs /mnt; mkdir /mnt/upper /mnt/work
+mount -t overlay overlay -o lowerdir=/etc,upperdir=/mnt/upper,workdir=/mnt/work /etc
+mkdir -p /etc/wgfw; rm -f /etc/wgfw/wg0.conf
+"$W" up wg0 --config "$conf" --backend nft 2>/dev/null
+wait_for '[ -n "$(watcher_pid)" ]' && echo STARTED
+port() { nft list table inet wgfw | grep -c "udp dport $1 " || true; }
+[ "$(port 51820)" -gt 0 ] && echo PORT-51820
+sed -i 's/^ListenPort = 51820$/ListenPort = 51821/' "$conf"
+wait_for '[ "$(port 51821)" -gt 0 ] && [ "$(port 51820)" = 0 ]' && echo CONFIG-EDIT-APPLIED
+printf 'allow = tcp/8443\n' > /etc/wgfw/wg0.conf; chmod 600 /etc/wgfw/wg0.conf
+wait_for 'nft list table inet wgfw | grep -q "tcp dport 8443 "' && echo SETTINGS-EDIT-APPLIED
+nft list table inet wgfw > /tmp/good.$$
+sed -i 's#^Address = .*#Address = 10.66.0.300/24#' "$conf"
+sleep 1.5
+nft list table inet wgfw | diff -q /tmp/good.$$ - >/dev/null && echo BROKEN-EDIT-CHANGES-NOTHING
+"$W" status wg0 | grep -q "last error: $conf:2: " && echo BROKEN-EDIT-SAID
+"$W" check wg0 >/dev/null 2>&1 && echo STILL-AS-INSTALLED
+"$W" down wg0 2>/dev/null; rm -f /tmp/good.$$
+"#,
+    ));
+    let stdout = text(&out.stdout);
+    for want in [
+        "STARTED",
+        "PORT-51820",
+        "CONFIG-EDIT-APPLIED",
+        "SETTINGS-EDIT-APPLIED",
+        "BROKEN-EDIT-CHANGES-NOTHING",
+        "BROKEN-EDIT-SAID",
+        "STILL-AS-INSTALLED",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "{want} missing: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_repair_undone_again_and_again_is_not_fought() {
+    let out = in_netns(&script(
+        "nft",
+        r#"
+"$W" up wg0 --config "$conf" --backend nft 2>/dev/null
+wait_for '[ -n "$(watcher_pid)" ]' && echo STARTED
+repairs() { "$W" status wg0 | sed -n 's/^  watcher: .*, \([0-9]*\) repairs\{0,1\}.*/\1/p'; }
+# Something undoes the repair as soon as it is made, ten times.
+for i in $(seq 1 10); do
+  wait_for '"$W" check wg0 >/dev/null 2>&1' 30 || break
+  nft flush ruleset
+done
+sleep 1
+"$W" status wg0 | grep -q 'holding off until .*: something undoes the repair again and again (last: the ruleset changed' && echo HOLDS-OFF
+[ "$(repairs)" = 5 ] && echo FIVE-REPAIRS-THEN-WAITS
+"$W" status --json wg0 | grep -q '"holding_off":{"time":' && echo JSON-SAYS-SO
+"$W" check wg0 >/dev/null 2>&1 || echo NOT-REPAIRED-WHILE-HOLDING-OFF
+# The wait ends (10 s): repaired once more.
+wait_for '"$W" check wg0 >/dev/null 2>&1' 150 && echo REPAIRED-AFTER-THE-WAIT
+"$W" down wg0 2>/dev/null
+"#,
+    ));
+    let stdout = text(&out.stdout);
+    for want in [
+        "STARTED",
+        "HOLDS-OFF",
+        "FIVE-REPAIRS-THEN-WAITS",
+        "JSON-SAYS-SO",
+        "NOT-REPAIRED-WHILE-HOLDING-OFF",
+        "REPAIRED-AFTER-THE-WAIT",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "{want} missing: {stdout}"
+        );
+    }
+}
