@@ -41,8 +41,7 @@ pub(super) fn check_in(store: &Store, iface: &IfaceName, repair: bool) -> Result
     if !repair {
         return Ok(false);
     }
-    install(iface, &opts, &conf, store, Guard::Off)?;
-    let after = differences(store, &record, &opts, &conf)?;
+    let after = reinstall(store, &record, &opts, &conf)?;
     for d in &after {
         crate::outln!("{iface}: still: {d}");
     }
@@ -66,9 +65,19 @@ pub(super) fn repair(
     if drift.is_empty() {
         return Ok(Some((drift, Vec::new())));
     }
-    install(iface, &opts, &conf, store, Guard::Off)?;
-    let after = differences(store, &record, &opts, &conf)?;
+    let after = reinstall(store, &record, &opts, &conf)?;
     Ok(Some((drift, after)))
+}
+
+/// Installs the recorded plan again; what still differs afterwards.
+fn reinstall(
+    store: &Store,
+    record: &Record,
+    opts: &Options,
+    conf: &WgConfig,
+) -> Result<Vec<String>> {
+    install(&record.iface, opts, conf, store, Guard::Off)?;
+    differences(store, record, opts, conf)
 }
 
 fn differences(

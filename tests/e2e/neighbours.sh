@@ -318,6 +318,18 @@ ports_checks() {
 	assert_tcp "$1: inet -> srv:80 (opened by $who)" open "$INET" 203.0.113.2 80
 	assert_closed "$1: inet -> srv:8081 ($who's default deny)" "$INET" 203.0.113.2 8081
 }
+# reload_while_up WHO REPAIRED DESC CMD...: WHO's reload (restart) CMD while up, after the hook
+# changed nothing of its rules; the watcher settles what it undid (REPAIRED: 1 when it must
+# repair). RULES_BEFORE becomes what the reload made, which down must leave: a reload may
+# rewrite its own rules its own way (ufw's adds two it did not have at enable).
+reload_while_up() {
+	local who=$1 repaired=$2 desc=$3
+	shift 3
+	assert_eq "up changed nothing of $who's rules" "$RULES_BEFORE" "$(neighbour_rules)"
+	assert_ok "$desc while up" "$@"
+	REPAIRED=$repaired settled "after $desc" "$desc"
+	RULES_BEFORE=$(neighbour_rules)
+}
 # drop_empty_tables: iptables-save text without the tables that hold nothing (no rule, no chain
 # of anyone's, every policy ACCEPT): the same as no table, which is what the hook's chains in
 # them leave when they are filtered out.
@@ -433,15 +445,10 @@ RULES_BEFORE=$(neighbour_rules)
 srv_up
 hook_checks "while up"
 container_checks "while up"
-assert_eq "up changed nothing of docker's rules" "$RULES_BEFORE" "$(neighbour_rules)"
 assert_ok "the container restarts with dockerd" docker_ update --restart unless-stopped web8443
-assert_ok "dockerd restarts while up (its jumps go first again)" "$NB/dockerd.sh" restart "$SRV"
-settled "after dockerd's restart" "dockerd's restart"
+reload_while_up docker 0 "dockerd's restart" "$NB/dockerd.sh" restart "$SRV"
 hook_checks "while up, after dockerd's restart"
 container_checks "while up, after dockerd's restart"
-# A reload may rewrite its own rules its own way (ufw's adds two it did not have at enable):
-# what down must leave is what the reload made.
-RULES_BEFORE=$(neighbour_rules)
 srv_down
 assert_eq "net.ipv4.ip_forward is docker's 1" 1 "$(sysctl_of net.ipv4.ip_forward)"
 same_sysctls_but "every setting is as before up" "$BEFORE" '^$'
@@ -489,15 +496,10 @@ RULES_BEFORE=$(neighbour_rules)
 srv_up
 hook_checks "while up"
 ports_checks "while up"
-assert_eq "up changed nothing of ufw's rules" "$RULES_BEFORE" "$(neighbour_rules)"
-assert_ok "ufw reload while up (its chains flushed and filled again)" "$NB/ufw.sh" reload "$SRV"
 # ufw refills only its own chains; the hook's accepts are in INPUT itself: nothing to repair.
-settled "after ufw reload" "ufw reload"
+reload_while_up ufw 0 "ufw reload" "$NB/ufw.sh" reload "$SRV"
 hook_checks "while up, after ufw reload"
 ports_checks "while up, after ufw reload"
-# A reload may rewrite its own rules its own way (ufw's adds two it did not have at enable):
-# what down must leave is what the reload made.
-RULES_BEFORE=$(neighbour_rules)
 srv_down
 same_sysctls_but "every setting is as before up (ufw's among them)" "$BEFORE" '^$'
 ports_checks "after down"
@@ -547,14 +549,9 @@ RULES_BEFORE=$(neighbour_rules)
 srv_up
 hook_checks "while up"
 ports_checks "while up" firewalld
-assert_eq "up changed nothing of firewalld's rules" "$RULES_BEFORE" "$(neighbour_rules)"
-assert_ok "firewall-cmd --reload while up (its table deleted and made again)" "$NB/firewalld.sh" reload "$SRV"
-REPAIRED=1 settled "after firewall-cmd --reload" "firewall-cmd --reload"
+reload_while_up firewalld 1 "firewall-cmd --reload" "$NB/firewalld.sh" reload "$SRV"
 hook_checks "while up, after firewall-cmd --reload"
 ports_checks "while up, after firewall-cmd --reload" firewalld
-# A reload may rewrite its own rules its own way (ufw's adds two it did not have at enable):
-# what down must leave is what the reload made.
-RULES_BEFORE=$(neighbour_rules)
 srv_down
 same_sysctls_but "every setting is as before up" "$BEFORE" '^$'
 ports_checks "after down" firewalld
@@ -612,14 +609,9 @@ RULES_BEFORE=$(neighbour_rules)
 srv_up
 hook_checks "while up"
 ban_checks "while up"
-assert_eq "up changed nothing of fail2ban's rules" "$RULES_BEFORE" "$(neighbour_rules)"
-assert_ok "fail2ban restarts its jails while up (its jump first in INPUT again)" "$NB/fail2ban.sh" restart-jails "$SRV"
-settled "after fail2ban's jails restarted" "fail2ban's restart"
+reload_while_up fail2ban 0 "fail2ban's jails restarted" "$NB/fail2ban.sh" restart-jails "$SRV"
 hook_checks "while up, after fail2ban's jails restarted"
 ban_checks "while up, after fail2ban's jails restarted"
-# A reload may rewrite its own rules its own way (ufw's adds two it did not have at enable):
-# what down must leave is what the reload made.
-RULES_BEFORE=$(neighbour_rules)
 srv_down
 same_sysctls_but "every setting is as before up" "$BEFORE" '^$'
 ban_checks "after down"
@@ -671,14 +663,9 @@ RULES_BEFORE=$(neighbour_rules)
 srv_up
 hook_checks "while up"
 ports_checks "while up" netfilter-persistent
-assert_eq "up changed nothing of netfilter-persistent's rules" "$RULES_BEFORE" "$(neighbour_rules)"
-assert_ok "netfilter-persistent reload while up (the saved tables replaced wholesale)" "$NB/netfilter-persistent.sh" reload "$SRV"
-REPAIRED=1 settled "after netfilter-persistent reload" "netfilter-persistent reload"
+reload_while_up netfilter-persistent 1 "netfilter-persistent reload" "$NB/netfilter-persistent.sh" reload "$SRV"
 hook_checks "while up, after netfilter-persistent reload"
 ports_checks "while up, after netfilter-persistent reload" netfilter-persistent
-# A reload may rewrite its own rules its own way (ufw's adds two it did not have at enable):
-# what down must leave is what the reload made.
-RULES_BEFORE=$(neighbour_rules)
 srv_down
 same_sysctls_but "every setting is as before up" "$BEFORE" '^$'
 ports_checks "after down" netfilter-persistent
@@ -737,14 +724,9 @@ RULES_BEFORE=$(neighbour_rules)
 srv_up
 hook_checks "while up"
 ports_checks "while up" nftables.service
-assert_eq "up changed nothing of nftables.service's rules" "$RULES_BEFORE" "$(neighbour_rules)"
-assert_ok "nftables.service reloads while up (flush ruleset)" "$NB/nftables-service.sh" reload "$SRV"
-REPAIRED=1 settled "after nftables.service's reload" "nftables.service's reload"
+reload_while_up nftables.service 1 "nftables.service's reload" "$NB/nftables-service.sh" reload "$SRV"
 hook_checks "while up, after nftables.service's reload"
 ports_checks "while up, after nftables.service's reload" nftables.service
-# A reload may rewrite its own rules its own way (ufw's adds two it did not have at enable):
-# what down must leave is what the reload made.
-RULES_BEFORE=$(neighbour_rules)
 srv_down
 same_sysctls_but "every setting is as before up" "$BEFORE" '^$'
 ports_checks "after down" nftables.service
