@@ -201,10 +201,28 @@ fn e2e_never_weakens_the_host_iptables_legacy() {
 }
 
 /// The six real neighbours (dockerd, ufw, firewalld, fail2ban, netfilter-persistent,
-/// nftables.service), each started before and after the tunnel.
+/// nftables.service), each started before and after the tunnel, reloaded while it is up, and
+/// the hook's firewall kept by its watcher: on the backend the hook picks, and on each.
 #[test]
 fn e2e_down_leaves_what_neighbours_came_to_rely_on() {
     run_scenario("neighbours", "auto");
+}
+
+#[test]
+fn e2e_neighbours_nft() {
+    run_scenario("neighbours", "nft");
+}
+
+#[test]
+fn e2e_neighbours_iptables_nft() {
+    run_scenario("neighbours", "iptables-nft");
+}
+
+/// ufw, dockerd, fail2ban and netfilter-persistent on iptables-legacy too (the run switches
+/// Debian's `iptables` alternatives in a mount namespace of its own).
+#[test]
+fn e2e_neighbours_iptables_legacy() {
+    run_scenario("neighbours", "iptables-legacy");
 }
 
 #[test]

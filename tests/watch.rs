@@ -241,3 +241,54 @@ wait_for '"$W" check wg0 >/dev/null 2>&1' 150 && echo REPAIRED-AFTER-THE-WAIT
         );
     }
 }
+
+#[test]
+fn the_watcher_keeps_no_deleted_namespace_alive() {
+    let out = in_netns(&script(
+        "nft",
+        r#"
+ns=wgfw-watchns-$$
+ip netns add $ns
+trap 'ip netns del $ns 2>/dev/null || true' ERR
+in_ns() { ip netns exec $ns "$@"; }
+in_ns ip link add wg0 type veth peer name wgpeer; in_ns ip link set wg0 up
+in_ns "$W" up wg0 --config "$conf" --backend nft 2>/dev/null
+ns_pid() { in_ns "$W" status wg0 2>/dev/null | sed -n 's/^  watcher: pid \([0-9]*\),.*/\1/p'; }
+wait_for '[ -n "$(ns_pid)" ]' && echo STARTED
+pid=$(ns_pid); ino=$(stat -L -c %i /run/netns/$ns)
+holders() { local p n=0; for p in /proc/[0-9]*; do [ "$(readlink $p/ns/net 2>/dev/null)" = "net:[$ino]" ] && n=$((n+1)); done; echo $n; }
+# Held by another process as well (wireguard-go, say): the watcher stays with it.
+ip netns exec $ns sleep 60 & holder=$!
+wait_for '[ "$(holders)" = 2 ]'
+ip netns del $ns
+sleep 1
+alive $pid && echo STAYS-WHILE-HELD
+nsenter --net=/proc/$holder/ns/net ip link del wg0
+wait_for '! alive $pid' && echo EXITS-WITH-THE-INTERFACE
+kill $holder; wait $holder 2>/dev/null || true
+# Held by nothing but the watcher: it lets go when the namespace is deleted.
+ip netns add $ns
+in_ns ip link add wg0 type veth peer name wgpeer; in_ns ip link set wg0 up
+in_ns "$W" up wg0 --config "$conf" --backend nft 2>/dev/null
+wait_for '[ -n "$(ns_pid)" ]'
+pid=$(ns_pid); ino=$(stat -L -c %i /run/netns/$ns)
+ip netns del $ns
+wait_for '! alive $pid' 30 && echo EXITS-WHEN-DELETED
+[ "$(holders)" = 0 ] && echo NAMESPACE-FREED
+rm -rf /run/wgfw/netns-$ino.*
+"#,
+    ));
+    let stdout = text(&out.stdout);
+    for want in [
+        "STARTED",
+        "STAYS-WHILE-HELD",
+        "EXITS-WITH-THE-INTERFACE",
+        "EXITS-WHEN-DELETED",
+        "NAMESPACE-FREED",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "{want} missing: {stdout}"
+        );
+    }
+}

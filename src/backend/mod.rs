@@ -209,14 +209,22 @@ pub(crate) fn apply(
 }
 
 /// How the live ruleset differs from what `plan` installs, one line per difference.
-pub(crate) fn differences(plan: &Plan, others: &[Record], before: &Before) -> Result<Vec<String>> {
+/// `shape`: what the last nft transaction recorded of the table (`install`'s record).
+pub(crate) fn differences(
+    plan: &Plan,
+    others: &[Record],
+    before: &Before,
+    shape: Option<&str>,
+) -> Result<Vec<String>> {
     Ok(match before {
         Before::Iptables { lives, .. } => iptables::differences(plan, others, lives),
         // What is there now, whatever a change kept of before.
         Before::Nft { overview }
         | Before::NftTable { overview, .. }
         | Before::NftElements { overview, .. } => {
-            nft::differences(plan, others, &nft::read(overview)?)
+            let mut out = nft::differences(plan, others, &nft::read(overview)?);
+            out.extend(nft::drift(plan, others, shape));
+            out
         }
     })
 }

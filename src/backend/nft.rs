@@ -132,6 +132,19 @@ fn apply_whole(want: &[(Family, Chain)], plan: &Plan, before: &nft::Live) -> Res
     })
 }
 
+/// How the interface's own chains and sets differ between what the last transaction recorded
+/// (`shape`, the table as installed) and what `plan` wants now (`rules::nft::drift`).
+pub(crate) fn drift(plan: &Plan, others: &[Record], shape: Option<&str>) -> Vec<String> {
+    match shape.and_then(nft::Shape::parse) {
+        Some((_, installed)) => nft::drift(
+            &installed,
+            &nft::Shape::of(&desired_all(plan, others)),
+            &plan.iface,
+        ),
+        None => Vec::new(),
+    }
+}
+
 /// How the live table differs from what `plan` installs, one line per difference.
 pub(crate) fn differences(plan: &Plan, others: &[Record], before: &nft::Live) -> Vec<String> {
     nft::differences(&desired_all(plan, others), before)

@@ -93,7 +93,8 @@ fn differences(
         .filter(|r| &r.iface != iface)
         .collect();
     let (plan, before, families) = prepare(iface, opts, conf, record.backend)?;
-    let mut out = backend::differences(&plan, &others, &before)?;
+    let shape = store.read_named(&super::files::nft_shape(iface))?;
+    let mut out = backend::differences(&plan, &others, &before, shape.as_deref())?;
     for w in &plan.sysctls {
         if let Ok(v) = sysctl::read(&w.key)
             && v != w.value

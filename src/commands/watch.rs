@@ -28,7 +28,7 @@ use crate::rules::Backend;
 use crate::rules::iptables::Variant;
 use crate::system::events::{self, Event, Events};
 use crate::system::state::Store;
-use crate::system::{host, nftgen};
+use crate::system::{host, netns, nftgen};
 
 use super::install::{Guard, install};
 use super::watcher::{self, Watcher, running};
@@ -46,6 +46,17 @@ const FIGHT_REPAIRS: usize = 5;
 const FIGHT_WINDOW: Duration = Duration::from_secs(60);
 const FIRST_HOLD_OFF: Duration = Duration::from_secs(10);
 const MAX_HOLD_OFF: Duration = Duration::from_secs(300);
+/// WireGuard tells nobody of peers added, removed or given other AllowedIPs (`wg set`, `wg
+/// syncconf`): where a `[peer]`/`[group]` section or a forward depends on them, they are asked
+/// every `PEER_POLL`, or less often where one answer costs more than `1/PEER_SHARE` of the
+/// time between (a busy daemon with thousands of peers), up to `MAX_PEER_POLL`. An edit of the
+/// config is usually followed by `wg syncconf` within moments: for `AFTER_EDIT` after one they
+/// are asked every `PEER_POLL_FAST`.
+const PEER_POLL: Duration = Duration::from_secs(1);
+const PEER_SHARE: u32 = 200;
+const MAX_PEER_POLL: Duration = Duration::from_secs(60);
+const PEER_POLL_FAST: Duration = Duration::from_millis(200);
+const AFTER_EDIT: Duration = Duration::from_secs(5);
 
 /// Repairs counted in a window, and the wait they earn when they come too fast.
 #[derive(Debug, Default)]
@@ -78,6 +89,72 @@ impl Pacer {
     }
 }
 
+/// The live peers' poll: what they were at the last answer, and when to ask next.
+struct PeerPoll {
+    seen: Option<u64>,
+    next: Instant,
+    every: Duration,
+    fast_until: Option<Instant>,
+}
+
+impl PeerPoll {
+    fn new(iface: &IfaceName) -> PeerPoll {
+        let mut p = PeerPoll {
+            seen: None,
+            next: Instant::now(),
+            every: PEER_POLL,
+            fast_until: None,
+        };
+        p.changed(iface);
+        p
+    }
+
+    /// Asks the interface for its peers; whether they differ from the last answer. An
+    /// interface that does not answer now changes nothing.
+    fn changed(&mut self, iface: &IfaceName) -> bool {
+        let asked = Instant::now();
+        let now = host::peers_now(iface).map(|p| fingerprint(&p));
+        let cost = asked.elapsed();
+        self.every = (cost * PEER_SHARE).clamp(PEER_POLL, MAX_PEER_POLL);
+        let fast = self.fast_until.is_some_and(|t| asked < t);
+        self.next = Instant::now() + if fast { PEER_POLL_FAST } else { self.every };
+        let changed = now.is_some() && self.seen.is_some() && now != self.seen;
+        if now.is_some() {
+            self.seen = now;
+        }
+        changed
+    }
+
+    fn after_edit(&mut self) {
+        self.fast_until = Some(Instant::now() + AFTER_EDIT);
+        self.next = self.next.min(Instant::now() + PEER_POLL_FAST);
+    }
+}
+
+/// The peers and their AllowedIPs, in any order, as one number.
+fn fingerprint(peers: &[(String, Vec<ipnet::IpNet>)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut sorted: Vec<(&str, Vec<ipnet::IpNet>)> = peers
+        .iter()
+        .map(|(k, nets)| {
+            let mut nets = nets.clone();
+            nets.sort();
+            (k.as_str(), nets)
+        })
+        .collect();
+    sorted.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sorted.hash(&mut h);
+    h.finish()
+}
+
+/// Whether the recorded plan has sections or forwards, whose rules follow the live peers.
+fn peers_matter(iface: &IfaceName) -> bool {
+    Store::open()
+        .and_then(|store| super::recorded_inputs(&store, iface))
+        .is_ok_and(|(opts, _)| super::wants_live_peers(&opts))
+}
+
 /// Whether standard error goes nowhere (a detached watcher's): /dev/null.
 fn stderr_is_null() -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -107,11 +184,16 @@ pub fn watch(args: &Args) -> Result<()> {
         })
         .unwrap_or_else(|| PathBuf::from(format!("/etc/wireguard/{iface}.conf")));
     let files = [config, settings::path_for(iface)];
-    let dirs: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
-    let names: Vec<String> = files
+    let names = file_names(&files);
+    // The files bound to this network namespace (`ip netns add`'s): when one goes, the watcher
+    // may be all that keeps the namespace alive.
+    let netns = netns::own();
+    let bound = netns.map(netns::bound_at).unwrap_or_default();
+    let bound_names = file_names(&bound);
+    let dirs: Vec<&Path> = files
         .iter()
-        .filter_map(|f| f.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
+        .chain(&bound)
+        .filter_map(|f| f.parent())
         .collect();
     let mut events =
         Events::open(&dirs).map_err(|e| Error::system(format!("cannot watch for changes: {e}")))?;
@@ -159,6 +241,7 @@ pub fn watch(args: &Args) -> Result<()> {
         .as_ref()
         .is_some_and(|r| r.backend == Backend::Iptables(Variant::Legacy));
     let role = record.map_or(Role::Server, |r| r.role);
+    let mut peers = peers_matter(iface).then(|| PeerPoll::new(iface));
     let mut saved = state.clone();
     crate::errln!("wgfw-hook: {iface}: watching (pid {me})");
     let mut last_look = Instant::now();
@@ -171,7 +254,13 @@ pub fn watch(args: &Args) -> Result<()> {
         let timeout = match (&pending, hold_until) {
             (Some(_), Some(t)) => t.saturating_duration_since(Instant::now()),
             (Some(_), None) => Duration::ZERO,
-            (None, _) => poll.saturating_sub(last_look.elapsed()),
+            (None, _) => {
+                let look = poll.saturating_sub(last_look.elapsed());
+                match &peers {
+                    Some(p) => look.min(p.next.saturating_duration_since(Instant::now())),
+                    None => look,
+                }
+            }
         };
         let mut woke = events
             .wait(timeout)
@@ -212,6 +301,14 @@ pub fn watch(args: &Args) -> Result<()> {
                 Event::File(name) if names.contains(name) => {
                     pending = Some(format!("{name} changed"));
                     replan = true;
+                    if let Some(p) = &mut peers {
+                        p.after_edit();
+                    }
+                }
+                Event::File(name) if bound_names.contains(name) => {
+                    if netns.is_some_and(|ns| !netns::held_by_others(ns)) {
+                        return finish(iface, "its network namespace was deleted");
+                    }
                 }
                 Event::File(_) => {}
                 Event::Ruleset(gens) => {
@@ -230,7 +327,17 @@ pub fn watch(args: &Args) -> Result<()> {
         if !host::iface_exists(iface) {
             return gone_without_down(iface, role);
         }
+        if let Some(p) = &mut peers
+            && Instant::now() >= p.next
+            && p.changed(iface)
+        {
+            pending.get_or_insert_with(|| "the peers changed (wg set, wg syncconf)".into());
+        }
         if pending.is_none() && last_look.elapsed() >= poll {
+            // A namespace held by processes alone goes unnoticed until then.
+            if netns.is_some_and(|ns| !netns::held_by_others(ns)) {
+                return finish(iface, "nothing else is left in its network namespace");
+            }
             pending = Some(if legacy {
                 "a look at iptables-legacy".into()
             } else {
@@ -246,6 +353,7 @@ pub fn watch(args: &Args) -> Result<()> {
         hold_until = None;
         state.holding_off = None;
         last_look = Instant::now();
+        host::forget_silence(iface);
         let planned = if std::mem::take(&mut replan) {
             plan_anew(args)
         } else {
@@ -256,6 +364,16 @@ pub fn watch(args: &Args) -> Result<()> {
             Ok(Look::AsPlanned) => state.error = None,
             Ok(Look::Replanned) => {
                 state.error = None;
+                // Sections added or gone with the edit; `wg syncconf` may still follow it.
+                match (peers_matter(iface), &peers) {
+                    (true, None) => {
+                        let mut p = PeerPoll::new(iface);
+                        p.after_edit();
+                        peers = Some(p);
+                    }
+                    (false, Some(_)) => peers = None,
+                    _ => {}
+                }
                 crate::errln!("wgfw-hook: {iface}: planned anew after {cause}");
             }
             Ok(Look::Repaired { drift, left }) => {
@@ -289,6 +407,14 @@ pub fn watch(args: &Args) -> Result<()> {
             saved = state.clone();
         }
     }
+}
+
+fn file_names(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .filter_map(|f| f.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect()
 }
 
 enum Look {

@@ -135,6 +135,25 @@ pub(crate) fn live_peers(iface: &IfaceName) -> Option<Vec<(String, Vec<IpNet>)>>
     Some(parse_allowed_ips(&out))
 }
 
+/// The live peers, asked afresh and quietly, for a watcher's poll: None where they cannot be
+/// read now (a daemon that does not answer is asked again next time).
+pub(crate) fn peers_now(iface: &IfaceName) -> Option<Vec<(String, Vec<IpNet>)>> {
+    match os().uapi_ask(iface).map(uapi::Asked::answer) {
+        Some(Ok(text)) => uapi::parse_peers(&text),
+        Some(Err(_)) => None,
+        None => cmd::run("wg", &["show", iface.as_str(), "allowed-ips"], None)
+            .ok()
+            .filter(|o| o.ok)
+            .map(|o| parse_allowed_ips(&o.stdout)),
+    }
+}
+
+/// Forgets that the interface's daemon did not answer, so that the next plan asks it again: a
+/// watcher lives longer than one silence.
+pub(crate) fn forget_silence(iface: &IfaceName) {
+    SILENT.with(|s| s.borrow_mut().remove(iface));
+}
+
 thread_local! {
     /// The interfaces whose userspace WireGuard did not answer (`live_peers`): not asked again,
     /// neither on its socket nor through `wg`, which asks that same socket.

@@ -7,6 +7,7 @@ pub(crate) mod events;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod host;
+pub(crate) mod netns;
 pub(crate) mod nftgen;
 pub(crate) mod os;
 pub(crate) mod out;

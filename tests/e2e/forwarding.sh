@@ -254,6 +254,10 @@ PreDown = $BIN down %i"
 			PublicKey = $C1_PUB
 			AllowedIPs = 10.66.0.2/32, fd66::2/128${C1_EXTRA_ALLOWED:+, $C1_EXTRA_ALLOWED}
 
+		EOF
+		# WITHOUT_C2=1: c2 is not a peer (phase 7d's edits).
+		((${WITHOUT_C2:-0})) || cat >>"$SRV_CONF" <<-EOF
+
 			[Peer]
 			PublicKey = $C2_PUB
 			AllowedIPs = 10.66.0.3/32, fd66::3/128
@@ -404,6 +408,115 @@ end_phase() {
 		PHASE_UNDO=
 	fi
 	check_restored "after $1"
+}
+
+# srv_watcher: the pid of srv's watcher, as status shows it (empty: none runs).
+srv_watcher() { srv "$BIN" status "$SRV_IF" 2>/dev/null | sed -n 's/^  watcher: pid \([0-9]*\),.*/\1/p'; }
+# settled DESC: within 10 s, check says srv's firewall is its plan for the live peers again.
+settled() {
+	local out
+	wait_for 10 ip netns exec "$SRV" "$BIN" check "$SRV_IF" || true
+	if out=$(srv "$BIN" check "$SRV_IF" 2>&1); then pass "$1: the watcher brought the firewall to its plan (check: as installed)"; else
+		fail "$1: the watcher brought the firewall to its plan" "$out"; fi
+}
+# sections_hold DESC: the per-peer policy of phase 7, with real connections.
+sections_hold() {
+	expect_open "$1: laptop c1 -> lan host 192.168.1.10" "$C1" 192.168.1.10 192.168.1.1
+	expect_denied "$1: guest c2 -> lan host 192.168.1.10" "$C2" 192.168.1.10
+	expect_open "$1: guest c2 -> internet 192.0.2.1" "$C2" 192.0.2.1 203.0.113.2
+}
+# c2_again: c2's tunnel anew (the server forgot its session), until it pings srv.
+c2_again() {
+	timeout 60 ip netns exec "$C2" wg-quick down "$C2_CONF" >/dev/null 2>&1 || true
+	timeout 60 ip netns exec "$C2" wg-quick up "$C2_CONF" >/dev/null 2>&1 || fail "$1: c2 comes back up"
+	ping_until "$C2" 10.66.0.1 15 || fail "$1: c2 handshakes again" "$(srv wg show "$SRV_IF" 2>&1)"
+}
+# syncconf: what `systemctl reload wg-quick@` and PiVPN run after an edit of the config.
+syncconf() { srv bash -c "wg syncconf '$SRV_IF' <(wg-quick strip '$SRV_IF')"; }
+# hook_rules: the hook's rules in srv as sorted lines (a table made anew lists its sets and
+# chains in another order).
+hook_rules() {
+	local f
+	if ((NATIVE)); then
+		srv nft list table inet wgfw | normalize_nft
+	else
+		for f in 4 6; do save_rules "$SRV" "$VARIANT" "$f" | grep -E 'WGFW|wgfw' || true; done
+	fi | sort
+}
+# undo_watch_phase: what the wipes of phase 7d made that is not the hook's: the table of
+# Debian's nftables.conf, and the iptables-nft tables a plain restore made, once empty.
+undo_watch_phase() {
+	local t
+	srv nft delete table inet filter 2>/dev/null || true
+	for t in "ip filter" "ip nat" "ip6 filter" "ip6 nat"; do
+		srv nft list table $t >/dev/null 2>&1 || continue
+		srv nft list table $t | grep -qvE '^[[:space:]]*(table .*|chain .*|type .*|\}|)$' || srv nft delete table $t
+	done
+}
+# watch_phase: phase 7d, with phase 7's tunnels and settings up.
+watch_phase() {
+	local pid rules before_wipe save4 save6 w
+	assert_ok "watcher: up (without --no-watch) exits 0" timeout 30 ip netns exec "$SRV" "$BIN" up "$SRV_IF"
+	wait_for 5 test -n "$(srv_watcher)" || true
+	pid=$(srv_watcher)
+	[[ -n $pid ]] && pass "watcher: up started one (pid $pid)" || fail "watcher: up started one" "$(srv "$BIN" status "$SRV_IF" 2>&1)"
+
+	# An edit that removes c2, then wg syncconf: its entries go with it.
+	WITHOUT_C2=1 write_srv_conf with-hook
+	syncconf
+	settled "watcher: c2 edited out of the config and wg syncconf"
+	assert_no_match "watcher: ... c2 is no peer any more" "$C2_PUB" "$(srv wg show "$SRV_IF" peers)"
+	# The edit back and wg syncconf again, no hook: c2 is a guest at once (phase 7b showed that
+	# without a watcher it had the interface's policy, the LAN, until up ran again).
+	write_srv_conf with-hook
+	syncconf
+	settled "watcher: c2 edited back into the config and wg syncconf"
+	c2_again "watcher"
+	sections_hold "watcher: c2 added back by wg syncconf"
+
+	# A removed peer's address handed to another: laptop c1 goes, guest c2 gets its address
+	# with wg set. c2 must not inherit the laptop's reach.
+	srv wg set "$SRV_IF" peer "$C1_PUB" remove
+	srv wg set "$SRV_IF" peer "$C2_PUB" allowed-ips 10.66.0.2/32,fd66::2/128
+	# The new address first: the last one's going takes the interface's routes with it.
+	ip -n "$C2" addr add 10.66.0.2/32 dev "$C2_IF"
+	ip -n "$C2" addr del 10.66.0.3/32 dev "$C2_IF"
+	settled "watcher: laptop c1 removed and its address given to guest c2 (wg set)"
+	expect_denied "watcher: guest c2 from the laptop's old 10.66.0.2 -> lan host (no inherited reach)" "$C2" 192.168.1.10
+	expect_open "watcher: guest c2 from 10.66.0.2 -> internet 192.0.2.1" "$C2" 192.0.2.1 203.0.113.2
+	ip -n "$C2" addr add 10.66.0.3/32 dev "$C2_IF"
+	ip -n "$C2" addr del 10.66.0.2/32 dev "$C2_IF"
+	syncconf
+	settled "watcher: both peers back as the config has them (wg syncconf)"
+	c2_again "watcher"
+	ping_until "$C1" 10.66.0.1 15 || fail "watcher: c1 handshakes again"
+	sections_hold "watcher: both peers back"
+	w=$(srv "$BIN" status "$SRV_IF" 2>&1 | grep '^  watcher:' || true)
+	assert_match "watcher: status counts the repairs, the last one after the peers changed" \
+		'^  watcher: pid [0-9]+, since .*, [0-9]+ repairs, the last at .* after the peers changed' "$w"
+
+	# Wipes, as others make them, each repaired to the same rules, nothing twice.
+	rules=$(hook_rules)
+	PHASE_UNDO=undo_watch_phase
+	save4=$E2E_TMP/pre-up.v4 save6=$E2E_TMP/pre-up.v6
+	wipe_and_check() {
+		local desc=$1
+		shift
+		assert_ok "watcher: $desc" "$@"
+		settled "watcher: after $desc"
+		assert_eq "watcher: after $desc the hook's rules are as before it (nothing twice)" "$rules" "$(hook_rules)"
+		sections_hold "watcher: after $desc"
+	}
+	wipe_and_check "nft flush ruleset" srv nft flush ruleset
+	# What nftables.service loads: Debian's default /etc/nftables.conf starts with flush ruleset.
+	wipe_and_check "nftables.service's start: Debian's default /etc/nftables.conf (flush ruleset first)" env NEIGHBOURS_STATE="$E2E_TMP/neighbours" NEIGHBOURS_QUIET=1 NEIGHBOURS_NO_INSTALL=1 bash "$HERE/../neighbours/nftables-service.sh" start "$SRV"
+	if ((!NATIVE)); then
+		# RHEL's iptables.service and a hand-made restore: no --noflush.
+		printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n' >"$save4"
+		cp "$save4" "$save6"
+		wipe_and_check "a plain iptables-$VARIANT-restore (no --noflush)" srv bash -c "iptables-$VARIANT-restore <'$save4' && ip6tables-$VARIANT-restore <'$save6'"
+	fi
+	assert_eq "watcher: the same watcher runs after all this" "$pid" "$(srv_watcher)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -831,6 +944,13 @@ if ((TUN_OK)); then
 	(umask 077; printf '%s\n' "$settings_ok" >"$SETTINGS")
 else
 	fail "per-peer live-change checks ran" "the tunnels did not come up (see above)"
+fi
+
+step "phase 7d: the watcher (#24): peers changed without hooks (wg syncconf after an edit, wg set) get their section's policy; wipes are repaired"
+if ((TUN_OK)); then
+	watch_phase
+else
+	fail "watcher checks ran" "the tunnels did not come up (see above)"
 fi
 end_phase "phase 7 (per-peer policy)"
 

@@ -3,7 +3,7 @@
 # neighbours from Debian's packages (dockerd, ufw, firewalld, fail2ban, netfilter-persistent and
 # what nftables.service runs) run in the server's namespace, each in both start orders, next to
 # a real tunnel brought up and down by wg-quick with the hook in PostUp/PreDown, on the backend
-# `auto` picks; real packets check that the tunnel works, that the hook's promises hold, that
+# given (`auto`: the one the hook picks next to what runs); real packets check that the tunnel works, that the hook's promises hold, that
 # the neighbour still does its job while up and after `down`, and that `down` leaves the
 # neighbour's rules and the settings it relies on as they were. A sysctl.d file written after
 # `up`, and a control with nothing else (every setting restored), complete it.
@@ -13,7 +13,12 @@
 # change first wait (bounded) until it has (`settled`), then hold as before. `pending ASSERTION` is for a check that still waits for the
 # rest of #24: run, printed as PENDING (#24), counted apart, never a pass or a failure.
 #
-#   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/neighbours.sh auto
+#   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/neighbours.sh auto|nft|iptables-nft|iptables-legacy
+#
+# With iptables-legacy the whole run is in a mount namespace of its own where Debian's
+# `iptables` alternatives point to iptables-legacy (what `update-alternatives --set iptables
+# /usr/sbin/iptables-legacy` makes of a host): ufw, dockerd, fail2ban's iptables actions,
+# netfilter-persistent and firewalld's flushes then all use iptables-legacy, as on such a host.
 #
 # Topology ("$E2E_PREFIX-{inet,cli}" for the run, "$E2E_PREFIX-sN" one per phase, deleted on
 # exit):
@@ -32,10 +37,24 @@
 set -Eeuo pipefail
 
 BACKEND=${1:-}
-[[ $BACKEND == auto ]] || {
-	echo "usage: $0 auto" >&2
+case $BACKEND in
+auto | nft | iptables-nft | iptables-legacy) ;;
+*)
+	echo "usage: $0 auto|nft|iptables-nft|iptables-legacy" >&2
 	exit 2
-}
+	;;
+esac
+if [[ $BACKEND == iptables-legacy && -z ${NEIGHBOURS_LEGACY_ALTERNATIVES:-} ]]; then
+	exec unshare -m --propagation private env NEIGHBOURS_LEGACY_ALTERNATIVES=1 bash -c '
+		set -e
+		alt=$(mktemp -d /tmp/wgfw-e2e-alternatives.XXXXXX)
+		cp -a /etc/alternatives/. "$alt"
+		for x in iptables ip6tables; do
+			for s in "" -restore -save; do ln -sfn "/usr/sbin/$x-legacy$s" "$alt/$x$s"; done
+		done
+		mount --bind "$alt" /etc/alternatives
+		exec bash "$0" "$@"' "$0" "$@"
+fi
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/e2e/lib.sh
@@ -67,7 +86,15 @@ PHASE=0
 
 trap 'echo "error: line $LINENO: $BASH_COMMAND exited with $?" >&2' ERR
 
-echo "wgfw-hook e2e, the six neighbours in both start orders, and sysctl.d, backend auto"
+echo "wgfw-hook e2e, the six neighbours in both start orders, and sysctl.d, backend $BACKEND"
+if [[ $BACKEND == iptables-legacy ]]; then
+	[[ $(readlink -f "$(command -v iptables)") == */xtables-legacy-multi ]] ||
+		{ echo "iptables is not iptables-legacy in this mount namespace" >&2; exit 1; }
+	echo "iptables, ip6tables and their -save/-restore are iptables-legacy here (a private /etc/alternatives)"
+fi
+# The hook's option for the backend: none for auto.
+BACKEND_OPT=
+[[ $BACKEND == auto ]] || BACKEND_OPT=" --backend $BACKEND"
 echo "binary: $BIN"
 
 # conf_exec NS CMD...: CMD in NS with the test's system configuration (see the header).
@@ -104,6 +131,12 @@ SRV_INODE=
 start_neighbour() {
 	STARTED+=("$1")
 	assert_ok "$1 starts in srv $2" "$NB/$1.sh" start "$SRV"
+	if [[ $BACKEND == iptables-legacy ]]; then
+		case $1 in
+		dockerd) assert_match "dockerd's chains are in iptables-legacy" '^:DOCKER' "$(save_rules "$SRV" legacy 4)" ;;
+		ufw) assert_match "ufw's chains are in iptables-legacy" '^:ufw-' "$(save_rules "$SRV" legacy 4)" ;;
+		esac
+	fi
 }
 cleanup_phase() {
 	[[ -n $SRV ]] || return 0
@@ -161,7 +194,7 @@ CLI_PUB=$(wg pubkey <<<"$CLI_KEY")
 		Address = 10.66.0.1/24
 		ListenPort = 51820
 		PrivateKey = $SRV_KEY
-		PostUp = $BIN up %i --config $SRV_CONF
+		PostUp = $BIN up %i --config $SRV_CONF$BACKEND_OPT
 		PreDown = $BIN down %i
 
 		[Peer]
@@ -211,6 +244,8 @@ new_srv() {
 CLI_ON=0
 srv_up() {
 	assert_ok "wg-quick up $SRV_IF (the hook in PostUp) exits 0" conf_exec "$SRV" timeout 60 wg-quick up "$SRV_CONF"
+	[[ $BACKEND == auto ]] ||
+		assert_match "the hook's firewall is on $BACKEND" "^$SRV_IF: server role, $BACKEND, " "$(conf_exec "$SRV" "$BIN" status "$SRV_IF" 2>&1)"
 	if ((!CLI_ON)); then
 		assert_ok "wg-quick up $CLI_IF (the peer)" timeout 60 ip netns exec "$CLI" wg-quick up "$CLI_CONF"
 		CLI_ON=1

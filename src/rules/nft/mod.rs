@@ -16,7 +16,7 @@ mod shape;
 pub use live::{Live, counted, input_owner, overview_chains, sets_used};
 pub use names::{TABLE, base_chain, chain_name, chain_of_name, set_name};
 pub use script::{differences, transaction};
-pub use shape::{Shape, element_change};
+pub use shape::{Shape, drift, element_change};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

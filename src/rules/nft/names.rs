@@ -1,8 +1,9 @@
 //! How our chains are spelled in the table, and which base chain jumps to each.
 
+use crate::config::types::IfaceName;
 use crate::plan::Family;
 use crate::rules::model::Table;
-use crate::rules::names::{ChainId, SetId};
+use crate::rules::names::{ChainId, PREFIX, SetId};
 
 pub const TABLE: &str = "inet wgfw";
 
@@ -66,7 +67,16 @@ pub fn set_name(id: &SetId, family: Family) -> String {
     spell(&id.to_string(), family)
 }
 
+/// How the names of the interface's chains, sets and maps begin in the table.
+pub(super) fn iface_stem(iface: &IfaceName) -> String {
+    escaped(&format!("{PREFIX}{iface}-"))
+}
+
 fn spell(name: &str, family: Family) -> String {
+    format!("{}-{}", escaped(name), suffix(family))
+}
+
+fn escaped(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         match c {
@@ -76,7 +86,7 @@ fn spell(name: &str, family: Family) -> String {
             c => out.push(c),
         }
     }
-    format!("{out}-{}", suffix(family))
+    out
 }
 
 /// The chain of ours, and its family, that a name in the table stands for.

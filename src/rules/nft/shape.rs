@@ -5,12 +5,14 @@
 //! elements (a peer added with `wg set`) is written as those elements alone, without listing
 //! the table (150 ms at 10,000 peers) or rebuilding it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::config::types::IfaceName;
 use crate::plan::Family;
 use crate::rules::model::Chain;
 
-use super::names::{TABLE, chain_name};
+use super::names::{TABLE, chain_name, iface_stem};
 use super::{render_split, sets};
 
 /// Our chains and sets, as a transaction writes them: the record without its generation, one
@@ -59,6 +61,25 @@ impl Shape {
     /// The record: the generation, then the shape's lines.
     pub fn record(&self, generation: u32) -> String {
         format!("generation {generation}\n{}", self.body)
+    }
+
+    /// The chains and sets whose names begin with `stem`, each with its lines (its own first).
+    fn blocks(&self, stem: &str) -> BTreeMap<&str, Vec<&str>> {
+        let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut current: Option<&str> = None;
+        for line in self.body.lines() {
+            if let Some(rest) = line
+                .strip_prefix("chain ")
+                .or_else(|| line.strip_prefix("set "))
+            {
+                let name = rest.split(' ').next().unwrap_or(rest);
+                current = name.starts_with(stem).then_some(name);
+            }
+            if let Some(name) = current {
+                out.entry(name).or_default().push(line);
+            }
+        }
+        out
     }
 
     /// The generation a record was written at, read without parsing the rest.
@@ -147,6 +168,49 @@ pub fn element_change(old: &Shape, new: &Shape) -> Option<(String, String)> {
             _ => return None,
         }
     }
+}
+
+/// How `iface`'s own chains, sets and maps in `new` (the plan now) differ from `old` (what the
+/// last transaction installed), in words: the live peers changed without `up` (`wg set`, `wg
+/// syncconf`), which brings or takes a group's chain and changes the maps' elements; the
+/// live table's chains alone cannot tell that. Others' parts are theirs to tell: their
+/// records describe them as they are now.
+pub fn drift(old: &Shape, new: &Shape, iface: &IfaceName) -> Vec<String> {
+    let stem = iface_stem(iface);
+    let (was, now) = (old.blocks(&stem), new.blocks(&stem));
+    let mut out = Vec::new();
+    for (name, lines) in &now {
+        match was.get(name) {
+            None => out.push(format!("{name} is not there")),
+            Some(before) if before == lines => {}
+            Some(before) if lines.first() == before.first() && lines[0].starts_with("set ") => {
+                let (b, n) = (elements(before), elements(lines));
+                let lacks: Vec<&str> = n.iter().filter(|e| !b.contains(e)).copied().collect();
+                let extra: Vec<&str> = b.iter().filter(|e| !n.contains(e)).copied().collect();
+                if !lacks.is_empty() {
+                    out.push(format!("{name} lacks {{ {} }}", lacks.join(", ")));
+                }
+                if !extra.is_empty() {
+                    out.push(format!(
+                        "{name} still holds {{ {} }}, which no live peer has",
+                        extra.join(", ")
+                    ));
+                }
+            }
+            Some(_) => out.push(format!("{name} differs from the plan")),
+        }
+    }
+    for name in was.keys().filter(|n| !now.contains_key(*n)) {
+        out.push(format!("{name} is there, not in the plan"));
+    }
+    out
+}
+
+fn elements<'a>(lines: &[&'a str]) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("element "))
+        .collect()
 }
 
 /// `delete element` for `gone` (by key: a map's element without its verdict), then `add
@@ -283,5 +347,44 @@ mod tests {
         );
         let sorted = body("chain c\nrule r\nset m map type x : verdict;\nelement a : jump P1\n");
         assert_eq!(element_change(&unsorted, &sorted), None);
+    }
+
+    #[test]
+    fn drift_names_the_interfaces_own_chains_and_sets_alone() {
+        let wg0: IfaceName = "wg0".parse().unwrap();
+        let old = body(
+            "chain WGFW-wg0-P1-v4\nrule accept\nchain WGFW-wg0-P2-v4\nrule drop\n\
+             set WGFW-wg0-PEERS-A-v4 map type x : verdict;\nelement 10.66.0.2 : jump WGFW-wg0-P1-v4\n\
+             set WGFW-wg1-PEERS-A-v4 map type x : verdict;\nelement 10.77.0.2 : jump WGFW-wg1-P1-v4\n",
+        );
+        // The laptop (P1) gone, its address given to a guest (P2).
+        let new = body(
+            "chain WGFW-wg0-P2-v4\nrule drop\n\
+             set WGFW-wg0-PEERS-A-v4 map type x : verdict;\nelement 10.66.0.2 : jump WGFW-wg0-P2-v4\n\
+             set WGFW-wg1-PEERS-A-v4 map type x : verdict;\n",
+        );
+        assert_eq!(
+            drift(&old, &new, &wg0),
+            [
+                "WGFW-wg0-PEERS-A-v4 lacks { 10.66.0.2 : jump WGFW-wg0-P2-v4 }",
+                "WGFW-wg0-PEERS-A-v4 still holds { 10.66.0.2 : jump WGFW-wg0-P1-v4 }, which no live peer has",
+                "WGFW-wg0-P1-v4 is there, not in the plan",
+            ]
+        );
+        assert!(drift(&old, &old, &wg0).is_empty());
+        let changed_rule = body(
+            "chain WGFW-wg0-P1-v4\nrule drop\nchain WGFW-wg0-P2-v4\nrule drop\n\
+             set WGFW-wg0-PEERS-A-v4 map type x : verdict;\nelement 10.66.0.2 : jump WGFW-wg0-P1-v4\n",
+        );
+        assert_eq!(
+            drift(&old, &changed_rule, &wg0),
+            ["WGFW-wg0-P1-v4 differs from the plan"]
+        );
+        // wg1's own change is wg1's to tell.
+        let wg1_only = body(
+            "chain WGFW-wg0-P1-v4\nrule accept\nchain WGFW-wg0-P2-v4\nrule drop\n\
+             set WGFW-wg0-PEERS-A-v4 map type x : verdict;\nelement 10.66.0.2 : jump WGFW-wg0-P1-v4\n",
+        );
+        assert!(drift(&old, &wg1_only, &wg0).is_empty());
     }
 }
