@@ -211,14 +211,16 @@ fn a_repair_undone_again_and_again_is_not_fought() {
 "$W" up wg0 --config "$conf" --backend nft 2>/dev/null
 wait_for '[ -n "$(watcher_pid)" ]' && echo STARTED
 repairs() { "$W" status wg0 | sed -n 's/^  watcher: .*, \([0-9]*\) repairs\{0,1\}.*/\1/p'; }
-# Something undoes the repair as soon as it is made, ten times.
-for i in $(seq 1 10); do
+# Something undoes the repair as soon as it is made, until the watcher holds off: five bursts
+# of repairs (those within 2 s of the last counted are one), some 10 s.
+for i in $(seq 1 300); do
+  "$W" status wg0 | grep -q 'holding off' && break
   wait_for '"$W" check wg0 >/dev/null 2>&1' 30 || break
   nft flush ruleset
 done
 sleep 1
 "$W" status wg0 | grep -q 'holding off until .*: something undoes the repair again and again (last: the ruleset changed' && echo HOLDS-OFF
-[ "$(repairs)" = 5 ] && echo FIVE-REPAIRS-THEN-WAITS
+[ "$(repairs)" -ge 5 ] && echo EVERY-REPAIR-COUNTED
 "$W" status --json wg0 | grep -q '"holding_off":{"time":' && echo JSON-SAYS-SO
 "$W" check wg0 >/dev/null 2>&1 || echo NOT-REPAIRED-WHILE-HOLDING-OFF
 # The wait ends (10 s): repaired once more.
@@ -230,7 +232,7 @@ wait_for '"$W" check wg0 >/dev/null 2>&1' 150 && echo REPAIRED-AFTER-THE-WAIT
     for want in [
         "STARTED",
         "HOLDS-OFF",
-        "FIVE-REPAIRS-THEN-WAITS",
+        "EVERY-REPAIR-COUNTED",
         "JSON-SAYS-SO",
         "NOT-REPAIRED-WHILE-HOLDING-OFF",
         "REPAIRED-AFTER-THE-WAIT",

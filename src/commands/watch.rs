@@ -34,8 +34,11 @@ use super::install::{Guard, install};
 use super::watcher::{self, Watcher, running};
 use super::{check, down, now_secs};
 
-/// How long a burst of commits may go on before the watcher looks (firewalld's reload is
-/// several commits within a few milliseconds), and the longest it waits for a burst to end.
+/// The first change after a quiet spell is looked at at once: a wipe is one commit, and a kill
+/// switch must not wait. Changes that follow within `MAX_BURST` of a look are one burst
+/// (firewalld's reload is several commits): the watcher looks again once `QUIET` passed
+/// without one, or `MAX_BURST` after the burst began, and the burst's repairs count as one
+/// against a fight.
 const QUIET: Duration = Duration::from_millis(150);
 const MAX_BURST: Duration = Duration::from_secs(2);
 /// iptables-legacy has no notifications: one `-save` per family, a few milliseconds.
@@ -58,7 +61,8 @@ const MAX_PEER_POLL: Duration = Duration::from_secs(60);
 const PEER_POLL_FAST: Duration = Duration::from_millis(200);
 const AFTER_EDIT: Duration = Duration::from_secs(5);
 
-/// Repairs counted in a window, and the wait they earn when they come too fast.
+/// Repairs counted in a window, a burst's as one, and the wait they earn when they come too
+/// fast.
 #[derive(Debug, Default)]
 pub(crate) struct Pacer {
     recent: VecDeque<Duration>,
@@ -69,6 +73,13 @@ impl Pacer {
     /// Notes a repair at `now` (time since the watcher started); returns how long to wait
     /// before the next one, when they come too fast.
     pub(crate) fn repaired(&mut self, now: Duration) -> Option<Duration> {
+        if self
+            .recent
+            .back()
+            .is_some_and(|t| now.saturating_sub(*t) < MAX_BURST)
+        {
+            return None;
+        }
         self.recent.push_back(now);
         while self
             .recent
@@ -265,8 +276,8 @@ pub fn watch(args: &Args) -> Result<()> {
         let mut woke = events
             .wait(timeout)
             .map_err(|e| Error::system(format!("watching: {e}")))?;
-        // A burst is taken whole.
-        if !woke.is_empty() {
+        // A burst is taken whole; the first change after a quiet spell at once.
+        if !woke.is_empty() && last_look.elapsed() < MAX_BURST {
             let burst = Instant::now();
             while burst.elapsed() < MAX_BURST {
                 let more = events
@@ -496,17 +507,19 @@ mod tests {
         let mut p = Pacer::default();
         let s = Duration::from_secs;
         for i in 0..4 {
-            assert_eq!(p.repaired(s(i)), None);
+            assert_eq!(p.repaired(s(3 * i)), None);
+            // The rest of a burst's repairs count as one.
+            assert_eq!(p.repaired(s(3 * i) + Duration::from_millis(300)), None);
         }
-        assert_eq!(p.repaired(s(4)), Some(FIRST_HOLD_OFF));
-        assert_eq!(p.repaired(s(14)), Some(FIRST_HOLD_OFF * 2));
-        assert_eq!(p.repaired(s(34)), Some(FIRST_HOLD_OFF * 4));
+        assert_eq!(p.repaired(s(12)), Some(FIRST_HOLD_OFF));
+        assert_eq!(p.repaired(s(22)), Some(FIRST_HOLD_OFF * 2));
+        assert_eq!(p.repaired(s(42)), Some(FIRST_HOLD_OFF * 4));
         // Quiet for longer than the window: the count starts again.
         assert_eq!(p.repaired(s(200)), None);
         let mut p = Pacer::default();
         let mut wait = Duration::ZERO;
         for i in 0..40 {
-            wait = p.repaired(s(i)).unwrap_or(wait);
+            wait = p.repaired(s(3 * i)).unwrap_or(wait);
         }
         assert_eq!(wait, MAX_HOLD_OFF);
     }

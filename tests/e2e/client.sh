@@ -54,6 +54,8 @@
 #   2       snapshot cli's rulesets (iptables-nft/legacy v4+v6, nft) and sysctls
 #   3 wghN  hook, role = client, allow-lan = yes, full tunnel (0.0.0.0/0, ::/0): everything works
 #           through the tunnel, zero leaks; chains and jumps in place
+#   3b      the watcher: cli's firewall wiped (nft flush ruleset; iptables-legacy: every table
+#           flushed) while the tunnel is up: repaired, nothing twice, zero leaks, tunnel works
 #   4 wghN  wireguard-go killed (no down): everything outside the tunnel rejected, fast; zero
 #           leaks; LAN still reachable; then `wgfw-hook down` -> rulesets/sysctls = snapshot
 #   5 wgvN  IPv4-only tunnel (Address/AllowedIPs IPv4 only): IPv6 rejected, zero leaks
@@ -728,6 +730,47 @@ if ((H_UP)); then
 	observe_wan_relay
 else
 	fail "hook checks (tunnel up) ran" "the tunnel did not come up (see above)"
+fi
+dump_on_failure "$PH"
+
+# =============================================================================================
+step "phase 3b: the watcher (#24): a wipe of cli's firewall while the tunnel is up is repaired"
+PH=$E2E_FAILED
+# cli_hook_rules: the hook's rules in cli as sorted lines (a table made anew lists its sets and
+# chains in another order).
+cli_hook_rules() {
+	local f
+	if ((NATIVE)); then
+		cli nft list table inet wgfw | normalize_nft
+	else
+		for f in 4 6; do save_rules "$CLI" "$VARIANT" "$f" | grep -E 'WGFW|wgfw' || true; done
+	fi | sort
+}
+if ((H_UP)); then
+	before=$(cli_hook_rules)
+	if [[ $VARIANT == legacy ]]; then
+		# What firewalld's start and netfilter-persistent's flush do to iptables-legacy.
+		for t in filter mangle nat raw; do cli iptables-legacy -t $t -F; cli ip6tables-legacy -t $t -F; done
+		info "every iptables-legacy table flushed in cli (v4 and v6)"
+	else
+		# What nftables.service's start does (wg-quick's own table goes too).
+		cli nft flush ruleset
+		info "nft flush ruleset in cli"
+	fi
+	wait_for 10 ip netns exec "$CLI" "$BIN" check "$H_IF" || true
+	if out=$(cli "$BIN" check "$H_IF" 2>&1); then pass "watcher: cli's kill switch is its plan again (check: as installed)"; else
+		fail "watcher: cli's kill switch is its plan again" "$out"; fi
+	assert_eq "watcher: the hook's rules are as before the wipe (nothing twice)" "$before" "$(cli_hook_rules)"
+	assert_match "watcher: status counts the repair" '^  watcher: pid [0-9]+, since .*, [1-9][0-9]* repairs?, the last at ' \
+		"$(cli "$BIN" status "$H_IF" 2>&1)"
+	check_chains "$H_IF"
+	# Each probe with the leak capture on: nothing of it may show outside the tunnel.
+	expect_reach "watcher, after the wipe: cli -> 192.0.2.1 tcp (through the tunnel)" "$CLI" tcp 192.0.2.1 203.0.113.2
+	expect_reach "watcher, after the wipe: cli -> [2001:db8:ff::1] tcp (through the tunnel)" "$CLI" tcp 2001:db8:ff::1 2001:db8:1::2
+	expect_reach "watcher, after the wipe: cli -> 192.0.2.1 udp (through the tunnel)" "$CLI" udp 192.0.2.1 203.0.113.2
+	expect_reach "watcher, after the wipe: lan host -> 192.0.2.1 tcp (through the tunnel)" "$LAN" tcp 192.0.2.1 203.0.113.2
+else
+	fail "watcher checks ran" "the tunnel did not come up in phase 3"
 fi
 dump_on_failure "$PH"
 

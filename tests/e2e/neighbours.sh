@@ -53,7 +53,11 @@ if [[ $BACKEND == iptables-legacy && -z ${NEIGHBOURS_LEGACY_ALTERNATIVES:-} ]]; 
 			for s in "" -restore -save; do ln -sfn "/usr/sbin/$x-legacy$s" "$alt/$x$s"; done
 		done
 		mount --bind "$alt" /etc/alternatives
-		exec bash "$0" "$@"' "$0" "$@"
+		rc=0
+		bash "$0" "$@" || rc=$?
+		umount /etc/alternatives
+		rm -rf "$alt"
+		exit $rc' "$0" "$@"
 fi
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
