@@ -225,6 +225,16 @@ fn e2e_neighbours_iptables_legacy() {
     run_scenario("neighbours", "iptables-legacy");
 }
 
+/// Debian's systemd as PID 1 of a throw-away container, Debian's wg-quick@.service with the
+/// packages' drop-in: start does not wait for the watcher nor kill it, the watcher is in the
+/// unit's control group and writes to its journal, reload repairs, stop leaves nothing.
+#[test]
+fn e2e_under_systemd() {
+    for backend in ["nft", "iptables-nft", "iptables-legacy"] {
+        run_scenario("systemd", backend);
+    }
+}
+
 #[test]
 fn e2e_coexists_with_docker_ufw_and_firewalld() {
     run_scenario("coexist", "all");

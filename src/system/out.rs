@@ -58,8 +58,11 @@ fn syslog(text: &str) {
     }
 }
 
+/// A line in one write: stderr is unbuffered, and `write_fmt` writes each piece of the format
+/// apart, so two processes sharing a journal stream (`up` and its watcher under systemd) would
+/// cut each other's lines in two.
 fn write_to(w: &mut impl Write, args: fmt::Arguments<'_>) -> io::Result<()> {
-    w.write_fmt(args)?;
+    w.write_all(args.to_string().as_bytes())?;
     w.flush()
 }
 
