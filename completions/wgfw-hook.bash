@@ -20,7 +20,7 @@ _wgfw_hook() {
 	local cur prev words cword
 	_init_completion || return
 	local commands="up down plan status check watch confirm release"
-	local options="--config --role --wan --policy --ssh-port --admin --allow --handshake-limit --lan --nat64 --forward --no-internet --peer-to-peer --no-nat --nat6 --no-log --allow-lan --lockdown --no-watch --rollback --force --repair --json --backend --verbose --help --version"
+	local options="--config --role --wan --policy --ssh-port --admin --allow --handshake-limit --lan --nat64 --forward --no-internet --peer-to-peer --no-nat --nat6 --no-log --allow-lan --lockdown --no-watch --rollback --force --repair --json --follow --backend --verbose --help --version"
 
 	case $prev in
 	--role) COMPREPLY=($(compgen -W "server client" -- "$cur")); return ;;

@@ -513,7 +513,11 @@ fn the_systemd_check_units_verify() {
     let dir = std::env::temp_dir().join(format!("wgfw-units-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd");
-    for unit in ["wgfw-hook-check@.service", "wgfw-hook-check@.timer"] {
+    for unit in [
+        "wgfw-hook-check@.service",
+        "wgfw-hook-check@.timer",
+        "wgfw-hook@.service",
+    ] {
         let text = std::fs::read_to_string(src.join(unit))
             .unwrap()
             .replace("/usr/bin/wgfw-hook", BIN);
@@ -524,6 +528,7 @@ fn the_systemd_check_units_verify() {
             "verify",
             "wgfw-hook-check@wg0.service",
             "wgfw-hook-check@wg0.timer",
+            "wgfw-hook@wg0.service",
         ])
         .current_dir(&dir)
         .output()

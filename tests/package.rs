@@ -36,6 +36,7 @@ fn the_deb_builds_installs_runs_and_goes() {
         "./usr/share/zsh/vendor-completions/_wgfw-hook",
         "./usr/share/fish/vendor_completions.d/wgfw-hook.fish",
         "./usr/lib/systemd/system/wgfw-hook-check@.timer",
+        "./usr/lib/systemd/system/wgfw-hook@.service",
         "./usr/lib/systemd/system/wg-quick@.service.d/wgfw-hook.conf",
     ] {
         assert!(contents.contains(f), "the package lacks {f}");

@@ -19,6 +19,7 @@ fn common_files() -> Vec<&'static str> {
         "/usr/bin/wgfw-hook",
         "/usr/lib/systemd/system/wgfw-hook-check@.service",
         "/usr/lib/systemd/system/wgfw-hook-check@.timer",
+        "/usr/lib/systemd/system/wgfw-hook@.service",
         "/usr/lib/systemd/system/wg-quick@.service.d/wgfw-hook.conf",
         "/usr/share/bash-completion/completions/wgfw-hook",
         "/usr/share/fish/vendor_completions.d/wgfw-hook.fish",

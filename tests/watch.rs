@@ -294,3 +294,49 @@ rm -rf /run/wgfw/netns-$ino.*
         );
     }
 }
+
+#[test]
+fn follow_waits_for_the_interface_and_its_addresses_and_outlives_it() {
+    let out = in_netns(&script(
+        "nft",
+        r#"
+ip link del wg0
+"$W" watch wg0 --follow --config "$conf" --backend nft >/dev/null 2>/tmp/follow.$$ & f=$!
+table() { nft list table inet wgfw >/dev/null 2>&1; }
+sleep 0.7
+alive $f && ! table && echo WAITS-FOR-THE-INTERFACE
+ip link add wg0 type veth peer name wgpeer; ip link set wg0 up
+sleep 0.7
+alive $f && ! table && echo WAITS-FOR-ITS-ADDRESSES
+ip addr add 10.66.0.1/24 dev wg0
+wait_for 'table && "$W" check wg0 >/dev/null 2>&1' && echo INSTALLED
+[ "$(watcher_pid)" = "$f" ] && echo STATUS-NAMES-IT
+ip link del wg0
+wait_for '! table' && alive $f && echo REMOVED-AND-WAITS
+"$W" status wg0 | grep -q 'nothing installed' && echo NOTHING-INSTALLED
+ip link add wg0 type veth peer name wgpeer; ip link set wg0 up; ip addr add 10.66.0.1/24 dev wg0
+wait_for 'table && "$W" check wg0 >/dev/null 2>&1' && [ "$(watcher_pid)" = "$f" ] && echo INSTALLED-AGAIN
+kill -TERM $f; wait $f; echo "term-rc=$?"
+"$W" down wg0 2>/dev/null
+table || echo DOWN-TAKES-IT
+cat /tmp/follow.$$ >&2; rm -f /tmp/follow.$$
+"#,
+    ));
+    let stdout = text(&out.stdout);
+    for want in [
+        "WAITS-FOR-THE-INTERFACE",
+        "WAITS-FOR-ITS-ADDRESSES",
+        "INSTALLED",
+        "STATUS-NAMES-IT",
+        "REMOVED-AND-WAITS",
+        "NOTHING-INSTALLED",
+        "INSTALLED-AGAIN",
+        "term-rc=0",
+        "DOWN-TAKES-IT",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "{want} missing: {stdout}"
+        );
+    }
+}

@@ -173,11 +173,29 @@ fn stderr_is_null() -> bool {
         .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0x103)
 }
 
+/// How a watch of the interface's life ended.
+enum Ended {
+    /// Stopped (a signal, `down`, its namespace deleted): the watcher exits.
+    Stopped,
+    /// The interface went without `down`; with `--follow` the watcher waits for it again.
+    Gone,
+}
+
+/// What the watcher waits on and for.
+struct Watched<'a> {
+    args: &'a Args,
+    /// The config's and the settings file's names, whose edit is planned anew.
+    names: Vec<String>,
+    /// The names of the files that bind the network namespace (`netns`).
+    bound_names: Vec<String>,
+    netns: Option<u64>,
+}
+
 pub fn watch(args: &Args) -> Result<()> {
     let iface = &args.iface;
-    if !host::iface_exists(iface) {
+    if !args.follow && !host::iface_exists(iface) {
         return Err(Error::usage(format!(
-            "no interface {iface} here: wgfw-hook watch starts once the interface exists"
+            "no interface {iface} here: wgfw-hook watch starts once the interface exists (--follow waits for it)"
         )));
     }
     if stderr_is_null() {
@@ -208,6 +226,61 @@ pub fn watch(args: &Args) -> Result<()> {
         .collect();
     let mut events =
         Events::open(&dirs).map_err(|e| Error::system(format!("cannot watch for changes: {e}")))?;
+    let watched = Watched {
+        args,
+        names,
+        bound_names,
+        netns,
+    };
+    loop {
+        if args.follow && !wait_for_tunnel(&watched, &mut events)? {
+            return finish(iface, "stopped by a signal");
+        }
+        match session(&watched, &mut events)? {
+            Ended::Gone if args.follow => {
+                crate::errln!("wgfw-hook: {iface}: waiting for {iface} to come again");
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// `--follow`: waits until the interface is there with an address of its own (networkd and
+/// NetworkManager give it its addresses after it appears); false when a signal stops it first.
+fn wait_for_tunnel(w: &Watched, events: &mut Events) -> Result<bool> {
+    let iface = &w.args.iface;
+    let mut said = false;
+    loop {
+        if host::has_global_address(iface) {
+            return Ok(true);
+        }
+        if !said {
+            crate::errln!("wgfw-hook: {iface}: waiting for {iface} and its addresses");
+            said = true;
+        }
+        // Events come with the interface and its addresses; the timeout is a safety net.
+        let woke = events
+            .wait(Duration::from_secs(60))
+            .map_err(|e| Error::system(format!("watching: {e}")))?;
+        for e in &woke {
+            match e {
+                Event::Signal(events::SIGINT | events::SIGTERM) => return Ok(false),
+                Event::File(name) if w.bound_names.contains(name) => {
+                    if w.netns.is_some_and(|ns| !netns::held_by_others(ns)) {
+                        return Ok(false);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One life of the interface: installed as `up` installs it (unless `up` did), then kept as
+/// planned until it ends.
+fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
+    let (args, names, bound_names, netns) = (w.args, &w.names, &w.bound_names, w.netns);
+    let iface = &args.iface;
     let me = std::process::id();
     let mut state = Watcher {
         pid: me,
@@ -244,9 +317,10 @@ pub fn watch(args: &Args) -> Result<()> {
     let mut own_gen = nftgen::generation();
     let mut pacer = Pacer::default();
     let mut hold_until: Option<Instant> = None;
-    // The first look: whatever happened between `up` and now.
+    // The first look: whatever happened between `up` and now; after the interface came again,
+    // the plan is made anew from what it is now.
     let mut pending: Option<String> = Some("the watcher started".into());
-    let mut replan = false;
+    let mut replan = args.follow;
     let record = Store::open()?.record(iface)?;
     let legacy = record
         .as_ref()
@@ -293,7 +367,8 @@ pub fn watch(args: &Args) -> Result<()> {
             match e {
                 Event::Signal(events::SIGHUP) => pending = Some("SIGHUP".into()),
                 Event::Signal(_) => {
-                    return finish(iface, "stopped by a signal; the firewall stays");
+                    return finish(iface, "stopped by a signal; the firewall stays")
+                        .map(|()| Ended::Stopped);
                 }
                 Event::Link { name, gone } if name == iface.as_str() => {
                     if *gone || !host::iface_exists(iface) {
@@ -304,6 +379,8 @@ pub fn watch(args: &Args) -> Result<()> {
                 Event::Link { .. } => {}
                 Event::Address(index) if Some(*index) == host::ifindex(iface) => {
                     pending.get_or_insert_with(|| format!("{iface}'s addresses changed"));
+                    // Followed, the plan may come from the live interface: made anew.
+                    replan |= args.follow;
                 }
                 Event::Address(_) => {}
                 Event::DefaultRoute => {
@@ -318,7 +395,8 @@ pub fn watch(args: &Args) -> Result<()> {
                 }
                 Event::File(name) if bound_names.contains(name) => {
                     if netns.is_some_and(|ns| !netns::held_by_others(ns)) {
-                        return finish(iface, "its network namespace was deleted");
+                        return finish(iface, "its network namespace was deleted")
+                            .map(|()| Ended::Stopped);
                     }
                 }
                 Event::File(_) => {}
@@ -347,7 +425,8 @@ pub fn watch(args: &Args) -> Result<()> {
         if pending.is_none() && last_look.elapsed() >= poll {
             // A namespace held by processes alone goes unnoticed until then.
             if netns.is_some_and(|ns| !netns::held_by_others(ns)) {
-                return finish(iface, "nothing else is left in its network namespace");
+                return finish(iface, "nothing else is left in its network namespace")
+                    .map(|()| Ended::Stopped);
             }
             pending = Some(if legacy {
                 "a look at iptables-legacy".into()
@@ -371,7 +450,9 @@ pub fn watch(args: &Args) -> Result<()> {
             look(iface)
         };
         match planned {
-            Ok(Look::Gone) => return finish(iface, "nothing is installed any more"),
+            Ok(Look::Gone) => {
+                return finish(iface, "nothing is installed any more").map(|()| Ended::Stopped);
+            }
             Ok(Look::AsPlanned) => state.error = None,
             Ok(Look::Replanned) => {
                 state.error = None;
@@ -488,14 +569,15 @@ fn finish(iface: &IfaceName, why: &str) -> Result<()> {
 
 /// The interface went without `down` (wireguard-go killed, the link deleted, a later PostUp
 /// line failed): a server's firewall goes as `down` takes it; a client's kill switch stays.
-fn gone_without_down(iface: &IfaceName, role: Role) -> Result<()> {
+fn gone_without_down(iface: &IfaceName, role: Role) -> Result<Ended> {
     if role == Role::Client {
-        return finish(iface, "the interface is gone; the kill switch stays");
+        finish(iface, "the interface is gone; the kill switch stays")?;
+        return Ok(Ended::Gone);
     }
     crate::errln!("wgfw-hook: {iface}: the interface is gone without down: removing its firewall");
     let result = Store::open().and_then(|store| down::remove(&store, iface));
     let _ = finish(iface, "the interface is gone");
-    result
+    result.map(|()| Ended::Gone)
 }
 
 #[cfg(test)]

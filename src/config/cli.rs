@@ -32,6 +32,8 @@ pub struct Args {
     pub force: bool,
     /// `status --json`.
     pub json: bool,
+    /// `watch --follow`: the interface's life, not wg-quick's, brings and takes the firewall.
+    pub follow: bool,
 }
 
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
@@ -45,6 +47,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
     let mut repair = false;
     let mut force = false;
     let mut json = false;
+    let mut follow = false;
 
     while let Some(arg) = parser.next().map_err(|e| usage(e.to_string()))? {
         let name = match arg {
@@ -82,6 +85,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
             "repair" => repair = true,
             "force" => force = true,
             "json" => json = true,
+            "follow" => follow = true,
             _ => {
                 let value = match flag.value {
                     Some(_) => Some(
@@ -114,6 +118,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
     if json && command != Command::Status {
         return Err(usage("--json goes with status".into()));
     }
+    if follow && command != Command::Watch {
+        return Err(usage("--follow goes with watch".into()));
+    }
     Ok(Invocation::Run(Args {
         command,
         iface,
@@ -122,6 +129,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocation> {
         repair,
         force,
         json,
+        follow,
     }))
 }
 

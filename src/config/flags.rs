@@ -87,6 +87,7 @@ pub const FLAGS: &[Flag] = &[
     Flag { in_settings: false, ..flag("rollback", Some("SECONDS"), "up: put the previous firewall back after SECONDS unless confirm comes first") },
     Flag { in_settings: false, ..flag("force", None, "up: install even a plan that would lock out a current SSH client") },
     Flag { in_settings: false, ..flag("json", None, "status: print JSON") },
+    Flag { in_settings: false, ..flag("follow", None, "watch: for a tunnel no wg-quick hook runs for (wgfw-hook@.service): wait for the interface and its addresses, install, and when it goes remove the firewall (server role) and wait for it again") },
     Flag { in_settings: false, ..flag("repair", None, "check: install the recorded firewall again where it drifted") },
     Flag { short: Some('v'), in_settings: false, ..flag("verbose", None, "show each step (repeat for more; RUST_LOG works too)") },
     Flag { short: Some('h'), in_settings: false, ..flag("help", None, "print this help") },

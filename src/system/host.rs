@@ -214,6 +214,25 @@ pub(crate) fn live_mtu(iface: &IfaceName) -> Option<u32> {
     os().mtu(iface)
 }
 
+/// Whether the interface is there with an address of its own (scope global), as `ip` shows it.
+pub(crate) fn has_global_address(iface: &IfaceName) -> bool {
+    iface_exists(iface)
+        && cmd::run(
+            "ip",
+            &[
+                "-o",
+                "address",
+                "show",
+                "dev",
+                iface.as_str(),
+                "scope",
+                "global",
+            ],
+            None,
+        )
+        .is_ok_and(|o| o.ok && !o.stdout.trim().is_empty())
+}
+
 /// What the live interface shows, as a config: its global addresses, listen port, MTU and the
 /// peers' allowed IPs. `None` when the interface is not up.
 pub(crate) fn live_config(iface: &IfaceName) -> Option<WgConfig> {
