@@ -56,6 +56,12 @@ fn usage_errors_are_one_line_and_exit_2() {
         2,
         "/nonexistent/wg0.conf: no such wg-quick config",
     );
+    // No config and no interface: what plan cannot know yet, said so.
+    assert_one_line_error(
+        &hook(&["plan", "wgnone9"]),
+        2,
+        "/etc/wireguard/wgnone9.conf: no such wg-quick config, and no live WireGuard interface wgnone9 to read instead",
+    );
     assert_one_line_error(
         &hook(&["up", "wg0", "--forward", "tcp/8443=10.66.0.2:443,hairpin"]),
         2,

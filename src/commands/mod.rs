@@ -92,6 +92,13 @@ fn load(args: &Args) -> Result<(Options, WgConfig)> {
                     );
                     conf
                 }
+                (false, None) => {
+                    return Err(Error::usage(format!(
+                        "{}: no such wg-quick config, and no live WireGuard interface {} to read instead: the tunnel's addresses, port and peers are known once either is there (or name a config with --config PATH)",
+                        path.display(),
+                        args.iface
+                    )));
+                }
                 _ => wgconf::read(&path)?,
             }
         }
