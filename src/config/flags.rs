@@ -173,7 +173,8 @@ mod tests {
                     .strip_prefix("--")
                     .filter(|l| l.len() > 1 && l.chars().next().unwrap().is_ascii_lowercase())
                 {
-                    let known = FLAGS.iter().any(|f| f.long == long) || ["noflush"].contains(&long);
+                    let known =
+                        FLAGS.iter().any(|f| f.long == long) || ["noflush", "now"].contains(&long);
                     assert!(known, "{name} names --{long}, which is no option");
                 }
             }
