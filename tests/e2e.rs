@@ -235,6 +235,18 @@ fn e2e_under_systemd() {
     }
 }
 
+/// The project's wgfw-hook@.service under Debian's systemd, for a wireguard-go interface whose
+/// addresses come from Debian's systemd-networkd (no wg-quick, no config file: the plan comes
+/// from the live interface): started before the device, it installs once networkd gives the
+/// address, follows an address change and a listen-port change, goes and comes back with the
+/// device, and stop leaves nothing.
+#[test]
+fn e2e_networkd() {
+    for backend in ["nft", "iptables-nft", "iptables-legacy"] {
+        run_scenario("networkd", backend);
+    }
+}
+
 #[test]
 fn e2e_coexists_with_docker_ufw_and_firewalld() {
     run_scenario("coexist", "all");

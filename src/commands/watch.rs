@@ -265,10 +265,11 @@ fn wait_for_tunnel(w: &Watched, events: &mut Events) -> Result<bool> {
         for e in &woke {
             match e {
                 Event::Signal(events::SIGINT | events::SIGTERM) => return Ok(false),
-                Event::File(name) if w.bound_names.contains(name) => {
-                    if w.netns.is_some_and(|ns| !netns::held_by_others(ns)) {
-                        return Ok(false);
-                    }
+                Event::File(name)
+                    if w.bound_names.contains(name)
+                        && w.netns.is_some_and(|ns| !netns::held_by_others(ns)) =>
+                {
+                    return Ok(false);
                 }
                 _ => {}
             }
@@ -363,6 +364,12 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                 woke.extend(more);
             }
         }
+        // A stop that comes with the interface's going (a unit stopped at shutdown, right
+        // after the tunnel) is not lost to it.
+        let stop = woke
+            .iter()
+            .any(|e| matches!(e, Event::Signal(events::SIGINT | events::SIGTERM)));
+        let ended = |e: Result<Ended>| e.map(|e| if stop { Ended::Stopped } else { e });
         for e in &woke {
             match e {
                 Event::Signal(events::SIGHUP) => pending = Some("SIGHUP".into()),
@@ -372,7 +379,7 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                 }
                 Event::Link { name, gone } if name == iface.as_str() => {
                     if *gone || !host::iface_exists(iface) {
-                        return gone_without_down(iface, role);
+                        return ended(gone_without_down(iface, role));
                     }
                     pending.get_or_insert_with(|| format!("{iface} changed"));
                 }
@@ -414,7 +421,7 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
             }
         }
         if !host::iface_exists(iface) {
-            return gone_without_down(iface, role);
+            return ended(gone_without_down(iface, role));
         }
         if let Some(p) = &mut peers
             && Instant::now() >= p.next
