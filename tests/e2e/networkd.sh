@@ -11,8 +11,7 @@
 #      a .network file written later) the firewall is installed as planned, by the unit's main
 #      process (the watcher);
 #   3. the watcher follows an address change made by networkd (networkctl reload, reconfigure):
-#      the rules name the new network and no longer the old one; and a listen-port change made
-#      with wg set (the rules accept WireGuard on the live interface's port);
+#      the rules name the new network and no longer the old one;
 #   4. the firewall goes with the device (wireguard-go stopped) while the unit stays active and
 #      waits, and comes back when the device comes again and networkd configures it (the same
 #      watcher: the unit did not restart);
@@ -86,13 +85,8 @@ rules_name() { grep -qF -- "$1" <<<"$(hook_rules)"; }
 rules_follow() { local r; r=$(hook_rules); grep -qF -- "$1" <<<"$r" && ! grep -qF -- "$2" <<<"$r"; }
 
 # rules_port PORT: the hook's rules accept WireGuard on PORT (nft: udp dport PORT; iptables:
-# --dport PORT) / rules_port_only PORT OLD: on PORT and no longer on OLD.
+# --dport PORT).
 rules_port() { grep -qE -- "dports? $1([^0-9]|\$)" <<<"$(hook_rules)"; }
-rules_port_only() {
-	local r
-	r=$(hook_rules)
-	grep -qE -- "dports? $1([^0-9]|\$)" <<<"$r" && ! grep -qE -- "dports? $2([^0-9]|\$)" <<<"$r"
-}
 
 # addr_of: the IPv4 addresses (CIDR) of $IF, space-separated.
 addr_of() { in_ct ip -o -4 address show dev "$IF" 2>/dev/null | awk '{print $4}' | tr '\n' ' ' | sed 's/ $//'; }
