@@ -37,14 +37,15 @@
 #      10.77.200.1/32` for a key a section names; the time until the hook's map holds the address
 #      (polled every 10 ms), and after `wg set ... remove` until it is gone; 10 rounds. And the
 #      same through an edit of the wg-quick config and `wg syncconf` (3 rounds; the watcher polls
-#      every 200 ms for 5 s after an edit).
+#      every 200 ms for 5 s after an edit). Each change is a repair to the watcher, counted
+#      against a fight like a wipe: the later rounds show its hold-off (10, 20, 40 s).
 #
 # The watcher holds off a repair undone five times within a minute (README: "not fought"): so
 # that the rounds measure repairs, not that, it is restarted (kill -TERM, `up` again; the
 # firewall stays meanwhile) after every 4 wipes.
 # The watcher's own log goes to syslog (nowhere here): what it did is read from `status`.
 #
-# All of it takes about 20 minutes; --parts runs some (e.g. "1", then "2 3 5"). Take the lock
+# All of it takes about 25 minutes; --parts runs some (e.g. "1", then "2 3 5"). Take the lock
 # the end-to-end tests take: flock /tmp/wgfw-e2e.lock bash benches/watch.sh
 set -Eeuo pipefail
 
