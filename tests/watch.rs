@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{BACKENDS, SETUP, in_netns, text};
+use common::{BACKENDS, SETUP, assert_lines, in_netns, text};
 
 /// Shell helpers: `$W` is the binary itself (not the tests' `--no-watch` wrapper).
 const HELPERS: &str = r#"
@@ -114,19 +114,17 @@ rm -f /tmp/before.$$
 "#,
     ));
     let stdout = text(&out.stdout);
-    for want in [
-        "SERVER-WATCHER-EXITED",
-        "SERVER-REMOVED",
-        "SERVER-SAME",
-        "CLIENT-WATCHER-EXITED",
-        "KILL-SWITCH-STAYS",
-        "RELEASED-SAME",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == want),
-            "{want} missing: {stdout}"
-        );
-    }
+    assert_lines(
+        &stdout,
+        &[
+            "SERVER-WATCHER-EXITED",
+            "SERVER-REMOVED",
+            "SERVER-SAME",
+            "CLIENT-WATCHER-EXITED",
+            "KILL-SWITCH-STAYS",
+            "RELEASED-SAME",
+        ],
+    );
 }
 
 #[test]
@@ -146,19 +144,17 @@ cat /tmp/watch-err.$$ >&2; "$W" down wg0 2>/dev/null; rm -f /tmp/err.$$ /tmp/wat
 "#,
     ));
     let stdout = text(&out.stdout);
-    for want in [
-        "NO-WATCH",
-        "WATCHING",
-        "rc=2",
-        "REFUSED",
-        "term-rc=0",
-        "STAYS-AFTER-TERM",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == want),
-            "{want} missing: {stdout}"
-        );
-    }
+    assert_lines(
+        &stdout,
+        &[
+            "NO-WATCH",
+            "WATCHING",
+            "rc=2",
+            "REFUSED",
+            "term-rc=0",
+            "STAYS-AFTER-TERM",
+        ],
+    );
 }
 
 #[test]
@@ -187,20 +183,18 @@ nft list table inet wgfw | diff -q /tmp/good.$$ - >/dev/null && echo BROKEN-EDIT
 "#,
     ));
     let stdout = text(&out.stdout);
-    for want in [
-        "STARTED",
-        "PORT-51820",
-        "CONFIG-EDIT-APPLIED",
-        "SETTINGS-EDIT-APPLIED",
-        "BROKEN-EDIT-CHANGES-NOTHING",
-        "BROKEN-EDIT-SAID",
-        "STILL-AS-INSTALLED",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == want),
-            "{want} missing: {stdout}"
-        );
-    }
+    assert_lines(
+        &stdout,
+        &[
+            "STARTED",
+            "PORT-51820",
+            "CONFIG-EDIT-APPLIED",
+            "SETTINGS-EDIT-APPLIED",
+            "BROKEN-EDIT-CHANGES-NOTHING",
+            "BROKEN-EDIT-SAID",
+            "STILL-AS-INSTALLED",
+        ],
+    );
 }
 
 #[test]
@@ -229,19 +223,17 @@ wait_for '"$W" check wg0 >/dev/null 2>&1' 150 && echo REPAIRED-AFTER-THE-WAIT
 "#,
     ));
     let stdout = text(&out.stdout);
-    for want in [
-        "STARTED",
-        "HOLDS-OFF",
-        "EVERY-REPAIR-COUNTED",
-        "JSON-SAYS-SO",
-        "NOT-REPAIRED-WHILE-HOLDING-OFF",
-        "REPAIRED-AFTER-THE-WAIT",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == want),
-            "{want} missing: {stdout}"
-        );
-    }
+    assert_lines(
+        &stdout,
+        &[
+            "STARTED",
+            "HOLDS-OFF",
+            "EVERY-REPAIR-COUNTED",
+            "JSON-SAYS-SO",
+            "NOT-REPAIRED-WHILE-HOLDING-OFF",
+            "REPAIRED-AFTER-THE-WAIT",
+        ],
+    );
 }
 
 #[test]
@@ -249,9 +241,11 @@ fn the_watcher_keeps_no_deleted_namespace_alive() {
     let out = in_netns(&script(
         "nft",
         r#"
+# A /run/netns of this mount namespace alone: what `ip netns add` makes there goes with it,
+# also when the script fails half way.
+mkdir -p /run/netns; mount -t tmpfs wgfw-test /run/netns
 ns=wgfw-watchns-$$
 ip netns add $ns
-trap 'ip netns del $ns 2>/dev/null || true' ERR
 in_ns() { ip netns exec $ns "$@"; }
 in_ns ip link add wg0 type veth peer name wgpeer; in_ns ip link set wg0 up
 in_ns "$W" up wg0 --config "$conf" --backend nft 2>/dev/null
@@ -277,22 +271,22 @@ pid=$(ns_pid); ino=$(stat -L -c %i /run/netns/$ns)
 ip netns del $ns
 wait_for '! alive $pid' 30 && echo EXITS-WHEN-DELETED
 [ "$(holders)" = 0 ] && echo NAMESPACE-FREED
+# Whatever failed above: no watcher left holding the namespace, no records of it.
+for p in $pid ${holder:-}; do kill -9 $p 2>/dev/null || true; done
 rm -rf /run/wgfw/netns-$ino.*
 "#,
     ));
     let stdout = text(&out.stdout);
-    for want in [
-        "STARTED",
-        "STAYS-WHILE-HELD",
-        "EXITS-WITH-THE-INTERFACE",
-        "EXITS-WHEN-DELETED",
-        "NAMESPACE-FREED",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == want),
-            "{want} missing: {stdout}"
-        );
-    }
+    assert_lines(
+        &stdout,
+        &[
+            "STARTED",
+            "STAYS-WHILE-HELD",
+            "EXITS-WITH-THE-INTERFACE",
+            "EXITS-WHEN-DELETED",
+            "NAMESPACE-FREED",
+        ],
+    );
 }
 
 #[test]
@@ -323,20 +317,18 @@ cat /tmp/follow.$$ >&2; rm -f /tmp/follow.$$
 "#,
     ));
     let stdout = text(&out.stdout);
-    for want in [
-        "WAITS-FOR-THE-INTERFACE",
-        "WAITS-FOR-ITS-ADDRESSES",
-        "INSTALLED",
-        "STATUS-NAMES-IT",
-        "REMOVED-AND-WAITS",
-        "NOTHING-INSTALLED",
-        "INSTALLED-AGAIN",
-        "term-rc=0",
-        "DOWN-TAKES-IT",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == want),
-            "{want} missing: {stdout}"
-        );
-    }
+    assert_lines(
+        &stdout,
+        &[
+            "WAITS-FOR-THE-INTERFACE",
+            "WAITS-FOR-ITS-ADDRESSES",
+            "INSTALLED",
+            "STATUS-NAMES-IT",
+            "REMOVED-AND-WAITS",
+            "NOTHING-INSTALLED",
+            "INSTALLED-AGAIN",
+            "term-rc=0",
+            "DOWN-TAKES-IT",
+        ],
+    );
 }

@@ -81,6 +81,16 @@ pub fn assert_one_line_error(out: &Output, code: i32, want: &str) {
     assert!(!err.contains("panicked"));
 }
 
+/// Panics unless each of `wants` is a whole line of `stdout` (the markers a script echoes).
+pub fn assert_lines(stdout: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(
+            stdout.lines().any(|l| l == *want),
+            "{want} missing: {stdout}"
+        );
+    }
+}
+
 /// Panics unless `stdout` contains every one of `wants`.
 pub fn assert_has(stdout: &str, wants: &[&str]) {
     for want in wants {

@@ -736,18 +736,8 @@ dump_on_failure "$PH"
 # =============================================================================================
 step "phase 3b: the watcher (#24): a wipe of cli's firewall while the tunnel is up is repaired"
 PH=$E2E_FAILED
-# cli_hook_rules: the hook's rules in cli as sorted lines (a table made anew lists its sets and
-# chains in another order).
-cli_hook_rules() {
-	local f
-	if ((NATIVE)); then
-		cli nft list table inet wgfw | normalize_nft
-	else
-		for f in 4 6; do save_rules "$CLI" "$VARIANT" "$f" | grep -E 'WGFW|wgfw' || true; done
-	fi | sort
-}
 if ((H_UP)); then
-	before=$(cli_hook_rules)
+	before=$(hook_rules "$CLI")
 	if [[ $VARIANT == legacy ]]; then
 		# What firewalld's start and netfilter-persistent's flush do to iptables-legacy.
 		for t in filter mangle nat raw; do cli iptables-legacy -t $t -F; cli ip6tables-legacy -t $t -F; done
@@ -760,7 +750,7 @@ if ((H_UP)); then
 	wait_for 10 ip netns exec "$CLI" "$BIN" check "$H_IF" || true
 	if out=$(cli "$BIN" check "$H_IF" 2>&1); then pass "watcher: cli's kill switch is its plan again (check: as installed)"; else
 		fail "watcher: cli's kill switch is its plan again" "$out"; fi
-	assert_eq "watcher: the hook's rules are as before the wipe (nothing twice)" "$before" "$(cli_hook_rules)"
+	assert_eq "watcher: the hook's rules are as before the wipe (nothing twice)" "$before" "$(hook_rules "$CLI")"
 	assert_match "watcher: status counts the repair" '^  watcher: pid [0-9]+, since .*, [1-9][0-9]* repairs?, the last at ' \
 		"$(cli "$BIN" status "$H_IF" 2>&1)"
 	check_chains "$H_IF"

@@ -433,16 +433,6 @@ c2_again() {
 }
 # syncconf: what `systemctl reload wg-quick@` and PiVPN run after an edit of the config.
 syncconf() { srv bash -c "wg syncconf '$SRV_IF' <(wg-quick strip '$SRV_IF')"; }
-# hook_rules: the hook's rules in srv as sorted lines (a table made anew lists its sets and
-# chains in another order).
-hook_rules() {
-	local f
-	if ((NATIVE)); then
-		srv nft list table inet wgfw | normalize_nft
-	else
-		for f in 4 6; do save_rules "$SRV" "$VARIANT" "$f" | grep -E 'WGFW|wgfw' || true; done
-	fi | sort
-}
 # undo_watch_phase: what the wipes of phase 7d made that is not the hook's: the table of
 # Debian's nftables.conf, and the iptables-nft tables a plain restore made, once empty.
 undo_watch_phase() {
@@ -496,7 +486,7 @@ watch_phase() {
 		'^  watcher: pid [0-9]+, since .*, [0-9]+ repairs, the last at .* after the peers changed' "$w"
 
 	# Wipes, as others make them, each repaired to the same rules, nothing twice.
-	rules=$(hook_rules)
+	rules=$(hook_rules "$SRV")
 	PHASE_UNDO=undo_watch_phase
 	save4=$E2E_TMP/pre-up.v4 save6=$E2E_TMP/pre-up.v6
 	wipe_and_check() {
@@ -504,7 +494,7 @@ watch_phase() {
 		shift
 		assert_ok "watcher: $desc" "$@"
 		settled "watcher: after $desc"
-		assert_eq "watcher: after $desc the hook's rules are as before it (nothing twice)" "$rules" "$(hook_rules)"
+		assert_eq "watcher: after $desc the hook's rules are as before it (nothing twice)" "$rules" "$(hook_rules "$SRV")"
 		sections_hold "watcher: after $desc"
 	}
 	wipe_and_check "nft flush ruleset" srv nft flush ruleset

@@ -361,6 +361,18 @@ parse_backend() {
 	esac
 }
 
+# hook_rules NS: the hook's rules in NS on the backend of parse_backend, as sorted lines (a
+# table made anew lists its sets and chains in another order): what a repair must bring back
+# exactly, nothing twice.
+hook_rules() {
+	local f
+	if ((NATIVE)); then
+		ip netns exec "$1" nft list table inet wgfw | normalize_nft
+	else
+		for f in 4 6; do save_rules "$1" "$VARIANT" "$f" | grep -E 'WGFW|wgfw' || true; done
+	fi | sort
+}
+
 # nft_if IFACE: the interface name as the nft backend spells it in chain names
 # (_ -> __, = -> _e, + -> _p).
 nft_if() {
