@@ -306,6 +306,12 @@ fn watcher_line(w: Option<&Watcher>) -> String {
             utc(*t)
         ));
     }
+    if let Some((t, why)) = &w.fighting {
+        s.push_str(&format!(
+            "; something undoes the kill switch again and again (last: {why}): repaired each time (said again at {} at the soonest)",
+            utc(*t)
+        ));
+    }
     if let Some(e) = &w.error {
         s.push_str(&format!("; last error: {e}"));
     }
@@ -349,6 +355,7 @@ fn watcher_json(w: &Watcher) -> Json {
         ("repairs", Json::Num(w.repairs)),
         ("last_repair", timed(&w.last)),
         ("holding_off", timed(&w.holding_off)),
+        ("fighting", timed(&w.fighting)),
         ("last_error", w.error.clone().map_or(Json::Null, Json::Str)),
     ])
 }

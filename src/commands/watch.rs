@@ -2,19 +2,22 @@
 //! wg-quick's hooks. It waits on events, not a timer (`system::events`): every commit to the
 //! nftables ruleset (a `flush ruleset`, firewalld's or ufw's reload, Docker, iptables-nft) is
 //! compared with the plan and what differs is repaired in one install, all or nothing, the way
-//! `check --repair` does it; the watcher's own commits do not wake it (the ruleset's
-//! generation). iptables-legacy tells nobody of changes: there it compares every
-//! `LEGACY_POLL`. An edit of the wg-quick config or the settings file is planned anew, as `up`
-//! would plan it, and installed; one that does not parse, or whose plan `up` would refuse,
-//! keeps the firewall as it is and says why (`file:line`). SIGHUP reconciles at once; SIGTERM and SIGINT stop it and leave the firewall
-//! in place (fail closed), as SIGKILL does. When the interface goes without `down`, a server's
-//! firewall and settings are removed as `down` removes them (what others came to rely on
-//! stays); a client's kill switch stays, which is its point. `up` starts it and `down` stops it
-//! before it removes anything (`watcher`).
+//! `check --repair` does it; the watcher's own commits do not wake it (the ruleset's generation).
+//! iptables-legacy tells nobody of changes: there it asks the kernel for its tables' sizes every
+//! `LEGACY_PEEK` and compares whole every `LEGACY_POLL`. An edit of the wg-quick config or the
+//! settings file is planned anew, as `up` would plan it, and installed; one that does not parse, or
+//! whose plan `up` would refuse, keeps the firewall as it is and says why (`file:line`). SIGHUP
+//! reconciles at once; SIGTERM and SIGINT stop it and leave the firewall in place (fail closed), as
+//! SIGKILL does. When the interface goes without `down`, a server's firewall and settings are
+//! removed as `down` removes them (what others came to rely on stays); a client's kill switch
+//! stays, which is its point. `up` starts it and `down` stops it before it removes anything
+//! (`watcher`).
 //!
 //! A repair that something undoes again and again is not fought: after `FIGHT_REPAIRS` in
 //! `FIGHT_WINDOW` the watcher waits, doubling the wait up to `MAX_HOLD_OFF`, and says once
-//! which change it was; `status` shows it.
+//! which change it was; `status` shows it. Only the ruleset's changes count: peers and edits
+//! are the plan's own. A client's kill switch is never left down: it is repaired each time,
+//! and the fight is said once a wait.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -34,15 +37,20 @@ use super::install::{Guard, install};
 use super::watcher::{self, Watcher, running};
 use super::{check, down, now_secs};
 
-/// The first change after a quiet spell is looked at at once: a wipe is one commit, and a kill
-/// switch must not wait. Changes that follow within `MAX_BURST` of a look are one burst
-/// (firewalld's reload is several commits): the watcher looks again once `QUIET` passed
-/// without one, or `MAX_BURST` after the burst began, and the burst's repairs count as one
-/// against a fight.
+/// A change is looked at at once: a wipe by hand is several commits (each table of each
+/// family), and a kill switch must not wait. A look that repaired is followed by another at
+/// once, which sees what was committed while it ran. Past `QUICK_LOOKS` looks within
+/// `MAX_BURST` it is a burst (firewalld's reload, Docker's restart): the watcher looks again
+/// once `QUIET` passed without a change, or `MAX_BURST` after the burst began, so that nothing
+/// spins; a burst's repairs count as one against a fight.
+const QUICK_LOOKS: usize = 5;
 const QUIET: Duration = Duration::from_millis(150);
 const MAX_BURST: Duration = Duration::from_secs(2);
-/// iptables-legacy has no notifications: one `-save` per family, a few milliseconds.
-const LEGACY_POLL: Duration = Duration::from_secs(5);
+/// iptables-legacy has no notifications: its tables' sizes are asked every `LEGACY_PEEK`
+/// (`system::xtables::fingerprint`, microseconds); what keeps every size is found by a whole
+/// look (one `-save` per family, a few milliseconds) every `LEGACY_POLL`.
+const LEGACY_PEEK: Duration = Duration::from_millis(250);
+const LEGACY_POLL: Duration = Duration::from_secs(30);
 /// A look now and then even where notifications come: a lost one costs this much at most.
 const SAFETY_NET: Duration = Duration::from_secs(300);
 const FIGHT_REPAIRS: usize = 5;
@@ -321,6 +329,11 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
     // The first look: whatever happened between `up` and now; after the interface came again,
     // the plan is made anew from what it is now.
     let mut pending: Option<String> = Some("the watcher started".into());
+    // Whether the pending look is for a change of the ruleset (which counts against a fight),
+    // not of the plan's inputs.
+    let mut undone = false;
+    let mut looks: VecDeque<Instant> = VecDeque::new();
+    let mut fight_said: Option<Instant> = None;
     let mut replan = args.follow;
     let record = Store::open()?.record(iface)?;
     let legacy = record
@@ -331,6 +344,8 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
     let mut saved = state.clone();
     crate::errln!("wgfw-hook: {iface}: watching (pid {me})");
     let mut last_look = Instant::now();
+    // iptables-legacy's tables as last seen (None: look again).
+    let mut legacy_seen = None;
     loop {
         let poll = if legacy || !events.sees_ruleset() {
             LEGACY_POLL
@@ -341,18 +356,24 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
             (Some(_), Some(t)) => t.saturating_duration_since(Instant::now()),
             (Some(_), None) => Duration::ZERO,
             (None, _) => {
-                let look = poll.saturating_sub(last_look.elapsed());
+                let mut next = poll.saturating_sub(last_look.elapsed());
+                if legacy {
+                    next = next.min(LEGACY_PEEK);
+                }
                 match &peers {
-                    Some(p) => look.min(p.next.saturating_duration_since(Instant::now())),
-                    None => look,
+                    Some(p) => next.min(p.next.saturating_duration_since(Instant::now())),
+                    None => next,
                 }
             }
         };
         let mut woke = events
             .wait(timeout)
             .map_err(|e| Error::system(format!("watching: {e}")))?;
-        // A burst is taken whole; the first change after a quiet spell at once.
-        if !woke.is_empty() && last_look.elapsed() < MAX_BURST {
+        while looks.front().is_some_and(|t| t.elapsed() > MAX_BURST) {
+            looks.pop_front();
+        }
+        // Past a few quick looks, a burst is taken whole.
+        if (!woke.is_empty() || pending.is_some()) && looks.len() >= QUICK_LOOKS {
             let burst = Instant::now();
             while burst.elapsed() < MAX_BURST {
                 let more = events
@@ -416,6 +437,7 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                             None => "the ruleset changed (notifications were lost)".into(),
                         };
                         pending = Some(why);
+                        undone = true;
                     }
                 }
             }
@@ -429,6 +451,13 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
         {
             pending.get_or_insert_with(|| "the peers changed (wg set, wg syncconf)".into());
         }
+        if legacy && pending.is_none() {
+            let now = crate::system::xtables::fingerprint();
+            if now.is_none() || now != legacy_seen {
+                pending = Some("the iptables-legacy tables changed".into());
+                undone = true;
+            }
+        }
         if pending.is_none() && last_look.elapsed() >= poll {
             // A namespace held by processes alone goes unnoticed until then.
             if netns.is_some_and(|ns| !netns::held_by_others(ns)) {
@@ -440,6 +469,7 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
             } else {
                 "a look now and then".into()
             });
+            undone = true;
         }
         if hold_until.is_some_and(|t| Instant::now() < t) {
             continue;
@@ -449,13 +479,27 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
         };
         hold_until = None;
         state.holding_off = None;
+        if state
+            .fighting
+            .as_ref()
+            .is_some_and(|(t, _)| *t <= now_secs())
+        {
+            state.fighting = None;
+        }
         last_look = Instant::now();
+        looks.push_back(last_look);
         host::forget_silence(iface);
+        // What is committed from here on is someone else's, unless this look commits.
+        let gen_before = nftgen::generation();
+        let legacy_before = legacy.then(crate::system::xtables::fingerprint).flatten();
+        let counts = std::mem::take(&mut undone);
         let planned = if std::mem::take(&mut replan) {
             plan_anew(args)
         } else {
             look(iface)
         };
+        let committed = matches!(planned, Ok(Look::Replanned | Look::Repaired { .. }));
+        let failed = planned.is_err();
         match planned {
             Ok(Look::Gone) => {
                 return finish(iface, "nothing is installed any more").map(|()| Ended::Stopped);
@@ -483,14 +527,29 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                     "wgfw-hook: {iface}: repaired after {cause}: {}",
                     drift.join("; ")
                 );
-                if let Some(wait) = pacer.repaired(started.elapsed()) {
-                    crate::errln!(
-                        "wgfw-hook: {iface}: the firewall was undone {FIGHT_REPAIRS} times within {} s (last: {cause}); next repair in {} s at the soonest",
-                        FIGHT_WINDOW.as_secs(),
-                        wait.as_secs()
-                    );
-                    hold_until = Some(Instant::now() + wait);
-                    state.holding_off = Some((now_secs() + wait.as_secs(), cause));
+                let fight = counts.then(|| pacer.repaired(started.elapsed())).flatten();
+                match fight {
+                    None => {}
+                    // Held off, a kill switch would leak: it is repaired each time.
+                    Some(wait) if role == Role::Client => {
+                        if fight_said.is_none_or(|t| Instant::now() >= t) {
+                            crate::errln!(
+                                "wgfw-hook: {iface}: the kill switch was undone {FIGHT_REPAIRS} times within {} s (last: {cause}); it is repaired each time",
+                                FIGHT_WINDOW.as_secs()
+                            );
+                            fight_said = Some(Instant::now() + wait);
+                        }
+                        state.fighting = Some((now_secs() + wait.as_secs(), cause));
+                    }
+                    Some(wait) => {
+                        crate::errln!(
+                            "wgfw-hook: {iface}: the firewall was undone {FIGHT_REPAIRS} times within {} s (last: {cause}); next repair in {} s at the soonest",
+                            FIGHT_WINDOW.as_secs(),
+                            wait.as_secs()
+                        );
+                        hold_until = Some(Instant::now() + wait);
+                        state.holding_off = Some((now_secs() + wait.as_secs(), cause));
+                    }
                 }
             }
             Err(e) => {
@@ -500,7 +559,23 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                 state.error = Some(e.to_string());
             }
         }
-        own_gen = nftgen::generation();
+        if committed {
+            // What was committed while it ran is seen by the next look, at once.
+            pending = Some("a change during the last repair".into());
+            undone = true;
+        }
+        // A look that committed nothing leaves every later commit someone else's; one that
+        // did (or failed, and undid what it did) takes what is there now as its own.
+        if committed || failed || gen_before.is_none() {
+            own_gen = nftgen::generation();
+        } else {
+            own_gen = gen_before;
+        }
+        legacy_seen = match (committed, failed) {
+            (true, _) => None,
+            (_, true) => legacy.then(crate::system::xtables::fingerprint).flatten(),
+            _ => legacy_before,
+        };
         if state != saved {
             save(iface, &state);
             saved = state.clone();

@@ -30,6 +30,8 @@ pub(crate) struct Watcher {
     pub error: Option<String>,
     /// Set while it holds off a fight: until when, and what undid the repair.
     pub holding_off: Option<(u64, String)>,
+    /// A client's fight, which is never held off: until when it is said, and what undid it.
+    pub fighting: Option<(u64, String)>,
 }
 
 impl Watcher {
@@ -47,6 +49,9 @@ impl Watcher {
         }
         if let Some((t, why)) = &self.holding_off {
             s.push_str(&format!("holding_off={t} {}\n", one_line(why)));
+        }
+        if let Some((t, why)) = &self.fighting {
+            s.push_str(&format!("fighting={t} {}\n", one_line(why)));
         }
         s
     }
@@ -66,6 +71,7 @@ impl Watcher {
                 "last" => w.last = timed(v),
                 "error" => w.error = Some(v.to_string()),
                 "holding_off" => w.holding_off = timed(v),
+                "fighting" => w.fighting = timed(v),
                 _ => {}
             }
         }
@@ -234,10 +240,12 @@ mod tests {
             last: Some((1_700_000_100, "the ruleset changed\n(generation 9)".into())),
             error: Some("nft: refused".into()),
             holding_off: Some((1_700_000_200, "SIGHUP".into())),
+            fighting: Some((1_700_000_300, "the ruleset changed".into())),
         };
         let back = Watcher::parse(&w.render()).unwrap();
         assert_eq!(back.last.unwrap().1, "the ruleset changed (generation 9)");
         assert_eq!((back.pid, back.repairs), (42, 3));
+        assert_eq!(back.fighting, w.fighting);
         assert_eq!(Watcher::parse(""), None);
         assert_eq!(Watcher::parse("pid=x\n"), None);
         assert_eq!(Watcher::parse("garbage"), None);

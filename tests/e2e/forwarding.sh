@@ -485,6 +485,20 @@ watch_phase() {
 	assert_match "watcher: status counts the repairs, the last one after the peers changed" \
 		'^  watcher: pid [0-9]+, since .*, [0-9]+ repairs, the last at .* after the peers changed' "$w"
 
+	# A web UI's run of peer changes (wg set, no hook), each more than a burst apart: each is
+	# applied, and none counts against a fight (the watcher held off after five before).
+	local i ips
+	for i in 1 2 3 4 5 6; do
+		ips=10.66.0.3/32,fd66::3/128
+		((i % 2)) && ips+=,10.66.0.9/32
+		srv wg set "$SRV_IF" peer "$C2_PUB" allowed-ips "$ips"
+		sleep 2.2
+	done
+	settled "watcher: six peer changes with wg set, 2.2 s apart"
+	w=$(srv "$BIN" status "$SRV_IF" 2>&1 | grep '^  watcher:' || true)
+	assert_no_match "watcher: ... peer changes are no fight: no holding off" 'holding off' "$w"
+	sections_hold "watcher: after six peer changes"
+
 	# Wipes, as others make them, each repaired to the same rules, nothing twice.
 	rules=$(hook_rules "$SRV")
 	PHASE_UNDO=undo_watch_phase
