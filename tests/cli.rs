@@ -58,6 +58,11 @@ fn usage_errors_are_one_line_and_exit_2() {
     );
     // No config and no interface: what plan cannot know yet, said so.
     assert_one_line_error(
+        &hook(&["plan", "wgnone9", "--config", "none"]),
+        2,
+        "wgnone9: --config none: there is no live WireGuard interface to read the tunnel from",
+    );
+    assert_one_line_error(
         &hook(&["plan", "wgnone9"]),
         2,
         "/etc/wireguard/wgnone9.conf: no such wg-quick config, and no live WireGuard interface wgnone9 to read instead",
@@ -93,6 +98,18 @@ fn config_errors_name_file_and_line() {
             conf.display()
         ),
     );
+    // A good config: the plan says where it read the tunnel and the options from.
+    std::fs::write(
+        &conf,
+        "[Interface]\nListenPort = 51820\nAddress = 10.0.0.1/24\n",
+    )
+    .unwrap();
+    let out = hook(&["plan", "wg0", "--config", conf.to_str().unwrap()]);
+    let want = format!(
+        "# note: the tunnel's addresses, port and peers are read from {}; options: the command line\n",
+        conf.display()
+    );
+    assert!(text(&out.stdout).contains(&want), "{}", text(&out.stdout));
     // Odd configs never panic: each is a clean plan or a clean error.
     let odd = [
         "",

@@ -79,6 +79,11 @@ fn load(args: &Args) -> Result<(Options, WgConfig)> {
         host::ask_peers(&args.iface);
     }
     let conf = match &opts.config {
+        Some(_) if opts.live_only() => host::live_config(&args.iface).ok_or_else(|| {
+            Error::usage(
+                "--config none: there is no live WireGuard interface to read the tunnel from (its addresses, port and peers are known once it is up)",
+            )
+        })?,
         Some(path) => wgconf::read(path)?,
         None => {
             let path = PathBuf::from(format!("/etc/wireguard/{}.conf", args.iface));

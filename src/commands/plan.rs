@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use crate::backend::{self, foreign};
 use crate::config::cli::Args;
 use crate::config::forward::Forward;
+use crate::config::options::Options;
 use crate::config::types::{BackendChoice, Role};
+use crate::config::wgconf::WgConfig;
+use crate::config::{quote, settings};
 use crate::error::Result;
 use crate::plan::ledger::Key;
 use crate::plan::{self, Family, FamilyPlan, Group, InputPolicy, Nat, PeerView, Plan, Reach};
@@ -42,6 +45,8 @@ pub fn plan(args: &Args) -> Result<()> {
     }
     let view = foreign::read(backend, &families, before.as_ref());
     let mut plan = plan::derive(iface, &conf, &opts, &facts, plan::Purpose::Show)?;
+    plan.notes
+        .insert(0, sources(args, &conf, facts.live_peers.is_some()));
     plan.notes.extend(notes);
     for (place, rules) in places::needed(&plan, &view) {
         plan.notes.push(format!(
@@ -57,6 +62,33 @@ pub fn plan(args: &Args) -> Result<()> {
     let current = sysctl::read_all(plan.sysctls.iter().map(|w| &w.key));
     crate::out!("{}", render(&plan, backend, &why, &current));
     Ok(())
+}
+
+/// Where the plan's inputs came from: the tunnel's file or the live interface, and which
+/// options were set where.
+fn sources(args: &Args, conf: &WgConfig, live_peers: bool) -> String {
+    let iface = &args.iface;
+    let tunnel = if conf.live {
+        format!("the live interface {iface} (there is no wg-quick config)")
+    } else {
+        quote::path(&conf.path)
+    };
+    let file = settings::path_for(iface);
+    let set_in_file = settings::read(&file).is_ok_and(|o| o != Options::default());
+    let options = match (args.options != Options::default(), set_in_file) {
+        (true, true) => format!("the command line, then {}", file.display()),
+        (true, false) => "the command line".to_string(),
+        (false, true) => file.display().to_string(),
+        (false, false) => "none set (the defaults)".to_string(),
+    };
+    let peers = if live_peers && !conf.live {
+        format!(" (the peers' AllowedIPs as the live {iface} has them)")
+    } else {
+        String::new()
+    };
+    format!(
+        "the tunnel's addresses, port and peers are read from {tunnel}{peers}; options: {options}"
+    )
 }
 
 /// What `plan` prints: a header of facts, one restore script per family, the sysctl writes.

@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::cli::Args;
-use crate::config::settings;
-use crate::config::types::{IfaceName, Role};
+use crate::config::options::NO_CONFIG;
+use crate::config::types::{IfaceName, Port, Role};
+use crate::config::{settings, wgconf};
 use crate::error::{Error, Result};
 use crate::rules::Backend;
 use crate::rules::iptables::Variant;
@@ -64,6 +65,9 @@ const MAX_HOLD_OFF: Duration = Duration::from_secs(300);
 /// config is usually followed by `wg syncconf` within moments: for `AFTER_EDIT` after one they
 /// are asked every `PEER_POLL_FAST`.
 const PEER_POLL: Duration = Duration::from_secs(1);
+/// A listen port taken from the live interface is asked for every `PORT_POLL` (where no peers
+/// are): it changes only with `wg set` or networkd's reconfiguration.
+const PORT_POLL: Duration = Duration::from_secs(5);
 const PEER_SHARE: u32 = 200;
 const MAX_PEER_POLL: Duration = Duration::from_secs(60);
 const PEER_POLL_FAST: Duration = Duration::from_millis(200);
@@ -108,38 +112,76 @@ impl Pacer {
     }
 }
 
-/// The live peers' poll: what they were at the last answer, and when to ask next.
-struct PeerPoll {
-    seen: Option<u64>,
+/// What the watcher asks the live interface for, as WireGuard tells nobody: the peers where
+/// sections or forwards follow them; the listen port where the plan took it from the
+/// interface (a server with no wg-quick config, or one without ListenPort).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Asks {
+    peers: bool,
+    port: bool,
+}
+
+/// What changed since the last answer.
+#[derive(Debug, Default)]
+struct Changed {
+    peers: bool,
+    port: bool,
+}
+
+/// The live interface's poll: what it said at the last answer, and when to ask next.
+struct LivePoll {
+    asks: Asks,
+    peers: Option<u64>,
+    port: Option<Port>,
     next: Instant,
     every: Duration,
     fast_until: Option<Instant>,
 }
 
-impl PeerPoll {
-    fn new(iface: &IfaceName) -> PeerPoll {
-        let mut p = PeerPoll {
-            seen: None,
+impl LivePoll {
+    /// None where nothing needs asking.
+    fn new(iface: &IfaceName, asks: Asks) -> Option<LivePoll> {
+        if asks == Asks::default() {
+            return None;
+        }
+        let mut p = LivePoll {
+            asks,
+            peers: None,
+            port: None,
             next: Instant::now(),
             every: PEER_POLL,
             fast_until: None,
         };
         p.changed(iface);
-        p
+        Some(p)
     }
 
-    /// Asks the interface for its peers; whether they differ from the last answer. An
-    /// interface that does not answer now changes nothing.
-    fn changed(&mut self, iface: &IfaceName) -> bool {
+    /// Asks the interface; what differs from the last answer. An interface that does not
+    /// answer now, or has no port now (it is down), changes nothing.
+    fn changed(&mut self, iface: &IfaceName) -> Changed {
         let asked = Instant::now();
-        let now = host::peers_now(iface).map(|p| fingerprint(&p));
+        let now = host::device_now(iface);
         let cost = asked.elapsed();
-        self.every = (cost * PEER_SHARE).clamp(PEER_POLL, MAX_PEER_POLL);
+        let least = if self.asks.peers {
+            PEER_POLL
+        } else {
+            PORT_POLL
+        };
+        self.every = (cost * PEER_SHARE).clamp(least, MAX_PEER_POLL);
         let fast = self.fast_until.is_some_and(|t| asked < t);
         self.next = Instant::now() + if fast { PEER_POLL_FAST } else { self.every };
-        let changed = now.is_some() && self.seen.is_some() && now != self.seen;
-        if now.is_some() {
-            self.seen = now;
+        let Some((port, peers)) = now else {
+            return Changed::default();
+        };
+        let mut changed = Changed::default();
+        if self.asks.peers {
+            let seen = Some(fingerprint(&peers));
+            changed.peers = self.peers.is_some() && seen != self.peers;
+            self.peers = seen;
+        }
+        if self.asks.port && port.is_some() {
+            changed.port = self.port.is_some() && port != self.port;
+            self.port = port;
         }
         changed
     }
@@ -167,11 +209,18 @@ fn fingerprint(peers: &[(String, Vec<ipnet::IpNet>)]) -> u64 {
     h.finish()
 }
 
-/// Whether the recorded plan has sections or forwards, whose rules follow the live peers.
-fn peers_matter(iface: &IfaceName) -> bool {
-    Store::open()
+/// What the live interface is asked for: the peers where the recorded plan has sections or
+/// forwards, whose rules follow them; a server's port where its config gives none.
+fn asks(iface: &IfaceName, config: Option<&Path>, role: Role) -> Asks {
+    let peers = Store::open()
         .and_then(|store| super::recorded_inputs(&store, iface))
-        .is_ok_and(|(opts, _)| super::wants_live_peers(&opts))
+        .is_ok_and(|(opts, _)| super::wants_live_peers(&opts));
+    let port = role == Role::Server
+        && config.is_none_or(|config| match wgconf::read(config) {
+            Ok(conf) => conf.listen_port.is_none(),
+            Err(_) => !config.exists(),
+        });
+    Asks { peers, port }
 }
 
 /// Whether standard error goes nowhere (a detached watcher's): /dev/null.
@@ -192,6 +241,8 @@ enum Ended {
 /// What the watcher waits on and for.
 struct Watched<'a> {
     args: &'a Args,
+    /// The wg-quick config (which may not exist); None with `--config none`.
+    config: Option<PathBuf>,
     /// The config's and the settings file's names, whose edit is planned anew.
     names: Vec<String>,
     /// The names of the files that bind the network namespace (`netns`).
@@ -220,7 +271,13 @@ pub fn watch(args: &Args) -> Result<()> {
                 .and_then(|o| o.config)
         })
         .unwrap_or_else(|| PathBuf::from(format!("/etc/wireguard/{iface}.conf")));
-    let files = [config, settings::path_for(iface)];
+    // `--config none`: no file; the tunnel is the live interface's.
+    let config = (config != Path::new(NO_CONFIG)).then_some(config);
+    let files: Vec<PathBuf> = config
+        .iter()
+        .cloned()
+        .chain([settings::path_for(iface)])
+        .collect();
     let names = file_names(&files);
     // The files bound to this network namespace (`ip netns add`'s): when one goes, the watcher
     // may be all that keeps the namespace alive.
@@ -236,6 +293,7 @@ pub fn watch(args: &Args) -> Result<()> {
         Events::open(&dirs).map_err(|e| Error::system(format!("cannot watch for changes: {e}")))?;
     let watched = Watched {
         args,
+        config,
         names,
         bound_names,
         netns,
@@ -340,7 +398,7 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
         .as_ref()
         .is_some_and(|r| r.backend == Backend::Iptables(Variant::Legacy));
     let role = record.map_or(Role::Server, |r| r.role);
-    let mut peers = peers_matter(iface).then(|| PeerPoll::new(iface));
+    let mut live = LivePoll::new(iface, asks(iface, w.config.as_deref(), role));
     let mut saved = state.clone();
     crate::errln!("wgfw-hook: {iface}: watching (pid {me})");
     let mut last_look = Instant::now();
@@ -360,7 +418,7 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                 if legacy {
                     next = next.min(LEGACY_PEEK);
                 }
-                match &peers {
+                match &live {
                     Some(p) => next.min(p.next.saturating_duration_since(Instant::now())),
                     None => next,
                 }
@@ -417,7 +475,7 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                 Event::File(name) if names.contains(name) => {
                     pending = Some(format!("{name} changed"));
                     replan = true;
-                    if let Some(p) = &mut peers {
+                    if let Some(p) = &mut live {
                         p.after_edit();
                     }
                 }
@@ -445,11 +503,18 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
         if !host::iface_exists(iface) {
             return ended(gone_without_down(iface, role));
         }
-        if let Some(p) = &mut peers
+        if let Some(p) = &mut live
             && Instant::now() >= p.next
-            && p.changed(iface)
         {
-            pending.get_or_insert_with(|| "the peers changed (wg set, wg syncconf)".into());
+            let changed = p.changed(iface);
+            if changed.port {
+                // The plan's port is the interface's: made anew.
+                pending = Some("the listen port changed (wg set)".into());
+                replan = true;
+            }
+            if changed.peers {
+                pending.get_or_insert_with(|| "the peers changed (wg set, wg syncconf)".into());
+            }
         }
         if legacy && pending.is_none() {
             let now = crate::system::xtables::fingerprint();
@@ -508,14 +573,12 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
             Ok(Look::Replanned) => {
                 state.error = None;
                 // Sections added or gone with the edit; `wg syncconf` may still follow it.
-                match (peers_matter(iface), &peers) {
-                    (true, None) => {
-                        let mut p = PeerPoll::new(iface);
+                let now = asks(iface, w.config.as_deref(), role);
+                if live.as_ref().map_or(Asks::default(), |p| p.asks) != now {
+                    live = LivePoll::new(iface, now);
+                    if let Some(p) = &mut live {
                         p.after_edit();
-                        peers = Some(p);
                     }
-                    (false, Some(_)) => peers = None,
-                    _ => {}
                 }
                 crate::errln!("wgfw-hook: {iface}: planned anew after {cause}");
             }

@@ -64,7 +64,7 @@ const fn flag(long: &'static str, value: Option<&'static str>, help: &'static st
 
 #[rustfmt::skip]
 pub const FLAGS: &[Flag] = &[
-    Flag { short: Some('c'), ..flag("config", Some("PATH"), "the wg-quick config to read [default: /etc/wireguard/IFACE.conf]") },
+    Flag { short: Some('c'), ..flag("config", Some("PATH"), "the wg-quick config to read; none: the live interface alone [default: /etc/wireguard/IFACE.conf, else the live interface]") },
     flag("role", Some("server|client"), "server: the VPN server or gateway; client: this host (or its LAN) talks only through the tunnel [default: server]"),
     flag("wan", Some("IFACE"), "the public (uplink) interface [default: the device of the default route]"),
     flag("policy", Some("auto|drop|accept"), "inbound traffic nothing allowed: auto is drop, unless another firewall manager owns input [default: auto]"),

@@ -18,6 +18,7 @@ use crate::config::wgconf::WgConfig;
 /// The options as given, before anything is resolved against the host.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
+    /// `--config none` (`NO_CONFIG`): the live interface alone.
     pub config: Option<PathBuf>,
     pub role: Option<Role>,
     pub wan: Option<IfaceName>,
@@ -47,7 +48,15 @@ pub struct Options {
     pub sections: Vec<Section>,
 }
 
+/// `--config none`: no wg-quick config; the tunnel is read from the live interface alone.
+pub const NO_CONFIG: &str = "none";
+
 impl Options {
+    /// Whether the tunnel is to be read from the live interface alone (`--config none`).
+    pub fn live_only(&self) -> bool {
+        self.config.as_deref() == Some(std::path::Path::new(NO_CONFIG))
+    }
+
     /// Sets one option by its long name; shared by the command line and the settings file.
     /// Errors are phrased without the option's spelling, which the caller adds.
     pub fn set(&mut self, long: &str, value: Option<&str>) -> std::result::Result<(), String> {

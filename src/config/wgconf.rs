@@ -29,6 +29,8 @@ pub struct WgConfig {
     pub fwmark: Option<String>,
     pub table: Option<String>,
     pub peers: Vec<Peer>,
+    /// Read from the live interface (there is no wg-quick config), not from a file.
+    pub live: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -135,16 +135,25 @@ pub(crate) fn live_peers(iface: &IfaceName) -> Option<Vec<(String, Vec<IpNet>)>>
     Some(parse_allowed_ips(&out))
 }
 
-/// The live peers, asked afresh and quietly, for a watcher's poll: None where they cannot be
-/// read now (a daemon that does not answer is asked again next time).
-pub(crate) fn peers_now(iface: &IfaceName) -> Option<Vec<(String, Vec<IpNet>)>> {
+/// The live listen port and peers, asked afresh and quietly, for a watcher's poll: None where
+/// they cannot be read now (a daemon that does not answer is asked again next time).
+pub(crate) fn device_now(iface: &IfaceName) -> Option<(Option<Port>, Vec<(String, Vec<IpNet>)>)> {
     match os().uapi_ask(iface).map(uapi::Asked::answer) {
-        Some(Ok(text)) => uapi::parse_peers(&text),
+        Some(Ok(text)) => uapi::parse_device(&text),
         Some(Err(_)) => None,
-        None => cmd::run("wg", &["show", iface.as_str(), "allowed-ips"], None)
-            .ok()
-            .filter(|o| o.ok)
-            .map(|o| parse_allowed_ips(&o.stdout)),
+        None => {
+            let dump = cmd::run("wg", &["show", iface.as_str(), "dump"], None)
+                .ok()
+                .filter(|o| o.ok)?;
+            let conf = parse_live(iface, "", &dump.stdout);
+            let peers = conf.peers.into_iter();
+            Some((
+                conf.listen_port,
+                peers
+                    .map(|p| (p.public_key.unwrap_or_default(), p.allowed_ips))
+                    .collect(),
+            ))
+        }
     }
 }
 
@@ -254,6 +263,7 @@ pub(crate) fn live_config(iface: &IfaceName) -> Option<WgConfig> {
 pub(crate) fn parse_live(iface: &IfaceName, addrs: &str, dump: &str) -> WgConfig {
     let mut conf = WgConfig {
         path: format!("(live interface {iface})").into(),
+        live: true,
         ..WgConfig::default()
     };
     for line in addrs.lines() {

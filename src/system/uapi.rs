@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use crate::config::types::IfaceName;
+use crate::config::types::{IfaceName, Port};
 
 use super::sys;
 
@@ -121,18 +121,25 @@ impl Asked {
 /// The peers and their AllowedIPs in a `get=1` answer, keys in base64 as `wg` prints them;
 /// None for an answer that reports an error or is not one.
 pub(crate) fn parse_peers(text: &str) -> Option<Vec<(String, Vec<IpNet>)>> {
+    parse_device(text).map(|(_, peers)| peers)
+}
+
+/// The listen port (none while the device is down) and the peers of a `get=1` answer.
+pub(crate) fn parse_device(text: &str) -> Option<(Option<Port>, Vec<(String, Vec<IpNet>)>)> {
     let mut peers: Vec<(String, Vec<IpNet>)> = Vec::new();
+    let mut port = None;
     let mut errno = None;
     for line in text.lines().filter(|l| !l.is_empty()) {
         let (key, value) = line.split_once('=')?;
         match key {
+            "listen_port" => port = value.parse::<Port>().ok(),
             "public_key" => peers.push((base64(&hex(value)?), Vec::new())),
             "allowed_ip" => peers.last_mut()?.1.push(value.parse().ok()?),
             "errno" => errno = value.parse::<i32>().ok(),
             _ => {}
         }
     }
-    (errno == Some(0)).then_some(peers)
+    (errno == Some(0)).then_some((port, peers))
 }
 
 fn hex(s: &str) -> Option<[u8; 32]> {
@@ -263,5 +270,11 @@ mod tests {
         assert_eq!(parse_peers("public_key=zz\nerrno=0\n\n"), None);
         assert_eq!(parse_peers("allowed_ip=10.0.0.1/32\nerrno=0\n\n"), None);
         assert_eq!(parse_peers("listen_port=1\nerrno=0\n\n"), Some(vec![]));
+        assert_eq!(
+            parse_device("listen_port=51999\nerrno=0\n\n"),
+            Some((Port::new(51999), vec![]))
+        );
+        // A device that is down has no port.
+        assert_eq!(parse_device("errno=0\n\n"), Some((None, vec![])));
     }
 }

@@ -12,6 +12,8 @@
 #      process (the watcher);
 #   3. the watcher follows an address change made by networkd (networkctl reload, reconfigure):
 #      the rules name the new network and no longer the old one;
+#   3b. and the listen port set with `wg set` (no hook runs; the port has no file to come from):
+#      WireGuard is accepted on the new port and no longer on the old;
 #   4. the firewall goes with the device (wireguard-go stopped) while the unit stays active and
 #      waits, and comes back when the device comes again and networkd configures it (the same
 #      watcher: the unit did not restart);
@@ -245,6 +247,26 @@ else
 fi
 assert_ok "'wgfw-hook check $IF' exits 0" in_ct wgfw-hook check "$IF"
 want="wgfw-hook: $IF: planned anew after $IF's addresses changed"
+if wait_for 10 journal_has -xF "$want"; then
+	pass "the journal says '$want'"
+else
+	fail "the journal says '$want'" "$(in_ct journalctl --no-pager -o short-monotonic -u "$UNIT" 2>&1)"
+fi
+assert_eq "the same watcher (pid $MAINPID) runs" "$MAINPID" "$(unit_prop MainPID "$UNIT")"
+
+# ---------------------------------------------------------------------------------------------
+step "3b. the watcher follows the listen port set with wg set (51820 -> 51999; no hook runs)"
+port_follows() { rules_port 51999 && ! rules_port 51820; }
+t0=$(date +%s%N)
+assert_ok "'wg set $IF listen-port 51999' exits 0" in_ct wg set "$IF" listen-port 51999
+if wait_for 20 port_follows; then
+	pass "$RULES_NAME accept WireGuard on 51999 and no longer on 51820 ($((($(date +%s%N) - t0) / 1000000)) ms; the port is asked every 5 s)"
+else
+	fail "$RULES_NAME accept WireGuard on 51999 and no longer on 51820 within 20 s" "rules:" "$(hook_rules)" \
+		"journal:" "$(in_ct journalctl --no-pager -o cat -u "$UNIT" 2>&1)"
+fi
+assert_ok "'wgfw-hook check $IF' exits 0" in_ct wgfw-hook check "$IF"
+want="wgfw-hook: $IF: planned anew after the listen port changed (wg set)"
 if wait_for 10 journal_has -xF "$want"; then
 	pass "the journal says '$want'"
 else

@@ -51,7 +51,20 @@ check_case() {
 	assert_eq "addresses as the live interface has them" "$live_addrs" "$plan_addrs"
 	assert_eq "listen port as the live interface has it" "$live_port" "$plan_port"
 	assert_eq "MTU as the live interface has it" "$live_mtu" "$plan_mtu"
+	# --config none: the live interface alone says the same, and the plan says so.
+	run_capture in_ns "$ns" "$BIN" plan "$iface" --config none --backend iptables-nft
+	assert_eq "plan --config none succeeds" 0 "$RUN_RC"
+	assert_eq "--config none: addresses as the live interface has them" "$live_addrs" \
+		"$(sed -nE 's/^# IPv[46]: address ([^;]*);.*/\1/p' <<<"$RUN_OUT" | tr ' ' '\n' | grep -v '^none$' | sort | xargs)"
+	assert_eq "--config none: listen port and MTU as the live interface has them" "$live_port $live_mtu" \
+		"$(sed -nE 's/^# listen port ([0-9]+), MTU ([0-9]+), .*/\1 \2/p' <<<"$RUN_OUT")"
+	assert_match "--config none: the plan says it read the live interface" \
+		"^# note: the tunnel's addresses, port and peers are read from the live interface $iface " "$RUN_OUT"
 	in_ns "$ns" wg-quick down "$conf" >/dev/null 2>&1 || true
+	run_capture in_ns "$ns" "$BIN" plan "$iface" --config none --backend iptables-nft
+	assert_eq "--config none with the interface gone: exit 2" 2 "$RUN_RC"
+	assert_match "... and one line saying what it cannot know yet" \
+		"^wgfw-hook: $iface: --config none: there is no live WireGuard interface to read the tunnel from" "$RUN_OUT"
 }
 
 CRLF=1 check_case "CRLF, inline comments, case-insensitive keys, repeated Address, odd spacing" <<'EOF_CONF'
