@@ -16,7 +16,7 @@ use crate::rules::listing::{Listing, Rule as ListedRule};
 use crate::rules::model::Rule;
 use crate::rules::nft;
 use crate::rules::{Backend, Table};
-use crate::system::{cmd, xtables};
+use crate::system::{cmd, firewalld, xtables};
 
 use super::iptables;
 
@@ -38,6 +38,13 @@ pub(crate) fn read(backend: Backend, families: &[Family], before: Option<&super:
             view.iptables.push((*variant, *f, live.clone()));
         }
     }
+    // Asked only where its table is: elsewhere no bus call is made.
+    view.firewalld_api = view
+        .nft_overview
+        .tables
+        .iter()
+        .any(|t| t.id() == "inet firewalld")
+        && firewalld::default_zone().is_some();
     let nft_overview = &view.nft_overview;
     for v in [Variant::Nft, Variant::Legacy] {
         if backend == Backend::Iptables(v) || cmd::find(&v.save(Family::V4)).is_none() {

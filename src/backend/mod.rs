@@ -14,6 +14,7 @@ use crate::rules::{self, Backend, ChainId};
 use crate::system::cmd;
 use crate::system::state::Record;
 
+pub(crate) mod firewalld;
 pub(crate) mod foreign;
 pub(crate) mod iptables;
 pub(crate) mod nft;

@@ -103,6 +103,9 @@ fn differences(
         }
     }
     let view = foreign::read(record.backend, &families, Some(&before));
+    if let Some(wish) = places::firewalld_wish(&plan, &view) {
+        out.extend(backend::firewalld::drift(&wish));
+    }
     for (place, rules) in places::needed(&plan, &view) {
         let (present, in_place) = foreign::count_marked(iface, &place);
         if present != rules.len() {

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::backend;
+use crate::backend::firewalld::Zoned;
 use crate::config::cli::Args;
 use crate::config::types::IfaceName;
 use crate::error::Result;
@@ -78,6 +79,7 @@ pub(super) fn remove(store: &Store, iface: &IfaceName) -> Result<()> {
     warn(remove_rules(store, iface, mine, &others)?);
     for file in [
         files::foreign(iface),
+        files::firewalld(iface),
         files::nft_shape(iface),
         files::options(iface),
         files::wgconf(iface),
@@ -118,6 +120,12 @@ fn remove_rules(
             .unwrap_or_default(),
     );
     let mut warnings = backend::foreign::remove(iface, &recorded);
+    let zoned = store
+        .read_named(&files::firewalld(iface))?
+        .unwrap_or_default();
+    if let Some(z) = Zoned::decode(&zoned) {
+        warnings.extend(backend::firewalld::undo(iface, &z));
+    }
     for b in backends {
         warnings.extend(backend::remove(b, iface, mine, others));
     }

@@ -3,6 +3,7 @@
 //! `up` leaves the system as it found it (wg-quick deletes the interface without running
 //! PreDown). `up`, `check --repair` and a rollback install through here.
 
+use crate::backend::firewalld::{self, Zoned};
 use crate::backend::{self, Before, foreign};
 use crate::config::cli::Options;
 use crate::config::types::IfaceName;
@@ -86,6 +87,27 @@ pub(super) fn install(
     let placed = foreign::apply(iface, &wanted, &recorded)
         .and_then(|places| store.write_named(&foreign_file, &places::encode(&places)));
     undo.check(placed)?;
+    // firewalld, through its own API where it runs.
+    let zoned_file = files::firewalld(iface);
+    let zoned = Zoned::decode(&store.read_named(&zoned_file)?.unwrap_or_default());
+    match places::firewalld_wish(&plan, &view) {
+        Some(wish) => {
+            let applied = firewalld::apply(&wish, zoned.as_ref());
+            let applied = undo.check(applied)?;
+            undo.push(Done::Firewalld {
+                applied: applied.clone(),
+                previous: zoned,
+            });
+            undo.write_file(&zoned_file, &applied.encode())?;
+        }
+        // firewalld stopped (its runtime changes went with it), or the tunnel became a client.
+        None => {
+            if let Some(z) = zoned {
+                let _ = firewalld::undo(iface, &z);
+                undo.write_file(&zoned_file, "")?;
+            }
+        }
+    }
 
     let sysctls = apply_sysctls(store, iface, &plan.sysctls);
     undo.run_with(sysctls, Done::Sysctls)?;
@@ -164,6 +186,11 @@ enum Done {
         recorded: Vec<Place>,
     },
     Sysctls(Applied),
+    /// firewalld's zone and ports, where `previous` (an earlier `up`'s, still ours) were.
+    Firewalld {
+        applied: Zoned,
+        previous: Option<Zoned>,
+    },
     /// A record file, with its previous content (none: it did not exist).
     File {
         name: String,
@@ -246,6 +273,12 @@ impl<'a> Undo<'a> {
                     let _ = store.write_named(&file, &places::encode(&recorded));
                 }
                 Done::Firewall(before) => backend::undo(self.iface, &before),
+                // A repair's changes stay: they are what was ours before, made again.
+                Done::Firewalld { applied, previous } => {
+                    if previous.is_none() {
+                        let _ = firewalld::undo(self.iface, &applied);
+                    }
+                }
                 Done::Record { previous } => {
                     let _ = match &previous {
                         Some(r) => store.save_record(r),

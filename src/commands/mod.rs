@@ -65,6 +65,10 @@ mod files {
     pub(super) fn foreign(iface: &IfaceName) -> String {
         format!("{iface}.foreign")
     }
+    /// What firewalld's API was asked to change (`backend::firewalld::Zoned`).
+    pub(super) fn firewalld(iface: &IfaceName) -> String {
+        format!("{iface}.firewalld")
+    }
     /// A pending `--rollback`.
     pub(super) fn rollback(iface: &IfaceName) -> String {
         format!("{iface}.rollback")

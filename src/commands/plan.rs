@@ -59,6 +59,19 @@ pub fn plan(args: &Args) -> Result<()> {
                 .join("; ")
         ));
     }
+    if let Some(wish) = places::firewalld_wish(&plan, &view) {
+        let ports: Vec<String> = wish
+            .ports
+            .iter()
+            .map(|(p, proto)| format!("{p}/{}", proto.as_str()))
+            .collect();
+        plan.notes.push(format!(
+            "firewalld runs: up asks it (its D-Bus API, runtime only, undone by down) to put {iface} in zone {} and to open {} in the zone of {}",
+            places::TUNNEL_ZONE,
+            join_or_none(&ports),
+            wish.wan.as_ref().map_or("the WAN".to_string(), |w| w.to_string())
+        ));
+    }
     let current = sysctl::read_all(plan.sysctls.iter().map(|w| &w.key));
     crate::out!("{}", render(&plan, backend, &why, &current));
     Ok(())

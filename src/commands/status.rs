@@ -3,6 +3,7 @@
 //! other managers' chains; and how full connection tracking is.
 
 use crate::backend;
+use crate::backend::firewalld::Zoned;
 use crate::config::types::{IfaceName, Role};
 use crate::error::Result;
 use crate::plan::ledger::Ledger;
@@ -40,6 +41,8 @@ struct Report {
     sysctls: Vec<Setting>,
     stale_peers: Vec<(String, Option<u64>)>,
     foreign: Vec<Place>,
+    /// What firewalld was asked through its API.
+    firewalld: Option<Zoned>,
     /// With peer sections: each peer's reach in one line, its section's name first.
     peers: Vec<String>,
     /// The watcher that keeps the firewall as planned, if one runs.
@@ -139,7 +142,13 @@ impl Report {
                 .read_named(&files::foreign(&r.iface))?
                 .unwrap_or_default(),
         );
+        let firewalld = Zoned::decode(
+            &store
+                .read_named(&files::firewalld(&r.iface))?
+                .unwrap_or_default(),
+        );
         Ok(Report {
+            firewalld,
             watcher: watcher::running(store, &r.iface)?,
             state: state_of(r, up),
             record: r.clone(),
@@ -209,6 +218,12 @@ impl Report {
                 place.describe()
             ));
         }
+        if let Some(z) = &self.firewalld {
+            s.push_str(&format!(
+                "  firewalld (its API, runtime): {}\n",
+                firewalld_words(r, z)
+            ));
+        }
         s
     }
 
@@ -274,6 +289,12 @@ impl Report {
                 ),
             ),
             (
+                "firewalld",
+                self.firewalld
+                    .as_ref()
+                    .map_or(Json::Null, |z| Json::Str(firewalld_words(&self.record, z))),
+            ),
+            (
                 "accepts_in_other_managers_chains",
                 Json::Array(
                     self.foreign
@@ -284,6 +305,23 @@ impl Report {
             ),
         ])
     }
+}
+
+/// What the hook asked of firewalld, and what `down` puts back.
+fn firewalld_words(r: &Record, z: &Zoned) -> String {
+    let mut parts = Vec::new();
+    if let Some(was) = &z.was {
+        let was = if was.is_empty() { "no zone" } else { was };
+        parts.push(format!(
+            "{} moved to zone {} (down puts it back in {was})",
+            r.iface,
+            places::TUNNEL_ZONE
+        ));
+    }
+    for (zone, port, proto) in &z.ports {
+        parts.push(format!("{port}/{} opened in zone {zone}", proto.as_str()));
+    }
+    parts.join("; ")
 }
 
 fn watcher_line(w: Option<&Watcher>) -> String {

@@ -44,7 +44,7 @@ use super::{check, down, now_secs};
 /// `MAX_BURST` it is a burst (firewalld's reload, Docker's restart): the watcher looks again
 /// once `QUIET` passed without a change, or `MAX_BURST` after the burst began, so that nothing
 /// spins; a burst's repairs count as one against a fight.
-const QUICK_LOOKS: usize = 5;
+const QUICK_LOOKS: usize = 20;
 const QUIET: Duration = Duration::from_millis(150);
 const MAX_BURST: Duration = Duration::from_secs(2);
 /// iptables-legacy has no notifications: its tables' sizes are asked every `LEGACY_PEEK`

@@ -106,6 +106,53 @@ pub struct View {
     pub own: Option<Variant>,
     /// `nft list chains` (tables, chains, base chains' hooks and policies).
     pub nft_overview: Listing,
+    /// firewalld runs and answers on D-Bus: a server's tunnel is let in through its API
+    /// (`firewalld_wish`), not with rules in its table, which firewalld 2.x refuses to others
+    /// and drops at every reload.
+    pub firewalld_api: bool,
+}
+
+/// The zone a server's tunnel interface is put in: its ingress accepted, to this host and
+/// forwarded (but not new connections from other zones to the peers). Our own table still
+/// judges that traffic, and its drops are final.
+pub const TUNNEL_ZONE: &str = "trusted";
+
+/// What a server's tunnel asks of firewalld through its API: the interface in `TUNNEL_ZONE`,
+/// and the WireGuard port and the `--allow` services open in the WAN's zone (ports as
+/// firewalld writes them: `51820`, `8000-8100`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneWish {
+    pub iface: IfaceName,
+    pub wan: Option<IfaceName>,
+    pub ports: Vec<(String, Proto)>,
+}
+
+pub fn firewalld_wish(plan: &Plan, view: &View) -> Option<ZoneWish> {
+    if !view.firewalld_api || plan.role != Role::Server {
+        return None;
+    }
+    let text = |first: u16, last: u16| {
+        if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        }
+    };
+    let mut ports: Vec<(String, Proto)> = plan
+        .port
+        .map(|p| (text(p.get(), p.get()), Proto::Udp))
+        .into_iter()
+        .collect();
+    ports.extend(
+        plan.allow
+            .iter()
+            .map(|s| (text(s.first.get(), s.last.get()), s.proto)),
+    );
+    Some(ZoneWish {
+        iface: plan.iface.clone(),
+        wan: plan.families.iter().find_map(|f| f.wan.clone()),
+        ports,
+    })
 }
 
 pub fn mark(iface: &IfaceName) -> String {
@@ -178,6 +225,9 @@ pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<Rule>> {
         }
     }
     for (table, chain, hook) in nft_drops(&view.nft_overview) {
+        if table == "inet firewalld" && firewalld_wish(plan, view).is_some() {
+            continue;
+        }
         let rules = match hook {
             "forward" => forward(),
             _ => input(),
@@ -391,6 +441,7 @@ mod tests {
             iptables: vec![(variant, Family::V4, Live::parse(save))],
             nft_overview: Listing::default(),
             own: None,
+            firewalld_api: false,
         }
     }
 
@@ -399,6 +450,7 @@ mod tests {
             iptables: vec![],
             nft_overview: Listing::parse(listing),
             own: None,
+            firewalld_api: false,
         }
     }
 
@@ -479,6 +531,25 @@ mod tests {
             ["filter_FORWARD_POLICIES_post", "filter_INPUT_POLICIES_post"]
         );
         assert!(needed(&server_plan(), &View::default()).is_empty());
+        // Where firewalld answers on D-Bus, a server's tunnel goes through its API instead:
+        // the interface in trusted, the port and the services in the WAN's zone.
+        let api = View {
+            firewalld_api: true,
+            ..nft_view(with_policies)
+        };
+        assert!(needed(&server_plan(), &api).is_empty());
+        assert_eq!(
+            firewalld_wish(&server_plan(), &api),
+            Some(ZoneWish {
+                iface: "wg0".parse().unwrap(),
+                wan: Some("eth0".parse().unwrap()),
+                ports: vec![("51820".into(), Proto::Udp), ("443".into(), Proto::Tcp)],
+            })
+        );
+        assert_eq!(
+            firewalld_wish(&server_plan(), &nft_view(with_policies)),
+            None
+        );
         // Anyone's native base chain that drops by default, but not iptables-nft's own tables.
         let own = "table inet filter {\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n\
                    table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n";

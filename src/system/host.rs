@@ -137,7 +137,7 @@ pub(crate) fn live_peers(iface: &IfaceName) -> Option<Vec<(String, Vec<IpNet>)>>
 
 /// The live listen port and peers, asked afresh and quietly, for a watcher's poll: None where
 /// they cannot be read now (a daemon that does not answer is asked again next time).
-pub(crate) fn device_now(iface: &IfaceName) -> Option<(Option<Port>, Vec<(String, Vec<IpNet>)>)> {
+pub(crate) fn device_now(iface: &IfaceName) -> Option<(Option<Port>, uapi::Peers)> {
     match os().uapi_ask(iface).map(uapi::Asked::answer) {
         Some(Ok(text)) => uapi::parse_device(&text),
         Some(Err(_)) => None,

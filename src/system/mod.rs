@@ -6,6 +6,7 @@ pub(crate) mod dir;
 pub(crate) mod events;
 #[cfg(test)]
 pub(crate) mod fake;
+pub(crate) mod firewalld;
 pub(crate) mod host;
 pub(crate) mod netns;
 pub(crate) mod nftgen;

@@ -124,8 +124,11 @@ pub(crate) fn parse_peers(text: &str) -> Option<Vec<(String, Vec<IpNet>)>> {
     parse_device(text).map(|(_, peers)| peers)
 }
 
+/// The peers (public keys in base64) and their AllowedIPs.
+pub(crate) type Peers = Vec<(String, Vec<IpNet>)>;
+
 /// The listen port (none while the device is down) and the peers of a `get=1` answer.
-pub(crate) fn parse_device(text: &str) -> Option<(Option<Port>, Vec<(String, Vec<IpNet>)>)> {
+pub(crate) fn parse_device(text: &str) -> Option<(Option<Port>, Peers)> {
     let mut peers: Vec<(String, Vec<IpNet>)> = Vec::new();
     let mut port = None;
     let mut errno = None;
