@@ -52,6 +52,10 @@
 #   3 wg-quick down on srv: every ruleset and sysctl equals the step-1 snapshot, no /run/wgfw
 #     state left for srv's namespace
 #
+# firewalld here is the one whose bus the hook cannot reach (DBUS_SYSTEM_BUS_ADDRESS names no
+# socket): its fallback, accepts of its own in firewalld's chains, as for a firewalld that does
+# not answer. Through firewalld's API (the way when it answers): neighbours.sh.
+#
 # srv's wg-quick config is /etc/netns/<srv>/wireguard/wgsN.conf and its settings file
 # /etc/netns/<srv>/wgfw/wgsN.conf; `ip netns exec` binds them onto /etc/wireguard and /etc/wgfw.
 # Every WireGuard interface name carries this run's PID: wireguard-go's control socket
@@ -107,6 +111,7 @@ C1_IF=wga$$
 require_free_ifaces "$SRV_IF" "$C1_IF"
 
 setup_traps
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$E2E_TMP/no-bus"
 export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
 
 INET=$E2E_PREFIX-inet
