@@ -29,16 +29,29 @@ fn script(backend: &str, body: &str) -> String {
     format!("{SETUP}{HELPERS}\nB={backend}\n{body}")
 }
 
-#[test]
-fn the_watcher_repairs_a_wiped_firewall_and_stops_with_down() {
+/// Runs the script on every backend at once; each must print every one of `wants`.
+fn on_every_backend(body: &str, wants: &[&str]) {
     std::thread::scope(|s| {
         let runs: Vec<_> = BACKENDS
             .iter()
-            .map(|b| {
-                s.spawn(move || {
-                    let out = in_netns(&script(
-                        b,
-                        r#"
+            .map(|b| s.spawn(move || (b, text(&in_netns(&script(b, body)).stdout))))
+            .collect();
+        for r in runs {
+            let (backend, stdout) = r.join().unwrap();
+            for want in wants {
+                assert!(
+                    stdout.lines().any(|l| l == *want),
+                    "{backend}: {want} missing: {stdout}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn the_watcher_repairs_a_wiped_firewall_and_stops_with_down() {
+    on_every_backend(
+        r#"
 snapshot > /tmp/before.$$
 "$W" up wg0 --config "$conf" --backend $B 2>/dev/null
 wait_for '[ -n "$(watcher_pid)" ]' && echo STARTED
@@ -62,32 +75,19 @@ alive $pid || echo DOWN-STOPPED-IT
 snapshot | diff /tmp/before.$$ - >/dev/null && echo SAME-AFTER-DOWN
 rm -f /tmp/before.$$
 "#,
-                    ));
-                    (b, text(&out.stdout))
-                })
-            })
-            .collect();
-        for r in runs {
-            let (backend, stdout) = r.join().unwrap();
-            for want in [
-                "STARTED",
-                "ONE-WATCHER",
-                "REPAIRED",
-                "COUNTED",
-                "HUP-NOTHING-TO-DO",
-                "NONE-RUNS",
-                "STILL-IN-PLACE",
-                "STARTED-AGAIN",
-                "DOWN-STOPPED-IT",
-                "SAME-AFTER-DOWN",
-            ] {
-                assert!(
-                    stdout.lines().any(|l| l == want),
-                    "{backend}: {want} missing: {stdout}"
-                );
-            }
-        }
-    });
+        &[
+            "STARTED",
+            "ONE-WATCHER",
+            "REPAIRED",
+            "COUNTED",
+            "HUP-NOTHING-TO-DO",
+            "NONE-RUNS",
+            "STILL-IN-PLACE",
+            "STARTED-AGAIN",
+            "DOWN-STOPPED-IT",
+            "SAME-AFTER-DOWN",
+        ],
+    );
 }
 
 /// A wipe by hand is many commits (a table and family at a time): the ones that land while the
@@ -96,14 +96,8 @@ rm -f /tmp/before.$$
 /// triggers nothing, so a wipe not repaired whole stays so well beyond the wait.
 #[test]
 fn every_commit_of_a_wipe_is_repaired() {
-    std::thread::scope(|s| {
-        let runs: Vec<_> = BACKENDS
-            .iter()
-            .map(|b| {
-                s.spawn(move || {
-                    let out = in_netns(&script(
-                        b,
-                        r#"
+    on_every_backend(
+        r#"
 "$W" up wg0 --config "$conf" --backend $B 2>/dev/null
 wait_for '[ -n "$(watcher_pid)" ]' && echo STARTED
 whole=0
@@ -119,21 +113,8 @@ done
 "$W" status wg0 | grep -q 'holding off' || echo NOT-HELD-OFF
 "$W" down wg0 2>/dev/null
 "#,
-                    ));
-                    (b, text(&out.stdout))
-                })
-            })
-            .collect();
-        for r in runs {
-            let (backend, stdout) = r.join().unwrap();
-            for want in ["STARTED", "WHOLE-AFTER-EVERY-WIPE", "NOT-HELD-OFF"] {
-                assert!(
-                    stdout.lines().any(|l| l == want),
-                    "{backend}: {want} missing: {stdout}"
-                );
-            }
-        }
-    });
+        &["STARTED", "WHOLE-AFTER-EVERY-WIPE", "NOT-HELD-OFF"],
+    );
 }
 
 #[test]
