@@ -20,14 +20,22 @@
 #      counted as left half-repaired, with what is missing, and `up` (with a new watcher) mends
 #      it before the next. iptables-legacy sends no notifications: the watcher asks the kernel
 #      for its tables' sizes every 250 ms (--legacy-rounds, default as many as --rounds).
+#      Next to it, "kernel:", the repair without the polls' granularity (nft, iptables-nft):
+#      benches/commits.py, in the bench namespace, notes each nf_tables commit as announced
+#      (NFT_MSG_NEWGEN: CLOCK_MONOTONIC when it read it, the committing program) and the bench's
+#      marks (SIGUSR1 just before each wipe, SIGUSR2 when the poll saw the plan whole); per wipe,
+#      the time from the wipe's last commit (nft: the first after the mark; iptables-nft: the
+#      last of `iptables-nft` and `ip6tables-nft`) to the last repair commit (any other program:
+#      the watcher's `nft`, `iptables-nft-restore`) before the whole mark; half-repaired wipes
+#      left out. iptables-legacy makes no nf_tables commits: no such figure.
 #   2. leaks, per backend: a client (`--role client`, the kill switch) whose firewall is wiped
 #      while it sends UDP probes to 192.0.2.1 (outside the tunnel) at 1,000 a second; the probes
 #      that reach "inet" are counted there by an nft counter of its own. First a control without
 #      the hook (they arrive) and 0.5 s with the kill switch (none may). Then 20 wipes
 #      (--legacy-wipes on iptables-legacy), 2.1 s apart: probes leaked per wipe (from just before
-#      it until 50 ms after the plan is whole; mean, max) and all told. On nft also a fight: five
-#      repairs more than 2 s apart, then a sixth wipe, which a server's watcher would hold off and
-#      a kill switch's repairs at once.
+#      it until 50 ms after the plan is whole; mean, max) and all told; the repair, polled and
+#      "kernel:" as in 1. On nft also a fight: five repairs more than 2 s apart, then a sixth wipe,
+#      which a server's watcher would hold off and a kill switch's repairs at once.
 #   3. idle, backend nft: the watcher's wakeups (voluntary + involuntary context switches of all
 #      its threads) and CPU (utime + stime; the programs it ran apart) over --idle SECONDS (60)
 #      of nothing happening, with a live wireguard-go interface: (a) 10 peers and no sections
@@ -88,6 +96,7 @@ TMP=$(mktemp -d /tmp/wgfw-bench-watch.XXXXXX)
 CONF=$TMP/conf/$IF.conf # in a directory of its own: the watcher watches the config's directory
 SETTINGS_DIR=/etc/netns/$NS/wgfw # `ip netns exec` binds it on /etc/wgfw
 SENDER= WGGO=
+LISTENER= LISTEN_OUT= MARKS=0 # benches/commits.py: its pid, its file, the wipes marked in it
 # /etc/netns and /etc/wgfw (the mount point) are made with the end-to-end tests' markers when
 # missing, and removed by the last run that finds nothing else in them (tests/e2e/lib.sh).
 ETC_NETNS_MARK=/etc/netns/.made-by-wgfw-e2e-tests ETC_WGFW_MARK=/etc/wgfw/.made-by-wgfw-e2e-tests
@@ -97,6 +106,7 @@ cleanup() {
 	trap - EXIT INT TERM ERR
 	set +e
 	[[ -n $SENDER ]] && kill "$SENDER" 2>/dev/null
+	[[ -n $LISTENER ]] && kill "$LISTENER" 2>/dev/null
 	if [[ -e /run/netns/$NS ]]; then
 		ip netns exec "$NS" "$BIN" down "$IF" >/dev/null 2>&1
 		ip -n "$NS" link del "$IF" 2>/dev/null # wireguard-go exits when its link goes
@@ -294,16 +304,57 @@ Endpoint = 203.0.113.1:51820
 AllowedIPs = 0.0.0.0/0, ::/0"
 write_conf() { printf '%s\n' "$1" >"$CONF"; chmod 600 "$CONF"; }
 
+# start_listener OUT SECONDS: benches/commits.py in the bench namespace, noting its nf_tables
+# commits in OUT (SECONDS at most; it goes with this script too); LISTENER: its pid (nsenter
+# execs it). Without it (it did not start) the kernel's figures are left out, said so.
+start_listener() {
+	local i
+	LISTEN_OUT=$1 MARKS=0
+	: >"$LISTEN_OUT"
+	nsenter --net="/run/netns/$NS" "$PY" "$ROOT/benches/commits.py" "$LISTEN_OUT" "$2" &
+	LISTENER=$!
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^[0-9]* ready ' "$LISTEN_OUT" && return 0
+		[[ -e /proc/$LISTENER ]] || break
+		sleep 0.05
+	done
+	echo "watch.sh: benches/commits.py did not start: no kernel-side figures" >&2
+	stop_listener
+}
+stop_listener() {
+	[[ -n $LISTENER ]] || return 0
+	kill "$LISTENER" 2>/dev/null || true
+	wait "$LISTENER" 2>/dev/null || true
+	LISTENER=
+}
+# mark wipe|whole: a mark in the listener's file, in its clock (a signal: bash's kill, no fork).
+mark() {
+	[[ -n $LISTENER ]] || return 0
+	if [[ $1 == wipe ]]; then
+		MARKS=$((MARKS + 1))
+		kill -USR1 "$LISTENER" 2>/dev/null || true
+	else
+		kill -USR2 "$LISTENER" 2>/dev/null || true
+	fi
+}
+# kernel_line OUT: wipe_rounds' figure from the commits, when there is one.
+kernel_line() {
+	[[ -f $1.kernel ]] || return 0
+	printf "kernel: wipe's last commit to repair's last commit: %s%s" "$(stats "$1.kernel")" "$(cat "$1.knote")"
+}
+
 # wipe_rounds BACKEND N GAP OUT [leaks]: N wipes, each GAP seconds after the plan was whole
 # again; the microseconds from each wipe's end until whole in OUT.repair, the wipe's own in
 # OUT.wipe; with "leaks" the probes that reached inet from just before each wipe until 50 ms
 # after whole in OUT.leak. A wipe not whole within HALF_AFTER seconds is
 # noted in OUT.half (what is missing), and `up` mends it. The watcher is restarted after every
 # 4 wipes and after such a one (see the header); REPAIRS: what its status counted. REF: the
-# hook's rules as whole.
+# hook's rules as whole. With a listener, from its commits the microseconds from each wipe's last
+# commit to the repair's last in OUT.kernel, what was left out in OUT.knote.
 HALF_AFTER=1
 wipe_rounds() {
-	local b=$1 n=$2 gap=$3 out=$4 leaks=${5:-} i since t0 t1 c0= r half deadline=$HALF_AFTER
+	local b=$1 n=$2 gap=$3 out=$4 leaks=${5:-} i since t0 t1 c0= r half deadline=$HALF_AFTER first=$MARKS
+	rm -f -- "$out.kernel" "$out.knote"
 	: >"$out.repair"
 	: >"$out.wipe"
 	: >"$out.leak"
@@ -313,10 +364,12 @@ wipe_rounds() {
 		((since < 4)) || { restart_watcher; since=0; }
 		sleep "$gap"
 		[[ -z $leaks ]] || c0=$(probes_arrived)
+		mark wipe
 		t0=$(now_us)
 		wipe "$b"
 		t1=$(now_us)
 		if wait_whole "$b" "$REF" "$deadline"; then
+			mark whole
 			echo $(($(now_us) - t1)) >>"$out.repair"
 			half=
 		else
@@ -333,6 +386,14 @@ wipe_rounds() {
 	done
 	r=$(repairs_of)
 	REPAIRS=$((REPAIRS + ${r:-0}))
+	if [[ -n $LISTENER ]]; then
+		# The wiping programs: `nft flush ruleset` is one commit; iptables-*: one a command.
+		local wipers=(nft)
+		[[ $b == nft ]] || wipers=("iptables-${b#iptables-}" "ip6tables-${b#iptables-}")
+		sleep 0.1 # the last mark written
+		"$PY" "$ROOT/benches/commits.py" heal "$LISTEN_OUT" "$first" "$n" "$out.kernel" "${wipers[@]}" >"$out.knote" ||
+			{ : >"$out.kernel"; echo "; $LISTEN_OUT NOT read (commits.py failed)" >"$out.knote"; }
+	fi
 }
 # up_watched: `up` with UP_ARGS, its watcher (PID) settled, REF.
 up_watched() {
@@ -371,6 +432,7 @@ if part 1; then
 	for b in $BACKENDS; do
 		UP_ARGS=(--config "$CONF" --backend "$b")
 		up_watched "$b"
+		[[ $b == iptables-legacy ]] || start_listener "$TMP/commits.p1.$b" $(((ROUNDS + BURST) * 15 + 300))
 		if [[ $b == iptables-legacy ]]; then
 			wipe_rounds "$b" "${LEGACY_ROUNDS:-$ROUNDS}" "$GAP" "$TMP/p1.$b"
 			printf '  %-16s its tables asked every 250 ms: %s\n' "$b" "$(stats "$TMP/p1.$b.repair")"
@@ -379,9 +441,12 @@ if part 1; then
 			printf '  %-16s after 2 s of quiet: %s\n' "$b" "$(stats "$TMP/p1.$b.repair")"
 		fi
 		printf '  %-16s   the wipe itself: %s; repairs counted: %d%s\n' "$b" "$(stats "$TMP/p1.$b.wipe")" "$REPAIRS" "$(half_note "$TMP/p1.$b")"
+		[[ ! -f $TMP/p1.$b.kernel ]] || printf '  %-16s   %s\n' "$b" "$(kernel_line "$TMP/p1.$b")"
 		restart_watcher
 		wipe_rounds "$b" "$BURST" 0.3 "$TMP/p1b.$b"
+		stop_listener
 		printf '  %-16s 0.3 s after the last repair: %s; repairs counted: %d%s\n' "$b" "$(stats "$TMP/p1b.$b.repair")" "$REPAIRS" "$(half_note "$TMP/p1b.$b")"
+		[[ ! -f $TMP/p1b.$b.kernel ]] || printf '  %-16s   %s\n' "$b" "$(kernel_line "$TMP/p1b.$b")"
 		printf '  %-16s then wgfw-hook check: %s; watcher: %s\n' "$b" "$(check_line)" "$(mem "$PID")"
 		hook down "$IF" >/dev/null 2>&1
 	done
@@ -403,17 +468,20 @@ if part 2; then
 		# Not through in_ns (a function: $! would be a subshell's): $! is the sender itself.
 		nsenter --net="/run/netns/$NS" "$PY" "$TMP/send.py" $(((wipes * 9 + 10) * 1000)) 1000 &
 		SENDER=$!
+		[[ $b == iptables-legacy ]] || start_listener "$TMP/commits.p2.$b" $((wipes * 15 + 300))
 		sleep 0.3
 		total=$(probes_arrived)
 		wipe_rounds "$b" "$wipes" "$gap" "$TMP/p2.$b" leaks
 		total=$(($(probes_arrived) - total))
 		stop_sender
+		stop_listener
 		printf '  %-16s %d wipes%s: leaked per wipe: %s; all told %d (%d outside the wipes)\n' "$b" "$wipes" \
 			"$([[ $gap == "$GAP" ]] && echo ", $GAP s apart")" \
 			"$(awk '{ s += $1; if ($1 > m) m = $1; if (NF > 1) { h++; hs += $1 } } END { printf "mean %.1f, max %d", s / NR, m; if (h) printf " (%d of them in %d half-repaired wipes)", hs, h }' "$TMP/p2.$b.leak")" \
 			"$total" "$((total - $(awk '{ s += $1 } END { print s + 0 }' "$TMP/p2.$b.leak")))"
 		printf '  %-16s   repair: %s; the wipe itself %s; repairs counted: %d%s\n' "$b" "$(stats "$TMP/p2.$b.repair")" \
 			"$(stats "$TMP/p2.$b.wipe" | sed 's/, p90.*//')" "$REPAIRS" "$(half_note "$TMP/p2.$b")"
+		[[ ! -f $TMP/p2.$b.kernel ]] || printf '  %-16s   %s\n' "$b" "$(kernel_line "$TMP/p2.$b")"
 		if [[ $b == nft ]] && ((FIGHT)); then
 			# Five repairs more than 2 s apart (each counted against a fight), then a sixth wipe.
 			restart_watcher

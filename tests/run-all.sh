@@ -14,7 +14,8 @@ fi
 packages=(iptables nftables wireguard-tools wireguard-go iproute2 iputils-ping tcpdump socat
           netcat-openbsd conntrack util-linux procps systemd man-db dpkg-dev debhelper lintian git
           rpm rpmlint makepkg pacman-package-manager libarchive-tools ansible-core g++ acl
-          fail2ban python3 docker.io busybox ufw firewalld dbus-daemon dbus debianutils)
+          fail2ban python3 python3-dbus python3-gi docker.io busybox ufw firewalld dbus-daemon dbus
+          debianutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
