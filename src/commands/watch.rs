@@ -52,6 +52,8 @@ const MAX_BURST: Duration = Duration::from_secs(2);
 /// look (one `-save` per family, a few milliseconds) every `LEGACY_POLL`.
 const LEGACY_PEEK: Duration = Duration::from_millis(250);
 const LEGACY_POLL: Duration = Duration::from_secs(30);
+/// Where no change can be seen (no notifications, no sizes to ask), a whole look this often.
+const BLIND_POLL: Duration = Duration::from_secs(5);
 /// A look now and then even where notifications come: a lost one costs this much at most.
 const SAFETY_NET: Duration = Duration::from_secs(300);
 const FIGHT_REPAIRS: usize = 5;
@@ -404,18 +406,21 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
     let mut last_look = Instant::now();
     // iptables-legacy's tables as last seen (None: look again).
     let mut legacy_seen = None;
+    // Whether the legacy tables' sizes can be asked (a raw socket); else whole looks only.
+    let peeks = legacy && crate::system::xtables::fingerprint().is_some();
     loop {
-        let poll = if legacy || !events.sees_ruleset() {
-            LEGACY_POLL
-        } else {
-            SAFETY_NET
+        let poll = match (legacy, peeks) {
+            (true, true) => LEGACY_POLL,
+            (true, false) => BLIND_POLL,
+            _ if !events.sees_ruleset() => BLIND_POLL,
+            _ => SAFETY_NET,
         };
         let timeout = match (&pending, hold_until) {
             (Some(_), Some(t)) => t.saturating_duration_since(Instant::now()),
             (Some(_), None) => Duration::ZERO,
             (None, _) => {
                 let mut next = poll.saturating_sub(last_look.elapsed());
-                if legacy {
+                if legacy && peeks {
                     next = next.min(LEGACY_PEEK);
                 }
                 match &live {
@@ -516,9 +521,9 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                 pending.get_or_insert_with(|| "the peers changed (wg set, wg syncconf)".into());
             }
         }
-        if legacy && pending.is_none() {
+        if legacy && peeks && pending.is_none() {
             let now = crate::system::xtables::fingerprint();
-            if now.is_none() || now != legacy_seen {
+            if now != legacy_seen {
                 pending = Some("the iptables-legacy tables changed".into());
                 undone = true;
             }
