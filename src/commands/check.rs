@@ -12,8 +12,8 @@ use crate::system::reliance::Depth;
 use crate::system::state::{Record, Store};
 use crate::system::sysctl;
 
-use super::install::{Guard, install};
-use super::{down, prepare, recorded_inputs};
+use super::install::{Guard, install_from};
+use super::{Reading, down, prepare, recorded_inputs};
 
 /// Prints one line per difference; returns whether all is (or is again) as installed.
 pub fn check(args: &Args) -> Result<bool> {
@@ -26,7 +26,7 @@ pub(super) fn check_in(store: &Store, iface: &IfaceName, repair: bool) -> Result
         return Ok(true);
     };
     let (opts, conf) = recorded_inputs(store, iface)?;
-    let drift = differences(store, &record, &opts, &conf)?;
+    let (drift, reading) = differences(store, &record, &opts, &conf)?;
     // Not drift: what another program now relies on, which `down` will leave.
     for k in down::left_at_down(store, iface, Depth::Cheap)? {
         crate::outln!("{iface}: down will leave {}={}: {}", k.key, k.value, k.why);
@@ -41,7 +41,8 @@ pub(super) fn check_in(store: &Store, iface: &IfaceName, repair: bool) -> Result
     if !repair {
         return Ok(false);
     }
-    let after = reinstall(store, &record, &opts, &conf)?;
+    install_from(iface, &opts, &conf, store, Guard::Off, Some(reading))?;
+    let (after, _) = differences(store, &record, &opts, &conf)?;
     for d in &after {
         crate::outln!("{iface}: still: {d}");
     }
@@ -51,41 +52,28 @@ pub(super) fn check_in(store: &Store, iface: &IfaceName, repair: bool) -> Result
     Ok(after.is_empty())
 }
 
-/// `check --repair` without a word: the differences from the plan, and those still there
-/// after the repair (none when it worked); None when nothing is installed.
-pub(super) fn repair(
-    store: &Store,
-    iface: &IfaceName,
-) -> Result<Option<(Vec<String>, Vec<String>)>> {
+/// The watcher's look: the differences from the plan, repaired at once from the same reading
+/// where there are any; None when nothing is installed. Whether the repair held is the next
+/// look's to see: the watcher looks again right after a repair.
+pub(super) fn repair(store: &Store, iface: &IfaceName) -> Result<Option<Vec<String>>> {
     let Some(record) = store.record(iface)? else {
         return Ok(None);
     };
     let (opts, conf) = recorded_inputs(store, iface)?;
-    let drift = differences(store, &record, &opts, &conf)?;
-    if drift.is_empty() {
-        return Ok(Some((drift, Vec::new())));
+    let (drift, reading) = differences(store, &record, &opts, &conf)?;
+    if !drift.is_empty() {
+        install_from(iface, &opts, &conf, store, Guard::Off, Some(reading))?;
     }
-    let after = reinstall(store, &record, &opts, &conf)?;
-    Ok(Some((drift, after)))
+    Ok(Some(drift))
 }
 
-/// Installs the recorded plan again; what still differs afterwards.
-fn reinstall(
-    store: &Store,
-    record: &Record,
-    opts: &Options,
-    conf: &WgConfig,
-) -> Result<Vec<String>> {
-    install(&record.iface, opts, conf, store, Guard::Off)?;
-    differences(store, record, opts, conf)
-}
-
+/// What differs from the plan, and the reading it was found in.
 fn differences(
     store: &Store,
     record: &Record,
     opts: &Options,
     conf: &WgConfig,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Reading)> {
     let iface: &IfaceName = &record.iface;
     let others: Vec<Record> = store
         .records()?
@@ -123,5 +111,11 @@ fn differences(
             ));
         }
     }
-    Ok(out)
+    let reading = Reading {
+        backend: record.backend,
+        plan,
+        before,
+        families,
+    };
+    Ok((out, reading))
 }

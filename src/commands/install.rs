@@ -17,7 +17,7 @@ use crate::rules::{Backend, lockout, residue};
 use crate::system::state::{Record, Store};
 use crate::system::{host, reliance, sockdiag, sysctl};
 
-use super::{choose_backend, down, files, prepare};
+use super::{Reading, choose_backend, down, files, prepare};
 
 #[derive(Clone, Copy, PartialEq)]
 pub(super) enum Guard {
@@ -35,6 +35,19 @@ pub(super) fn install(
     store: &Store,
     guard: Guard,
 ) -> Result<()> {
+    install_from(iface, opts, conf, store, guard, None)
+}
+
+/// `install`, from a reading just made with the same inputs where there is one (a repair's),
+/// and only if it was made with the backend this install uses.
+pub(super) fn install_from(
+    iface: &IfaceName,
+    opts: &Options,
+    conf: &WgConfig,
+    store: &Store,
+    guard: Guard,
+    reading: Option<Reading>,
+) -> Result<()> {
     store.check_writable()?;
     let records = store.records()?;
     let mine = records.iter().find(|r| &r.iface == iface).cloned();
@@ -49,7 +62,10 @@ pub(super) fn install(
     ];
     let shape_file = files::nft_shape(iface);
     let shape = store.read_named(&shape_file)?;
-    let (plan, before, families) = prepare(iface, opts, conf, backend)?;
+    let (plan, before, families) = match reading {
+        Some(r) if r.backend == backend => (r.plan, r.before, r.families),
+        _ => prepare(iface, opts, conf, backend)?,
+    };
     for note in &plan.notes {
         log::info!("{}", crate::config::quote::text(note));
     }

@@ -147,6 +147,16 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// What `prepare` read and derived with one backend. A repair installs from the reading that
+/// found the drift rather than reading the ruleset again: a process or three fewer between
+/// another tool's wipe and the repair's commit.
+pub(super) struct Reading {
+    backend: Backend,
+    plan: Plan,
+    before: Before,
+    families: Vec<Family>,
+}
+
 /// The plan for this host now, and what our part of the ruleset is before any change.
 fn prepare(
     iface: &IfaceName,

@@ -12,7 +12,7 @@ use crate::system::fake::{Call, Fake};
 use crate::system::os::Replaced;
 use crate::system::state::Store;
 
-use super::check::check_in;
+use super::check::{check_in, repair};
 use super::down::remove;
 use super::install::{Guard, install};
 use super::rollback::go_back;
@@ -377,7 +377,7 @@ fn a_refused_accept_in_another_managers_chain_unwinds_before_any_sysctl() {
 }
 
 #[test]
-fn repair_reads_installs_the_recorded_plan_and_reads_again() {
+fn repair_installs_the_recorded_plan_from_its_own_reading_and_reads_again() {
     let (fake, _os, store) = setup("repair");
     up(&fake, store.get());
     // Another tool flushed the ruleset: our table is gone.
@@ -389,12 +389,8 @@ fn repair_reads_installs_the_recorded_plan_and_reads_again() {
     );
     assert_eq!(
         runs(&calls),
-        [
-            "nft list chains",
-            "nft list chains",
-            "nft -f -",
-            "nft list chains"
-        ]
+        ["nft list chains", "nft -f -", "nft list chains"],
+        "the repair is made from the reading that found the drift"
     );
     assert!(script(&calls, 0).starts_with("add table inet wgfw\n"));
     assert!(
@@ -404,6 +400,10 @@ fn repair_reads_installs_the_recorded_plan_and_reads_again() {
     // Without --repair, a look only.
     assert!(!check_in(store.get(), &wg0(), false).unwrap());
     assert_eq!(runs(&fake.take()), ["nft list chains"]);
+    // The watcher's look: one reading, the repair; the next look sees whether it held.
+    let drift = repair(store.get(), &wg0()).unwrap().expect("installed");
+    assert_eq!(drift, ["table inet wgfw is gone"]);
+    assert_eq!(runs(&fake.take()), ["nft list chains", "nft -f -"]);
 }
 
 #[test]

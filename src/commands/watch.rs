@@ -587,10 +587,10 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                 }
                 crate::errln!("wgfw-hook: {iface}: planned anew after {cause}");
             }
-            Ok(Look::Repaired { drift, left }) => {
+            Ok(Look::Repaired { drift }) => {
                 state.repairs += 1;
                 state.last = Some((now_secs(), cause.clone()));
-                state.error = left.first().map(|d| format!("still: {d}"));
+                state.error = None;
                 crate::errln!(
                     "wgfw-hook: {iface}: repaired after {cause}: {}",
                     drift.join("; ")
@@ -666,7 +666,6 @@ enum Look {
     Replanned,
     Repaired {
         drift: Vec<String>,
-        left: Vec<String>,
     },
 }
 
@@ -675,8 +674,8 @@ fn look(iface: &IfaceName) -> Result<Look> {
     let store = Store::open()?;
     Ok(match check::repair(&store, iface)? {
         None => Look::Gone,
-        Some((drift, _)) if drift.is_empty() => Look::AsPlanned,
-        Some((drift, left)) => Look::Repaired { drift, left },
+        Some(drift) if drift.is_empty() => Look::AsPlanned,
+        Some(drift) => Look::Repaired { drift },
     })
 }
 
