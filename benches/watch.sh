@@ -2,7 +2,8 @@
 # What the watcher (`wgfw-hook watch`, started by `up`) costs and how fast it repairs (#24).
 # Not a test: it prints figures.
 #
-#   usage: sudo benches/watch.sh [--quick] [--rounds N] [--legacy-rounds N] [--idle SECONDS]
+#   usage: sudo benches/watch.sh [--quick] [--rounds N] [--quiet-rounds N] [--legacy-rounds N]
+#                                [--idle SECONDS]
 #                                [--backends "nft iptables-nft iptables-legacy"] [--parts "1 2 3 5"]
 #
 # Builds the release binary (honours CARGO_TARGET_DIR), then, in two network namespaces of its
@@ -28,6 +29,9 @@
 #      last of `iptables-nft` and `ip6tables-nft`) to the last repair commit (any other program:
 #      the watcher's `nft`, `iptables-nft-restore`) before the whole mark; half-repaired wipes
 #      left out. iptables-legacy makes no nf_tables commits: no such figure.
+#      The polls compete with the watcher for the CPUs (each is a listing program): "unwatched",
+#      N more wipes (--quiet-rounds, as many as --rounds) where the bench runs nothing until
+#      0.5 s after the wipe, then looks once; only the kernel's figure is taken.
 #   2. leaks, per backend: a client (`--role client`, the kill switch) whose firewall is wiped
 #      while it sends UDP probes to 192.0.2.1 (outside the tunnel) at 1,000 a second; the probes
 #      that reach "inet" are counted there by an nft counter of its own. First a control without
@@ -58,15 +62,16 @@
 # the end-to-end tests take: flock /tmp/wgfw-e2e.lock bash benches/watch.sh
 set -Eeuo pipefail
 
-ROUNDS=100 LEGACY_ROUNDS= IDLE=60 WIPES=20 LEGACY_WIPES=20 ADDS=10 EDITS=3 SIZES="10 1000"
+ROUNDS=100 QUIET_ROUNDS= QUIET=0 QUIET_WAIT=0.5 LEGACY_ROUNDS= IDLE=60 WIPES=20 LEGACY_WIPES=20 ADDS=10 EDITS=3 SIZES="10 1000"
 BACKENDS="nft iptables-nft iptables-legacy" FIGHT=1 PARTS="1 2 3 5" BURST=20
 # The watcher coalesces changes within 2 s of a look (MAX_BURST in src/commands/watch.rs).
 GAP=2.1
 usage() { sed -n '4,5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
 	case $1 in
-	--quick) ROUNDS=5 LEGACY_ROUNDS=2 IDLE=10 WIPES=5 LEGACY_WIPES=2 ADDS=3 EDITS=1 SIZES="10 100" BURST=5 ;;
+	--quick) ROUNDS=5 QUIET_ROUNDS=5 LEGACY_ROUNDS=2 IDLE=10 WIPES=5 LEGACY_WIPES=2 ADDS=3 EDITS=1 SIZES="10 100" BURST=5 ;;
 	--rounds) ROUNDS=$2; shift ;;
+	--quiet-rounds) QUIET_ROUNDS=$2; shift ;;
 	--legacy-rounds) LEGACY_ROUNDS=$2; shift ;;
 	--idle) IDLE=$2; shift ;;
 	--backends) BACKENDS=$2; shift ;;
@@ -76,6 +81,7 @@ while (($#)); do
 	esac
 	shift
 done
+QUIET_ROUNDS=${QUIET_ROUNDS:-$ROUNDS}
 [[ $EUID -eq 0 ]] || { echo "watch.sh: run as root (it creates network namespaces)" >&2; exit 2; }
 missing=()
 for c in ip nsenter wireguard-go wg wg-quick nft python3 iptables-nft ip6tables-nft iptables-legacy ip6tables-legacy cargo; do
@@ -368,7 +374,13 @@ wipe_rounds() {
 		t0=$(now_us)
 		wipe "$b"
 		t1=$(now_us)
-		if wait_whole "$b" "$REF" "$deadline"; then
+		# Unwatched (QUIET=1): nothing of the bench runs while the watcher repairs (a listing every
+		# few ms competes with it for the 2 CPUs); one look after QUIET_WAIT; the kernel's clock says
+		# when the repair landed.
+		if ((QUIET)) && { sleep "$QUIET_WAIT"; [[ $(rules_of "$b") == "$REF" ]]; }; then
+			mark whole
+			half=
+		elif ((!QUIET)) && wait_whole "$b" "$REF" "$deadline"; then
 			mark whole
 			echo $(($(now_us) - t1)) >>"$out.repair"
 			half=
@@ -432,13 +444,20 @@ if part 1; then
 	for b in $BACKENDS; do
 		UP_ARGS=(--config "$CONF" --backend "$b")
 		up_watched "$b"
-		[[ $b == iptables-legacy ]] || start_listener "$TMP/commits.p1.$b" $(((ROUNDS + BURST) * 15 + 300))
+		[[ $b == iptables-legacy ]] || start_listener "$TMP/commits.p1.$b" $(((ROUNDS + QUIET_ROUNDS + BURST) * 15 + 300))
 		if [[ $b == iptables-legacy ]]; then
 			wipe_rounds "$b" "${LEGACY_ROUNDS:-$ROUNDS}" "$GAP" "$TMP/p1.$b"
 			printf '  %-16s its tables asked every 250 ms: %s\n' "$b" "$(stats "$TMP/p1.$b.repair")"
 		else
 			wipe_rounds "$b" "$ROUNDS" "$GAP" "$TMP/p1.$b"
 			printf '  %-16s after 2 s of quiet: %s\n' "$b" "$(stats "$TMP/p1.$b.repair")"
+		fi
+		if [[ -n $LISTENER ]] && ((QUIET_ROUNDS > 0)); then
+			restart_watcher
+			QUIET=1
+			wipe_rounds "$b" "$QUIET_ROUNDS" "$GAP" "$TMP/p1q.$b"
+			QUIET=0
+			printf '  %-16s   unwatched (nothing of the bench runs until %s s after the wipe): %s%s\n' "$b" "$QUIET_WAIT" "$(kernel_line "$TMP/p1q.$b")" "$(half_note "$TMP/p1q.$b")"
 		fi
 		printf '  %-16s   the wipe itself: %s; repairs counted: %d%s\n' "$b" "$(stats "$TMP/p1.$b.wipe")" "$REPAIRS" "$(half_note "$TMP/p1.$b")"
 		[[ ! -f $TMP/p1.$b.kernel ]] || printf '  %-16s   %s\n' "$b" "$(kernel_line "$TMP/p1.$b")"
