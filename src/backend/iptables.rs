@@ -27,17 +27,26 @@ pub(crate) fn read(
     overview: Option<&Listing>,
 ) -> Result<BTreeMap<Family, Live>> {
     let mut lives = BTreeMap::new();
+    let mut saved = Vec::new();
     for f in families {
         let light = match v {
             Variant::Nft => overview.map(|o| Live::from_overview(o, *f)),
             Variant::Legacy => xtables::overview(*f),
         }
         .filter(|l| !l.has_own_chains());
-        let live = match light {
-            Some(l) => l,
-            None => live_rules(v, *f)?,
-        };
-        lives.insert(*f, live);
+        match light {
+            Some(l) => {
+                lives.insert(*f, l);
+            }
+            None => saved.push(*f),
+        }
+    }
+    // The families' `-save`s side by side: a repair waits for the slower, not for both.
+    let progs: Vec<String> = saved.iter().map(|f| v.save(*f)).collect();
+    let jobs: Vec<(&str, &[&str], Option<&str>)> =
+        progs.iter().map(|p| (p.as_str(), &[][..], None)).collect();
+    for ((f, prog), out) in saved.iter().zip(&progs).zip(cmd::run_together(&jobs)) {
+        lives.insert(*f, parse_saved(prog, out?)?);
     }
     Ok(lives)
 }
@@ -45,7 +54,10 @@ pub(crate) fn read(
 /// The live ruleset of one family as the variant's `-save` shows it.
 pub(crate) fn live_rules(variant: Variant, family: Family) -> Result<Live> {
     let prog = variant.save(family);
-    let out = cmd::run(&prog, &[], None)?;
+    parse_saved(&prog, cmd::run(&prog, &[], None)?)
+}
+
+fn parse_saved(prog: &str, out: cmd::Output) -> Result<Live> {
     if !out.ok {
         return Err(Error::system(format!(
             "{prog} failed: {}",
@@ -78,6 +90,33 @@ pub(crate) fn apply(
         if let Some(s) = iptables::transaction(&want, &gone, live) {
             scripts.push((fp.family, s));
         }
+    }
+    if v == Variant::Nft && scripts.len() > 1 {
+        // The families are tables of their own: their restores run side by side, and a
+        // failure puts back every family, since each may have committed. (iptables-legacy's
+        // restores share the xtables lock: one would wait a second for the other's.)
+        let what: Vec<String> = scripts
+            .iter()
+            .map(|(f, _)| format!("the {f} rules"))
+            .collect();
+        let progs: Vec<String> = scripts.iter().map(|(f, _)| v.restore(*f)).collect();
+        let jobs: Vec<cmd::Script<'_>> = scripts
+            .iter()
+            .zip(&progs)
+            .zip(&what)
+            .map(|(((_, script), prog), what)| cmd::Script {
+                program: prog,
+                args: &RESTORE_ARGS,
+                script,
+                what,
+            })
+            .collect();
+        if let Some(e) = cmd::transactions(&jobs).into_iter().find_map(Result::err) {
+            let applied: Vec<Family> = scripts.iter().map(|(f, _)| *f).collect();
+            undo(v, &plan.iface, &applied, lives);
+            return Err(e);
+        }
+        return Ok(());
     }
     let mut applied = Vec::new();
     for (family, script) in &scripts {

@@ -19,7 +19,12 @@ use super::rollback::go_back;
 
 /// A dual-stack server host: nft installed, eth0 and wg0 up, every sysctl at its default.
 fn host() -> Rc<Fake> {
-    let fake = Fake::new(&["nft"], Some(1420));
+    host_with(&["nft"])
+}
+
+/// `host()` with these programs installed.
+fn host_with(programs: &[&str]) -> Rc<Fake> {
+    let fake = Fake::new(programs, Some(1420));
     for dev in ["all", "default", "lo", "eth0", "wg0"] {
         for (key, v) in [
             ("rp_filter", "0"),
@@ -502,4 +507,49 @@ fn a_change_of_peers_alone_is_written_as_their_elements() {
             "nft -f -"
         ]
     );
+}
+
+/// iptables-nft: the families' restores run side by side (one after the other in the fake), and
+/// when one is refused both are put back: each may have committed.
+#[test]
+fn iptables_nft_restores_both_families_and_undoes_both_when_one_fails() {
+    let fake = host_with(&[
+        "nft",
+        "iptables-nft-save",
+        "ip6tables-nft-save",
+        "iptables-nft-restore",
+        "ip6tables-nft-restore",
+    ]);
+    let _os = fake.install();
+    let store = TempStore::new("ipt-nft-both");
+    let opts = Options {
+        backend: Some(BackendChoice::IptablesNft),
+        ..options()
+    };
+    install(&wg0(), &opts, &config(), store.get(), Guard::Off).expect("up");
+    let restores = |calls: &[Call]| -> Vec<String> {
+        runs(calls)
+            .into_iter()
+            .filter(|l| l.contains("-restore"))
+            .collect()
+    };
+    let both = [
+        "iptables-nft-restore --noflush --wait 10",
+        "ip6tables-nft-restore --noflush --wait 10",
+    ];
+    assert_eq!(restores(&fake.take()), both);
+    // The IPv6 restore refused: the IPv4 family, committed, is put back too.
+    let store = TempStore::new("ipt-nft-undo");
+    fake.refuse_script("--icmpv6-type 1 -j ACCEPT");
+    install(&wg0(), &opts, &config(), store.get(), Guard::Off).unwrap_err();
+    let calls = fake.take();
+    let saves: Vec<String> = runs(&calls)
+        .into_iter()
+        .filter(|l| l.contains("-save"))
+        .collect();
+    assert!(
+        saves.ends_with(&["ip6tables-nft-save".into(), "iptables-nft-save".into()]),
+        "both families read again to be put back, newest first: {saves:?}"
+    );
+    assert!(store.files().is_empty(), "{:?}", store.files());
 }
