@@ -51,6 +51,27 @@ pub(crate) fn read(
     Ok(lives)
 }
 
+/// iptables-nft where the interface's chains are expected: `nft list chains` and every
+/// family's `-save`, side by side. The overview is None where nft fails, as in `read`'s caller.
+pub(crate) fn read_with_overview(
+    families: &[Family],
+) -> Result<(Option<Listing>, BTreeMap<Family, Live>)> {
+    let progs: Vec<String> = families.iter().map(|f| Variant::Nft.save(*f)).collect();
+    let mut jobs: Vec<(&str, &[&str], Option<&str>)> = vec![("nft", &["list", "chains"], None)];
+    jobs.extend(progs.iter().map(|p| (p.as_str(), &[][..], None)));
+    let mut outs = cmd::run_together(&jobs).into_iter();
+    let overview = outs
+        .next()
+        .and_then(|o| o.ok())
+        .filter(|o| o.ok)
+        .map(|o| Listing::parse(&o.stdout));
+    let mut lives = BTreeMap::new();
+    for ((f, prog), out) in families.iter().zip(&progs).zip(outs) {
+        lives.insert(*f, parse_saved(prog, out?)?);
+    }
+    Ok((overview, lives))
+}
+
 /// The live ruleset of one family as the variant's `-save` shows it.
 pub(crate) fn live_rules(variant: Variant, family: Family) -> Result<Live> {
     let prog = variant.save(family);

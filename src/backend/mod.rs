@@ -145,8 +145,19 @@ pub(crate) fn chains_of(
         .collect()
 }
 
-pub(crate) fn read(backend: Backend, families: &[Family]) -> Result<Before> {
+/// What is there before a change. `installed`: the interface's chains are expected (a repair,
+/// an `up` again): iptables-nft's overview and its `-save`s are then read side by side. A first
+/// `up` reads the overview first, which may spare it the `-save`s of a host of many rules.
+pub(crate) fn read(backend: Backend, families: &[Family], installed: bool) -> Result<Before> {
     Ok(match backend {
+        Backend::Iptables(Variant::Nft) if installed && cmd::find("nft").is_some() => {
+            let (overview, lives) = iptables::read_with_overview(families)?;
+            Before::Iptables {
+                variant: Variant::Nft,
+                lives,
+                overview,
+            }
+        }
         Backend::Iptables(variant) => {
             let overview = cmd::find("nft").and_then(|_| nft::overview().ok());
             let lives = iptables::read(variant, families, overview.as_ref())?;

@@ -80,7 +80,7 @@ fn differences(
         .into_iter()
         .filter(|r| &r.iface != iface)
         .collect();
-    let (plan, before, families) = prepare(iface, opts, conf, record.backend)?;
+    let (plan, before, families) = prepare(iface, opts, conf, record.backend, true)?;
     let shape = store.read_named(&super::files::nft_shape(iface))?;
     let mut out = backend::differences(&plan, &others, &before, shape.as_deref())?;
     for w in &plan.sysctls {

@@ -64,7 +64,7 @@ pub(super) fn install_from(
     let shape = store.read_named(&shape_file)?;
     let (plan, before, families) = match reading {
         Some(r) if r.backend == backend => (r.plan, r.before, r.families),
-        _ => prepare(iface, opts, conf, backend)?,
+        _ => prepare(iface, opts, conf, backend, mine.is_some())?,
     };
     for note in &plan.notes {
         log::info!("{}", crate::config::quote::text(note));

@@ -163,12 +163,13 @@ fn prepare(
     opts: &Options,
     conf: &WgConfig,
     backend: Backend,
+    installed: bool,
 ) -> Result<(Plan, Before, Vec<Family>)> {
     let mut facts = host::gather(iface, opts.wan.as_ref(), conf.listen_port.is_none());
     facts.lan_routes = host::lan_routes(&opts.lan);
     let endpoint_notes = endpoints(&mut facts, iface, conf, opts);
     let families = backend::families(facts.ipv6_enabled);
-    let before = backend::read(backend, &families)?;
+    let before = backend::read(backend, &families, installed)?;
     // Last: a userspace WireGuard may still be working its answer out.
     live_peers(&mut facts, iface, opts);
     facts.input_owner = backend::input_owners(&before);

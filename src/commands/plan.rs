@@ -35,7 +35,7 @@ pub fn plan(args: &Args) -> Result<()> {
     live_peers(&mut facts, iface, &opts);
     let mut notes = endpoints(&mut facts, iface, &conf, &opts);
     let families = backend::families(facts.ipv6_enabled);
-    let before = backend::read(backend, &families).ok();
+    let before = backend::read(backend, &families, false).ok();
     match &before {
         Some(before) => facts.input_owner = backend::input_owners(before),
         None => notes.push(

@@ -121,7 +121,7 @@ impl Report {
             .collect();
         let plan = recorded_inputs(store, &r.iface)
             .ok()
-            .and_then(|(opts, conf)| prepare(&r.iface, &opts, &conf, r.backend).ok())
+            .and_then(|(opts, conf)| prepare(&r.iface, &opts, &conf, r.backend, true).ok())
             .map(|(plan, _, _)| plan);
         let counters = plan
             .as_ref()
