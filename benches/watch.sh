@@ -452,6 +452,8 @@ if part 1; then
 			wipe_rounds "$b" "$ROUNDS" "$GAP" "$TMP/p1.$b"
 			printf '  %-16s after 2 s of quiet: %s\n' "$b" "$(stats "$TMP/p1.$b.repair")"
 		fi
+		printf '  %-16s   the wipe itself: %s; repairs counted: %d%s\n' "$b" "$(stats "$TMP/p1.$b.wipe")" "$REPAIRS" "$(half_note "$TMP/p1.$b")"
+		[[ ! -f $TMP/p1.$b.kernel ]] || printf '  %-16s   %s\n' "$b" "$(kernel_line "$TMP/p1.$b")"
 		if [[ -n $LISTENER ]] && ((QUIET_ROUNDS > 0)); then
 			restart_watcher
 			QUIET=1
@@ -459,8 +461,6 @@ if part 1; then
 			QUIET=0
 			printf '  %-16s   unwatched (nothing of the bench runs until %s s after the wipe): %s%s\n' "$b" "$QUIET_WAIT" "$(kernel_line "$TMP/p1q.$b")" "$(half_note "$TMP/p1q.$b")"
 		fi
-		printf '  %-16s   the wipe itself: %s; repairs counted: %d%s\n' "$b" "$(stats "$TMP/p1.$b.wipe")" "$REPAIRS" "$(half_note "$TMP/p1.$b")"
-		[[ ! -f $TMP/p1.$b.kernel ]] || printf '  %-16s   %s\n' "$b" "$(kernel_line "$TMP/p1.$b")"
 		restart_watcher
 		wipe_rounds "$b" "$BURST" 0.3 "$TMP/p1b.$b"
 		stop_listener
