@@ -115,6 +115,24 @@ pub(crate) fn live_peers(iface: &IfaceName) -> Option<Vec<(String, Vec<IpNet>)>>
         Some((_, asked)) => asked,
         None => os().uapi_ask(iface),
     };
+    let peers = live_peers_asked(iface, asked);
+    if let Some(p) = &peers {
+        READ.with(|r| *r.borrow_mut() = Some((iface.clone(), p.clone())));
+    }
+    peers
+}
+
+/// The peers the last plan was made with (`live_peers`), taken: a watcher compares its poll's
+/// answers with what the firewall was built from, not with its own last answer.
+pub(crate) fn take_peers_read(iface: &IfaceName) -> Option<Vec<(String, Vec<IpNet>)>> {
+    READ.with(|r| r.borrow_mut().take_if(|(i, _)| i == iface))
+        .map(|(_, peers)| peers)
+}
+
+fn live_peers_asked(
+    iface: &IfaceName,
+    asked: Option<uapi::Asked>,
+) -> Option<Vec<(String, Vec<IpNet>)>> {
     match asked.map(uapi::Asked::answer) {
         Some(Ok(text)) => {
             if let Some(peers) = uapi::parse_peers(&text) {
@@ -164,6 +182,8 @@ pub(crate) fn forget_silence(iface: &IfaceName) {
 }
 
 thread_local! {
+    /// The peers `live_peers` last read, and of which interface (`take_peers_read`).
+    static READ: RefCell<Option<(IfaceName, uapi::Peers)>> = const { RefCell::new(None) };
     /// The interfaces whose userspace WireGuard did not answer (`live_peers`): not asked again,
     /// neither on its socket nor through `wg`, which asks that same socket.
     static SILENT: RefCell<BTreeSet<IfaceName>> = const { RefCell::new(BTreeSet::new()) };
