@@ -1219,3 +1219,116 @@ fn input_beyond_the_limits_is_refused_in_one_line() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// No wg-quick config and no live interface: `plan` reads the tunnel from systemd-networkd's
+/// files as networkd will create it (the `.netdev` that names it, the first `.network` that
+/// matches it, drop-ins, masks). Every directory networkd reads is the script's own: overlays
+/// of /etc and /run in its mount namespace, empty tmpfs over the others; the host's are never
+/// written.
+#[test]
+fn plan_reads_a_tunnel_networkd_has_not_created_yet() {
+    let dir = scratch("networkd");
+    let d = dir.display();
+    let out = in_netns(&format!(
+        r#"mount -t tmpfs tmpfs /mnt; mkdir -p /mnt/etc/upper /mnt/etc/work /mnt/run/upper /mnt/run/work
+mount -t overlay overlay -o lowerdir=/etc,upperdir=/mnt/etc/upper,workdir=/mnt/etc/work /etc
+mount -t overlay overlay -o lowerdir=/run,upperdir=/mnt/run/upper,workdir=/mnt/run/work /run
+for n in /usr/local/lib/systemd/network /usr/lib/systemd/network; do
+  if [ -d $n ]; then mount -t tmpfs tmpfs $n; fi
+done
+mkdir -p /etc/systemd/network /run/systemd/network
+mount -t tmpfs tmpfs /etc/systemd/network; mount -t tmpfs tmpfs /run/systemd/network
+E=/etc/systemd/network R=/run/systemd/network
+# Masked in /etc: never read.
+printf '[NetDev]\nName=wgnd0\nKind=wireguard\n[WireGuard]\nListenPort=1111\n' >$R/40-wgnd0.netdev
+ln -s /dev/null $E/40-wgnd0.netdev
+# Not WireGuard.
+printf '[NetDev]\nName=wgnd0\nKind=bridge\n' >$R/45-wgnd0.netdev
+cat >$E/50-wgnd0.netdev <<X
+[NetDev]
+Name=wgnd0
+Kind=wireguard
+[WireGuard]
+ListenPort=51820
+PrivateKeyFile=$E/wgnd0.key
+[WireGuardPeer]
+PublicKey=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1=
+AllowedIPs=10.66.0.2/32
+[WireGuardPeer]
+PublicKey=BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB2=
+AllowedIPs=10.66.0.3/32,fd66::3/128
+X
+printf '[Match]\nName=eth* en*\n[Network]\nAddress=10.98.0.1/24\n' >$E/10-eth.network
+printf '[Match]\nName=wgnd0\n[Network]\nAddress=10.66.0.1/24\n' >$E/50-wgnd0.network
+# Shadowed by /etc's file of the same name.
+printf '[Match]\nName=wgnd0\n[Network]\nAddress=10.97.0.1/24\n' >$R/50-wgnd0.network
+mkdir $R/50-wgnd0.network.d
+printf '[Address]\nAddress=fd66::1/64\n' >$R/50-wgnd0.network.d/v6.conf
+# Matches too, but comes later: networkd applies the first.
+printf '[Match]\nName=wg*\n[Network]\nAddress=10.99.0.1/24\n' >$E/60-wg.network
+set +e
+"$BIN" plan wgnd0 --backend nft >{d}/ok.out 2>{d}/ok.err; echo "ok=$?"
+# A host address: the peers' AllowedIPs are the tunnel networks.
+rm -r $R/50-wgnd0.network.d; printf '[Match]\nName=wgnd0\n[Network]\nAddress=10.66.0.1/32\n' >$E/50-wgnd0.network
+"$BIN" plan wgnd0 --backend nft >{d}/peers.out 2>/dev/null; echo "peers=$?"
+# No .network gives an address.
+mv $E/50-wgnd0.network $E/60-wg.network $E/10-eth.network /mnt/; rm $R/50-wgnd0.network
+"$BIN" plan wgnd0 >/dev/null 2>{d}/noaddr.err; echo "noaddr=$?"
+mv /mnt/50-wgnd0.network $E/
+# A value networkd's file gets wrong.
+sed -i 's|^AllowedIPs=10.66.0.2/32$|AllowedIPs=10.66.0.2/33|' $E/50-wgnd0.netdev
+"$BIN" plan wgnd0 >/dev/null 2>{d}/bad.err; echo "bad=$?"
+# A file another user could write never becomes the firewall.
+sed -i 's|/33$|/32|' $E/50-wgnd0.netdev; chmod o+w $E/50-wgnd0.netdev
+"$BIN" plan wgnd0 >/dev/null 2>{d}/trust.err; echo "trust=$?"
+# No .netdev: the error says what was looked for.
+rm $E/50-wgnd0.netdev
+"$BIN" plan wgnd0 >/dev/null 2>{d}/none.err; echo "none=$?"
+"#
+    ));
+    let read = |f: &str| text(&std::fs::read(dir.join(f)).unwrap());
+    let stdout = text(&out.stdout);
+    for rc in ["ok=0", "peers=0", "noaddr=2", "bad=2", "trust=2", "none=2"] {
+        assert!(stdout.lines().any(|l| l == rc), "{rc}: {stdout}");
+    }
+    let plan = read("ok.out");
+    for want in [
+        "# listen port 51820, MTU 1420, backend nft",
+        "# IPv4: address 10.66.0.1/24; tunnel 10.66.0.0/24;",
+        "# IPv6: address fd66::1/64; tunnel fd66::/64;",
+        "# note: the tunnel's addresses, port and peers are read from /etc/systemd/network/50-wgnd0.netdev, 50-wgnd0.network and /run/systemd/network/50-wgnd0.network.d/v6.conf (wgnd0 is not up yet); options: the command line",
+        "udp dport 51820",
+    ] {
+        assert!(plan.contains(want), "{want:?} not in\n{plan}");
+    }
+    for never in ["1111", "10.97.0.1", "10.98.0.1", "10.99.0.1"] {
+        assert!(!plan.contains(never), "{never} in\n{plan}");
+    }
+    let peers = read("peers.out");
+    assert!(
+        peers.contains("# IPv4: address 10.66.0.1/32; tunnel 10.66.0.2/31;"),
+        "{peers}"
+    );
+    let one_line = |f: &str, want: &str| {
+        let err = read(f);
+        assert_eq!(err.lines().count(), 1, "{f}: {err}");
+        assert!(err.contains(want), "{f}: {err:?} should say {want:?}");
+    };
+    one_line(
+        "noaddr.err",
+        "/etc/systemd/network/50-wgnd0.netdev creates wgnd0, but no .network matches it to give it an Address=",
+    );
+    one_line(
+        "bad.err",
+        "/etc/systemd/network/50-wgnd0.netdev:9: AllowedIPs \"10.66.0.2/33\" is not an IP network",
+    );
+    one_line(
+        "trust.err",
+        "/etc/systemd/network/50-wgnd0.netdev: every user may write it",
+    );
+    one_line(
+        "none.err",
+        "/etc/wireguard/wgnd0.conf: no such wg-quick config, and no live WireGuard interface wgnd0 to read instead, nor a systemd-networkd .netdev that creates it",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzes the readers of wgfw-hook (wg-quick config, settings file, command line) with cargo-fuzz
-# (libFuzzer), SECONDS per target (default 60, or $WGFW_FUZZ_SECONDS), then replays every input
-# found (and the committed hostile seeds) through the real iptables-restore --test (iptables-nft
-# and iptables-legacy, both families) and nft -c, in a network namespace of its own. Exits
-# non-zero on any crash, hang, broken invariant or refused ruleset; a crash's input is left in
-# fuzz/artifacts/TARGET/.
+# Fuzzes the readers of wgfw-hook (wg-quick config, systemd-networkd's files, settings file,
+# command line) with cargo-fuzz (libFuzzer), SECONDS per target (default 60, or
+# $WGFW_FUZZ_SECONDS), then replays every input found (and the committed hostile seeds)
+# through the real iptables-restore --test (iptables-nft and iptables-legacy, both families)
+# and nft -c, in a network namespace of its own. Exits non-zero on any crash, hang, broken
+# invariant or refused ruleset; a crash's input is left in fuzz/artifacts/TARGET/.
 #
 # Usage: sudo tests/fuzz.sh [SECONDS]
 # Needs root (unshare -n), cargo, a C++ compiler (libFuzzer), iptables and nftables. Installs
@@ -18,7 +18,7 @@ secs=${1:-${WGFW_FUZZ_SECONDS:-60}}
 case $secs in
   '' | *[!0-9]* | 0) echo "tests/fuzz.sh: SECONDS must be a positive number, not \"$secs\"" >&2; exit 2 ;;
 esac
-targets=(wgconf settings cli)
+targets=(wgconf networkd settings cli)
 # The fuzz crate keeps its own target directory (fuzz/target), whatever the caller's.
 unset CARGO_TARGET_DIR
 

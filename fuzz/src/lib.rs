@@ -15,14 +15,15 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use wgfw_hook::config::cli::{self, Invocation, Options};
-use wgfw_hook::rules::{self, Backend};
-use wgfw_hook::rules::iptables;
-use wgfw_hook::rules::nft;
-use wgfw_hook::plan::{self, Family, HostFacts, Purpose};
-use wgfw_hook::rules::{COUNTED, ChainId};
+use wgfw_hook::config::networkd;
 use wgfw_hook::config::settings;
 use wgfw_hook::config::types::IfaceName;
 use wgfw_hook::config::wgconf::{self, WgConfig};
+use wgfw_hook::plan::{self, Family, HostFacts, Purpose};
+use wgfw_hook::rules::iptables;
+use wgfw_hook::rules::nft;
+use wgfw_hook::rules::{self, Backend};
+use wgfw_hook::rules::{COUNTED, ChainId};
 
 /// A rendered script, with what must accept it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,6 +76,54 @@ pub fn wgconf(data: &[u8]) -> Vec<Script> {
         a.line = b.line;
     }
     assert_eq!(again, conf, "the rendered config reads back otherwise");
+    let iface: IfaceName = "wg0".parse().expect("a valid name");
+    OPTION_SETS
+        .iter()
+        .flat_map(|args| render_all(&iface, &conf, &options(args)))
+        .collect()
+}
+
+/// Target `networkd`: the bytes as a systemd-networkd `.netdev`, then after the first NUL
+/// byte (if any) the `.network` that matches it: picked as `system::networkd` picks them, read,
+/// planned like a wg-quick config, and recorded as `up` records it.
+pub fn networkd(data: &[u8]) -> Vec<Script> {
+    let (netdev, network) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let (netdev, network) = (
+        String::from_utf8_lossy(netdev),
+        String::from_utf8_lossy(network),
+    );
+    let netdev = [networkd::Source {
+        path: Path::new("/etc/systemd/network/50-wg0.netdev"),
+        text: &netdev,
+    }];
+    let network = [networkd::Source {
+        path: Path::new("/etc/systemd/network/50-wg0.network"),
+        text: &network,
+    }];
+    let _ = networkd::netdev_creates(&netdev);
+    let network: &[networkd::Source] = if networkd::network_matches(&network, "wg0") {
+        &network
+    } else {
+        &[]
+    };
+    let Ok(conf) = networkd::parse(&netdev, network) else {
+        return Vec::new();
+    };
+    // `up` records the tunnel as a wg-quick config and plans from that again later.
+    let recorded = WgConfig {
+        path: "wg0.conf".into(),
+        networkd: None,
+        ..conf.clone()
+    };
+    let mut again = wgconf::parse(Path::new("wg0.conf"), &wgconf::render(&conf))
+        .unwrap_or_else(|e| panic!("the recorded tunnel does not read back: {e}"));
+    for (a, b) in again.peers.iter_mut().zip(&conf.peers) {
+        a.line = b.line;
+    }
+    assert_eq!(again, recorded, "the recorded tunnel reads back otherwise");
     let iface: IfaceName = "wg0".parse().expect("a valid name");
     OPTION_SETS
         .iter()
@@ -530,6 +579,8 @@ mod tests {
         let base = BASE_CONFIG.as_bytes();
         assert_eq!(wgconf(base).len(), OPTION_SETS.len() * 3);
         assert_eq!(settings(b"role = client\nallow-lan\n").len(), 3);
+        let nd = std::fs::read("seeds/networkd/server").unwrap();
+        assert_eq!(networkd(&nd).len(), OPTION_SETS.len() * 3);
         assert_eq!(cli(b"up\0wg+0\0--nat6\0--wan\0-j").len(), 3);
     }
 

@@ -29,6 +29,7 @@ use std::path::PathBuf;
 
 use crate::backend::{self, Before};
 use crate::config::cli::{Args, Options};
+use crate::config::quote;
 use crate::config::settings;
 use crate::config::types::{BackendChoice, IfaceName, Role};
 use crate::config::wgconf::{self, WgConfig};
@@ -36,8 +37,8 @@ use crate::error::{Error, Result};
 use crate::plan::{Family, HostFacts, Plan, Purpose};
 use crate::rules::Backend;
 use crate::rules::iptables::Variant;
-use crate::system::host;
 use crate::system::state::{Record, Store};
+use crate::system::{host, networkd};
 
 /// The records `up` keeps besides each interface's `IFACE.state`, by file name.
 mod files {
@@ -101,19 +102,73 @@ fn load(args: &Args) -> Result<(Options, WgConfig)> {
                     );
                     conf
                 }
-                (false, None) => {
-                    return Err(Error::usage(format!(
-                        "{}: no such wg-quick config, and no live WireGuard interface {} to read instead: the tunnel's addresses, port and peers are known once either is there (or name a config with --config PATH)",
-                        path.display(),
-                        args.iface
-                    )));
-                }
+                (false, None) => from_networkd(&path, &args.iface)?,
                 _ => wgconf::read(&path)?,
             }
         }
     };
     opts.check_limits(&conf).map_err(Error::usage)?;
     Ok((opts, conf))
+}
+
+/// Neither a wg-quick config nor the live interface: the tunnel as systemd-networkd will
+/// create it, from its files. Without an address (no `.network` gives one) there is no tunnel
+/// network to build a firewall around: a one-line error says what is missing.
+fn from_networkd(path: &std::path::Path, iface: &IfaceName) -> Result<WgConfig> {
+    let unreadable = match networkd::tunnel(iface)? {
+        networkd::Found::Tunnel(conf) if conf.addresses.is_empty() => {
+            let netdev = quote::path(&conf.path);
+            let network = conf
+                .networkd
+                .as_ref()
+                .and_then(|f| f.network.first())
+                .map(|n| quote::path(n));
+            return Err(Error::usage(match network {
+                Some(network) => format!(
+                    "{netdev} creates {iface}, but {network}, the .network that matches it, gives it no Address=: the tunnel's addresses are known once it has one (wgfw-hook@{iface} waits for them)"
+                ),
+                None => format!(
+                    "{netdev} creates {iface}, but no .network matches it to give it an Address=: the tunnel's addresses are known once it has one (wgfw-hook@{iface} waits for them)"
+                ),
+            }));
+        }
+        networkd::Found::Tunnel(conf) => {
+            log::info!(
+                "{} does not exist and {iface} is not up: reading it from {}",
+                path.display(),
+                networkd_files(&conf).unwrap_or_default()
+            );
+            return Ok(conf);
+        }
+        networkd::Found::Nothing { unreadable } => unreadable,
+    };
+    let hint = match unreadable.len() {
+        0 => String::new(),
+        1 => format!(" ({} is not readable here)", quote::text(&unreadable[0])),
+        n => format!(" ({n} of systemd-networkd's files are not readable here)"),
+    };
+    Err(Error::usage(format!(
+        "{}: no such wg-quick config, and no live WireGuard interface {iface} to read instead, nor a systemd-networkd .netdev that creates it{hint}: the tunnel's addresses, port and peers are known once one is there (or name a config with --config PATH)",
+        path.display(),
+    )))
+}
+
+/// The networkd files a tunnel was read from, as a note names them: the first in full, the
+/// others below its directory by their names there.
+fn networkd_files(conf: &WgConfig) -> Option<String> {
+    let files = conf.networkd.as_ref()?;
+    let all: Vec<&PathBuf> = files.netdev.iter().chain(&files.network).collect();
+    let (first, rest) = all.split_first()?;
+    let dir = first.parent().unwrap_or(std::path::Path::new("/"));
+    let mut names = vec![quote::path(first)];
+    names.extend(
+        rest.iter()
+            .map(|p| quote::path(p.strip_prefix(dir).unwrap_or(p))),
+    );
+    Some(match names.split_last() {
+        Some((last, init)) if !init.is_empty() => format!("{} and {last}", init.join(", ")),
+        _ => names.concat(),
+    })
 }
 
 /// The backend for this interface: the one it was installed with, else the one the other

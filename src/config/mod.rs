@@ -6,6 +6,7 @@ pub mod cli;
 pub mod flags;
 pub mod forward;
 pub mod limits;
+pub mod networkd;
 pub mod options;
 pub mod peers;
 pub mod quote;

@@ -31,6 +31,20 @@ pub struct WgConfig {
     pub peers: Vec<Peer>,
     /// Read from the live interface (there is no wg-quick config), not from a file.
     pub live: bool,
+    /// Read from systemd-networkd's files (there is no wg-quick config and no live interface
+    /// yet): which ones. `path` is then the `.netdev`.
+    pub networkd: Option<NetworkdFiles>,
+}
+
+/// The systemd-networkd files a tunnel was read from (`config::networkd`), each main file
+/// first and its drop-ins after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkdFiles {
+    /// The `.netdev` that creates the interface, and its drop-ins.
+    pub netdev: Vec<PathBuf>,
+    /// The first `.network` matching the interface (its addresses, its MTU), and its
+    /// drop-ins; empty where none matches.
+    pub network: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -201,7 +215,7 @@ fn last_peer(conf: &mut WgConfig) -> &mut Peer {
 }
 
 /// wg-quick splits lists on commas and on whitespace alike (`${value//,/ }`).
-fn list(value: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn list(value: &str) -> impl Iterator<Item = &str> {
     value
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|s| !s.is_empty())
@@ -209,7 +223,7 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
 
 /// `10.0.0.1/24` keeps its host bits (the interface address); a bare address is a host route,
 /// as `ip address add` and `wg` read it.
-fn parse_net(s: &str) -> Option<IpNet> {
+pub(crate) fn parse_net(s: &str) -> Option<IpNet> {
     if s.contains('/') {
         s.parse::<IpNet>().ok()
     } else {

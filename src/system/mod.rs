@@ -9,6 +9,7 @@ pub(crate) mod fake;
 pub(crate) mod firewalld;
 pub(crate) mod host;
 pub(crate) mod netns;
+pub(crate) mod networkd;
 pub(crate) mod nftgen;
 pub(crate) mod os;
 pub(crate) mod out;

@@ -26,12 +26,7 @@ const SYSCTL_DIRS: &[&str] = &[
     "/lib/sysctl.d",
 ];
 /// systemd-networkd's directories, likewise.
-const NETWORKD_DIRS: &[&str] = &[
-    "/etc/systemd/network",
-    "/run/systemd/network",
-    "/usr/local/lib/systemd/network",
-    "/usr/lib/systemd/network",
-];
+const NETWORKD_DIRS: &[&str] = super::networkd::DIRS;
 /// Where networkd keeps its links' state while it manages them.
 const NETWORKD_LINKS: &str = "/run/systemd/netif/links";
 

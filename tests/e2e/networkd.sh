@@ -7,6 +7,8 @@
 # no /etc/wireguard/IF.conf: the hook reads the live interface. It proves that:
 #   1. wgfw-hook@IF.service, enabled and started before the device exists, is active and waits
 #      (nothing installed);
+#   1b. `wgfw-hook plan` of a tunnel networkd has not created yet reads its .netdev (port,
+#      peers) and .network (address), and says so;
 #   2. the device alone (no address) installs nothing; once networkd gives it its address (from
 #      a .network file written later) the firewall is installed as planned, by the unit's main
 #      process (the watcher);
@@ -183,6 +185,24 @@ else
 fi
 assert_eq "$RULES_NAME: none" "" "$(hook_rules)"
 assert_match "'wgfw-hook status $IF': nothing installed" "^$IF: nothing installed" "$(in_ct wgfw-hook status "$IF" 2>&1 || true)"
+
+# ---------------------------------------------------------------------------------------------
+step "1b. before networkd creates a tunnel: 'wgfw-hook plan' reads its .netdev and .network"
+# Another name, never created: the files are written after networkd started and removed before
+# the next 'networkctl reload', so networkd never acts on them (nor on a kernel module).
+PRE=${IF}p
+in_ct sh -c "printf '[NetDev]\nName=%s\nKind=wireguard\n[WireGuard]\nListenPort=51999\nPrivateKeyFile=/etc/wireguard/%s.key\n[WireGuardPeer]\nPublicKey=%s\nAllowedIPs=10.77.0.2/32\n[WireGuardPeer]\nPublicKey=%s\nAllowedIPs=10.77.0.3/32\n' \
+	'$PRE' '$IF' \"\$(wg genkey | wg pubkey)\" \"\$(wg genkey | wg pubkey)\" >/etc/systemd/network/40-$PRE.netdev
+	printf '[Match]\nName=%s\n[Network]\nAddress=10.77.0.1/32\n' '$PRE' >/etc/systemd/network/40-$PRE.network"
+assert_fails "there is no $PRE" in_ct ip link show "$PRE"
+run_capture in_ct timeout 30 wgfw-hook plan "$PRE" --backend "$BACKEND"
+assert_eq "'wgfw-hook plan $PRE' exits 0" 0 "$RUN_RC"
+assert_match "the plan's port is the .netdev's ListenPort" "^# listen port 51999, " "$RUN_OUT"
+assert_match "its tunnel is the .netdev's peers (AllowedIPs) behind the .network's host address" \
+	"^# IPv4: address 10\.77\.0\.1/32; tunnel 10\.77\.0\.2/31;" "$RUN_OUT"
+assert_match "it says where it read the tunnel" \
+	"^# note: the tunnel's addresses, port and peers are read from /etc/systemd/network/40-$PRE\.netdev and 40-$PRE\.network \($PRE is not up yet\)" "$RUN_OUT"
+in_ct rm -f "/etc/systemd/network/40-$PRE.netdev" "/etc/systemd/network/40-$PRE.network"
 
 # ---------------------------------------------------------------------------------------------
 step "2. $IF appears (wireguard-go, no wg-quick config); networkd gives it its address later"

@@ -24,15 +24,16 @@ const BATCH: usize = 64;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((target, paths)) = args.split_first() else {
-        eprintln!("usage: replay wgconf|settings|cli PATH...");
+        eprintln!("usage: replay wgconf|networkd|settings|cli PATH...");
         return ExitCode::from(2);
     };
     let harness: fn(&[u8]) -> Vec<Script> = match target.as_str() {
         "wgconf" => wgfw_fuzz::wgconf,
+        "networkd" => wgfw_fuzz::networkd,
         "settings" => wgfw_fuzz::settings,
         "cli" => wgfw_fuzz::cli,
         _ => {
-            eprintln!("replay: unknown target {target:?}: use wgconf, settings or cli");
+            eprintln!("replay: unknown target {target:?}: use wgconf, networkd, settings or cli");
             return ExitCode::from(2);
         }
     };
