@@ -248,8 +248,9 @@ fn e2e_networkd() {
 }
 
 /// firewalld 2.x owns its nftables table (a stand-in holding `flags owner` on a private bus,
-/// Debian's 1.3.3 cannot): the tunnel gets in through its D-Bus API, down takes back exactly
-/// that, and without the API `up` is refused cleanly, changing nothing.
+/// Debian's 1.3.3 cannot): a server's tunnel gets in through its D-Bus API, down takes back
+/// exactly that; a client's kill switch writes nothing into firewalld's table and still works;
+/// without the API `up` is refused in one line before any change, for either role.
 #[test]
 fn e2e_firewalld_owning_its_table() {
     for backend in ["nft", "iptables-nft", "iptables-legacy"] {

@@ -8,8 +8,8 @@ use crate::config::types::IfaceName;
 use crate::error::Result;
 use crate::plan::Family;
 use crate::rules::foreign::{
-    IPTABLES_TABLES, Part, Place, View, anchor, handles_marked, in_place, iptables_part, mark,
-    nft_part,
+    FIREWALLD_TABLE, IPTABLES_TABLES, Part, Place, View, anchor, handles_marked, in_place,
+    iptables_part, mark, nft_part,
 };
 use crate::rules::iptables::Variant;
 use crate::rules::listing::{Listing, Rule as ListedRule};
@@ -39,12 +39,22 @@ pub(crate) fn read(backend: Backend, families: &[Family], before: Option<&super:
         }
     }
     // Asked only where its table is: elsewhere no bus call is made.
-    view.firewalld_api = view
-        .nft_overview
-        .tables
-        .iter()
-        .any(|t| t.id() == "inet firewalld")
-        && firewalld::default_zone().is_some();
+    if view.nft_overview.table(FIREWALLD_TABLE).is_some() {
+        view.firewalld_api = firewalld::default_zone();
+        // Without its API, whether the table is firewalld 2.x's own (`list chains` does not
+        // show flags): our accepts there would be refused (`rules::foreign::refusal`).
+        if view.firewalld_api.is_none() {
+            let flags = table_flags(FIREWALLD_TABLE);
+            if let Some(t) = view
+                .nft_overview
+                .tables
+                .iter_mut()
+                .find(|t| t.id() == FIREWALLD_TABLE)
+            {
+                t.flags = flags;
+            }
+        }
+    }
     let nft_overview = &view.nft_overview;
     for v in [Variant::Nft, Variant::Legacy] {
         if backend == Backend::Iptables(v) || cmd::find(&v.save(Family::V4)).is_none() {
@@ -59,6 +69,19 @@ pub(crate) fn read(backend: Backend, families: &[Family], before: Option<&super:
         }
     }
     view
+}
+
+/// A table's flags (`owner`...), as `nft -t list table` shows them (sets without elements);
+/// none where it cannot be listed.
+fn table_flags(table: &str) -> Vec<String> {
+    let (family, name) = table.split_once(' ').unwrap_or(("inet", table));
+    match cmd::run("nft", &["-t", "list", "table", family, name], None) {
+        Ok(out) if out.ok => Listing::parse(&out.stdout)
+            .table(table)
+            .map(|t| t.flags.clone())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// Whether a variant has tables in this family: legacy's are listed in /proc/net, iptables-nft's

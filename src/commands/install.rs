@@ -72,6 +72,13 @@ pub(super) fn install_from(
     if guard == Guard::On {
         refuse_lockout(&plan)?;
     }
+    // Other managers' drops that our table cannot override get accepts of ours; where the
+    // kernel would refuse them, up fails before it changes anything.
+    let view = foreign::read(backend, &families, Some(&before));
+    let wanted = places::needed(&plan, &view);
+    if let Some(why) = places::refusal(&wanted, &view) {
+        return Err(Error::system(why));
+    }
 
     let mut undo = Undo::new(store, iface);
     // Record first: whatever happens next, `down` knows what may be there.
@@ -79,11 +86,8 @@ pub(super) fn install_from(
         note_iptables_nft_tables(store, &before)?;
     }
     let record = record_of(backend, &plan, &others);
-    // Other managers' drops that our table cannot override get accepts of ours.
     let foreign_file = files::foreign(iface);
     let recorded = places::decode(&store.read_named(&foreign_file)?.unwrap_or_default());
-    let view = foreign::read(backend, &families, Some(&before));
-    let wanted = places::needed(&plan, &view);
 
     undo.run(Done::Record { previous: mine }, |_| {
         store.save_record(&record)

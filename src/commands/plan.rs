@@ -72,9 +72,26 @@ pub fn plan(args: &Args) -> Result<()> {
             wish.wan.as_ref().map_or("the WAN".to_string(), |w| w.to_string())
         ));
     }
+    if let Some(note) = places::firewalld_forward_note(&plan, &view, forwarding()) {
+        plan.notes.push(note);
+    }
+    if let Some(why) = places::refusal(&places::needed(&plan, &view), &view) {
+        plan.notes.push(format!("up will fail: {why}"));
+    }
     let current = sysctl::read_all(plan.sysctls.iter().map(|w| &w.key));
     crate::out!("{}", render(&plan, backend, &why, &current));
     Ok(())
+}
+
+/// Whether the host forwards IPv4 or IPv6 (a router's LAN into a client's tunnel); `None`
+/// where neither can be read.
+fn forwarding() -> Option<bool> {
+    let on = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"]
+        .map(|k| sysctl::read(&Key::new(k)).ok().map(|v| v != "0"));
+    match on {
+        [None, None] => None,
+        [a, b] => Some(a == Some(true) || b == Some(true)),
+    }
 }
 
 /// Where the plan's inputs came from: the tunnel's file or the live interface, and which
@@ -83,6 +100,8 @@ fn sources(args: &Args, conf: &WgConfig, live_peers: bool) -> String {
     let iface = &args.iface;
     let tunnel = if conf.live {
         format!("the live interface {iface} (there is no wg-quick config)")
+    } else if let Some(files) = super::networkd_files(conf) {
+        format!("{files} ({iface} is not up yet)")
     } else {
         quote::path(&conf.path)
     };

@@ -366,6 +366,8 @@ fn a_refused_accept_in_another_managers_chain_unwinds_before_any_sysctl() {
         runs(&calls),
         [
             "nft list chains",
+            // firewalld's API does not answer: whether its table is its own (it is not).
+            "nft -t list table inet firewalld",
             "nft -f -",
             list_accepts,
             "nft -f -",
@@ -377,6 +379,32 @@ fn a_refused_accept_in_another_managers_chain_unwinds_before_any_sysctl() {
     );
     assert!(script(&calls, 1).contains("comment \"wgfw:wg0\""));
     assert_eq!(script(&calls, 2), "delete table inet wgfw\n");
+    assert!(sysctl_writes(&calls).is_empty());
+    assert!(store.files().is_empty(), "{:?}", store.files());
+}
+
+#[test]
+fn firewalld_s_owned_table_without_its_api_is_refused_before_any_change() {
+    let (fake, _os, store) = setup("owned");
+    fake.answer(
+        "nft list chains",
+        "table inet firewalld {\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t}\n}\n",
+    );
+    fake.answer(
+        "nft -t list table inet firewalld",
+        "table inet firewalld { # progname firewalld\n\tflags owner\n\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t\treject with icmpx admin-prohibited\n\t}\n}\n",
+    );
+    let e = install(&wg0(), &options(), &config(), store.get(), Guard::Off).unwrap_err();
+    assert!(
+        e.to_string().contains("firewalld owns its nftables table"),
+        "{e}"
+    );
+    let calls = fake.take();
+    assert_eq!(
+        runs(&calls),
+        ["nft list chains", "nft -t list table inet firewalld"],
+        "nothing changed, not even our own table"
+    );
     assert!(sysctl_writes(&calls).is_empty());
     assert!(store.files().is_empty(), "{:?}", store.files());
 }

@@ -106,11 +106,15 @@ pub struct View {
     pub own: Option<Variant>,
     /// `nft list chains` (tables, chains, base chains' hooks and policies).
     pub nft_overview: Listing,
-    /// firewalld runs and answers on D-Bus: a server's tunnel is let in through its API
-    /// (`firewalld_wish`), not with rules in its table, which firewalld 2.x refuses to others
-    /// and drops at every reload.
-    pub firewalld_api: bool,
+    /// firewalld runs and answers on D-Bus (its default zone): nothing goes into its table,
+    /// which firewalld 2.x refuses to others and drops at every reload. A server's tunnel is
+    /// let in through its API (`firewalld_wish`); what a client forwards is firewalld's to
+    /// allow (`firewalld_forward_note`).
+    pub firewalld_api: Option<String>,
 }
+
+/// firewalld's table, as nft names it.
+pub const FIREWALLD_TABLE: &str = "inet firewalld";
 
 /// The zone a server's tunnel interface is put in: its ingress accepted, to this host and
 /// forwarded (but not new connections from other zones to the peers). Our own table still
@@ -128,7 +132,7 @@ pub struct ZoneWish {
 }
 
 pub fn firewalld_wish(plan: &Plan, view: &View) -> Option<ZoneWish> {
-    if !view.firewalld_api || plan.role != Role::Server {
+    if view.firewalld_api.is_none() || plan.role != Role::Server {
         return None;
     }
     let text = |first: u16, last: u16| {
@@ -225,7 +229,9 @@ pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<Rule>> {
         }
     }
     for (table, chain, hook) in nft_drops(&view.nft_overview) {
-        if table == "inet firewalld" && firewalld_wish(plan, view).is_some() {
+        // Where firewalld answers, its table is its own: a server goes through its API, and a
+        // client's kill switch needs nothing there (what it forwards is firewalld's to allow).
+        if table == FIREWALLD_TABLE && view.firewalld_api.is_some() {
             continue;
         }
         let rules = match hook {
@@ -237,6 +243,72 @@ pub fn needed(plan: &Plan, view: &View) -> BTreeMap<Place, Vec<Rule>> {
         }
     }
     out
+}
+
+/// Why `up` cannot put `wanted` in place, before it changes anything: firewalld 2.x owns its
+/// table (`flags owner`, NftablesTableOwner=yes), so the kernel refuses our accepts there, and
+/// its API, the way in, did not answer.
+pub fn refusal(wanted: &BTreeMap<Place, Vec<Rule>>, view: &View) -> Option<String> {
+    let owned = view
+        .nft_overview
+        .table(FIREWALLD_TABLE)
+        .is_some_and(|t| t.has_flag("owner"));
+    let into_it = wanted
+        .keys()
+        .any(|p| matches!(p, Place::Nft { table, .. } if table == FIREWALLD_TABLE));
+    (owned && into_it && view.firewalld_api.is_none()).then(|| {
+        "firewalld owns its nftables table (flags owner, NftablesTableOwner=yes), so nobody else may add rules to it, and its D-Bus API did not answer: start firewalld (systemctl start firewalld), or make the system bus reachable (DBUS_SYSTEM_BUS_ADDRESS)".to_string()
+    })
+}
+
+/// A client where firewalld answers: firewalld decides what is forwarded into the tunnel
+/// (a LAN behind a router), and only a permanent policy can allow it (`--new-policy` has no
+/// runtime form), which is the operator's to make. `forwarding`: whether the host forwards
+/// IPv4 or IPv6 (`None`: not known); a host that does not forwards nothing into the tunnel.
+pub fn firewalld_forward_note(
+    plan: &Plan,
+    view: &View,
+    forwarding: Option<bool>,
+) -> Option<String> {
+    let default_zone = view.firewalld_api.as_deref()?;
+    if plan.role != Role::Client || forwarding == Some(false) {
+        return None;
+    }
+    let i = &plan.iface;
+    let policy = policy_name(i);
+    let fc = |args: &str| format!("firewall-cmd --permanent {args}");
+    let steps = [
+        fc(&format!("--new-policy {policy}")),
+        fc(&format!("--policy {policy} --add-ingress-zone LAN_ZONE")),
+        fc(&format!(
+            "--policy {policy} --add-egress-zone {default_zone}"
+        )),
+        fc(&format!("--policy {policy} --set-target ACCEPT")),
+        "firewall-cmd --reload".to_string(),
+    ];
+    Some(format!(
+        "firewalld decides what this host forwards into {i} (up writes nothing into its table): if a LAN is to use the tunnel through this host, allow it once with a permanent firewalld policy: {} (LAN_ZONE: the zone of the LAN's interface, firewall-cmd --get-zone-of-interface=IFACE; {default_zone}: the zone of {i}, the default zone unless {i} is put in another)",
+        steps.join(" && ")
+    ))
+}
+
+/// A firewalld policy's name for the tunnel: letters, digits, `-` and `_` only, and at most 17
+/// characters (firewalld's limit before 2.4).
+fn policy_name(iface: &IfaceName) -> String {
+    const LONGEST: usize = 17;
+    let plain: String = iface
+        .as_str()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
+            _ => '_',
+        })
+        .collect();
+    let name = format!("wgfw-lan-{plain}");
+    if name.len() <= LONGEST {
+        return name;
+    }
+    format!("wgfw-{plain}").chars().take(LONGEST).collect()
 }
 
 /// Tables iptables-nft manages: their drops are handled as iptables rules.
@@ -260,7 +332,7 @@ fn nft_drops(ruleset: &Listing) -> Vec<(String, String, &'static str)> {
             (t.family == "ip" || t.family == "ip6") && IPTABLES_TABLES.contains(&t.name.as_str());
         let has = |name: &str| t.chains.iter().any(|c| c.name == name);
         for c in &t.chains {
-            let hook = if id == "inet firewalld" {
+            let hook = if id == FIREWALLD_TABLE {
                 let policies = |hook| has(&format!("filter_{}_POLICIES_post", hook_chain(hook)));
                 match c.name.as_str() {
                     "filter_INPUT_POLICIES_post" => Some("input"),
@@ -441,7 +513,7 @@ mod tests {
             iptables: vec![(variant, Family::V4, Live::parse(save))],
             nft_overview: Listing::default(),
             own: None,
-            firewalld_api: false,
+            firewalld_api: None,
         }
     }
 
@@ -450,7 +522,7 @@ mod tests {
             iptables: vec![],
             nft_overview: Listing::parse(listing),
             own: None,
-            firewalld_api: false,
+            firewalld_api: None,
         }
     }
 
@@ -534,7 +606,7 @@ mod tests {
         // Where firewalld answers on D-Bus, a server's tunnel goes through its API instead:
         // the interface in trusted, the port and the services in the WAN's zone.
         let api = View {
-            firewalld_api: true,
+            firewalld_api: Some("public".into()),
             ..nft_view(with_policies)
         };
         assert!(needed(&server_plan(), &api).is_empty());
@@ -561,6 +633,120 @@ mod tests {
                 chain: "forward".into()
             }]
         );
+    }
+
+    fn client_plan(opts: crate::config::cli::Options) -> Plan {
+        let conf = "[Interface]\nAddress = 10.66.0.2/32\n\n[Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nEndpoint = 203.0.113.2:51820\nAllowedIPs = 0.0.0.0/0\n";
+        let opts = crate::config::cli::Options {
+            role: Some(Role::Client),
+            ..opts
+        };
+        crate::plan::for_test(conf, &opts, &HostFacts::example()).unwrap()
+    }
+
+    /// firewalld 0.9 and later, as `nft list chains` shows it (no flags).
+    const FIREWALLD_CHAINS: &str = "table inet firewalld {\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t}\n\
+        \tchain filter_FORWARD {\n\t\ttype filter hook forward priority filter + 10; policy accept;\n\t}\n\
+        \tchain filter_INPUT_POLICIES_post {\n\t}\n\tchain filter_FORWARD_POLICIES_post {\n\t}\n}\n";
+
+    #[test]
+    fn a_client_writes_nothing_into_firewalld_s_table_where_its_api_answers() {
+        let client = client_plan(Default::default());
+        // firewalld 1.x without its API: the forward accepts go into its chain, as before.
+        let fallback = needed(&client, &nft_view(FIREWALLD_CHAINS));
+        let fwd = Place::Nft {
+            table: FIREWALLD_TABLE.into(),
+            chain: "filter_FORWARD_POLICIES_post".into(),
+        };
+        assert_eq!(fallback.keys().collect::<Vec<_>>(), vec![&fwd]);
+        // With its API: nothing in its table, and nothing asked of the API either.
+        let api = View {
+            firewalld_api: Some("public".into()),
+            ..nft_view(FIREWALLD_CHAINS)
+        };
+        assert!(needed(&client, &api).is_empty());
+        assert_eq!(firewalld_wish(&client, &api), None);
+        // Another manager's drop still gets its accepts.
+        let other = format!(
+            "{FIREWALLD_CHAINS}table inet filter {{\n\tchain forward {{\n\t\ttype filter hook forward priority filter; policy drop;\n\t}}\n}}\n"
+        );
+        let api = View {
+            firewalld_api: Some("public".into()),
+            ..nft_view(&other)
+        };
+        assert_eq!(
+            needed(&client, &api).keys().collect::<Vec<_>>(),
+            vec![&Place::Nft {
+                table: "inet filter".into(),
+                chain: "forward".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_forwarding_client_on_firewalld_is_told_how_to_allow_its_lan() {
+        let client = client_plan(Default::default());
+        let api = View {
+            firewalld_api: Some("public".into()),
+            ..nft_view(FIREWALLD_CHAINS)
+        };
+        let note = firewalld_forward_note(&client, &api, Some(true)).unwrap();
+        assert!(
+            note.starts_with("firewalld decides what this host forwards into wg0"),
+            "{note}"
+        );
+        assert!(
+            note.contains(
+                "firewall-cmd --permanent --new-policy wgfw-lan-wg0 && firewall-cmd --permanent --policy wgfw-lan-wg0 --add-ingress-zone LAN_ZONE && firewall-cmd --permanent --policy wgfw-lan-wg0 --add-egress-zone public && firewall-cmd --permanent --policy wgfw-lan-wg0 --set-target ACCEPT && firewall-cmd --reload"
+            ),
+            "{note}"
+        );
+        // Forwarding not known: said all the same (the note is conditional).
+        assert!(firewalld_forward_note(&client, &api, None).is_some());
+        // A laptop that forwards nothing, a server, a host without firewalld's API: nothing.
+        assert_eq!(firewalld_forward_note(&client, &api, Some(false)), None);
+        assert_eq!(
+            firewalld_forward_note(&server_plan(), &api, Some(true)),
+            None
+        );
+        let no_api = nft_view(FIREWALLD_CHAINS);
+        assert_eq!(firewalld_forward_note(&client, &no_api, Some(true)), None);
+        // Policy names: firewalld's characters, 17 at most.
+        assert_eq!(policy_name(&"wg0".parse().unwrap()), "wgfw-lan-wg0");
+        assert_eq!(policy_name(&"wg.home".parse().unwrap()), "wgfw-lan-wg_home");
+        assert_eq!(
+            policy_name(&"wg-office-home1".parse().unwrap()),
+            "wgfw-wg-office-ho"
+        );
+    }
+
+    #[test]
+    fn an_owned_firewalld_table_without_its_api_is_refused_before_any_change() {
+        let owned = FIREWALLD_CHAINS.replacen(
+            "table inet firewalld {\n",
+            "table inet firewalld {\n\tflags owner\n",
+            1,
+        );
+        let client = client_plan(Default::default());
+        let view = nft_view(&owned);
+        let wanted = needed(&client, &view);
+        let why = refusal(&wanted, &view).unwrap();
+        assert!(
+            why.starts_with(
+                "firewalld owns its nftables table (flags owner, NftablesTableOwner=yes)"
+            ),
+            "{why}"
+        );
+        assert!(refusal(&needed(&server_plan(), &view), &view).is_some());
+        // Not owned (firewalld 1.x): the accepts go in. With the API: nothing goes there.
+        let plain = nft_view(FIREWALLD_CHAINS);
+        assert_eq!(refusal(&needed(&client, &plain), &plain), None);
+        let api = View {
+            firewalld_api: Some("public".into()),
+            ..nft_view(&owned)
+        };
+        assert_eq!(refusal(&needed(&client, &api), &api), None);
+        assert_eq!(refusal(&needed(&server_plan(), &api), &api), None);
     }
 
     #[test]

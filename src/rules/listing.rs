@@ -20,6 +20,9 @@ pub struct Table {
     pub maps: Vec<String>,
     /// Whether it holds anything but chains (sets, maps, flowtables, objects).
     pub other: bool,
+    /// Its flags (`owner`, `persist`, `dormant`), where the listing shows them: `list table`
+    /// and `list ruleset` do, `list chains` does not.
+    pub flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,9 +68,10 @@ impl Listing {
             }
             match depth {
                 0 => {
+                    // What follows the brace is a comment (`# handle 1 progname firewalld`).
                     table = line
                         .strip_prefix("table ")
-                        .and_then(|r| r.trim_end_matches('{').trim().split_once(' '))
+                        .and_then(|r| r.split('{').next().unwrap_or(r).trim().split_once(' '))
                         .map(|(family, name)| out.entry(family, name));
                 }
                 1 => {
@@ -82,6 +86,8 @@ impl Listing {
                                 ..Chain::default()
                             });
                             in_chain = true;
+                        } else if let Some(flags) = line.strip_prefix("flags ") {
+                            t.flags = flags.split(',').map(|f| f.trim().to_string()).collect();
                         } else if line != "}" {
                             if let Some(name) = line.strip_prefix("set ") {
                                 t.sets.push(block_name(name));
@@ -147,6 +153,10 @@ impl Table {
 
     pub fn chain(&self, name: &str) -> Option<&Chain> {
         self.chains.iter().find(|c| c.name == name)
+    }
+
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
     }
 }
 
@@ -262,5 +272,20 @@ mod tests {
         assert_eq!(l.tables.len(), 1);
         assert_eq!(l.tables[0].chains.len(), 2);
         assert!(!l.tables[0].chain("B").unwrap().is_empty());
+    }
+
+    #[test]
+    fn reads_table_flags_and_the_comment_after_the_brace() {
+        // firewalld 2.x's table as `nft -a list table` prints it: owned, the owner named.
+        let owned = "table inet firewalld { # handle 9 progname firewalld\n\tflags owner,persist\n\n\
+                     \tchain filter_INPUT { # handle 1\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t}\n}\n";
+        let l = Listing::parse(owned);
+        let t = l.table("inet firewalld").unwrap();
+        assert_eq!(t.flags, ["owner", "persist"]);
+        assert!(t.has_flag("owner") && !t.has_flag("dormant"));
+        assert!(!t.other, "flags are no object of the table");
+        assert_eq!(t.chain("filter_INPUT").unwrap().hook(), Some("input"));
+        let plain = Listing::parse("table inet firewalld { # progname nft\n\tchain c {\n\t}\n}\n");
+        assert!(plain.table("inet firewalld").unwrap().flags.is_empty());
     }
 }

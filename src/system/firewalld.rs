@@ -124,18 +124,31 @@ pub(crate) fn zone_of(iface: &IfaceName) -> Answer<String> {
     string(&r).ok_or_else(|| strange(&r))
 }
 
+/// A change, printed as the `firewall-cmd` that makes it (wg-quick's `[#]` lines say what
+/// changes the system); questions print nothing.
+fn change(zone: &str, what: &str) {
+    crate::errln!("{}", change_line(zone, what));
+}
+
+fn change_line(zone: &str, what: &str) -> String {
+    format!("[#] firewall-cmd --zone={zone} {what} (through firewalld's D-Bus API)")
+}
+
 /// Moves the interface to `zone` (or puts it there), runtime only.
 pub(crate) fn change_zone(zone: &str, iface: &IfaceName) -> Answer<()> {
+    change(zone, &format!("--change-interface={iface}"));
     call(ZONE, "changeZoneOfInterface", "ss", &[zone, iface.as_str()]).map(|_| ())
 }
 
 /// Takes the interface out of `zone`, runtime only.
 pub(crate) fn remove_interface(zone: &str, iface: &IfaceName) -> Answer<()> {
+    change(zone, &format!("--remove-interface={iface}"));
     call(ZONE, "removeInterface", "ss", &[zone, iface.as_str()]).map(|_| ())
 }
 
 /// Opens the port in the zone; false where it was open already (someone else's).
 pub(crate) fn add_port(zone: &str, port: &str, proto: Proto) -> Answer<bool> {
+    change(zone, &format!("--add-port={port}/{}", proto.as_str()));
     match call(ZONE, "addPort", "sssi", &[zone, port, proto.as_str(), "0"]) {
         Ok(_) => Ok(true),
         Err(f) if f.code == "ALREADY_ENABLED" => Ok(false),
@@ -145,6 +158,7 @@ pub(crate) fn add_port(zone: &str, port: &str, proto: Proto) -> Answer<bool> {
 
 /// Closes the port in the zone; closed already (a reload) is no failure.
 pub(crate) fn remove_port(zone: &str, port: &str, proto: Proto) -> Answer<()> {
+    change(zone, &format!("--remove-port={port}/{}", proto.as_str()));
     match call(ZONE, "removePort", "sss", &[zone, port, proto.as_str()]) {
         Err(f) if f.code != "NOT_ENABLED" => Err(f),
         _ => Ok(()),
@@ -169,6 +183,14 @@ mod tests {
         assert_eq!(boolean("b true\n"), Some(true));
         assert_eq!(boolean("b false"), Some(false));
         assert_eq!(boolean("s \"true\""), None);
+    }
+
+    #[test]
+    fn changes_print_as_firewall_cmd() {
+        assert_eq!(
+            change_line("public", "--add-port=51820/udp"),
+            "[#] firewall-cmd --zone=public --add-port=51820/udp (through firewalld's D-Bus API)"
+        );
     }
 
     #[test]

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# End-to-end test (#25): a WireGuard server behind a firewalld whose nftables table carries the
-# owner flag (firewalld 2.x, NftablesTableOwner=yes), so that nobody else may write into it. The
-# hook must let the tunnel in through firewalld's D-Bus API; writing accepts into the table, as it
-# does for firewalld 1.x, is refused by the kernel.
+# End-to-end test (#25): a WireGuard server, then a client (the kill switch), each behind a
+# firewalld whose nftables table carries the owner flag (firewalld 2.x, NftablesTableOwner=yes), so
+# that nobody else may write into it. The hook must let the server's tunnel in through firewalld's
+# D-Bus API, and a client must write nothing into firewalld's table; writing accepts into it, as
+# the hook does for firewalld 1.x, is refused by the kernel. Without the API `up` must refuse at
+# once, in one clear line, before it changes anything.
 #
 #   usage: [WGFW_HOOK_BIN=/path/to/wgfw-hook] bash tests/e2e/firewalld-owner.sh iptables-nft|iptables-legacy|nft
 #
 # Debian has only firewalld 1.3.3, which cannot own its table. So firewalld is played by a small
 # stand-in (python3-dbus + GLib, as firewalld itself uses), written by this script to $E2E_TMP, on
-# a private dbus-daemon in srv's namespace. It owns org.fedoraproject.FirewallD1 and implements,
+# a private dbus-daemon in srv's namespace (and for step 6 a second one, on a bus of its own, in
+# cli's). It owns org.fedoraproject.FirewallD1 and implements,
 # at /org/fedoraproject/FirewallD1, what the hook calls:
 #   org.fedoraproject.FirewallD1       getDefaultZone() -> s ("public")
 #   org.fedoraproject.FirewallD1.zone  getZoneOfInterface(s) -> s, changeZoneOfInterface(ss) -> s,
@@ -30,31 +33,48 @@
 #                  ┌───────────────────────────────────────────┐
 #                  │ inet: the "internet" (router) and on lo   │
 #                  │ 192.0.2.1: tcp/8080 answers the peer addr │
+#                  │ 198.51.100.1: tcp/8081 (outside the tunnel│
+#                  │ for cli: what its kill switch must stop)  │
 #                  └─────┬───────────────────────────────┬─────┘
 #           to-srv 203.0.113.1/24                 to-cli 198.51.100.1/24
 #                        │                               │
 #              eth0 203.0.113.2/24             eth0 198.51.100.2/24
 #   ┌────────────────────┴────────────────┐  ┌───────────┴──────────────────────┐
 #   │ srv: wgsPID 10.66.0.1/24, udp/51820 │  │ cli: wgcPID 10.66.0.2/32 (no     │
-#   │ PostUp = wgfw-hook up %i --backend B│◄═│ hook), AllowedIPs 10.66.0.0/24,  │
-#   │ PreDown = wgfw-hook down %i         │wg│ 192.0.2.0/24 (through srv)       │
-#   │ dbus-daemon (private bus) + stand-in│  └──────────────────────────────────┘
-#   │ firewalld: table inet firewalld,    │
-#   │ flags owner, held by its nft -i     │
-#   └─────────────────────────────────────┘
+#   │ PostUp = wgfw-hook up %i --backend B│◄═│ hook but in step 6), AllowedIPs  │
+#   │ PreDown = wgfw-hook down %i         │wg│ 10.66.0.0/24, 192.0.2.0/24       │
+#   │ dbus-daemon (private bus) + stand-in│  │ (through srv); step 6: PostUp =  │
+#   │ firewalld: table inet firewalld,    │  │ wgfw-hook up %i --role client,   │
+#   │ flags owner, held by its nft -i     │  │ and a stand-in of its own (bus,  │
+#   └─────────────────────────────────────┘  │ owned table) as in srv           │
+#                                            └──────────────────────────────────┘
 #
 # Steps:
 #   1 the owner flag holds: another process cannot add a rule to the table (EPERM, exit 1), the
 #     listing shows `flags owner`; the API answers as firewalld does
 #   2 before up: srv's interface up without the hook; the stand-in rejects the handshake (ICMP
 #     admin-prohibited from srv seen on the wire, no handshake, no ping)
-#   3 wg-quick up with the hook: the stand-in says the interface is in zone trusted and 51820/udp
-#     open in public; the client handshakes, pings 10.66.0.1, reaches 192.0.2.1 over TCP through
-#     srv (through the owned table); nothing of the hook's in table inet firewalld; check exits 0
-#   4 wg-quick down: the stand-in's state and table are as before up; nothing of the hook's left
+#   3 wg-quick up with the hook: it prints its changes as `[#] firewall-cmd ...` lines; the
+#     stand-in says the interface is in zone trusted and 51820/udp open in public; the client
+#     handshakes, pings 10.66.0.1, reaches 192.0.2.1 over TCP through srv (through the owned
+#     table); nothing of the hook's in table inet firewalld; check exits 0
+#   4 wg-quick down: `[#] firewall-cmd ...` lines for the removals; the stand-in's state and table
+#     are as before up; nothing of the hook's left
 #   5 without the API (DBUS_SYSTEM_BUS_ADDRESS points to no socket): `wgfw-hook up` must fail
-#     cleanly (non-zero exit, besides its `[#]` command trace one line on stderr, naming the
-#     refusal) and leave nothing installed: no rules, no record, no watcher
+#     before it changes anything (non-zero exit, besides its `[#]` command trace one line on
+#     stderr: firewalld owns its table and its API did not answer) and leave nothing installed:
+#     no rules, no record, no watcher
+#   6 the client role, cli behind its own owner-flagged stand-in (srv up with the hook again):
+#     a without the hook, cli reaches 198.51.100.1:8081 outside the tunnel (the control);
+#     b `plan --role client` notes how to allow a LAN into the tunnel with a firewalld policy
+#       when cli forwards, and says nothing of it when it does not;
+#     c without cli's API, `wgfw-hook up --role client` fails in the same one line, nothing left;
+#     d wg-quick up with `PostUp = wgfw-hook up %i --role client`: no firewalld change asked, the
+#       stand-in's table byte for byte as before (nothing of the hook's in it); cli pings
+#       10.66.0.1 and reaches 192.0.2.1:8080 through the tunnel; 198.51.100.1:8081, outside the
+#       tunnel, is rejected by the kill switch (no packet of it on inet's wire); check exits 0;
+#     e wg-quick down: the stand-in's table as before, nothing of the hook's left in cli, the
+#       control reaches 198.51.100.1:8081 again
 #
 # srv's wg-quick config lives in /etc/netns/<srv>/wireguard/IFACE.conf (ip netns exec binds it onto
 # /etc/wireguard, where the hook reads it); the config without the hook lines, and the client's,
@@ -97,9 +117,13 @@ CLI=$E2E_PREFIX-cli
 SRV_CONF=/etc/netns/$SRV/wireguard/$SRV_IF.conf
 PLAIN_CONF=$E2E_TMP/plain/$SRV_IF.conf # the same interface without PostUp/PreDown
 CLI_CONF=$E2E_TMP/$CLI_IF.conf
+CLI_HOOK_CONF=/etc/netns/$CLI/wireguard/$CLI_IF.conf # step 6: the client with the hook
 WG_PORT=51820
 BUS_DIR=$E2E_TMP/bus
 BUS_ADDR=unix:path=$BUS_DIR/system_bus_socket
+CLI_BUS_DIR=$E2E_TMP/cli-bus # step 6: cli's own bus and stand-in
+CLI_BUS_ADDR=unix:path=$CLI_BUS_DIR/system_bus_socket
+OUTSIDE_PORT=8081 # on 198.51.100.1, inet's address towards cli: outside cli's tunnel
 NO_BUS=unix:path=$E2E_TMP/no-bus-here/system_bus_socket # a socket that does not exist
 STANDIN_LIFETIME=300                                    # s; a run takes far less
 FWD=org.fedoraproject.FirewallD1
@@ -107,6 +131,8 @@ FWD=org.fedoraproject.FirewallD1
 trap 'echo "error: line $LINENO: $BASH_COMMAND exited with $?" >&2' ERR
 
 srv() { ip netns exec "$SRV" "$@"; }
+# cli CMD...: CMD in cli (within 60 s), on cli's own bus (its stand-in's, step 6).
+cli() { timeout 60 ip netns exec "$CLI" env DBUS_SYSTEM_BUS_ADDRESS="$CLI_BUS_ADDR" "$@"; }
 
 echo "wgfw-hook e2e, firewalld owning its nft table (stand-in on D-Bus), backend $BACKEND"
 echo "binary: $BIN"
@@ -119,11 +145,19 @@ echo "namespaces: $INET $SRV $CLI; WireGuard interfaces: $SRV_IF (srv) $CLI_IF (
 # exist before the first up (a dead namespace's; inodes are reused) are not ours.
 SRV_INODE=
 SRV_STALE=
+CLI_INODE=
+CLI_STALE=
 srv_state_dirs() { hook_state_dirs "$SRV_INODE" "$SRV_STALE"; }
-# If the test dies with the hook installed, let the hook take it down (the stand-in still runs
+cli_state_dirs() { hook_state_dirs "$CLI_INODE" "$CLI_STALE"; }
+# If the test dies with the hook installed, let the hook take it down (the stand-ins still run
 # then: cleanup hooks come before the background processes are killed), then remove its state.
 cleanup_hook_state() {
 	local dirs
+	dirs=$(cli_state_dirs)
+	if [[ -n $dirs ]]; then
+		timeout 30 ip netns exec "$CLI" env DBUS_SYSTEM_BUS_ADDRESS="$CLI_BUS_ADDR" "$BIN" down "$CLI_IF"
+		rm -rf -- $dirs
+	fi
 	dirs=$(srv_state_dirs)
 	[[ -n $dirs ]] || return 0
 	timeout 30 ip netns exec "$SRV" "$BIN" down "$SRV_IF"
@@ -140,8 +174,10 @@ fw() {
 zone_of() { fw "$FWD.zone" getZoneOfInterface s "$1" || true; }
 port_state() { fw "$FWD.zone" queryPort sss public "$WG_PORT" udp || true; }
 
-# fw_table: the stand-in's table as another process lists it.
-fw_table() { srv nft list table inet firewalld 2>&1 || true; }
+# fw_table [NS]: the stand-in's table (srv's, or NS's) as another process lists it.
+fw_table() { ip netns exec "${1:-$SRV}" nft list table inet firewalld 2>&1 || true; }
+# changes_asked LOG: how many changes a stand-in was asked for (its log of calls).
+changes_asked() { grep -cE '(changeZoneOfInterface|removeInterface|addPort|removePort)\(' "$1" || true; }
 # fw_chain_rules CHAIN: its rules, one per line, trimmed (no counters in the stand-in's rules).
 fw_chain_rules() {
 	srv nft list chain inet firewalld "$1" 2>/dev/null | awk '
@@ -150,10 +186,10 @@ fw_chain_rules() {
 		{ sub(/^[ \t]+/, ""); print }' || true
 }
 
-# watchers: PIDs of `wgfw-hook watch` processes in srv.
+# watchers [NS]: PIDs of `wgfw-hook watch` processes in srv (or NS).
 watchers() {
 	local pid
-	for pid in $(ip netns pids "$SRV" 2>/dev/null); do
+	for pid in $(ip netns pids "${1:-$SRV}" 2>/dev/null); do
 		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE "(^|/)wgfw-hook watch " && echo "$pid"
 	done
 	return 0
@@ -162,28 +198,30 @@ watchers() {
 # handshake_of NS IFACE: the latest handshake (unix time, 0 for none) of the interface's peer.
 handshake_of() { ip netns exec "$1" wg show "$2" latest-handshakes 2>/dev/null | awk '{ print $2 + 0; exit }'; }
 
-# srv_hook_rules: hook_rules for srv, quiet where the hook has no table at all (nft says so on
-# stderr; nothing installed then).
-srv_hook_rules() { hook_rules "$SRV" 2>/dev/null || true; }
+# srv_hook_rules [NS]: hook_rules for srv (or NS), quiet where the hook has no table at all (nft
+# says so on stderr; nothing installed then).
+srv_hook_rules() { hook_rules "${1:-$SRV}" 2>/dev/null || true; }
 
-# nothing_installed LABEL: the hook left none of its rules, no record, no watcher.
+# nothing_installed LABEL [cli]: the hook left none of its rules, no record, no watcher in srv (or
+# in cli, for its interface).
 nothing_installed() {
-	local l=$1
-	assert_eq "$l: none of the hook's rules in srv ($BACKEND)" "" "$(srv_hook_rules)"
-	run_capture timeout 30 ip netns exec "$SRV" "$BIN" status "$SRV_IF"
-	assert_eq "$l: wgfw-hook status $SRV_IF says nothing is installed" "$SRV_IF: nothing installed" \
+	local l=$1 who=${2:-srv} ns=$SRV ifc=$SRV_IF
+	[[ $who == srv ]] || { ns=$CLI; ifc=$CLI_IF; }
+	assert_eq "$l: none of the hook's rules in $who ($BACKEND)" "" "$(srv_hook_rules "$ns")"
+	run_capture timeout 30 ip netns exec "$ns" "$BIN" status "$ifc"
+	assert_eq "$l: wgfw-hook status $ifc says nothing is installed" "$ifc: nothing installed" \
 		"$(grep -vE '^conntrack: ' <<<"$RUN_OUT")"
 	local i
 	for ((i = 0; i < 50; i++)); do
-		[[ -z $(watchers) ]] && break
+		[[ -z $(watchers "$ns") ]] && break
 		sleep 0.1
 	done
-	if [[ -z $(watchers) ]]; then
-		pass "$l: no wgfw-hook watcher runs in srv"
+	if [[ -z $(watchers "$ns") ]]; then
+		pass "$l: no wgfw-hook watcher runs in $who"
 	else
-		fail "$l: no wgfw-hook watcher runs in srv" "still running: $(watchers | paste -sd ' ')"
+		fail "$l: no wgfw-hook watcher runs in $who" "still running: $(watchers "$ns" | paste -sd ' ')"
 	fi
-	assert_eq "$l: no hook state under /run/wgfw for srv" "" "$(srv_state_dirs)"
+	assert_eq "$l: no hook state under /run/wgfw for $who" "" "$("${who}_state_dirs")"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -484,6 +522,9 @@ ns_add "$CLI"
 SRV_INODE=$(netns_inode "$SRV")
 SRV_STALE=$(srv_state_dirs)
 [[ -z $SRV_STALE ]] || info "note: /run/wgfw already holds state for this namespace inode (an earlier run's?): $SRV_STALE"
+CLI_INODE=$(netns_inode "$CLI")
+CLI_STALE=$(cli_state_dirs)
+[[ -z $CLI_STALE ]] || info "note: /run/wgfw already holds state for cli's namespace inode (an earlier run's?): $CLI_STALE"
 ip -n "$INET" link add to-srv type veth peer name eth0 netns "$SRV"
 ip -n "$INET" link add to-cli type veth peer name eth0 netns "$CLI"
 ip -n "$INET" addr add 203.0.113.1/24 dev to-srv
@@ -503,6 +544,8 @@ info "cli reaches srv over inet"
 
 bg "$INET" "$E2E_TMP/inet-8080.log" socat TCP4-LISTEN:8080,bind=192.0.2.1,reuseaddr,fork 'SYSTEM:echo $SOCAT_PEERADDR'
 wait_tcp_listen "$INET" 8080 || { echo "the listener on 192.0.2.1:8080 did not start" >&2; exit 1; }
+bg "$INET" "$E2E_TMP/inet-$OUTSIDE_PORT.log" socat TCP4-LISTEN:$OUTSIDE_PORT,bind=198.51.100.1,reuseaddr,fork 'SYSTEM:echo $SOCAT_PEERADDR'
+wait_tcp_listen "$INET" "$OUTSIDE_PORT" || { echo "the listener on 198.51.100.1:$OUTSIDE_PORT did not start" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
 step "wg-quick configs (srv: $SRV_CONF and, without the hook, $PLAIN_CONF; cli: $CLI_CONF)"
@@ -510,8 +553,8 @@ SRV_KEY=$(wg genkey)
 CLI_KEY=$(wg genkey)
 SRV_PUB=$(wg pubkey <<<"$SRV_KEY")
 CLI_PUB=$(wg pubkey <<<"$CLI_KEY")
-mkdir -p "/etc/netns/$SRV/wireguard" "$E2E_TMP/plain"
-chmod 700 "/etc/netns/$SRV/wireguard" "$E2E_TMP/plain"
+mkdir -p "/etc/netns/$SRV/wireguard" "/etc/netns/$CLI/wireguard" "$E2E_TMP/plain"
+chmod 700 "/etc/netns/$SRV/wireguard" "/etc/netns/$CLI/wireguard" "$E2E_TMP/plain"
 (
 	umask 077
 	srv_conf() {
@@ -531,50 +574,68 @@ chmod 700 "/etc/netns/$SRV/wireguard" "$E2E_TMP/plain"
 	}
 	srv_conf hook >"$SRV_CONF"
 	srv_conf plain >"$PLAIN_CONF"
-	cat >"$CLI_CONF" <<-EOF
-		[Interface]
-		Address = 10.66.0.2/32
-		PrivateKey = $CLI_KEY
+	cli_conf() {
+		cat <<-EOF
+			[Interface]
+			Address = 10.66.0.2/32
+			PrivateKey = $CLI_KEY
+		EOF
+		[[ $1 == plain ]] ||
+			printf 'PostUp = %s up %%i --role client --backend %s\nPreDown = %s down %%i\n' "$BIN" "$BACKEND" "$BIN"
+		cat <<-EOF
 
-		[Peer]
-		PublicKey = $SRV_PUB
-		Endpoint = 203.0.113.2:$WG_PORT
-		AllowedIPs = 10.66.0.0/24, 192.0.2.0/24
-	EOF
+			[Peer]
+			PublicKey = $SRV_PUB
+			Endpoint = 203.0.113.2:$WG_PORT
+			AllowedIPs = 10.66.0.0/24, 192.0.2.0/24
+		EOF
+	}
+	cli_conf plain >"$CLI_CONF"
+	cli_conf hook >"$CLI_HOOK_CONF"
 )
 srv test -f "/etc/wireguard/$SRV_IF.conf" || { echo "ip netns exec did not bind /etc/netns/$SRV/wireguard" >&2; exit 1; }
 info "PostUp  = $BIN up %i --backend $BACKEND"
 info "PreDown = $BIN down %i"
 
 # ---------------------------------------------------------------------------------------------
+# start_standin NS BUS_DIR DBUS_LOG STANDIN_LOG: a private system bus (its socket in BUS_DIR)
+# and the stand-in on it, in NS; returns once the stand-in answers. Sets SI_DBUS_PID and SI_PID.
+start_standin() {
+	local ns=$1 dir=$2 dbus_log=$3 log=$4 addr=unix:path=$2/system_bus_socket
+	mkdir -p "$dir"
+	cat >"$dir/bus.conf" <<-EOF
+		<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+		 "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+		<busconfig>
+		  <type>system</type>
+		  <listen>$addr</listen>
+		  <auth>EXTERNAL</auth>
+		  <policy context="default">
+		    <allow user="*"/>
+		    <allow own="*"/>
+		    <allow send_destination="*"/>
+		    <allow receive_sender="*"/>
+		  </policy>
+		</busconfig>
+	EOF
+	bg "$ns" "$dbus_log" dbus-daemon --nofork --nopidfile --config-file="$dir/bus.conf"
+	SI_DBUS_PID=$BG_PID
+	wait_for 10 test -S "$dir/system_bus_socket" ||
+		{ echo "dbus-daemon did not come up in $ns: $(cat "$dbus_log")" >&2; exit 1; }
+	bg "$ns" "$log" "$PY" "$STANDIN" "$addr" "$STANDIN_LIFETIME" "$$"
+	SI_PID=$BG_PID
+	if ! wait_for 10 timeout 10 ip netns exec "$ns" busctl --address="$addr" --auto-start=no --timeout=5 \
+		call "$FWD" /org/fedoraproject/FirewallD1 "$FWD" getDefaultZone; then
+		echo "the firewalld stand-in did not answer on $addr in $ns:" >&2
+		cat "$log" >&2
+		exit 1
+	fi
+}
+
 step "private system bus and the firewalld stand-in in srv"
-mkdir -p "$BUS_DIR"
-cat >"$BUS_DIR/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>$BUS_ADDR</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-EOF
-bg "$SRV" "$E2E_TMP/dbus.log" dbus-daemon --nofork --nopidfile --config-file="$BUS_DIR/bus.conf"
-DBUS_PID=$BG_PID
-wait_for 10 test -S "$BUS_DIR/system_bus_socket" ||
-	{ echo "dbus-daemon did not come up: $(cat "$E2E_TMP/dbus.log")" >&2; exit 1; }
-bg "$SRV" "$E2E_TMP/standin.log" "$PY" "$STANDIN" "$BUS_ADDR" "$STANDIN_LIFETIME" "$$"
-STANDIN_PID=$BG_PID
-if ! wait_for 10 fw "$FWD" getDefaultZone; then
-	echo "the firewalld stand-in did not answer on $BUS_ADDR:" >&2
-	cat "$E2E_TMP/standin.log" >&2
-	exit 1
-fi
+start_standin "$SRV" "$BUS_DIR" "$E2E_TMP/dbus.log" "$E2E_TMP/standin.log"
+DBUS_PID=$SI_DBUS_PID
+STANDIN_PID=$SI_PID
 info "dbus-daemon pid $DBUS_PID, bus $BUS_ADDR; stand-in pid $STANDIN_PID"
 # The hook reads the bus from its environment; wg-quick's PostUp/PreDown and the watcher the hook
 # starts inherit it.
@@ -624,6 +685,12 @@ assert_ok "wg-quick up $SRV_IF (srv, PostUp runs wgfw-hook up) exits 0" timeout 
 info "the hook's output in wg-quick up:"
 grep -vE '^\[#\] (ip|wireguard-go|wg) |^[│┌└]|Unknown device type|Missing WireGuard kernel module' <<<"$RUN_OUT" |
 	head -n 30 | sed 's/^/    | /' || true
+UP_OUT=$RUN_OUT
+assert_match "up printed the zone change as firewall-cmd ([#] ...)" \
+	"^\[#\] firewall-cmd --zone=trusted --change-interface=$SRV_IF " "$UP_OUT"
+assert_match "up printed the port it opened as firewall-cmd ([#] ...)" \
+	"^\[#\] firewall-cmd --zone=public --add-port=$WG_PORT/udp " "$UP_OUT"
+assert_no_match "up printed none of its questions to firewalld" 'get-zone|query-port|getZoneOf|queryPort' "$UP_OUT"
 assert_eq "the stand-in says $SRV_IF is in zone trusted" 's "trusted"' "$(zone_of "$SRV_IF")"
 assert_eq "the stand-in says $WG_PORT/udp is open in zone public" 'b true' "$(port_state)"
 assert_eq "the stand-in's filter_INPUT: what it allows, written by itself" \
@@ -666,6 +733,10 @@ timeout 60 ip netns exec "$CLI" wg-quick down "$CLI_CONF" >/dev/null 2>&1 || inf
 step "4: wg-quick down $SRV_IF (PreDown runs wgfw-hook down): the stand-in is as before up"
 assert_ok "wg-quick down $SRV_IF (srv) exits 0" timeout 60 ip netns exec "$SRV" wg-quick down "$SRV_IF"
 grep -vE '^\[#\] (ip|wireguard-go|wg) ' <<<"$RUN_OUT" | head -n 20 | sed 's/^/    | /' || true
+assert_match "down printed the port it closed as firewall-cmd ([#] ...)" \
+	"^\[#\] firewall-cmd --zone=public --remove-port=$WG_PORT/udp " "$RUN_OUT"
+assert_match "down printed the interface taken out of trusted as firewall-cmd ([#] ...)" \
+	"^\[#\] firewall-cmd --zone=trusted --remove-interface=$SRV_IF " "$RUN_OUT"
 assert_eq "the stand-in says $SRV_IF is in no zone again" 's ""' "$(zone_of "$SRV_IF")"
 assert_eq "the stand-in says $WG_PORT/udp is closed in public again" 'b false' "$(port_state)"
 assert_eq "table inet firewalld is exactly as before up" "$FW_TABLE_BEFORE" "$(fw_table)"
@@ -677,7 +748,7 @@ info "the stand-in's log of calls (up and down):"
 sed 's/^/    | /' "$E2E_TMP/standin.log"
 
 # ---------------------------------------------------------------------------------------------
-step "5: without the API (bus $NO_BUS): wgfw-hook up must fail cleanly, nothing left"
+step "5: without the API (bus $NO_BUS): wgfw-hook up must refuse before any change, nothing left"
 assert_ok "wg-quick up $PLAIN_CONF (srv, no hook) exits 0" timeout 60 ip netns exec "$SRV" wg-quick up "$PLAIN_CONF"
 CALLS_BEFORE=$(grep -c . "$E2E_TMP/standin.log" || true)
 snapshot_sysctls "$SRV" "$E2E_TMP/sysctls-before-noapi" eth0 "$SRV_IF"
@@ -695,13 +766,16 @@ else
 	fail "wgfw-hook up without the API exits non-zero" "got exit $NOAPI_RC"
 fi
 # Besides its `[#] COMMAND` trace (wg-quick's convention: every program it runs, on stderr, also
-# when all goes well), the hook must say one line: the refusal, naming firewalld's table.
+# when all goes well), the hook must say one line: the refusal, naming firewalld's table. It says
+# it before changing anything: no nft -f, no restore ran (no [#] line at all).
 NOAPI_TRACE=$(grep -c '^\[#\] ' <<<"$NOAPI_ERR" || true)
 NOAPI_SAID=$(grep -v '^\[#\] ' <<<"$NOAPI_ERR" | grep . || true)
 info "stderr: $NOAPI_TRACE line(s) of [#] command trace, $(grep -c . <<<"$NOAPI_SAID" || true) other line(s)"
 assert_eq "... and says exactly one line on stderr besides its [#] command trace" 1 "$(grep -c . <<<"$NOAPI_SAID" || true)"
-assert_match "... that names the refusal (Operation not permitted in inet firewalld)" \
-	'inet firewalld.*Operation not permitted|Operation not permitted.*inet firewalld' "$NOAPI_SAID"
+assert_match "... that says firewalld owns its table and its API did not answer" \
+	'firewalld owns its nftables table \(flags owner, NftablesTableOwner=yes\).*D-Bus API did not answer: start firewalld' "$NOAPI_SAID"
+assert_no_match "... and not the kernel's flattened refusal" 'Operation not permitted' "$NOAPI_SAID"
+assert_eq "... said before any change: no [#] command ran" 0 "$NOAPI_TRACE"
 nothing_installed "after the refused up"
 snapshot_sysctls "$SRV" "$E2E_TMP/sysctls-after-noapi" eth0 "$SRV_IF"
 assert_same_file "after the refused up: srv's sysctls (all, default, eth0, $SRV_IF) are untouched" \
@@ -713,15 +787,141 @@ assert_eq "the stand-in still says $WG_PORT/udp is closed" 'b false' "$(port_sta
 assert_ok "wg-quick down $PLAIN_CONF (srv, no hook) exits 0" timeout 60 ip netns exec "$SRV" wg-quick down "$PLAIN_CONF"
 
 # ---------------------------------------------------------------------------------------------
-step "the stand-in ran throughout"
-if kill -0 "$STANDIN_PID" 2>/dev/null; then pass "the stand-in (pid $STANDIN_PID) still runs"; else fail "the stand-in (pid $STANDIN_PID) still runs" "$(cat "$E2E_TMP/standin.log")"; fi
-assert_no_match "the stand-in's nft -i never complained" 'ERROR' "$(cat "$E2E_TMP/standin.log")"
-bg_stop "$STANDIN_PID"
-if wait_for 5 bash -c "! ip netns exec '$SRV' nft list table inet firewalld"; then
-	pass "the stand-in stopped: its owned table went with its nft -i"
+step "6: the client role (kill switch) behind an owner-flagged firewalld of its own in cli"
+assert_ok "wg-quick up $SRV_IF (srv, with the hook, as in step 3) exits 0" timeout 60 ip netns exec "$SRV" wg-quick up "$SRV_IF"
+start_standin "$CLI" "$CLI_BUS_DIR" "$E2E_TMP/cli-dbus.log" "$E2E_TMP/cli-standin.log"
+CLI_DBUS_PID=$SI_DBUS_PID
+CLI_STANDIN_PID=$SI_PID
+info "cli: dbus-daemon pid $CLI_DBUS_PID, bus $CLI_BUS_ADDR; stand-in pid $CLI_STANDIN_PID"
+CLI_FW_BEFORE=$(fw_table "$CLI")
+info "cli's table inet firewalld before up:"
+printf '%s\n' "$CLI_FW_BEFORE" | sed 's/^/    | /'
+assert_match "cli's table inet firewalld shows flags owner" '^[[:space:]]*flags owner$' "$CLI_FW_BEFORE"
+assert_rc "another process cannot add a rule to cli's table inet firewalld (exit 1)" 1 \
+	ip netns exec "$CLI" nft add rule inet firewalld filter_FORWARD accept
+
+# 6a: the control. The stand-in filters no output: only the kill switch can stop this.
+tcp_probe "$CLI" 198.51.100.1 "$OUTSIDE_PORT" 3
+if [[ $PROBE == open && $PROBE_OUT == 198.51.100.2 ]]; then
+	pass "6a without the hook: cli reaches 198.51.100.1:$OUTSIDE_PORT outside the tunnel (the control)"
 else
-	fail "the stand-in stopped: its owned table went with its nft -i" "$(fw_table)"
+	fail "6a without the hook: cli reaches 198.51.100.1:$OUTSIDE_PORT outside the tunnel (the control)" \
+		"probe: $PROBE" "output: $PROBE_OUT"
 fi
-bg_stop "$DBUS_PID"
+
+# 6b: plan's note on what cli forwards into the tunnel, which is firewalld's to allow.
+FWD4_BEFORE=$(ip netns exec "$CLI" sysctl -n net.ipv4.ip_forward)
+FWD6=$(ip netns exec "$CLI" sysctl -n net.ipv6.conf.all.forwarding 2>/dev/null || echo 0)
+ip netns exec "$CLI" sysctl -q -w net.ipv4.ip_forward=1
+assert_ok "6b wgfw-hook plan $CLI_IF --role client exits 0 (cli forwards)" \
+	cli "$BIN" plan "$CLI_IF" --role client --backend "$BACKEND"
+PLAN_NOTE=$(grep -E '^# note: firewalld decides' <<<"$RUN_OUT" || true)
+info "the note: $PLAN_NOTE"
+assert_match "... notes that firewalld decides what cli forwards into $CLI_IF" \
+	"^# note: firewalld decides what this host forwards into $CLI_IF " "$PLAN_NOTE"
+assert_match "... with the permanent policy that allows it (egress: the default zone, public)" \
+	'firewall-cmd --permanent --new-policy wgfw-[A-Za-z0-9_-]+ && firewall-cmd --permanent --policy wgfw-[A-Za-z0-9_-]+ --add-ingress-zone LAN_ZONE && .*--add-egress-zone public && .*--set-target ACCEPT && firewall-cmd --reload' \
+	"$PLAN_NOTE"
+assert_no_match "... and says up writes nothing into firewalld's table (no accepts planned there)" \
+	'default deny of nft inet firewalld' "$RUN_OUT"
+ip netns exec "$CLI" sysctl -q -w net.ipv4.ip_forward=0
+if [[ $FWD6 == 0 ]]; then
+	assert_ok "6b wgfw-hook plan $CLI_IF --role client exits 0 (cli forwards nothing)" \
+		cli "$BIN" plan "$CLI_IF" --role client --backend "$BACKEND"
+	assert_no_match "... and then says nothing of a firewalld policy" 'firewalld decides|new-policy' "$RUN_OUT"
+else
+	info "6b cli's IPv6 forwarding is on ($FWD6): the laptop case is not tested"
+fi
+ip netns exec "$CLI" sysctl -q -w net.ipv4.ip_forward="$FWD4_BEFORE"
+
+# 6c: without cli's API, the client's accepts would go into the owned table: refused at once.
+assert_ok "6c wg-quick up $CLI_CONF (cli, no hook) exits 0" timeout 60 ip netns exec "$CLI" wg-quick up "$CLI_CONF"
+run_capture timeout 60 ip netns exec "$CLI" env DBUS_SYSTEM_BUS_ADDRESS="$NO_BUS" \
+	"$BIN" up "$CLI_IF" --role client --backend "$BACKEND"
+info "exit status $RUN_RC; output:"
+printf '%s\n' "$RUN_OUT" | sed 's/^/    | /'
+if [[ $RUN_RC -ne 0 && $RUN_RC -ne 124 ]]; then
+	pass "6c wgfw-hook up --role client without the API exits non-zero ($RUN_RC)"
+else
+	fail "6c wgfw-hook up --role client without the API exits non-zero" "got exit $RUN_RC"
+fi
+CLI_SAID=$(grep -v '^\[#\] ' <<<"$RUN_OUT" | grep . || true)
+assert_eq "... and says exactly one line besides its [#] command trace" 1 "$(grep -c . <<<"$CLI_SAID" || true)"
+assert_match "... that firewalld owns its table and its API did not answer" \
+	'firewalld owns its nftables table .*D-Bus API did not answer' "$CLI_SAID"
+assert_eq "... said before any change: no [#] command ran" 0 "$(grep -c '^\[#\] ' <<<"$RUN_OUT" || true)"
+nothing_installed "6c after the refused client up" cli
+assert_eq "6c cli's table inet firewalld is exactly as before" "$CLI_FW_BEFORE" "$(fw_table "$CLI")"
+timeout 60 ip netns exec "$CLI" wg-quick down "$CLI_CONF" >/dev/null 2>&1 || info "cli wg-quick down failed"
+
+# 6d: the client with the hook, firewalld's API answering.
+assert_ok "6d wg-quick up $CLI_IF (cli, PostUp runs wgfw-hook up --role client) exits 0" \
+	cli wg-quick up "$CLI_IF"
+info "the hook's output in wg-quick up:"
+grep -vE '^\[#\] (ip|wireguard-go|wg) |^[│┌└]|Unknown device type|Missing WireGuard kernel module' <<<"$RUN_OUT" |
+	head -n 30 | sed 's/^/    | /' || true
+assert_no_match "6d up asked firewalld for no change (no [#] firewall-cmd line)" '^\[#\] firewall-cmd' "$RUN_OUT"
+assert_eq "6d cli's stand-in was asked for no change (its log of calls)" 0 "$(changes_asked "$E2E_TMP/cli-standin.log")"
+assert_eq "6d nothing of the hook's in cli's table inet firewalld (grep -c wgfw)" 0 "$(fw_table "$CLI" | grep -c wgfw || true)"
+assert_eq "6d cli's table inet firewalld is byte for byte as before up" "$CLI_FW_BEFORE" "$(fw_table "$CLI")"
+assert_ge "6d the hook's kill switch is installed in cli ($BACKEND)" 1 "$(srv_hook_rules "$CLI" | grep -c . || true)"
+assert_ge "6d a wgfw-hook watcher runs in cli" 1 "$(watchers "$CLI" | wc -l)"
+if ping_until "$CLI" 10.66.0.1 15; then
+	pass "6d cli pings 10.66.0.1 through the tunnel"
+else
+	fail "6d cli pings 10.66.0.1 through the tunnel" "ping -c1 -W1 10.66.0.1 failed 15 times" \
+		"$(ip netns exec "$CLI" wg show "$CLI_IF" 2>&1)" "$(fw_table "$CLI")"
+fi
+tcp_probe "$CLI" 192.0.2.1 8080 3
+if [[ $PROBE == open && $PROBE_OUT == 203.0.113.2 ]]; then
+	pass "6d cli reaches 192.0.2.1:8080 (TCP) through the tunnel, masqueraded by srv as 203.0.113.2"
+else
+	fail "6d cli reaches 192.0.2.1:8080 (TCP) through the tunnel" "probe: $PROBE" "output: $PROBE_OUT"
+fi
+capture_start "$INET" to-cli "tcp and dst port $OUTSIDE_PORT"
+tcp_probe "$CLI" 198.51.100.1 "$OUTSIDE_PORT" 3
+sleep 0.5
+bg_stop "$CAP_PID"
+if [[ $PROBE == refused ]]; then
+	pass "6d the kill switch rejects 198.51.100.1:$OUTSIDE_PORT outside the tunnel at once (TCP reset)"
+else
+	fail "6d the kill switch rejects 198.51.100.1:$OUTSIDE_PORT outside the tunnel at once (TCP reset)" \
+		"probe: $PROBE" "output: $PROBE_OUT"
+fi
+assert_no_match "6d ... and none of that probe reached inet's wire" ' IP ' "$(cat "$CAP_LOG")"
+assert_ok "6d wgfw-hook check $CLI_IF exits 0" cli "$BIN" check "$CLI_IF"
+run_capture timeout 30 ip netns exec "$CLI" "$BIN" status "$CLI_IF"
+assert_no_match "6d wgfw-hook status $CLI_IF names no firewalld change" 'firewalld' "$RUN_OUT"
+
+# 6e: down.
+assert_ok "6e wg-quick down $CLI_IF (cli, PreDown runs wgfw-hook down) exits 0" cli wg-quick down "$CLI_IF"
+assert_no_match "6e down asked firewalld for no change (no [#] firewall-cmd line)" '^\[#\] firewall-cmd' "$RUN_OUT"
+assert_eq "6e cli's table inet firewalld is byte for byte as before up" "$CLI_FW_BEFORE" "$(fw_table "$CLI")"
+assert_eq "6e cli's stand-in was asked for no change" 0 "$(changes_asked "$E2E_TMP/cli-standin.log")"
+nothing_installed "6e after down" cli
+tcp_probe "$CLI" 198.51.100.1 "$OUTSIDE_PORT" 3
+assert_eq "6e the control reaches 198.51.100.1:$OUTSIDE_PORT again (the kill switch is gone)" open "$PROBE"
+info "cli's stand-in's log of calls:"
+sed 's/^/    | /' "$E2E_TMP/cli-standin.log"
+assert_ok "wg-quick down $SRV_IF (srv) exits 0" timeout 60 ip netns exec "$SRV" wg-quick down "$SRV_IF"
+assert_eq "srv's table inet firewalld is exactly as before up" "$FW_TABLE_BEFORE" "$(fw_table)"
+nothing_installed "after srv's down"
+
+# ---------------------------------------------------------------------------------------------
+step "the stand-ins ran throughout"
+for si in "srv $STANDIN_PID $DBUS_PID $E2E_TMP/standin.log" "cli $CLI_STANDIN_PID $CLI_DBUS_PID $E2E_TMP/cli-standin.log"; do
+	read -r who pid dbus_pid log <<<"$si"
+	ns=$SRV
+	[[ $who == srv ]] || ns=$CLI
+	if kill -0 "$pid" 2>/dev/null; then pass "$who's stand-in (pid $pid) still runs"; else fail "$who's stand-in (pid $pid) still runs" "$(cat "$log")"; fi
+	assert_no_match "$who's stand-in's nft -i never complained" 'ERROR' "$(cat "$log")"
+	bg_stop "$pid"
+	if wait_for 5 bash -c "! ip netns exec '$ns' nft list table inet firewalld"; then
+		pass "$who's stand-in stopped: its owned table went with its nft -i"
+	else
+		fail "$who's stand-in stopped: its owned table went with its nft -i" "$(fw_table "$ns")"
+	fi
+	bg_stop "$dbus_pid"
+done
 
 summary
