@@ -56,6 +56,12 @@ const LEGACY_POLL: Duration = Duration::from_secs(30);
 const BLIND_POLL: Duration = Duration::from_secs(5);
 /// A look now and then even where notifications come: a lost one costs this much at most.
 const SAFETY_NET: Duration = Duration::from_secs(300);
+/// A look the system refused (a table another program deleted under the repair: firewalld's
+/// reload guard) is taken again after `FIRST_RETRY`, then after twice as long each time it
+/// fails again, up to the whole look's interval: a passing failure costs a moment, a lasting
+/// one is not said more often than a look comes anyway. An edit that does not parse waits for
+/// the next edit.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
 const FIGHT_REPAIRS: usize = 5;
 const FIGHT_WINDOW: Duration = Duration::from_secs(60);
 const FIRST_HOLD_OFF: Duration = Duration::from_secs(10);
@@ -415,6 +421,9 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
     let mut last_look = Instant::now();
     // iptables-legacy's tables as last seen (None: look again).
     let mut legacy_seen = None;
+    // When a look the system refused is taken again, the wait it earned, and whether it made
+    // the plan anew.
+    let mut retry: Option<(Instant, Duration, bool)> = None;
     // Whether the legacy tables' sizes can be asked (a raw socket); else whole looks only.
     let peeks = legacy && crate::system::xtables::fingerprint().is_some();
     loop {
@@ -431,6 +440,9 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                 let mut next = poll.saturating_sub(last_look.elapsed());
                 if legacy && peeks {
                     next = next.min(LEGACY_PEEK);
+                }
+                if let Some((at, ..)) = retry {
+                    next = next.min(at.saturating_duration_since(Instant::now()));
                 }
                 match &live {
                     Some(p) => next.min(p.next.saturating_duration_since(Instant::now())),
@@ -537,6 +549,13 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                 undone = true;
             }
         }
+        if let Some((at, _, anew)) = retry
+            && pending.is_none()
+            && Instant::now() >= at
+        {
+            pending = Some("the failed look".into());
+            replan |= anew;
+        }
         if pending.is_none() && last_look.elapsed() >= poll {
             // A namespace held by processes alone goes unnoticed until then.
             if netns.is_some_and(|ns| !netns::held_by_others(ns)) {
@@ -573,11 +592,8 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
         let legacy_before = legacy.then(crate::system::xtables::fingerprint).flatten();
         let counts = std::mem::take(&mut undone);
         host::take_peers_read(iface);
-        let planned = if std::mem::take(&mut replan) {
-            plan_anew(args)
-        } else {
-            look(iface)
-        };
+        let anew = std::mem::take(&mut replan);
+        let planned = if anew { plan_anew(args) } else { look(iface) };
         let committed = matches!(planned, Ok(Look::Replanned | Look::Repaired { .. }));
         let failed = planned.is_err();
         if let (false, Some(p), Some(peers)) = (failed, &mut live, host::take_peers_read(iface)) {
@@ -633,12 +649,25 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                     }
                 }
             }
+            Err(e @ Error::System(_)) => {
+                let wait = retry.map_or(FIRST_RETRY, |(_, w, _)| (w * 2).min(poll));
+                crate::errln!(
+                    "wgfw-hook: {iface}: {e} (after {cause}; the firewall stays as it was; a look again in {} ms)",
+                    wait.as_millis()
+                );
+                state.error = Some(e.to_string());
+                retry = Some((Instant::now() + wait, wait, anew));
+            }
             Err(e) => {
                 crate::errln!(
                     "wgfw-hook: {iface}: {e} (after {cause}; the firewall stays as it was)"
                 );
                 state.error = Some(e.to_string());
+                retry = None;
             }
+        }
+        if !failed {
+            retry = None;
         }
         if committed {
             // What was committed while it ran is seen by the next look, at once.

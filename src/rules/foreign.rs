@@ -116,6 +116,12 @@ pub struct View {
 /// firewalld's table, as nft names it.
 pub const FIREWALLD_TABLE: &str = "inet firewalld";
 
+/// The table firewalld holds only while it reloads (everything but established traffic
+/// dropped) and in panic mode (everything dropped): its drops are firewalld's on purpose, and
+/// it is gone again within the reload. Nothing of ours goes there: an accept would open a
+/// panicking host, and one added during a reload fails when the table goes under it.
+pub const FIREWALLD_POLICY_TABLE: &str = "inet firewalld_policy_drop";
+
 /// The zone a server's tunnel interface is put in: its ingress accepted, to this host and
 /// forwarded (but not new connections from other zones to the peers). Our own table still
 /// judges that traffic, and its drops are final.
@@ -341,7 +347,7 @@ fn nft_drops(ruleset: &Listing) -> Vec<(String, String, &'static str)> {
                     "filter_FORWARD" if !policies("forward") => Some("forward"),
                     _ => None,
                 }
-            } else if id == TABLE || iptables {
+            } else if id == TABLE || id == FIREWALLD_POLICY_TABLE || iptables {
                 None
             } else {
                 let drops = c.base.as_ref().is_some_and(|b| {
@@ -603,6 +609,11 @@ mod tests {
             ["filter_FORWARD_POLICIES_post", "filter_INPUT_POLICIES_post"]
         );
         assert!(needed(&server_plan(), &View::default()).is_empty());
+        // firewalld's reload and panic guard is left alone, with or without its API.
+        let reloading = format!(
+            "{with_policies}table inet firewalld_policy_drop {{\n\tchain filter_input {{\n\t\ttype filter hook input priority filter + 9; policy drop;\n\t}}\n\tchain filter_forward {{\n\t\ttype filter hook forward priority filter + 9; policy drop;\n\t}}\n}}\n"
+        );
+        assert_eq!(needed(&server_plan(), &nft_view(&reloading)).len(), 2);
         // Where firewalld answers on D-Bus, a server's tunnel goes through its API instead:
         // the interface in trusted, the port and the services in the WAN's zone.
         let api = View {
