@@ -148,6 +148,22 @@ pub(crate) fn chains_of(
 /// What is there before a change. `installed`: the interface's chains are expected (a repair,
 /// an `up` again): iptables-nft's overview and its `-save`s are then read side by side. A first
 /// `up` reads the overview first, which may spare it the `-save`s of a host of many rules.
+/// Keeps the programs a repair on `backend` runs started before they are needed
+/// (`system::warm`): nft's for the overview and the commit, iptables-nft's restores. Not
+/// iptables-legacy's: a waiting restore would hold the xtables lock.
+pub(crate) fn keep_waiting(backend: Backend) {
+    match backend {
+        Backend::Nft => cmd::keep_waiting("nft", &["-f", "-"], 2),
+        Backend::Iptables(v @ Variant::Nft) => {
+            cmd::keep_waiting("nft", &["-f", "-"], 1);
+            for f in [Family::V4, Family::V6] {
+                cmd::keep_waiting(&v.restore(f), &iptables::RESTORE_ARGS, 1);
+            }
+        }
+        Backend::Iptables(Variant::Legacy) => {}
+    }
+}
+
 pub(crate) fn read(backend: Backend, families: &[Family], installed: bool) -> Result<Before> {
     Ok(match backend {
         Backend::Iptables(Variant::Nft) if installed && cmd::find("nft").is_some() => {

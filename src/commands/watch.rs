@@ -32,7 +32,7 @@ use crate::rules::Backend;
 use crate::rules::iptables::Variant;
 use crate::system::events::{self, Event, Events};
 use crate::system::state::Store;
-use crate::system::{host, netns, nftgen};
+use crate::system::{cmd, host, netns, nftgen};
 
 use super::install::{Guard, install};
 use super::watcher::{self, Watcher, running};
@@ -414,6 +414,10 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
     let legacy = record
         .as_ref()
         .is_some_and(|r| r.backend == Backend::Iptables(Variant::Legacy));
+    if let Some(r) = &record {
+        crate::backend::keep_waiting(r.backend);
+        cmd::start_waiting();
+    }
     let role = record.map_or(Role::Server, |r| r.role);
     let mut live = LivePoll::new(iface, asks(iface, w.config.as_deref(), role));
     let mut saved = state.clone();
@@ -686,6 +690,8 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
             (_, true) => legacy.then(crate::system::xtables::fingerprint).flatten(),
             _ => legacy_before,
         };
+        // The programs this look ran are started again for the next.
+        cmd::start_waiting();
         if state != saved {
             save(iface, &state);
             saved = state.clone();

@@ -52,6 +52,19 @@ pub(crate) fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<O
     Ok(out)
 }
 
+/// Keeps `count` of `program args` started and waiting in this process from the next
+/// `start_waiting` on (`system::warm`): the watcher's repairs run them.
+pub(crate) fn keep_waiting(program: &str, args: &[&str], count: usize) {
+    if let Some(path) = find(program) {
+        super::warm::keep(&path, args, count);
+    }
+}
+
+/// Starts what `keep_waiting` asked for and is not waiting.
+pub(crate) fn start_waiting() {
+    super::warm::refill();
+}
+
 /// `run` for several programs at once (`Os::run_together`): results in the order given.
 pub(crate) fn run_together(jobs: &[(&str, &[&str], Option<&str>)]) -> Vec<Result<Output>> {
     let paths: Vec<Result<PathBuf>> = jobs.iter().map(|(program, ..)| locate(program)).collect();

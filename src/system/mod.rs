@@ -19,4 +19,5 @@ pub(crate) mod state;
 pub(crate) mod sys;
 pub(crate) mod sysctl;
 pub(crate) mod uapi;
+pub(crate) mod warm;
 pub mod xtables;

@@ -3,6 +3,9 @@
 //! same number as right after our own commit proves that the ruleset is as we left it, without
 //! listing it: `nft list table` reads every set element, 150 ms at 10,000 peers.
 
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+
 use crate::system::sys;
 
 const NETLINK_NETFILTER: i32 = 12;
@@ -14,19 +17,38 @@ const NFTA_GEN_ID: u16 = 1;
 /// The attribute type without its NLA_F_NESTED and NLA_F_NET_BYTEORDER bits.
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
+/// The socket the generation is asked on, opened once: one opened anew right after a commit
+/// that deleted something waits until the committing program is done (`system::warm`), and
+/// the watcher asks at once after every change.
+static SOCKET: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
 /// The ruleset's generation now; None where the kernel cannot be asked.
 pub(crate) fn generation() -> Option<u32> {
-    let fd = sys::raw_socket(sys::AF_NETLINK, NETLINK_NETFILTER)?;
+    let mut kept = SOCKET.lock().ok()?;
+    // A kept socket that fails is opened anew, once.
+    for _ in 0..2 {
+        if kept.is_none() {
+            *kept = sys::raw_socket(sys::AF_NETLINK, NETLINK_NETFILTER);
+        }
+        match ask(kept.as_ref()?) {
+            Some(g) => return Some(g),
+            None => *kept = None,
+        }
+    }
+    None
+}
+
+fn ask(fd: &OwnedFd) -> Option<u32> {
     // nlmsghdr (16), then nfgenmsg: family AF_UNSPEC, version NFNETLINK_V0, resource id 0.
     let mut req = [0u8; 20];
     req[0..4].copy_from_slice(&20u32.to_ne_bytes());
     req[4..6].copy_from_slice(&GETGEN.to_ne_bytes());
     req[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-    if !sys::send_all(&fd, &req) {
+    if !sys::send_all(fd, &req) {
         return None;
     }
     let mut buf = [0u8; 512];
-    let n = sys::recv_into(&fd, &mut buf)?;
+    let n = sys::recv_into(fd, &mut buf)?;
     parse(&buf[..n])
 }
 

@@ -3,18 +3,19 @@
 //! puts a recording fake (`system::fake`) in its place for the thread it runs on, and so checks
 //! the order of every step and of every undo without root.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::config::types::IfaceName;
 
-use super::sys;
+use super::{sys, warm};
 
 pub(crate) struct Output {
     pub(crate) ok: bool,
@@ -78,19 +79,21 @@ fn run_bounded(
     deadline: Duration,
     cap: usize,
 ) -> io::Result<Output> {
-    let mut child = Command::new(path)
-        .args(args)
-        .env_clear()
-        .env("PATH", SAFE_PATH)
-        .env("LC_ALL", "C")
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let (mut child, input) = match waiting(path, args, input) {
+        Some((child, text)) => {
+            log::debug!("{} was started beforehand", path.display());
+            (child, Some(text))
+        }
+        None => {
+            let stdin = if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            };
+            let child = warm::command(path, args, stdin).spawn()?;
+            (child, input.map(Cow::Borrowed))
+        }
+    };
     let end = Instant::now() + deadline;
     let timed_out = || {
         io::Error::new(
@@ -120,6 +123,23 @@ fn run_bounded(
         stdout: text(stdout),
         stderr: text(stderr),
     })
+}
+
+/// A program for `path args` the watcher keeps waiting (`system::warm`), and what to feed it:
+/// `input`; for a plain `nft` command, the command itself, given to a waiting `nft -f -`.
+fn waiting<'a>(
+    path: &Path,
+    args: &[&str],
+    input: Option<&'a str>,
+) -> Option<(Child, Cow<'a, str>)> {
+    if let Some(text) = input {
+        return Some((warm::take(path, args)?, Cow::Borrowed(text)));
+    }
+    if path.file_name()? != "nft" {
+        return None;
+    }
+    let script = warm::nft_script(args)?;
+    Some((warm::take(path, &["-f", "-"])?, Cow::Owned(script)))
 }
 
 /// Feeds `input` to the child and reads its stdout and stderr until both are closed, by
@@ -223,7 +243,7 @@ fn reap_by(child: &mut Child, end: Instant) -> io::Result<Option<ExitStatus>> {
 
 /// The environment every program gets: nothing of the caller's (PATH, LD_PRELOAD) can change
 /// which program runs or how.
-const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl Os for Real {
     fn run(&self, path: &Path, args: &[&str], input: Option<&str>) -> io::Result<Output> {

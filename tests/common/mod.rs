@@ -44,12 +44,13 @@ pub fn in_netns(script: &str) -> Output {
     )
     .unwrap();
     // A script that fails half way leaves no state records of its namespace behind either, nor
-    // a watcher, which would keep the namespace alive.
+    // a watcher, which would keep the namespace alive: not in its network namespace, nor in one
+    // it made (its mount namespace is the script's own).
     let script = format!(
         "trap 'stop_watchers; rm -rf /run/wgfw/netns-$(stat -L -c %i /proc/self/ns/net).*' EXIT\n\
-         stop_watchers() {{ local p me; me=$(readlink /proc/self/ns/net)\n\
+         stop_watchers() {{ local p me mnt; me=$(readlink /proc/self/ns/net); mnt=$(readlink /proc/self/ns/mnt)\n\
            for p in /proc/[0-9]*; do\n\
-             [ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] || continue\n\
+             [ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] || [ \"$(readlink $p/ns/mnt 2>/dev/null)\" = \"$mnt\" ] || continue\n\
              tr '\\0' ' ' <$p/cmdline 2>/dev/null | grep -q '^[^ ]* watch ' && kill -9 ${{p#/proc/}} 2>/dev/null\n\
            done; return 0; }}\n{script}"
     );
@@ -117,7 +118,12 @@ snapshot() {
   for t in iptables-legacy-save ip6tables-legacy-save; do
     $t | { grep -v -e '^#' -e '^\*' -e '^COMMIT' -e '^:[A-Z]* ACCEPT' || true; } | sed 's/\[[0-9]*:[0-9]*\]//'
   done
-  nft list ruleset
+  # iptables-nft's tables are in its -save above: nft's rendering of their xt targets varies
+  # from one listing to the next ("XT target TCPMSS not found").
+  nft list ruleset | awk '
+    skip { depth += gsub(/\{/, "{") - gsub(/\}/, "}"); if (depth <= 0) skip = 0; next }
+    /^table (ip|ip6) (filter|nat|mangle|raw|security) \{/ { skip = 1; depth = 1; next }
+    { print }'
   { sysctl -a 2>/dev/null || true; } | grep -E '^net\.(ipv4|ipv6)\.' | { grep -v -e nf_conntrack -e '\.stable_secret' || true; }
 }
 fake_sbin() {
