@@ -603,6 +603,10 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
         if let (false, Some(p), Some(peers)) = (failed, &mut live, host::take_peers_read(iface)) {
             p.planned_with(&peers);
         }
+        // A look the system refused is taken again soon; any other outcome ends the retries.
+        let wait = matches!(planned, Err(Error::System(_)))
+            .then(|| retry.map_or(FIRST_RETRY, |(_, w, _)| (w * 2).min(poll)));
+        retry = wait.map(|w| (Instant::now() + w, w, anew));
         match planned {
             Ok(Look::Gone) => {
                 return finish(iface, "nothing is installed any more").map(|()| Ended::Stopped);
@@ -653,25 +657,15 @@ fn session(w: &Watched, events: &mut Events) -> Result<Ended> {
                     }
                 }
             }
-            Err(e @ Error::System(_)) => {
-                let wait = retry.map_or(FIRST_RETRY, |(_, w, _)| (w * 2).min(poll));
-                crate::errln!(
-                    "wgfw-hook: {iface}: {e} (after {cause}; the firewall stays as it was; a look again in {} ms)",
-                    wait.as_millis()
-                );
-                state.error = Some(e.to_string());
-                retry = Some((Instant::now() + wait, wait, anew));
-            }
             Err(e) => {
+                let again = wait.map_or(String::new(), |w| {
+                    format!("; a look again in {} ms", w.as_millis())
+                });
                 crate::errln!(
-                    "wgfw-hook: {iface}: {e} (after {cause}; the firewall stays as it was)"
+                    "wgfw-hook: {iface}: {e} (after {cause}; the firewall stays as it was{again})"
                 );
                 state.error = Some(e.to_string());
-                retry = None;
             }
-        }
-        if !failed {
-            retry = None;
         }
         if committed {
             // What was committed while it ran is seen by the next look, at once.

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod flags;
+pub mod fnmatch;
 pub mod forward;
 pub mod limits;
 pub mod networkd;
